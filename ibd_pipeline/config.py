@@ -1,0 +1,357 @@
+"""The project's configuration: the CRF contract, the center profiles, the study
+settings and the data directory.
+
+Everything clinical lives in data files of the project (never in ``../shared``):
+
+* ``schemas/crf.yaml``      - the canonical case report form (tables, fields, codes ...)
+* ``centers/<id>.yaml``     - one export profile per center (+ ``centers/vocabularies``)
+* ``study.yaml``            - every threshold, window and ordering of STUDY.md
+
+Paths can be redirected with environment variables (used by tests and deployments):
+``IBD_DATA_DIR`` (default ``./data``), ``IBD_STUDY_SETTINGS``, ``IBD_CENTERS_DIR``,
+``IBD_PSEUDONYM_KEY_FILE``.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+ROUNDS = ("A", "B", "ADJ")
+
+
+# --------------------------------------------------------------------------- CRF
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    type: str  # string | date | int | float | bool | code
+    required: bool = False
+    codes: tuple | None = None  # allowed canonical values (resolved codes_from)
+    range: tuple | None = None  # inclusive (low, high); None = open end
+    phi: str | None = None  # drop | pseudonymize | None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    key: tuple[str, ...]
+    fields: dict[str, FieldSpec]
+    description: str = ""
+
+    @property
+    def kept_fields(self) -> list[str]:
+        """Fields that may reach the warehouse (``phi: drop`` removed; ``mrn`` kept here,
+        it becomes ``patient_id``)."""
+        return [f for f, s in self.fields.items() if s.phi != "drop"]
+
+
+@dataclass(frozen=True)
+class Crf:
+    raw: dict
+    tables: dict[str, TableSpec]
+    drugs: dict[str, dict]
+    procedures: dict[str, dict]
+    lab_tests: dict[str, dict]
+    ae_terms: tuple[str, ...]
+    serious_by_definition: tuple[str, ...]
+
+    def table(self, name: str) -> TableSpec:
+        return self.tables[name]
+
+    @property
+    def data_tables(self) -> list[str]:
+        """Tables delivered in rounds A and B (everything but adjudications)."""
+        return [t for t in self.tables if t != "adjudications"]
+
+    def canonical_unit(self, test: str) -> str:
+        return self.lab_tests[test]["unit"]
+
+
+def _resolve_codes(crf_raw: dict, spec: dict) -> tuple | None:
+    if "codes" in spec:
+        return tuple(spec["codes"])
+    src = spec.get("codes_from")
+    if src is None:
+        return None
+    pool = crf_raw[src]
+    return tuple(pool.keys()) if isinstance(pool, dict) else tuple(pool)
+
+
+def schemas_dir() -> Path:
+    return PROJECT_ROOT / "schemas"
+
+
+@lru_cache(maxsize=4)
+def _load_crf(path: str) -> Crf:
+    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    tables: dict[str, TableSpec] = {}
+    for tname, t in raw["tables"].items():
+        fields = {}
+        for fname, f in t["fields"].items():
+            rng = f.get("range")
+            fields[fname] = FieldSpec(
+                name=fname,
+                type=f["type"],
+                required=bool(f.get("required", False)),
+                codes=_resolve_codes(raw, f),
+                range=tuple(rng) if rng is not None else None,
+                phi=f.get("phi"),
+                description=f.get("description", ""),
+            )
+        tables[tname] = TableSpec(tname, tuple(t["key"]), fields, t.get("description", ""))
+    return Crf(
+        raw=raw,
+        tables=tables,
+        drugs=raw["drugs"],
+        procedures=raw["procedures"],
+        lab_tests=raw["lab_tests"],
+        ae_terms=tuple(raw["ae_terms"]),
+        serious_by_definition=tuple(raw.get("serious_by_definition", [])),
+    )
+
+
+def load_crf(path: str | Path | None = None) -> Crf:
+    """The canonical CRF (``schemas/crf.yaml``)."""
+    return _load_crf(str(path or schemas_dir() / "crf.yaml"))
+
+
+# ------------------------------------------------------------------- centers
+@dataclass(frozen=True)
+class CenterProfile:
+    """One center's export profile, with its vocabulary resolved.
+
+    ``header_for(table, field)`` gives the column name the center writes;
+    ``code_map(field)`` maps the center's code spellings to canonical codes.
+    """
+
+    id: str
+    raw: dict
+    vocabulary: dict = field(default_factory=dict)
+
+    @property
+    def format(self) -> str:
+        return self.raw["format"]
+
+    @property
+    def encoding(self) -> str | None:
+        return self.raw.get("encoding")
+
+    @property
+    def file_pattern(self) -> str:
+        return self.raw["files"]
+
+    @property
+    def date_formats(self) -> list[str]:
+        return list(self.raw["dates"])
+
+    @property
+    def missing_tokens(self) -> list[str]:
+        return list(self.raw.get("missing", [""]))
+
+    @property
+    def units(self) -> dict[str, dict[str, float]]:
+        """Per lab test: {delivered unit: factor into the canonical unit}."""
+        return self.raw.get("units") or {}
+
+    @property
+    def sheets(self) -> dict[str, str]:
+        """Sheet name -> CRF table (xlsx centers)."""
+        return self.raw.get("sheets") or {}
+
+    def sheet_for(self, table: str) -> str | None:
+        for sheet, t in self.sheets.items():
+            if t == table:
+                return sheet
+        return None
+
+    def header_for(self, table: str, fname: str) -> str:
+        overrides = self.raw.get("header_overrides") or {}
+        if fname in overrides:
+            return overrides[fname]
+        if self.raw.get("headers", "canonical") == "canonical":
+            return fname
+        return self.vocabulary["headers"][table].get(fname, fname)
+
+    def headers(self, table: str, fields: list[str]) -> dict[str, str]:
+        """canonical field -> the center's column header."""
+        return {f: self.header_for(table, f) for f in fields}
+
+    def code_map(self, fname: str, ftype: str = "code") -> dict[str, Any]:
+        """The center's spelling -> canonical value for a coded or boolean field."""
+        codes = (self.vocabulary or {}).get("codes", {})
+        if ftype == "bool":
+            return dict(codes.get("bool", {}))
+        return dict(codes.get(fname, {}))
+
+
+def centers_dir() -> Path:
+    return Path(os.environ.get("IBD_CENTERS_DIR", PROJECT_ROOT / "centers"))
+
+
+@lru_cache(maxsize=4)
+def _load_centers(path: str) -> dict[str, CenterProfile]:
+    root = Path(path)
+    out = {}
+    for f in sorted(root.glob("*.yaml")):
+        raw = yaml.safe_load(f.read_text(encoding="utf-8"))
+        if not isinstance(raw, dict) or "format" not in raw:
+            continue  # units.yaml and other shared files
+        vocab = {}
+        if raw.get("vocabulary"):
+            vocab = yaml.safe_load(
+                (root / "vocabularies" / f"{raw['vocabulary']}.yaml").read_text(encoding="utf-8")
+            )
+        cid = raw.get("id", f.stem)
+        out[cid] = CenterProfile(id=cid, raw=raw, vocabulary=vocab)
+    return out
+
+
+def load_centers(path: str | Path | None = None) -> dict[str, CenterProfile]:
+    """Every center profile under ``centers/``, keyed by center id."""
+    return _load_centers(str(path or centers_dir()))
+
+
+def center_ids() -> list[str]:
+    return list(load_centers().keys())
+
+
+@lru_cache(maxsize=4)
+def _load_units(path: str) -> dict:
+    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+
+
+def load_unit_aliases() -> dict:
+    """Shared unit spellings (``centers/units.yaml``): {'aliases': {...}, 'qualifiers': [...]}."""
+    return _load_units(str(centers_dir() / "units.yaml"))
+
+
+# ------------------------------------------------------------------ settings
+def settings_path() -> Path:
+    return Path(os.environ.get("IBD_STUDY_SETTINGS", PROJECT_ROOT / "study.yaml"))
+
+
+@lru_cache(maxsize=8)
+def _load_settings(path: str, mtime: float) -> dict:
+    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+
+
+def load_settings(path: str | Path | None = None) -> dict:
+    """The study settings (``study.yaml``). Returns a fresh copy callers may modify."""
+    p = Path(path) if path else settings_path()
+    return copy.deepcopy(_load_settings(str(p), p.stat().st_mtime))
+
+
+def with_overrides(settings: dict, overrides: dict) -> dict:
+    """A copy of ``settings`` with nested ``overrides`` merged in (for tests, what-ifs)."""
+    out = copy.deepcopy(settings)
+
+    def merge(dst, src):
+        for k, v in src.items():
+            if isinstance(v, dict) and isinstance(dst.get(k), dict):
+                merge(dst[k], v)
+            else:
+                dst[k] = copy.deepcopy(v)
+
+    merge(out, overrides)
+    return out
+
+
+# ------------------------------------------------------------ data directory
+@dataclass(frozen=True)
+class DataPaths:
+    """Everything generated lives under one data directory (git-ignored)."""
+
+    root: Path
+
+    def inbox(self, center: str) -> Path:
+        return self.root / "inbox" / center
+
+    def archive(self, center: str) -> Path:
+        return self.root / "archive" / center
+
+    def outbox(self, center: str) -> Path:
+        return self.root / "outbox" / center
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "warehouse.duckdb"
+
+    @property
+    def snapshot(self) -> Path:
+        return self.root / "analytics.duckdb"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def secrets(self) -> Path:
+        return self.root / "secrets"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.root / "dagster_home"
+
+    @property
+    def ground_truth(self) -> Path:
+        return self.root / "ground_truth"
+
+    def ensure(self, centers: list[str] | None = None) -> "DataPaths":
+        for c in centers if centers is not None else center_ids():
+            for p in (self.inbox(c), self.archive(c), self.outbox(c)):
+                p.mkdir(parents=True, exist_ok=True)
+        self.reports.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def data_paths(root: str | Path | None = None) -> DataPaths:
+    """The data directory: ``root``, else ``$IBD_DATA_DIR``, else ``./data``."""
+    r = root or os.environ.get("IBD_DATA_DIR") or (Path.cwd() / "data")
+    return DataPaths(Path(r).resolve())
+
+
+# ----------------------------------------------------------- pseudonym key
+class MissingKeyError(RuntimeError):
+    pass
+
+
+def pseudonym_key_path(paths: DataPaths | None = None) -> Path:
+    env = os.environ.get("IBD_PSEUDONYM_KEY_FILE")
+    if env:
+        return Path(env)
+    return (paths or data_paths()).secrets / "pseudonym.key"
+
+
+def read_pseudonym_key(paths: DataPaths | None = None) -> bytes:
+    """The secret key of the keyed hash that replaces ``mrn``. Never stored in the
+    warehouse or git; read from ``IBD_PSEUDONYM_KEY_FILE``."""
+    p = pseudonym_key_path(paths)
+    if not p.exists():
+        raise MissingKeyError(
+            f"pseudonymization key file {p} does not exist: set IBD_PSEUDONYM_KEY_FILE "
+            "or run `ibd-pipeline init-key` (the demo creates one)"
+        )
+    key = p.read_bytes().strip()
+    if len(key) < 16:
+        raise MissingKeyError(f"pseudonymization key in {p} is shorter than 16 bytes")
+    return key
+
+
+def ensure_pseudonym_key(paths: DataPaths | None = None) -> Path:
+    """Create a random key file (mode 600) if none exists; return its path."""
+    p = pseudonym_key_path(paths)
+    if not p.exists():
+        import secrets
+
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(secrets.token_hex(32) + "\n")
+        os.chmod(p, 0o600)
+    return p
