@@ -250,12 +250,13 @@ def load_settings(path: str | Path | None = None) -> dict:
 
 
 def with_overrides(settings: dict, overrides: dict) -> dict:
-    """A copy of ``settings`` with nested ``overrides`` merged in (for tests, what-ifs)."""
+    """A copy of ``settings`` with nested ``overrides`` merged in (for tests, what-ifs);
+    an empty mapping replaces the setting (e.g. ``{"dtt": {"mechanism_groups": {}}}``)."""
     out = copy.deepcopy(settings)
 
     def merge(dst, src):
         for k, v in src.items():
-            if isinstance(v, dict) and isinstance(dst.get(k), dict):
+            if isinstance(v, dict) and v and isinstance(dst.get(k), dict):  # {} replaces
                 merge(dst[k], v)
             else:
                 dst[k] = copy.deepcopy(v)

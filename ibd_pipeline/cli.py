@@ -1,0 +1,180 @@
+"""`ibd-pipeline`: the command line of the study pipeline.
+
+    ibd-pipeline synth --out DIR --patients N --seed S   synthetic deliveries (+ ground truth)
+    ibd-pipeline synth-adjudicate                         a reviewer fills the outbox worklists
+    ibd-pipeline run [--center C]                         ingest the inboxes, materialize everything
+    ibd-pipeline rebuild                                  rebuild the warehouse from the archive
+    ibd-pipeline demo                                     the whole study on synthetic data
+    ibd-pipeline ui                                       the Dagster UI (sensor on)
+    ibd-pipeline init-key                                 create the pseudonymization key
+
+The data directory is --data-dir, else $IBD_DATA_DIR, else ./data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .config import PROJECT_ROOT, data_paths, ensure_pseudonym_key, load_centers
+
+
+def _paths(args):
+    return data_paths(args.data_dir)
+
+
+def cmd_synth(args) -> int:
+    from .synth import generate_deliveries
+
+    shares = float(args.discrepancy_share)
+    per_center = {}
+    for item in args.center_share or []:
+        c, _, v = item.partition("=")
+        per_center[c] = float(v)
+    share = {c: per_center.get(c, shares) for c in load_centers()} if per_center else shares
+    out = Path(args.out) if args.out else _paths(args).root / "inbox"
+    truth = generate_deliveries(out, n_patients=args.patients, seed=args.seed, discrepancy_share=share,
+                                delivery_date=args.date, truth_dir=Path(args.truth_dir) if args.truth_dir else None)
+    print(f"deliveries written under {out}; ground truth in {truth}")
+    return 0
+
+
+def adjudicate_outboxes(paths, truth_dir: Path | None = None) -> list[Path]:
+    """Fill the newest worklist of every center's outbox from the ground truth and drop
+    it into the center's inbox (the demo's senior reviewer)."""
+    from .synth import fill_worklist
+
+    truth_dir = truth_dir or paths.ground_truth
+    written = []
+    for center in load_centers():
+        out = paths.outbox(center)
+        candidates = sorted((p for p in out.glob("ADJ_*") if p.is_file()), key=lambda p: p.stat().st_mtime) if out.exists() else []
+        if not candidates:
+            continue
+        written.append(fill_worklist(candidates[-1], center, truth_dir, paths.inbox(center)))
+    return written
+
+
+def cmd_synth_adjudicate(args) -> int:
+    paths = _paths(args)
+    written = adjudicate_outboxes(paths, Path(args.truth_dir) if args.truth_dir else None)
+    for p in written:
+        print(f"adjudication file dropped: {p}")
+    if not written:
+        print("no worklist in any outbox")
+    return 0
+
+
+def cmd_init_key(args) -> int:
+    print(ensure_pseudonym_key(_paths(args)))
+    return 0
+
+
+def cmd_run(args) -> int:
+    from .runner import run_pipeline
+
+    s = run_pipeline(args.data_dir, centers=args.center or None, settle_seconds=args.settle)
+    print("\n".join(s.lines()))
+    return 0 if s.success else 1
+
+
+def cmd_rebuild(args) -> int:
+    from .runner import rebuild
+
+    s = rebuild(args.data_dir)
+    print("\n".join(s.lines()))
+    return 0 if s.success else 1
+
+
+def cmd_demo(args) -> int:
+    """Synthetic deliveries -> the whole study (two runs around the reviewer's
+    adjudication) -> where the warehouse, the report and the UI are."""
+    from .runner import run_pipeline
+    from .intake import accepted_deliveries
+    from .synth import generate_deliveries
+
+    paths = _paths(args).ensure()
+    os.environ.setdefault("IBD_DATA_DIR", str(paths.root))
+    key = ensure_pseudonym_key(paths)
+    if not any(accepted_deliveries(paths, c) for c in load_centers()):
+        generate_deliveries(paths.root / "inbox", n_patients=args.patients, seed=args.seed, truth_dir=paths.ground_truth)
+        print(f"synthetic deliveries of {args.patients} screened patients written to {paths.root / 'inbox'}")
+    s1 = run_pipeline(paths.root, settle_seconds=0)
+    print("\n".join(s1.lines()))
+    dropped = adjudicate_outboxes(paths)
+    ok = s1.success
+    if dropped:
+        print(f"senior reviewer adjudicated {len(dropped)} worklist(s); loading the adjudications")
+        s2 = run_pipeline(paths.root, settle_seconds=0)
+        print("\n".join(s2.lines()))
+        ok = s2.success
+    print()
+    print(f"pseudonymization key : {key}")
+    print(f"working warehouse    : {paths.warehouse}")
+    print(f"analysts' snapshot   : {paths.snapshot}")
+    print(f"study report         : {paths.reports / 'study_report.html'}")
+    print(f"coordinator outboxes : {paths.root / 'outbox'}")
+    print(f"Dagster UI           : make dev  (or: IBD_DATA_DIR={paths.root} .venv/bin/dagster dev) -> http://127.0.0.1:3000")
+    return 0 if ok else 1
+
+
+def cmd_ui(args) -> int:
+    from .runner import ensure_dagster_home
+
+    paths = _paths(args).ensure()
+    env = dict(os.environ, IBD_DATA_DIR=str(paths.root), DAGSTER_HOME=str(ensure_dagster_home(paths)))
+    exe = Path(sys.executable).with_name("dagster")
+    cmd = [str(exe), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", args.host, "-p", str(args.port)]
+    os.chdir(PROJECT_ROOT)
+    os.execvpe(cmd[0], cmd, env)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="ibd-pipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", default=None, help="data directory (default $IBD_DATA_DIR or ./data)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("synth", help="write synthetic deliveries in the three centers' formats")
+    s.add_argument("--out", default=None, help="inbox root to write into (default <data-dir>/inbox)")
+    s.add_argument("--patients", type=int, default=122)
+    s.add_argument("--seed", type=int, default=20250401)
+    s.add_argument("--discrepancy-share", default=0.015, help="share of round-B fields differing from round A")
+    s.add_argument("--center-share", action="append", metavar="CENTER=SHARE", help="per-center discrepancy share")
+    s.add_argument("--date", default="20250401", help="delivery date in the file names (yyyymmdd)")
+    s.add_argument("--truth-dir", default=None)
+    s.set_defaults(fn=cmd_synth)
+
+    s = sub.add_parser("synth-adjudicate", help="fill the outbox worklists as the senior reviewer and drop them in the inboxes")
+    s.add_argument("--truth-dir", default=None)
+    s.set_defaults(fn=cmd_synth_adjudicate)
+
+    s = sub.add_parser("init-key", help="create the pseudonymization key file if missing")
+    s.set_defaults(fn=cmd_init_key)
+
+    s = sub.add_parser("run", help="ingest the inboxes and materialize everything (headless)")
+    s.add_argument("--center", action="append", help="only this center (repeatable)")
+    s.add_argument("--settle", type=float, default=None, help="seconds a file must be unchanged before it is taken")
+    s.set_defaults(fn=cmd_run)
+
+    s = sub.add_parser("rebuild", help="rebuild the warehouse from the archive alone")
+    s.set_defaults(fn=cmd_rebuild)
+
+    s = sub.add_parser("demo", help="synthetic deliveries -> whole study -> report")
+    s.add_argument("--patients", type=int, default=122)
+    s.add_argument("--seed", type=int, default=20250401)
+    s.set_defaults(fn=cmd_demo)
+
+    s = sub.add_parser("ui", help="start the Dagster UI for the data directory")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=3000)
+    s.set_defaults(fn=cmd_ui)
+
+    args = p.parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""The Dagster definitions of the study pipeline (`dagster dev` in the repository root
+loads `defs` from here through workspace.yaml).
+
+Two jobs: `center_job` (partitioned by center: extraction, reconciliation) and
+`study_job` (the pooled warehouse, cohort, endpoints, statistics, report). The file-drop
+sensor requests center runs; a run-status sensor requests the study run after them.
+The executor is in-process by default (`IBD_EXECUTOR=multiprocess` to change)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from .config import data_paths
+from .defs import ingest, reconcile, warehouse_models
+from .defs.resources import build_resources
+from .defs.sensors import build_sensors
+from .defs.study_assets import study_assets
+
+CENTER_ASSETS = [ingest.staging_tables, reconcile.reabstraction_sample, reconcile.reconciliation, reconcile.reconciled_tables]
+
+
+def executor_from_env(name: str | None = None):
+    name = (name or os.environ.get("IBD_EXECUTOR", "in_process")).lower()
+    if name in ("multiprocess", "multiprocessing"):
+        return dg.multiprocess_executor
+    if name in ("in_process", "inprocess", "in-process"):
+        return dg.in_process_executor
+    raise ValueError(f"IBD_EXECUTOR must be in_process or multiprocess, not {name!r}")
+
+
+def build_definitions(
+    data_dir: str | Path | None = None,
+    settings_file: str | Path | None = None,
+    key_file: str | Path | None = None,
+    executor: str | None = None,
+) -> dg.Definitions:
+    """The study's Definitions for one data directory (tests build their own)."""
+    paths = data_paths(data_dir)
+    center_selection = dg.AssetSelection.assets(*CENTER_ASSETS)
+    center_job = dg.define_asset_job(
+        "center_job",
+        selection=center_selection,
+        description="One center: extraction and validation, sample, agreement, worklist, reconciled tables.",
+    )
+    study_job = dg.define_asset_job(
+        "study_job",
+        selection=dg.AssetSelection.all() - center_selection,
+        description="Pooled study: warehouse models, cohort, endpoints, statistics, quality, report, snapshot.",
+    )
+    return dg.Definitions(
+        assets=[*CENTER_ASSETS, warehouse_models.reference_tables, *warehouse_models.sql_model_assets, *study_assets],
+        jobs=[center_job, study_job],
+        sensors=build_sensors(center_job, study_job),
+        resources=build_resources(paths.root, settings_file or os.environ.get("IBD_STUDY_SETTINGS"), key_file or os.environ.get("IBD_PSEUDONYM_KEY_FILE")),
+        executor=executor_from_env(executor),
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,1 @@
+"""The Dagster layer: one module per domain, thin wiring of the pure packages."""

@@ -1,0 +1,222 @@
+"""Double-abstraction reconciliation per center (STUDY.md Workflow step 3)."""
+
+
+import datetime as dt
+
+import dagster as dg
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from .. import reconcile as rc
+from .. import warehouse as wh
+from ..loading import mrn_map
+from .ingest import CRF, TABLES, staging_key
+from .partitions import center_partitions
+from .resources import StudyResource
+
+DATA_TABLES = CRF.data_tables
+SAMPLE = dg.AssetKey(["analytics", "reabstraction_sample"])
+AGREEMENT = dg.AssetKey(["analytics", "agreement"])
+DISCREPANCIES = dg.AssetKey(["analytics", "discrepancies"])
+# quarantine rows written by apply_adjudications (not by extraction of the ADJ file)
+ADJ_REJECTION_SQL = (
+    "field = 'resolved_value' OR rule IN ('no_open_discrepancy', 'record_unavailable') "
+    "OR (rule = 'unique_key' AND field = 'field')"
+)
+
+
+def _round_frames(con, center: str, rnd: str) -> dict[str, pd.DataFrame]:
+    return {
+        t: con.execute(f"SELECT * FROM staging.{t} WHERE center = ? AND round = ?", [center, rnd]).df()
+        for t in DATA_TABLES
+    }
+
+
+def _replace_center_rows(con, qualified: str, center: str, df: pd.DataFrame) -> None:
+    """Replace one center's rows of a pooled analytics table (created on first use)."""
+    df = df.assign(center=center) if "center" not in df.columns else df
+    if not wh.table_exists(con, qualified):
+        wh.replace_table(con, qualified, df)
+        return
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"DELETE FROM {qualified} WHERE center = ?", [center])
+        cols = [r[0] for r in con.execute(f"DESCRIBE {qualified}").fetchall()]
+        con.register("_rows", wh.frame_for(df, [(c, "") for c in cols]))
+        con.execute(f"INSERT INTO {qualified} SELECT * FROM _rows")
+        con.unregister("_rows")
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+
+
+@dg.asset(
+    key=SAMPLE,
+    deps=[staging_key("patients")],
+    partitions_def=center_partitions,
+    kinds={"duckdb"},
+    group_name="reconcile",
+)
+def reabstraction_sample(context: dg.AssetExecutionContext, study: StudyResource, warehouse: DuckDBResource):
+    """The senior reviewer's seeded random 20% of each center's screened patients,
+    stratified by diagnosis (at least one per stratum), stable when patients are added.
+    Also written to the center's outbox as the reviewer's list (with the center's own
+    record numbers, which only the outbox may carry)."""
+    center = context.partition_key
+    s = study.settings()["reconciliation"]
+    paths = study.paths()
+    with warehouse.get_connection() as con:
+        pats = con.execute(
+            "SELECT center, patient_id, diagnosis FROM staging.patients WHERE center = ? AND round = 'A'", [center]
+        ).df()
+        prev = (
+            con.execute(f"SELECT * FROM {'.'.join(SAMPLE.path)} WHERE center = ?", [center]).df()
+            if wh.table_exists(con, ".".join(SAMPLE.path))
+            else None
+        )
+        sample = rc.draw_sample(pats, prev, s["sample_fraction"], s["sample_seed"], s["min_per_stratum"])
+        _replace_center_rows(con, ".".join(SAMPLE.path), center, sample)
+        mrns = mrn_map(con, paths, study.profile(center), study.key())
+    listing = rc.reviewer_list(sample, mrns)
+    out = paths.outbox(center)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"reabstraction_sample_{center}.csv"
+    listing.to_csv(path, index=False, encoding="utf-8-sig")
+    by_dx = sample.groupby("diagnosis").size().to_dict() if len(sample) else {}
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(sample),
+            "screened": len(pats),
+            "by_diagnosis": dg.MetadataValue.json({k: int(v) for k, v in by_dx.items()}),
+            "reviewer_list": dg.MetadataValue.path(str(path)),
+        }
+    )
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(AGREEMENT, deps=[SAMPLE] + [staging_key(t) for t in DATA_TABLES], kinds={"duckdb"}, group_name="reconcile",
+                     description="Round A vs round B agreement on the sampled patients: percent agreement per center, table and field; Cohen's kappa (coded, boolean) and ICC(2,1) (numeric)."),
+        dg.AssetSpec(DISCREPANCIES, deps=[SAMPLE, staging_key("adjudications")] + [staging_key(t) for t in DATA_TABLES], kinds={"duckdb"}, group_name="reconcile",
+                     description="Every A/B disagreement on the sampled patients with its adjudicated value and status; the worklist in the center's outbox."),
+    ],
+    check_specs=[
+        dg.AssetCheckSpec("agreement_meets_threshold", asset=AGREEMENT, blocking=True,
+                          description="Overall agreement of the center on its sample is at least the study threshold (95%). Below it nothing downstream of this center's data is built."),
+        dg.AssetCheckSpec("discrepancies_resolved", asset=DISCREPANCIES, blocking=True,
+                          description="Every discrepancy has an adjudicated value; blocks only when the study setting says so (default: warn)."),
+    ],
+    partitions_def=center_partitions,
+    name="reconciliation",
+)
+def reconciliation(context: dg.AssetExecutionContext, study: StudyResource, warehouse: DuckDBResource):
+    """Compare round A with round B record by record and field by field for the sampled
+    patients, compute the agreement statistics, list every discrepancy (with any
+    adjudication already received) and write the reviewer's worklist to the outbox."""
+    center = context.partition_key
+    s = study.settings()["reconciliation"]
+    paths = study.paths()
+    profile = study.profile(center)
+    with warehouse.get_connection() as con:
+        a, b = _round_frames(con, center, "A"), _round_frames(con, center, "B")
+        sample = con.execute(f"SELECT * FROM {'.'.join(SAMPLE.path)} WHERE center = ?", [center]).df()
+        adj = con.execute("SELECT * FROM staging.adjudications WHERE center = ?", [center]).df()
+        prev = (
+            con.execute(f"SELECT * FROM {'.'.join(DISCREPANCIES.path)} WHERE center = ?", [center]).df()
+            if wh.table_exists(con, ".".join(DISCREPANCIES.path))
+            else None
+        )
+        comparison = rc.compare_rounds(a, b, sample, CRF)
+        agreement = rc.agreement_table(comparison, CRF)
+        disc = rc.discrepancies(comparison, prev, adj)
+        _replace_center_rows(con, ".".join(AGREEMENT.path), center, agreement)
+        _replace_center_rows(con, ".".join(DISCREPANCIES.path), center, disc)
+        mrns = mrn_map(con, paths, profile, study.key())
+    open_disc = disc[disc["status"] == "open"] if len(disc) else disc
+    worklist = None
+    if len(open_disc):
+        worklist = rc.write_worklist(open_disc, center, profile, mrns, paths.outbox(center), dt.date.today().strftime("%Y%m%d"))
+    passed, message = rc.agreement_gate(agreement, center, s["agreement_threshold_pct"])
+    overall = agreement[(agreement["table_name"] == "*") & (agreement["field"] == "*")]
+    pct = float(overall["pct_agree"].iloc[0]) if len(overall) else float("nan")
+    per_table = agreement[(agreement["field"] == "*") & (agreement["table_name"] != "*")][["table_name", "n_compared", "pct_agree"]]
+    yield dg.MaterializeResult(
+        asset_key=AGREEMENT,
+        metadata={
+            "center": center,
+            "overall_pct_agree": pct,
+            "sampled_patients": len(sample),
+            "missing_in_round_b": dg.MetadataValue.json(comparison.missing_in_b["patient_id"].tolist() if len(comparison.missing_in_b) else []),
+            "per_table": dg.MetadataValue.md(per_table.to_markdown(index=False) if len(per_table) else "no comparisons"),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=DISCREPANCIES,
+        metadata={
+            "open": int(len(open_disc)),
+            "resolved": int(len(disc) - len(open_disc)),
+            "worklist": dg.MetadataValue.path(str(worklist)) if worklist else "none",
+        },
+    )
+    yield dg.AssetCheckResult(
+        asset_key=AGREEMENT,
+        check_name="agreement_meets_threshold",
+        passed=bool(passed),
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=message,
+        metadata={"center": center, "overall_pct_agree": pct, "threshold_pct": float(s["agreement_threshold_pct"]), "message": message},
+    )
+    block = s.get("unresolved_discrepancies", "warn") == "block"
+    yield dg.AssetCheckResult(
+        asset_key=DISCREPANCIES,
+        check_name="discrepancies_resolved",
+        passed=len(open_disc) == 0,
+        severity=dg.AssetCheckSeverity.ERROR if block else dg.AssetCheckSeverity.WARN,
+        metadata={"open": int(len(open_disc)), "policy": "block" if block else "warn"},
+    )
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(["reconciled", t], deps=[AGREEMENT, DISCREPANCIES, staging_key(t), staging_key("adjudications")],
+                     kinds={"duckdb"}, group_name="reconcile",
+                     description=f"The analysis version of `{t}`: round A with the senior reviewer's adjudicated values applied.")
+        for t in DATA_TABLES
+    ],
+    partitions_def=center_partitions,
+    name="reconciled_tables",
+)
+def reconciled_tables(context: dg.AssetExecutionContext, study: StudyResource, warehouse: DuckDBResource):
+    """Round A with adjudicated values applied, per center (STUDY.md Workflow step 3:
+    "The analysis uses round A with the adjudicated values applied"). Adjudications that
+    name no open discrepancy are quarantined with that reason."""
+    center = context.partition_key
+    with warehouse.get_connection() as con:
+        a = _round_frames(con, center, "A")
+        adj = con.execute("SELECT * FROM staging.adjudications WHERE center = ?", [center]).df()
+        disc = con.execute(f"SELECT * FROM {'.'.join(DISCREPANCIES.path)} WHERE center = ?", [center]).df()
+        b = _round_frames(con, center, "B")
+        reconciled, rejected, resolved = rc.apply_adjudications(a, adj, disc, CRF, round_b=b)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for t in DATA_TABLES:
+                con.execute(f"DELETE FROM reconciled.{t} WHERE center = ?", [center])
+                wh.insert_frame(con, f"reconciled.{t}", reconciled[t].assign(center=center), wh.reconciled_columns(t, CRF))
+            # the previous run's adjudication rejections (this step owns them)
+            con.execute(
+                f"DELETE FROM analytics.quarantine WHERE center = ? AND table_name = 'adjudications' AND ({ADJ_REJECTION_SQL})",
+                [center],
+            )
+            if len(rejected):
+                wh.insert_frame(con, "analytics.quarantine", rejected.assign(center=center), wh.QUARANTINE_COLUMNS)
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        counts = {t: con.execute(f"SELECT count(*) FROM reconciled.{t} WHERE center = ?", [center]).fetchone()[0] for t in DATA_TABLES}
+    for t in DATA_TABLES:
+        yield dg.MaterializeResult(
+            asset_key=["reconciled", t],
+            metadata={"dagster/row_count": counts[t], "center": center, "adjudications_applied": int(len(resolved)), "adjudications_rejected": int(len(rejected))},
+        )

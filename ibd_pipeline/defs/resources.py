@@ -1,0 +1,50 @@
+"""Resources, defined once: the study's files (data directory, settings, CRF, profiles,
+pseudonym key) and the DuckDB warehouse."""
+
+
+from pathlib import Path
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from .. import config
+
+
+class StudyResource(dg.ConfigurableResource):
+    """Where the study's data live and which settings it runs with."""
+
+    data_dir: str
+    settings_file: str = ""
+    key_file: str = ""
+
+    def paths(self) -> config.DataPaths:
+        return config.data_paths(self.data_dir)
+
+    def settings(self) -> dict:
+        return config.load_settings(self.settings_file or None)
+
+    def crf(self) -> config.Crf:
+        return config.load_crf()
+
+    def centers(self) -> dict[str, config.CenterProfile]:
+        return config.load_centers()
+
+    def profile(self, center: str) -> config.CenterProfile:
+        return self.centers()[center]
+
+    def key(self) -> bytes:
+        if self.key_file:
+            p = Path(self.key_file)
+            key = p.read_bytes().strip()
+            if len(key) < 16:
+                raise config.MissingKeyError(f"pseudonymization key in {p} is shorter than 16 bytes")
+            return key
+        return config.read_pseudonym_key(self.paths())
+
+
+def build_resources(data_dir: str | Path, settings_file: str | Path | None = None, key_file: str | Path | None = None) -> dict:
+    paths = config.data_paths(data_dir)
+    return {
+        "study": StudyResource(data_dir=str(paths.root), settings_file=str(settings_file or ""), key_file=str(key_file or "")),
+        "warehouse": DuckDBResource(database=str(paths.warehouse)),
+    }

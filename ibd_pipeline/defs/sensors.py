@@ -1,0 +1,51 @@
+"""Automation: the file-drop sensor and the pooled study run after a center's run."""
+
+
+import json
+
+import dagster as dg
+
+from ..config import load_centers, load_settings
+from ..intake import take_complete_files
+from .resources import StudyResource
+
+
+def build_sensors(center_job, study_job):
+    @dg.sensor(job=center_job, minimum_interval_seconds=5, default_status=dg.DefaultSensorStatus.RUNNING)
+    def inbox_sensor(context: dg.SensorEvaluationContext, study: StudyResource):
+        """Watches every center's inbox. A file is taken only when complete (size and
+        modification time unchanged since the previous tick); it is archived under its
+        SHA-256 and that center's extraction is requested. Identical files are recorded
+        and skipped; badly named files are rejected with a note in the outbox."""
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        paths = study.paths()
+        settle = float(load_settings(study.settings_file or None)["ingestion"]["settle_seconds"])
+        requests, new_cursor, notes = [], {}, []
+        for center, profile in load_centers().items():
+            paths.ensure([center])
+            state = cursor.get(center, {})
+            outcomes, snapshot = take_complete_files(paths, profile, state.get("snapshot"), settle)
+            seq = state.get("seq", 0)
+            for o in outcomes:
+                notes.append(f"{center}/{o.file_name}: {o.status} {o.message}".strip())
+                if o.status == "accepted" and o.delivery is not None:
+                    seq = max(seq, o.delivery.seq)
+            if seq > state.get("seq", 0):
+                requests.append(dg.RunRequest(run_key=f"{center}:{seq}", partition_key=center, tags={"ibd/center": center}))
+            new_cursor[center] = {"snapshot": snapshot, "seq": seq}
+        context.update_cursor(json.dumps(new_cursor))
+        if requests:
+            return dg.SensorResult(run_requests=requests, cursor=json.dumps(new_cursor))
+        return dg.SkipReason("; ".join(notes) if notes else "no complete new files in the inboxes")
+
+    @dg.run_status_sensor(
+        run_status=dg.DagsterRunStatus.SUCCESS,
+        monitored_jobs=[center_job],
+        request_job=study_job,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
+    def study_after_center_run(context: dg.RunStatusSensorContext):
+        """After a center's data passed its gates, rebuild the pooled study."""
+        return dg.RunRequest(run_key=f"study-after-{context.dagster_run.run_id}")
+
+    return [inbox_sensor, study_after_center_run]

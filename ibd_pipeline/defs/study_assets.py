@@ -1,0 +1,3 @@
+"""Every pooled (unpartitioned) asset downstream of the SQL models, by domain."""
+
+study_assets: list = []

@@ -1,0 +1,108 @@
+"""The pooled warehouse: reference tables and the SQL models of dbt_like_sql/
+(STUDY.md Workflow step 4, harmonization). Each SQL model is an asset whose upstream
+assets are read from its SQL; its YAML column tests are asset checks."""
+
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from .. import sqlmodels as sm
+from .. import warehouse as wh
+from .resources import StudyResource
+
+REF_TABLES = ["drugs", "procedures", "lab_tests", "settings", "centers"]
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(["ref", t], description=f"Reference table `ref.{t}` from the CRF, the study settings and the center profiles.", kinds={"duckdb"}, group_name="warehouse")
+        for t in REF_TABLES
+    ],
+    name="reference_tables",
+)
+def reference_tables(study: StudyResource, warehouse: DuckDBResource):
+    """Drug classes and mechanism groups, procedures, lab tests and normal ranges, the
+    study settings and the centers, as tables the SQL models join."""
+    frames = sm.reference_frames(study.crf(), study.settings(), study.centers())
+    with warehouse.get_connection() as con:
+        wh.ensure_warehouse(con, study.crf())
+        for t in REF_TABLES:
+            wh.replace_table(con, f"ref.{t}", frames[t])
+            yield dg.MaterializeResult(asset_key=["ref", t], metadata={"dagster/row_count": len(frames[t])})
+
+
+def column_schema(model: sm.Model) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(c, "", description=d) for c, d in model.columns.items()])
+
+
+def check_specs(model: sm.Model) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(t.name, asset=dg.AssetKey([model.schema, model.name]), description=f"{t.kind} on {t.column}")
+        for t in model.tests
+    ]
+
+
+def check_results(con, model: sm.Model):
+    """Run the model's column tests and the documentation check."""
+    for t in model.tests:
+        r = sm.run_test(con, model, t)
+        yield dg.AssetCheckResult(
+            asset_key=dg.AssetKey([model.schema, model.name]),
+            check_name=t.name,
+            passed=r.passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"failing_values": r.failing_rows, "examples": dg.MetadataValue.json([str(x) for x in r.examples])},
+        )
+
+
+def model_metadata(con, model: sm.Model) -> dict:
+    rows = con.execute(f"SELECT count(*) FROM {model.qualified}").fetchone()[0]
+    return {
+        "dagster/row_count": rows,
+        "dagster/column_schema": column_schema(model),
+        "undocumented_columns": dg.MetadataValue.json(sm.undocumented_columns(con, model)),
+    }
+
+
+def sql_model_asset(model: sm.Model) -> dg.AssetsDefinition:
+    key = dg.AssetKey([model.schema, model.name])
+
+    @dg.asset(
+        key=key,
+        deps=[dg.AssetKey(list(u)) for u in model.upstream],
+        description=model.description.strip(),
+        kinds={"duckdb", "sql"},
+        group_name=model.schema,
+        check_specs=check_specs(model),
+        metadata={"sql": dg.MetadataValue.md(f"```sql\n{model.sql.strip()}\n```"), "dagster/column_schema": column_schema(model)},
+    )
+    def _build(warehouse: DuckDBResource):
+        with warehouse.get_connection() as con:
+            sm.build_model(con, model)
+            meta = model_metadata(con, model)
+            checks = list(check_results(con, model))
+        yield dg.MaterializeResult(metadata=meta)
+        yield from checks
+
+    return _build
+
+
+SQL_MODELS = [m for m in sm.build_order(sm.load_models()) if m.sql]
+sql_model_assets = [sql_model_asset(m) for m in SQL_MODELS]
+
+
+def python_table_doc(schema: str, name: str) -> sm.Model | None:
+    """The YAML documentation of a table a Python asset builds, if any."""
+    try:
+        return sm.model_by_name(f"{schema}.{name}")
+    except KeyError:
+        return None
+
+
+def document_python_table(con, schema: str, name: str):
+    """Write descriptions of a Python-built table and yield its column-test results."""
+    model = python_table_doc(schema, name)
+    if model is None:
+        return
+    sm.document(con, model)
+    yield from check_results(con, model)

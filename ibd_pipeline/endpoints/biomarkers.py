@@ -1,0 +1,146 @@
+"""Lab values per time point and detection-limit qualifiers (STUDY.md "Endpoints" -
+biochemical endpoints; "Statistics" - biomarker trajectories)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ibd_pipeline.cohort.derive import PATIENT_KEY, crf_or_default, fmt_value
+from ibd_pipeline.config import Crf
+from ibd_pipeline.endpoints.windows import add_day, labs_at
+
+BIOMARKER_TESTS = ("CRP", "FC", "ESR", "ALB", "VITD25", "WBC", "HB", "PLT", "ALT", "AST", "LDL")
+RATIO_TEST = "HDL_TC_RATIO"
+RATIO_PARTS = ("HDL", "TC")
+OUTPUT_COLUMNS = [
+    "patient_id", "center", "diagnosis", "timepoint", "test", "value", "qualifier",
+    "sample_date", "day", "unit",
+]
+
+
+def _qualifier(q):
+    if q is None or q is pd.NA or (isinstance(q, float) and np.isnan(q)):
+        return None
+    q = str(q).strip()
+    return q or None
+
+
+def compare(value, qualifier, op: str, threshold: float) -> bool | None:
+    """Is the true lab value ``op`` ``threshold``? True, False, or None when a
+    detection-limit qualifier makes it undecidable (STUDY.md "Endpoints", biochemical
+    endpoints): "<5" (value 5, qualifier '<') is below 8; "<10" against 8 is undecidable;
+    ">200" is not below 8. ``op``: '<', '<=', '>', '>='. A missing value gives None."""
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if op in (">", ">="):
+        r = compare(value, qualifier, "<=" if op == ">" else "<", threshold)
+        return None if r is None else not r
+    if op not in ("<", "<="):
+        raise ValueError(f"unknown comparison {op!r}")
+    v, q = float(value), _qualifier(qualifier)
+    if q is None:
+        return v < threshold if op == "<" else v <= threshold
+    if q == "<":  # true value < v
+        return True if v <= threshold else None
+    if q == ">":  # true value > v
+        return False if v >= threshold else None
+    return None
+
+
+def lab_text(test: str, value, qualifier, unit: str | None = None) -> str:
+    """'CRP <5 mg/L'."""
+    q = _qualifier(qualifier) or ""
+    u = f" {unit}" if unit else ""
+    return f"{test} {q}{fmt_value(value)}{u}"
+
+
+def check_canonical_units(labs: pd.DataFrame, crf: Crf) -> None:
+    """Core labs are in the CRF's canonical unit (docs/ARCHITECTURE.md); a lab in another
+    unit cannot be compared with a threshold, so it is an error, not a silent skip."""
+    if "unit" not in labs.columns or labs.empty:
+        return
+    canon = labs["test"].map(lambda t: (crf.lab_tests.get(t) or {}).get("unit"))
+    bad = labs[canon.notna() & labs["unit"].notna() & (labs["unit"] != canon)]
+    if len(bad):
+        ex = bad.iloc[0]
+        raise ValueError(
+            f"{len(bad)} lab rows are not in the canonical unit, e.g. {ex['test']} in "
+            f"{ex['unit']!r} (expected {canon.loc[bad.index[0]]!r})"
+        )
+
+
+def _combine_ratio_qualifier(q_num, q_den):
+    """Qualifier of num/den: '<' on the numerator stays '<', '<' on the denominator
+    becomes '>'; contradictory qualifiers make the ratio unknown (returns False)."""
+    flip = {"<": ">", ">": "<"}
+    qs = {q for q in (_qualifier(q_num), flip.get(_qualifier(q_den))) if q}
+    if len(qs) > 1:
+        return False
+    return qs.pop() if qs else None
+
+
+def biomarkers(
+    patients: pd.DataFrame, labs: pd.DataFrame, settings: dict, crf: Crf | None = None
+) -> pd.DataFrame:
+    """Biomarker values per included patient and lab time point (settings
+    ``timepoints.labs``: baseline, induction, months 6, 12, 18), each test chosen on its own
+    (STUDY.md "Time points and windows"), for the trajectory tests of STUDY.md
+    "Statistics" (CRP, FC, ESR, ALB, 25(OH)D, WBC, HB, PLT, ALT, AST, HDL/TC, LDL).
+
+    ``HDL_TC_RATIO`` = HDL / TC from the values chosen for HDL and for TC at the same time
+    point (its sample date is the later of the two). Values are in the CRF's canonical
+    unit (an input row in another unit raises). Only values found in a window are listed.
+    Columns: patient_id, center, diagnosis, timepoint, test, value, qualifier,
+    sample_date, day, unit."""
+    crf = crf_or_default(crf)
+    check_canonical_units(labs, crf)
+    dx = patients.set_index(PATIENT_KEY)["diagnosis"]
+    lab = add_day(labs, patients, "sample_date")
+    wanted = list(BIOMARKER_TESTS) + list(RATIO_PARTS)
+    frames = []
+    for tp in settings["timepoints"]["labs"]:
+        chosen = labs_at(lab, settings, tp, dx, wanted)
+        if chosen.empty:
+            continue
+        chosen = chosen.assign(timepoint=tp)
+        frames.append(chosen[chosen["test"].isin(BIOMARKER_TESTS)])
+        hdl = chosen[chosen["test"] == RATIO_PARTS[0]].set_index(PATIENT_KEY)
+        tc = chosen[chosen["test"] == RATIO_PARTS[1]].set_index(PATIENT_KEY)
+        both = hdl.join(tc, how="inner", lsuffix="_n", rsuffix="_d")
+        rows = []
+        for pid, r in both.iterrows():
+            q = _combine_ratio_qualifier(r["qualifier_n"], r["qualifier_d"])
+            if q is False or not r["value_d"]:
+                continue
+            later = max(r["sample_date_n"], r["sample_date_d"])
+            rows.append(
+                {
+                    PATIENT_KEY: pid,
+                    "test": RATIO_TEST,
+                    "value": float(r["value_n"]) / float(r["value_d"]),
+                    "qualifier": q,
+                    "sample_date": later,
+                    "day": int(r["day_n"] if later == r["sample_date_n"] else r["day_d"]),
+                    "timepoint": tp,
+                }
+            )
+        if rows:
+            frames.append(pd.DataFrame(rows))
+    if not frames:
+        return pd.DataFrame(columns=OUTPUT_COLUMNS)
+    out = pd.concat(frames, ignore_index=True)
+    out = out.drop(columns=[c for c in ("center", "diagnosis") if c in out.columns]).merge(
+        patients[[PATIENT_KEY, "center", "diagnosis"]], on=PATIENT_KEY, how="left"
+    )
+    out["unit"] = out["test"].map(
+        lambda t: "ratio" if t == RATIO_TEST else (crf.lab_tests.get(t) or {}).get("unit")
+    )
+    out["qualifier"] = out["qualifier"].map(_qualifier).astype(object)
+    out["value"] = out["value"].astype(float)
+    out["day"] = out["day"].astype("int64")
+    order = {tp: i for i, tp in enumerate(settings["timepoints"]["labs"])}
+    tests = {t: i for i, t in enumerate(list(BIOMARKER_TESTS) + [RATIO_TEST])}
+    out = out.assign(_tp=out["timepoint"].map(order), _t=out["test"].map(tests))
+    out = out.sort_values([PATIENT_KEY, "_tp", "_t"], kind="mergesort")
+    return out[OUTPUT_COLUMNS].reset_index(drop=True)

@@ -1,0 +1,390 @@
+"""Endpoints per included patient and time point (STUDY.md "Endpoints", "Time points and
+windows"): one row per patient, time point and endpoint with the complete-case status,
+the non-responder-imputation status, the value used and the reason."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ibd_pipeline.cohort.derive import (
+    PATIENT_KEY,
+    crf_or_default,
+    fmt_num,
+    fmt_value,
+    medication_table,
+    patient_table,
+    surgery_table,
+)
+from ibd_pipeline.config import Crf
+from ibd_pipeline.endpoints.biomarkers import check_canonical_units, compare, lab_text
+from ibd_pipeline.endpoints.windows import (
+    BASELINE,
+    add_day,
+    labs_at,
+    scores_at,
+    target_day,
+    window_bounds,
+)
+
+ACHIEVED, NOT_ACHIEVED, NOT_EVALUABLE = "achieved", "not_achieved", "not_evaluable"
+CLINICAL_ENDPOINTS = ("sf_clinical_remission", "clinical_response", "endoscopic_remission", "endoscopic_response")
+BIOMARKER_ENDPOINTS = ("biochemical_remission", "crp_normal", "fc_normal")
+OUTPUT_COLUMNS = [
+    "patient_id", "center", "diagnosis", "timepoint", "endpoint", "status", "status_nri", "value", "reason",
+]
+# STUDY.md "Time points and windows": at induction the covering rule applies (patients
+# taper during induction); at later clinical time points the N-days-free rule.
+COVERING_RULE_TIMEPOINTS = ("induction",)
+NRI_REASONS = {
+    "discontinuation": "discontinued_before_timepoint",
+    "bowel_resection": "bowel_resection_before_timepoint",
+}
+
+
+@dataclass(frozen=True)
+class Result:
+    status: str
+    value: str
+    reason: str
+
+
+def _na(x) -> bool:
+    return x is None or x is pd.NA or (isinstance(x, float) and x != x) or (x is pd.NaT)
+
+
+def _pct_ok(drop: float, base: float, pct: float) -> bool:
+    """drop >= pct % of base, exactly (integers stay integers: 49/100 is not >= 50 %)."""
+    return base > 0 and drop * 100 >= pct * base
+
+
+# ------------------------------------------------------------------- steroids
+def steroid_free(episodes: pd.DataFrame, on: pd.Timestamp, timepoint: str, settings: dict) -> tuple[bool, str, str]:
+    """Steroid-free at an assessment date (STUDY.md "Time points and windows"):
+    induction - no systemic corticosteroid episode covers the date (an ongoing episode
+    covers every date from its start); months 6 and 12 - no episode that started on or
+    before the date is ongoing, and every one stopped >= ``steroids.free_days_before_assessment``
+    days before it (date - stop date >= N). ``episodes``: that patient's episodes of a
+    class in ``steroids.classes``. Returns (free, reason, detail text)."""
+    ep = episodes[episodes["start_date"] <= on]
+    if timepoint in COVERING_RULE_TIMEPOINTS:
+        cover = ep[ep["stop_date"].isna() | (ep["stop_date"] >= on)]
+        if len(cover):
+            r = cover.iloc[0]
+            return False, "steroid_at_assessment", f"{r['drug']} covers the assessment date"
+        return True, "", ""
+    n = int(settings["steroids"]["free_days_before_assessment"])
+    ongoing = ep[ep["stop_date"].isna()]
+    if len(ongoing):
+        return False, "steroid_ongoing", f"{ongoing.iloc[0]['drug']} ongoing"
+    gap = (on - ep["stop_date"]).dt.days
+    recent = ep[gap < n]
+    if len(recent):
+        r = recent.iloc[0]
+        return False, f"steroid_within_{n}_days", f"{r['drug']} stopped {int((on - r['stop_date']).days)} days before"
+    return True, "", ""
+
+
+# ---------------------------------------------------------------------- NRI
+def nri_event(
+    patient: pd.Series, target_date: pd.Timestamp, resection_dates: list[pd.Timestamp], settings: dict
+) -> tuple[str, str] | None:
+    """The non-responder event before a time point, if any (STUDY.md "Endpoints",
+    failures and gaps): UPA stopped (stop date < target date = start + target day), or an
+    IBD-related bowel resection on or after the UPA start and before the target date;
+    events per ``endpoints.nri_events``. The earliest event wins (ties: settings order).
+    Returns (reason, value text) or None."""
+    found = []
+    for i, ev in enumerate(settings["endpoints"]["nri_events"]):
+        if ev == "discontinuation":
+            stop = patient["upa_stop_date"]
+            if not _na(stop) and stop < target_date:
+                found.append((stop, i, NRI_REASONS[ev], f"UPA stopped on day {(stop - patient['upa_start_date']).days}"))
+        elif ev == "bowel_resection":
+            before = [d for d in resection_dates if d < target_date]
+            if before:
+                d = min(before)
+                found.append((d, i, NRI_REASONS[ev], f"bowel resection on day {(d - patient['upa_start_date']).days}"))
+        else:
+            raise ValueError(f"unknown endpoints.nri_events entry {ev!r}")
+    if not found:
+        return None
+    _, _, reason, text = min(found)
+    return reason, text
+
+
+# ------------------------------------------------------------ CD endpoints
+def cd_endpoint(endpoint: str, b: dict, f: dict, steroid, win: str, cfg: dict) -> Result:
+    """CD endpoints (STUDY.md "Endpoints", CD; thresholds ``endpoints.CD``):
+    steroid-free clinical remission HBI <= 4 and steroid-free; clinical response HBI drop >=
+    3 points or >= 50 %; endoscopic remission SES-CD <= 3, or Rutgeerts i0-i1 where only
+    Rutgeerts is recorded in the window; endoscopic response SES-CD drop >= 50 %.
+    ``b``/``f``: baseline and time-point components from ``scores_at``."""
+    if endpoint == "sf_clinical_remission":
+        if _na(f["hbi"]):
+            return Result(NOT_EVALUABLE, f"no HBI in days {win}", "no_assessment_in_window")
+        hbi, mx = float(f["hbi"]), cfg["remission_hbi_max"]
+        val = f"HBI {fmt_value(hbi)}"
+        if hbi > mx:
+            return Result(NOT_ACHIEVED, val, f"hbi_gt_{fmt_num(mx)}")
+        free, why, detail = steroid(f["hbi_date"])
+        if not free:
+            return Result(NOT_ACHIEVED, f"{val}; {detail}", why)
+        return Result(ACHIEVED, val, f"hbi_le_{fmt_num(mx)}_steroid_free")
+    if endpoint == "clinical_response":
+        if _na(f["hbi"]):
+            return Result(NOT_EVALUABLE, f"no HBI in days {win}", "no_assessment_in_window")
+        if _na(b["hbi"]):
+            return Result(NOT_EVALUABLE, f"HBI {fmt_value(f['hbi'])} (no baseline)", "no_baseline")
+        hb, hf = float(b["hbi"]), float(f["hbi"])
+        val = f"HBI {fmt_value(hf)} (baseline {fmt_value(hb)})"
+        pts, pct = cfg["response_hbi_drop_points"], cfg["response_hbi_drop_pct"]
+        if hb - hf >= pts:
+            return Result(ACHIEVED, val, f"hbi_drop_ge_{fmt_num(pts)}")
+        if _pct_ok(hb - hf, hb, pct):
+            return Result(ACHIEVED, val, f"hbi_drop_ge_{fmt_num(pct)}pct")
+        return Result(NOT_ACHIEVED, val, f"hbi_drop_lt_{fmt_num(pts)}_and_lt_{fmt_num(pct)}pct")
+    if endpoint == "endoscopic_remission":
+        if not _na(f["ses_cd"]):
+            ses, mx = float(f["ses_cd"]), cfg["endoscopic_remission_ses_cd_max"]
+            val = f"SES-CD {fmt_value(ses)}"
+            if ses <= mx:
+                return Result(ACHIEVED, val, f"ses_cd_le_{fmt_num(mx)}")
+            return Result(NOT_ACHIEVED, val, f"ses_cd_gt_{fmt_num(mx)}")
+        if not _na(f["rutgeerts"]):
+            ok = list(cfg["endoscopic_remission_rutgeerts"])
+            val = f"Rutgeerts {f['rutgeerts']} (no SES-CD)"
+            if f["rutgeerts"] in ok:
+                return Result(ACHIEVED, val, f"rutgeerts_{'_'.join(ok)}")
+            return Result(NOT_ACHIEVED, val, f"rutgeerts_not_{'_'.join(ok)}")
+        return Result(NOT_EVALUABLE, f"no SES-CD or Rutgeerts in days {win}", "no_endoscopy_in_window")
+    if endpoint == "endoscopic_response":
+        return _drop_pct("SES-CD", f["ses_cd"], b["ses_cd"], cfg["endoscopic_response_drop_pct"], win, "ses_cd")
+    raise ValueError(endpoint)
+
+
+def _drop_pct(label: str, fu, base, pct: float, win: str, code: str) -> Result:
+    """Endoscopic response: score decrease >= ``pct`` % from baseline (STUDY.md
+    "Endpoints"). A baseline of 0 cannot fall by a percentage: not evaluable."""
+    if _na(fu):
+        return Result(NOT_EVALUABLE, f"no {label} in days {win}", "no_endoscopy_in_window")
+    if _na(base):
+        return Result(NOT_EVALUABLE, f"{label} {fmt_value(fu)} (no baseline)", "no_baseline_endoscopy")
+    fu, base = float(fu), float(base)
+    val = f"{label} {fmt_value(fu)} (baseline {fmt_value(base)})"
+    if base <= 0:
+        return Result(NOT_EVALUABLE, val, "baseline_score_zero")
+    if _pct_ok(base - fu, base, pct):
+        return Result(ACHIEVED, val, f"{code}_drop_ge_{fmt_num(pct)}pct")
+    return Result(NOT_ACHIEVED, val, f"{code}_drop_lt_{fmt_num(pct)}pct")
+
+
+# ------------------------------------------------------------ UC endpoints
+def _mayo_parts(x: dict) -> tuple[float, float, float] | None:
+    if _na(x["mayo_stool"]) or _na(x["mayo_bleeding"]) or _na(x["mayo_endo"]):
+        return None
+    return float(x["mayo_stool"]), float(x["mayo_bleeding"]), float(x["mayo_endo"])
+
+
+def _mayo_missing(x: dict, win: str, baseline: bool) -> Result:
+    if _na(x["mayo_stool"]) or _na(x["mayo_bleeding"]):
+        return Result(
+            NOT_EVALUABLE,
+            "no baseline stool and bleeding subscores" if baseline else f"no stool and bleeding subscores in days {win}",
+            "no_baseline" if baseline else "no_assessment_in_window",
+        )
+    return Result(
+        NOT_EVALUABLE,
+        "no baseline Mayo endoscopic subscore" if baseline else f"no Mayo endoscopic subscore in days {win}",
+        "no_baseline_endoscopy" if baseline else "no_endoscopy_in_window",
+    )
+
+
+def uc_endpoint(endpoint: str, b: dict, f: dict, steroid, win: str, cfg: dict) -> Result:
+    """UC endpoints (STUDY.md "Endpoints", UC; thresholds ``endpoints.UC``); adapted Mayo =
+    stool + bleeding (one visit) + endoscopic subscore (closest endoscopy):
+    steroid-free clinical remission adapted Mayo <= 2 with no subscore > 1, steroid-free;
+    clinical response drop >= 2 points and >= 30 %, with bleeding drop >= 1 or bleeding <= 1;
+    endoscopic remission endoscopic subscore <= 0; endoscopic response endoscopic subscore
+    drop >= 50 %."""
+    if endpoint in ("sf_clinical_remission", "clinical_response"):
+        fp = _mayo_parts(f)
+        if fp is None:
+            return _mayo_missing(f, win, baseline=False)
+        s, bl, e = fp
+        total = s + bl + e
+        parts = f"stool {fmt_value(s)}, bleeding {fmt_value(bl)}, endoscopic {fmt_value(e)}"
+        if endpoint == "sf_clinical_remission":
+            mx, sub = cfg["remission_adapted_mayo_max"], cfg["remission_subscore_max"]
+            val = f"adapted Mayo {fmt_value(total)} ({parts})"
+            if total > mx:
+                return Result(NOT_ACHIEVED, val, f"adapted_mayo_gt_{fmt_num(mx)}")
+            if max(fp) > sub:
+                return Result(NOT_ACHIEVED, val, f"subscore_gt_{fmt_num(sub)}")
+            free, why, detail = steroid(f["mayo_sb_date"])
+            if not free:
+                return Result(NOT_ACHIEVED, f"{val}; {detail}", why)
+            return Result(ACHIEVED, val, f"adapted_mayo_le_{fmt_num(mx)}_no_subscore_gt_{fmt_num(sub)}_steroid_free")
+        bp = _mayo_parts(b)
+        if bp is None:
+            return _mayo_missing(b, win, baseline=True)
+        bt = sum(bp)
+        val = (
+            f"adapted Mayo {fmt_value(total)} (baseline {fmt_value(bt)}); "
+            f"bleeding {fmt_value(bl)} (baseline {fmt_value(bp[1])})"
+        )
+        pts, pct = cfg["response_drop_points"], cfg["response_drop_pct"]
+        bdrop, bmax = cfg["response_bleeding_drop"], cfg["response_bleeding_max"]
+        if bt - total < pts:
+            return Result(NOT_ACHIEVED, val, f"adapted_mayo_drop_lt_{fmt_num(pts)}")
+        if not _pct_ok(bt - total, bt, pct):
+            return Result(NOT_ACHIEVED, val, f"adapted_mayo_drop_lt_{fmt_num(pct)}pct")
+        if not (bp[1] - bl >= bdrop or bl <= bmax):
+            return Result(NOT_ACHIEVED, val, "bleeding_criterion_not_met")
+        return Result(
+            ACHIEVED, val, f"adapted_mayo_drop_ge_{fmt_num(pts)}_and_ge_{fmt_num(pct)}pct_bleeding_criterion_met"
+        )
+    if endpoint == "endoscopic_remission":
+        if _na(f["mayo_endo"]):
+            return Result(NOT_EVALUABLE, f"no Mayo endoscopic subscore in days {win}", "no_endoscopy_in_window")
+        e, mx = float(f["mayo_endo"]), cfg["endoscopic_remission_endo_max"]
+        val = f"Mayo endoscopic subscore {fmt_value(e)}"
+        if e <= mx:
+            return Result(ACHIEVED, val, f"mayo_endo_le_{fmt_num(mx)}")
+        return Result(NOT_ACHIEVED, val, f"mayo_endo_gt_{fmt_num(mx)}")
+    if endpoint == "endoscopic_response":
+        return _drop_pct(
+            "Mayo endoscopic subscore", f["mayo_endo"], b["mayo_endo"], cfg["endoscopic_response_drop_pct"], win, "mayo_endo"
+        )
+    raise ValueError(endpoint)
+
+
+# -------------------------------------------------------- biomarker endpoints
+def biomarker_endpoint(endpoint: str, crp: pd.Series | None, fc: pd.Series | None, win: str, cfg: dict, units: dict) -> Result:
+    """Biochemical endpoints (STUDY.md "Endpoints", both; thresholds
+    ``endpoints.biochemical``): CRP normal = CRP < 8 mg/L; FC normal = FC < 150 ug/g;
+    biochemical remission = FC < 150 OR CRP < 8. Detection-limit qualifiers are honoured
+    ("<5" is below 8; "<10" against 8 is undecidable -> not evaluable; ">200" is not below
+    8). ``crp``/``fc``: the chosen lab row or None."""
+    tests = {"crp_normal": [("CRP", crp, cfg["crp_below"])], "fc_normal": [("FC", fc, cfg["fc_below"])]}
+    parts = tests.get(endpoint) or [("FC", fc, cfg["fc_below"]), ("CRP", crp, cfg["crp_below"])]
+    outcomes, texts = [], []
+    for test, row, thr in parts:
+        if row is None:
+            outcomes.append((test, thr, "missing"))
+            texts.append(f"no {test} in days {win}")
+            continue
+        r = compare(row["value"], row["qualifier"], "<", float(thr))
+        outcomes.append((test, thr, {True: "lt", False: "ge", None: "undecidable"}[r]))
+        texts.append(lab_text(test, row["value"], row["qualifier"], units.get(test)))
+    val = "; ".join(texts)
+    lt = [f"{t.lower()}_lt_{fmt_num(thr)}" for t, thr, o in outcomes if o == "lt"]
+    if lt:
+        return Result(ACHIEVED, val, "_and_".join(lt))
+    if all(o == "ge" for _, _, o in outcomes):
+        return Result(NOT_ACHIEVED, val, "_and_".join(f"{t.lower()}_ge_{fmt_num(thr)}" for t, thr, _ in outcomes))
+    if any(o == "undecidable" for _, _, o in outcomes):
+        return Result(NOT_EVALUABLE, val, "qualifier_undecidable")
+    missing = [t for t, _, o in outcomes if o == "missing"]
+    if len(missing) == len(outcomes):
+        return Result(NOT_EVALUABLE, val, "no_lab_in_window")
+    return Result(NOT_EVALUABLE, val, "_and_".join(f"no_{t.lower()}_in_window" for t in missing))
+
+
+# ------------------------------------------------------------------- driver
+def endpoints(
+    patients: pd.DataFrame,
+    medications: pd.DataFrame,
+    surgeries: pd.DataFrame,
+    assessments: pd.DataFrame,
+    labs: pd.DataFrame,
+    settings: dict,
+    crf: Crf | None = None,
+) -> pd.DataFrame:
+    """Every endpoint of every included patient at every time point (STUDY.md "Endpoints",
+    "Time points and windows").
+
+    Clinical and endoscopic endpoints (sf_clinical_remission, clinical_response,
+    endoscopic_remission, endoscopic_response) at ``timepoints.clinical`` (induction,
+    month6, month12); biomarker endpoints (biochemical_remission, crp_normal, fc_normal) at
+    ``timepoints.labs`` (baseline, induction, month6, month12, month18).
+
+    Failures and gaps: a patient who stopped UPA or had an IBD-related bowel resection
+    before the time point (``nri_event``) is ``not_achieved`` for the clinical and
+    endoscopic endpoints at that and every later time point, whatever was measured;
+    biomarker endpoints are evaluated from the labs regardless. Otherwise a missing
+    component leaves the endpoint ``not_evaluable``. ``status_nri`` counts not evaluable as
+    not achieved. ``value`` is the score/lab value used (text) and ``reason`` is always set.
+    Patients of a diagnosis without clinical scores (IBDU) get ``diagnosis_not_scored``.
+
+    Columns: patient_id, center, diagnosis, timepoint, endpoint, status, status_nri, value,
+    reason."""
+    crf = crf_or_default(crf)
+    check_canonical_units(labs, crf)
+    p = patient_table(patients)
+    dx = p.set_index(PATIENT_KEY)["diagnosis"]
+    tp_cfg = settings["timepoints"]
+    cfg = settings["endpoints"]
+
+    a = add_day(assessments, p, "visit_date")
+    scores = {tp: scores_at(a, settings, tp, dx).to_dict("index") for tp in [BASELINE, *tp_cfg["clinical"]]}
+    lab = add_day(labs, p, "sample_date")
+    chosen_labs = {
+        tp: {(r[PATIENT_KEY], r["test"]): r for _, r in labs_at(lab, settings, tp, dx, ["CRP", "FC"]).iterrows()}
+        for tp in tp_cfg["labs"]
+    }
+    units = {t: crf.canonical_unit(t) for t in ("CRP", "FC")}
+
+    meds = medication_table(medications, p, settings, crf)
+    steroids = meds[meds["drug_class"].isin(settings["steroids"]["classes"])]
+    steroids_by = {k: g for k, g in steroids.groupby(PATIENT_KEY)}
+    no_episodes = steroids.iloc[0:0]
+    s = surgery_table(surgeries, p, crf)
+    res = s[s["bowel_resection"] & (s["day"] >= 0)]
+    res_by = res.groupby(PATIENT_KEY)["surgery_date"].apply(list).to_dict()
+
+    rows = []
+    for _, pat in p.iterrows():
+        pid, diag = pat[PATIENT_KEY], pat["diagnosis"]
+        head = (pid, pat["center"], diag)
+        episodes = steroids_by.get(pid, no_episodes)
+        for tp in tp_cfg["clinical"]:
+            t = target_day(settings, tp, diag)
+            lo, hi = window_bounds(settings, tp)
+            if t is None or diag not in ("CD", "UC"):
+                for ep in CLINICAL_ENDPOINTS:
+                    rows.append((*head, tp, ep, Result(NOT_EVALUABLE, f"{diag} is not scored", "diagnosis_not_scored")))
+                continue
+            win = f"{t + lo}..{t + hi}"
+            ev = nri_event(pat, pat["upa_start_date"] + pd.Timedelta(days=t), res_by.get(pid, []), settings)
+            b, f = scores[BASELINE][pid], scores[tp][pid]
+
+            def steroid(on, _tp=tp, _ep=episodes):
+                return steroid_free(_ep, on, _tp, settings)
+
+            for ep in CLINICAL_ENDPOINTS:
+                if ev is not None:
+                    r = Result(NOT_ACHIEVED, ev[1], ev[0])
+                elif diag == "CD":
+                    r = cd_endpoint(ep, b, f, steroid, win, cfg["CD"])
+                else:
+                    r = uc_endpoint(ep, b, f, steroid, win, cfg["UC"])
+                rows.append((*head, tp, ep, r))
+        for tp in tp_cfg["labs"]:
+            t = target_day(settings, tp, diag)
+            if t is None:
+                for ep in BIOMARKER_ENDPOINTS:
+                    rows.append((*head, tp, ep, Result(NOT_EVALUABLE, f"no {tp} target for {diag}", "no_target_for_diagnosis")))
+                continue
+            lo, hi = window_bounds(settings, tp)
+            win = f"{t + lo}..{t + hi}"
+            crp, fc = chosen_labs[tp].get((pid, "CRP")), chosen_labs[tp].get((pid, "FC"))
+            for ep in BIOMARKER_ENDPOINTS:
+                rows.append((*head, tp, ep, biomarker_endpoint(ep, crp, fc, win, cfg["biochemical"], units)))
+
+    out = pd.DataFrame(
+        [(*h, r.status, ACHIEVED if r.status == ACHIEVED else NOT_ACHIEVED, r.value, r.reason) for *h, r in rows],
+        columns=OUTPUT_COLUMNS,
+    )
+    return out

@@ -1,0 +1,90 @@
+"""Delivery file names: ``{round}_{table}_{yyyymmdd}.csv`` and the like, per profile."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from dataclasses import dataclass
+
+from ibd_pipeline.config import ROUNDS, CenterProfile, Crf, load_crf
+
+_PLACEHOLDERS = {
+    "round": r"(?P<round>[^_/\\]+?)",
+    "table": r"(?P<table>[^/\\]+?)",
+    "yyyymmdd": r"(?P<date>[^_./\\]+)",
+}
+
+
+@dataclass(frozen=True)
+class DeliveryName:
+    round: str
+    table: str | None  # None for a workbook holding every table (zju2)
+    date: str  # ISO date (YYYY-MM-DD) of the delivery, from the name
+
+
+def _pattern_regex(pattern: str) -> re.Pattern:
+    parts = re.split(r"(\{[^{}]*\})", pattern)
+    out = []
+    for p in parts:
+        if p.startswith("{") and p.endswith("}"):
+            name = p[1:-1]
+            if name not in _PLACEHOLDERS:
+                raise ValueError(f"file pattern {pattern!r} of the profile has an unknown placeholder {p}")
+            out.append(_PLACEHOLDERS[name])
+        else:
+            out.append(re.escape(p))
+    return re.compile("".join(out))
+
+
+def parse_delivery_name(profile: CenterProfile, file_name: str, *, crf: Crf | None = None) -> DeliveryName:
+    """Parse a delivered file's name through the center's ``files`` pattern.
+
+    Raises ``ValueError`` with a sentence for the coordinator when the name does not
+    follow the pattern (unknown round or table, impossible date, folders or control
+    characters in the name).
+    """
+    crf = crf or load_crf()
+    pattern = profile.file_pattern
+    example = (
+        pattern.replace("{round}", "A").replace("{table}", "patients").replace("{yyyymmdd}", "20250401")
+    )
+    if not isinstance(file_name, str) or not file_name:
+        raise ValueError("the file has no name")
+    if any(c in file_name for c in "/\\") or file_name in (".", "..") or ".." in file_name.split("/"):
+        raise ValueError(f"file name {file_name!r} contains a folder part; deliver the file itself, named like {example}")
+    if any(ord(c) < 32 or ord(c) == 127 for c in file_name):
+        raise ValueError(f"file name {file_name!r} contains control characters; name it like {example}")
+    if len(file_name) > 255:
+        raise ValueError("file name is longer than 255 characters")
+    m = _pattern_regex(pattern).fullmatch(file_name)
+    if not m:
+        raise ValueError(
+            f"file name {file_name!r} does not follow center {profile.id}'s naming pattern {pattern} (e.g. {example})"
+        )
+    g = m.groupdict()
+    rnd = g.get("round")
+    if rnd not in ROUNDS:
+        raise ValueError(
+            f"file name {file_name!r}: unknown abstraction round {rnd!r} (expected one of {', '.join(ROUNDS)})"
+        )
+    table = g.get("table")
+    if "table" in g:
+        if table not in crf.tables:
+            raise ValueError(
+                f"file name {file_name!r}: unknown table {table!r} (expected one of {', '.join(crf.tables)})"
+            )
+        if (rnd == "ADJ") != (table == "adjudications"):
+            raise ValueError(
+                f"file name {file_name!r}: round ADJ carries only the adjudications table, "
+                "and the adjudications table is delivered only in round ADJ"
+            )
+    raw_date = g.get("date")
+    iso = ""
+    if raw_date is not None:
+        if not re.fullmatch(r"\d{8}", raw_date):
+            raise ValueError(f"file name {file_name!r}: the date {raw_date!r} must be 8 digits, yyyymmdd")
+        try:
+            iso = _dt.date(int(raw_date[:4]), int(raw_date[4:6]), int(raw_date[6:])).isoformat()
+        except ValueError:
+            raise ValueError(f"file name {file_name!r}: {raw_date} is not a calendar date (yyyymmdd)") from None
+    return DeliveryName(round=rnd, table=table, date=iso)

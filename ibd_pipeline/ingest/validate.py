@@ -1,0 +1,244 @@
+"""Validation of one normalised chunk against the CRF schema (pandera, lazy) and the
+streaming key-uniqueness check; failures become quarantine rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+from pandera.config import config_context
+
+from ibd_pipeline.config import TableSpec
+
+from .normalize import FAILURE_COLUMNS
+from .rules import QUARANTINE_COLUMNS, empty_quarantine
+from .schemas import check_rule, cross_field_rules
+
+
+class KeyTracker:
+    """First occurrence of every record key of one table, across chunks and
+    continuation sheets. Keys are kept as 64-bit hashes of the canonical key values
+    (16 bytes per distinct key, sorted arrays; a false duplicate needs a 64-bit hash
+    collision, about n^2/2^65: ~3e-6 for 10 million rows)."""
+
+    def __init__(self) -> None:
+        self.h = np.empty(0, dtype=np.uint64)
+        self.row = np.empty(0, dtype=np.int64)
+        self.sheet = np.empty(0, dtype=np.int32)
+        self.sheets: list[str | None] = []
+
+    def check(self, keys: pd.DataFrame, rows: np.ndarray, sheet: str | None):
+        """``keys``: canonical key columns of a chunk; ``rows``: source row numbers.
+        Returns (positions of duplicate rows, first row number, first sheet) - rows
+        with a missing key value are not checked (they fail ``required``)."""
+        if sheet not in self.sheets:
+            self.sheets.append(sheet)
+        sid = self.sheets.index(sheet)
+        complete = keys.notna().all(axis=1).to_numpy()
+        pos = np.flatnonzero(complete)
+        if len(pos) == 0:
+            return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, dtype=object)
+        h = pd.util.hash_pandas_object(keys.iloc[pos], index=False).to_numpy(dtype=np.uint64)
+        uniq, first, inv = np.unique(h, return_index=True, return_inverse=True)
+        found = np.zeros(len(uniq), dtype=bool)
+        prior_row = rows[pos[first]]  # first occurrence: in this chunk ...
+        prior_sheet = np.full(len(uniq), sid, dtype=np.int32)
+        if len(self.h):  # ... or in an earlier chunk / sheet
+            loc = np.minimum(np.searchsorted(self.h, uniq), len(self.h) - 1)
+            found = self.h[loc] == uniq
+            prior_row = np.where(found, self.row[loc], prior_row)
+            prior_sheet = np.where(found, self.sheet[loc], prior_sheet)
+        is_dup = found[inv] | (np.arange(len(pos)) != first[inv])
+        new = ~found
+        if new.any():
+            hh = np.concatenate([self.h, uniq[new]])
+            order = np.argsort(hh, kind="stable")
+            self.h = hh[order]
+            self.row = np.concatenate([self.row, prior_row[new]])[order]
+            self.sheet = np.concatenate([self.sheet, prior_sheet[new]])[order]
+        d = np.flatnonzero(is_dup)
+        names = np.array(self.sheets + [None], dtype=object)[:-1]
+        return pos[d], prior_row[inv[d]], names[prior_sheet[inv[d]]]
+
+
+def run_schema(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> pd.DataFrame:
+    """Validate lazily; every failure case as (pos, field, rule) (pos = row position)."""
+    with config_context(validation_enabled=True, validation_depth="SCHEMA_AND_DATA"):
+        try:
+            schema.validate(frame, lazy=True, inplace=True)
+            return pd.DataFrame(columns=["pos", "field", "rule"])
+        except pa.errors.SchemaErrors as err:
+            fc = err.failure_cases
+    schema_level = fc["index"].isna()
+    if schema_level.any():  # a dtype / missing column error: the normaliser broke its contract
+        raise RuntimeError(f"canonical frame does not match the CRF schema:\n{fc[schema_level]}")
+    fc = fc.drop_duplicates(["index", "check", "column"])
+    mapped = [check_rule(c, col) for c, col in zip(fc["check"], fc["column"])]
+    out = pd.DataFrame(
+        {
+            "pos": fc["index"].astype(np.int64).to_numpy(),
+            "field": [m[1] for m in mapped],
+            "rule": [m[0] for m in mapped],
+        }
+    )
+    return out.drop_duplicates(["pos", "field", "rule"], ignore_index=True)
+
+
+@dataclass
+class ChunkContext:
+    """What a quarantine row says besides the failure itself."""
+
+    center: str
+    round: str
+    table: str
+    file_name: str
+    sheet: str | None
+    delivery_id: str
+    spec: TableSpec
+    headers: dict[str, str]  # canonical field -> the center's column header
+    code_lists: dict[str, str] = field(default_factory=dict)  # field -> accepted spellings (text)
+
+    def hdr(self, f: str) -> str:
+        h = self.headers.get(f, f)
+        return f if h == f else f"{h} ({f})"
+
+
+def _s(a) -> pd.Series:
+    s = pd.Series(np.asarray(a, dtype=object), dtype=object)
+    return s.where(s.notna(), "").astype(str)
+
+
+def schema_messages(fails: pd.DataFrame, ctx: ChunkContext, texts: dict[str, np.ndarray], frame: pd.DataFrame) -> pd.Series:
+    """A sentence per failure found by the schema (vectorised per (rule, field))."""
+    msg = pd.Series([""] * len(fails), index=fails.index, dtype=object)
+    rules = {(r.rule, r.field): r for r in cross_field_rules(ctx.spec)}
+    for (rule, fld), g in fails.groupby(["rule", "field"], sort=False):
+        pos = g["pos"].to_numpy()
+        hdr = ctx.hdr(fld)
+        txt = _s(texts[fld][pos]) if fld in texts else pd.Series([""] * len(pos))
+        if rule == "required":
+            m = pd.Series([f"{hdr} is required but empty"] * len(pos))
+        elif rule == "code":
+            m = "'" + txt + f"' is not a valid value of {hdr}; accepted: {ctx.code_lists.get(fld, '')}"
+        elif rule == "range":
+            lo, hi = ctx.spec.fields[fld].range
+            rng = f"[{'' if lo is None else lo}, {'' if hi is None else hi}]"
+            if ctx.table == "labs" and fld == "value":
+                conv = _s(frame["value"].to_numpy()[pos]) + " " + _s(frame["unit"].to_numpy()[pos])
+                m = "'" + txt + f"' is outside the allowed range {rng} (after conversion: " + conv + ")"
+            else:
+                m = "'" + txt + f"' is outside the allowed range {rng}"
+        elif (rule, fld) in rules:
+            r = rules[(rule, fld)]
+            other = _s(texts[r.other][pos]) if r.other in texts else pd.Series([""] * len(pos))
+            ohdr = ctx.hdr(r.other)
+            if rule == "stop_reason_required":
+                m = f"{ohdr} is '" + other + f"' but {hdr} is empty: a stop date needs a stop reason"
+            elif rule == "event_after_birth":
+                m = f"{hdr} '" + txt + f"' is before the birth date {ohdr} '" + other + "'"
+            else:
+                m = f"{hdr} '" + txt + f"' is before {ohdr} '" + other + "'"
+        elif rule == "unit":
+            m = pd.Series([f"unit of {ctx.spec.name} is not the canonical unit of the test"] * len(pos))
+        else:
+            m = "'" + txt + f"' is not a valid {ctx.spec.fields[fld].type if fld in ctx.spec.fields else 'value'}"
+        msg.loc[g.index] = np.asarray(m, dtype=object)
+    return msg
+
+
+def build_quarantine(
+    fails: pd.DataFrame,
+    ctx: ChunkContext,
+    rows: np.ndarray,
+    pids: np.ndarray,
+    texts: dict[str, np.ndarray],
+) -> pd.DataFrame:
+    """Quarantine rows (QUARANTINE_COLUMNS) from failures (pos, field, rule, message[, value])."""
+    if len(fails) == 0:
+        return empty_quarantine()
+    pos = fails["pos"].to_numpy(dtype=np.int64)
+    value = np.empty(len(fails), dtype=object)
+    value[:] = ""
+    for fld, idx in fails.groupby("field", sort=False).indices.items():
+        if fld == "mrn":
+            value[idx] = pids[pos[idx]]
+        elif fld in texts:
+            value[idx] = texts[fld][pos[idx]]
+    if "value" in fails.columns:
+        given = fails["value"].to_numpy(dtype=object)
+        has = pd.notna(given)
+        value[has] = given[has]
+    q = pd.DataFrame(
+        {
+            "center": ctx.center,
+            "round": ctx.round,
+            "table_name": ctx.table,
+            "file_name": ctx.file_name,
+            "sheet": ctx.sheet,
+            "row_number": rows[pos].astype(np.int64),
+            "patient_id": pids[pos],
+            "field": fails["field"].to_numpy(dtype=object),
+            "value": value,
+            "rule": fails["rule"].to_numpy(dtype=object),
+            "message": fails["message"].to_numpy(dtype=object),
+            "delivery_id": ctx.delivery_id,
+        }
+    )
+    q["value"] = q["value"].where(pd.notna(q["value"]), "")
+    return q[QUARANTINE_COLUMNS]
+
+
+def validate_chunk(
+    frame: pd.DataFrame,
+    norm_fails: pd.DataFrame,
+    texts: dict[str, np.ndarray],
+    rows: np.ndarray,
+    schema: pa.DataFrameSchema,
+    tracker: KeyTracker,
+    key_cols: list[str],
+    ctx: ChunkContext,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(valid rows of ``frame``, quarantine rows) - every reason of every failed row."""
+    sch = run_schema(schema, frame)
+    # a cell that failed to parse is empty in the typed frame: its 'required' is not a second reason
+    parse_cells = set(zip(norm_fails["pos"].tolist(), norm_fails["field"].tolist()))
+    if parse_cells and len(sch):
+        drop = [(r == "required" and (p, f) in parse_cells) for p, f, r in zip(sch["pos"], sch["field"], sch["rule"])]
+        sch = sch[~np.array(drop, dtype=bool)]
+    sch = sch.reset_index(drop=True)
+    sch["message"] = schema_messages(sch, ctx, texts, frame) if len(sch) else []
+    parts = [norm_fails[FAILURE_COLUMNS], sch[FAILURE_COLUMNS]]
+    dpos, first_row, first_sheet = tracker.check(frame[key_cols], rows, ctx.sheet)
+    if len(dpos):
+        kf = list(ctx.spec.key)
+        val = pd.Series([""] * len(dpos), dtype=object)
+        for i, f in enumerate(kf):
+            col = frame["patient_id"].to_numpy()[dpos] if f == "mrn" else texts[f][dpos]
+            val = (val + ("|" if i else "")) + _s(col).to_numpy()
+        where = np.where(first_sheet == ctx.sheet, "", " of sheet " + _s(first_sheet).to_numpy(dtype=object))
+        msg = (
+            f"same key ({', '.join(ctx.hdr(f) for f in kf)}) as row "
+            + pd.Series(first_row).astype(str)
+            + where
+            + "; the first row with this key is kept"
+        )
+        parts.append(
+            pd.DataFrame(
+                {"pos": dpos, "field": "+".join(kf), "rule": "unique_key", "message": msg.to_numpy(), "value": val.to_numpy()}
+            )
+        )
+    parts = [p for p in parts if len(p)]
+    fails = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=FAILURE_COLUMNS)
+    if len(fails):
+        fails = fails.drop_duplicates(["pos", "field", "rule"], keep="first").sort_values(["pos"], kind="stable")
+    pids = frame["patient_id"].to_numpy(dtype=object) if "patient_id" in frame else np.full(len(frame), None, dtype=object)
+    q = build_quarantine(fails, ctx, rows, pids, texts)
+    bad = np.zeros(len(frame), dtype=bool)
+    if len(fails):
+        bad[fails["pos"].to_numpy(dtype=np.int64)] = True
+    return frame.loc[~bad], q
+
+
+__all__ = ["KeyTracker", "run_schema", "validate_chunk", "ChunkContext"]

@@ -1,0 +1,26 @@
+"""Data-quality suite of the core tables with Great Expectations, organised by the Kahn
+framework (conformance, completeness, plausibility; as in the OHDSI Data Quality
+Dashboard). Pure: no dagster. great_expectations is imported only when the suite runs.
+
+* :func:`quality_checks` - the suite declared as data (CRF + ``checks.yaml`` + settings);
+* :func:`run_quality_suite` - validate the tables, build Data Docs, return
+  ``analytics.quality_results``.
+"""
+
+from .checks import CATEGORIES, SEVERITIES, SUBCATEGORIES, QualityCheck, checks_frame, load_check_config, quality_checks
+from .suite import RESULT_COLUMNS, SUMMARY_FILE, SuiteRun, run_quality_suite, run_quality_suite_detailed
+
+__all__ = [
+    "CATEGORIES",
+    "RESULT_COLUMNS",
+    "SEVERITIES",
+    "SUBCATEGORIES",
+    "SUMMARY_FILE",
+    "QualityCheck",
+    "SuiteRun",
+    "checks_frame",
+    "load_check_config",
+    "quality_checks",
+    "run_quality_suite",
+    "run_quality_suite_detailed",
+]

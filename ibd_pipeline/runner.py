@@ -1,0 +1,130 @@
+"""Headless runs for cron and scripts: the same jobs the UI runs, in this process.
+
+``run_pipeline`` takes whatever is complete in the inboxes into the archive, runs each
+center's job (extraction, reconciliation) and then the pooled study job; runs are
+recorded in the Dagster instance under ``data/dagster_home`` so the UI shows them.
+``rebuild`` replays the archive alone into a fresh warehouse.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import DataPaths, data_paths, load_centers, load_settings
+from .intake import accepted_deliveries, drain_inbox
+
+DAGSTER_YAML = """# Dagster instance of the study pipeline (written by ibd-pipeline).
+# One run at a time: the DuckDB warehouse has a single writer.
+concurrency:
+  runs:
+    max_concurrent_runs: 1
+telemetry:
+  enabled: false
+"""
+
+
+def ensure_dagster_home(paths: DataPaths) -> Path:
+    """The Dagster instance directory under the data directory (runs one at a time)."""
+    home = paths.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    cfg = home / "dagster.yaml"
+    if not cfg.exists():
+        cfg.write_text(DAGSTER_YAML)
+    return home
+
+
+def get_instance(paths: DataPaths):
+    from dagster import DagsterInstance
+
+    home = ensure_dagster_home(paths)
+    os.environ.setdefault("DAGSTER_HOME", str(home))
+    if Path(os.environ["DAGSTER_HOME"]).resolve() != home.resolve():
+        return DagsterInstance.from_config(str(home))
+    return DagsterInstance.get()
+
+
+@dataclass
+class RunSummary:
+    intake: list = field(default_factory=list)
+    center_runs: dict = field(default_factory=dict)  # center -> (success, message)
+    study_run: tuple | None = None
+    seconds: float = 0.0
+
+    @property
+    def success(self) -> bool:
+        ok = all(s for s, _ in self.center_runs.values())
+        return ok and (self.study_run is None or self.study_run[0])
+
+    def lines(self) -> list[str]:
+        out = [f"intake {o.center}/{o.file_name}: {o.status}{' - ' + o.message if o.message else ''}" for o in self.intake]
+        for c, (ok, msg) in self.center_runs.items():
+            out.append(f"center {c}: {'ok' if ok else 'FAILED'}{' - ' + msg if msg else ''}")
+        if self.study_run is not None:
+            out.append(f"study: {'ok' if self.study_run[0] else 'FAILED'}{' - ' + self.study_run[1] if self.study_run[1] else ''}")
+        out.append(f"finished in {self.seconds:.1f} s")
+        return out
+
+
+def _failure_message(result) -> str:
+    msgs = []
+    for ev in result.all_events:
+        if ev.event_type_value == "STEP_FAILURE":
+            err = ev.event_specific_data.error
+            msgs.append(f"{ev.step_key}: {err.message.strip() if err else ''}")
+        elif ev.event_type_value == "ASSET_CHECK_EVALUATION":
+            data = ev.event_specific_data
+            if not data.passed and data.severity.value == "ERROR":
+                meta = data.metadata or {}
+                m = meta.get("message")
+                msgs.append(f"check {data.check_name} failed" + (f": {m.value}" if m is not None else ""))
+    return " | ".join(msgs)
+
+
+def run_pipeline(
+    data_dir: str | Path | None = None,
+    centers: list[str] | None = None,
+    settle_seconds: float | None = None,
+    study: bool = True,
+    take_inbox: bool = True,
+    instance=None,
+) -> RunSummary:
+    """Ingest what is in the inboxes and materialize everything (see module docstring)."""
+    from .definitions import build_definitions
+
+    t0 = time.time()
+    paths = data_paths(data_dir).ensure()
+    profiles = load_centers()
+    centers = centers or list(profiles)
+    settle = load_settings()["ingestion"]["settle_seconds"] if settle_seconds is None else settle_seconds
+    summary = RunSummary()
+    if take_inbox:
+        for c in centers:
+            summary.intake += drain_inbox(paths, profiles[c], settle)
+    defs = build_definitions(paths.root)
+    instance = instance or get_instance(paths)
+    center_job = defs.get_job_def("center_job")
+    for c in centers:
+        if not accepted_deliveries(paths, c):
+            continue
+        r = center_job.execute_in_process(partition_key=c, instance=instance, raise_on_error=False, tags={"ibd/center": c, "ibd/trigger": "cli"})
+        summary.center_runs[c] = (r.success, "" if r.success else _failure_message(r))
+    if study and summary.center_runs:
+        r = defs.get_job_def("study_job").execute_in_process(instance=instance, raise_on_error=False, tags={"ibd/trigger": "cli"})
+        summary.study_run = (r.success, "" if r.success else _failure_message(r))
+    summary.seconds = time.time() - t0
+    return summary
+
+
+def rebuild(data_dir: str | Path | None = None, instance=None) -> RunSummary:
+    """Rebuild the warehouse from the archive alone: the old warehouse is moved aside
+    (kept as ``warehouse.duckdb.before-rebuild``) and every center is replayed."""
+    paths = data_paths(data_dir)
+    for suffix in ("", ".wal"):
+        src = Path(str(paths.warehouse) + suffix)
+        if src.exists():
+            shutil.move(str(src), str(paths.warehouse) + ".before-rebuild" + suffix)
+    return run_pipeline(paths.root, take_inbox=False, instance=instance)

@@ -1,0 +1,256 @@
+"""The SQL models of the warehouse (``dbt_like_sql/``), dbt-style without dbt.
+
+Each ``<layer>/<name>.sql`` file is one SELECT that becomes table ``<layer>.<name>``.
+Its upstream tables are read from the SQL itself (sqlglot), so lineage is declared once.
+A ``<name>.yml`` beside it documents the model and its columns (written into DuckDB with
+``COMMENT ON``) and lists column tests (``not_null``, ``unique``, ``accepted_values``,
+``relationships``) that run as Dagster asset checks. A ``.yml`` without a ``.sql``
+documents a table that a Python asset builds (same docs, same tests).
+
+Settings reach SQL through ``ref.settings`` (key = dotted path of study.yaml, value =
+text) and the CRF through ``ref.drugs``, ``ref.procedures`` and ``ref.lab_tests``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import sqlglot
+import yaml
+from sqlglot import exp
+
+from .config import PROJECT_ROOT, Crf
+
+MODELS_DIR = PROJECT_ROOT / "dbt_like_sql"
+
+
+@dataclass(frozen=True)
+class ColumnTest:
+    column: str
+    kind: str  # not_null | unique | accepted_values | relationships
+    arg: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.column}_{self.kind}"
+
+
+@dataclass(frozen=True)
+class Model:
+    schema: str
+    name: str
+    sql: str | None  # None: a table built by a Python asset, documented here
+    description: str
+    columns: dict[str, str]  # column -> description
+    tests: tuple[ColumnTest, ...]
+    path: Path
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def upstream(self) -> list[tuple[str, str]]:
+        """Tables the model reads, and tables its relationship tests compare against."""
+        ups = set(upstream_tables(self.sql)) if self.sql else set()
+        for t in self.tests:
+            if t.kind == "relationships":
+                ups.add(tuple(t.arg["to"].split(".", 1)))
+        ups.discard((self.schema, self.name))
+        return sorted(ups)
+
+
+def upstream_tables(sql: str) -> list[tuple[str, str]]:
+    """Schema-qualified tables a SELECT reads (CTE names excluded), sorted."""
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
+    found = set()
+    for t in tree.find_all(exp.Table):
+        if not t.db and t.name in ctes:
+            continue
+        if t.db:
+            found.add((t.db, t.name))
+    return sorted(found)
+
+
+def _parse_tests(col: str, tests: list) -> list[ColumnTest]:
+    out = []
+    for t in tests or []:
+        if isinstance(t, str):
+            out.append(ColumnTest(col, t))
+        elif isinstance(t, dict):
+            (kind, arg), = t.items()
+            out.append(ColumnTest(col, kind, arg if isinstance(arg, dict) else {"values": arg}))
+    return out
+
+
+@lru_cache(maxsize=2)
+def load_models(root: str = str(MODELS_DIR)) -> tuple[Model, ...]:
+    """Every model under ``dbt_like_sql/<layer>/``."""
+    base = Path(root)
+    models = []
+    for yml in sorted(base.glob("*/*.yml")):
+        layer, name = yml.parent.name, yml.stem
+        doc = yaml.safe_load(yml.read_text(encoding="utf-8")) or {}
+        sql_path = yml.with_suffix(".sql")
+        sql = sql_path.read_text(encoding="utf-8") if sql_path.exists() else None
+        cols, tests = {}, []
+        for col, spec in (doc.get("columns") or {}).items():
+            spec = spec or {}
+            if isinstance(spec, str):
+                spec = {"description": spec}
+            cols[col] = spec.get("description", "")
+            tests += _parse_tests(col, spec.get("tests"))
+        models.append(Model(layer, name, sql, doc.get("description", ""), cols, tuple(tests), yml))
+    for sql_path in sorted(base.glob("*/*.sql")):
+        if not sql_path.with_suffix(".yml").exists():
+            raise ValueError(f"SQL model {sql_path} has no {sql_path.stem}.yml describing it")
+    return tuple(models)
+
+
+def build_order(models) -> list[Model]:
+    """SQL models sorted so that every model comes after the models it reads."""
+    by_name = {m.qualified: m for m in models}
+    done: list[Model] = []
+    seen: set[str] = set()
+
+    def visit(m: Model, stack: tuple = ()):
+        if m.qualified in seen:
+            return
+        if m.qualified in stack:
+            raise ValueError(f"cycle in SQL models: {' -> '.join(stack + (m.qualified,))}")
+        for s, n in m.upstream:
+            up = by_name.get(f"{s}.{n}")
+            if up is not None:
+                visit(up, stack + (m.qualified,))
+        seen.add(m.qualified)
+        done.append(m)
+
+    for m in models:
+        visit(m)
+    return done
+
+
+def model_by_name(qualified: str) -> Model:
+    for m in load_models():
+        if m.qualified == qualified:
+            return m
+    raise KeyError(qualified)
+
+
+# ------------------------------------------------------------------ reference tables
+def _flatten(prefix: str, obj, out: dict) -> None:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    else:
+        out[prefix] = obj if isinstance(obj, str) else json.dumps(obj, default=str)
+
+
+def settings_frame(settings: dict) -> pd.DataFrame:
+    """study.yaml flattened to (key, value) rows: scalars as text, lists as JSON."""
+    flat: dict[str, str] = {}
+    _flatten("", settings, flat)
+    return pd.DataFrame({"key": list(flat), "value": [str(v) for v in flat.values()]})
+
+
+def mechanism_of(drug_class: str, settings: dict) -> str:
+    """The mechanism of action of a drug class: its group in the settings' mechanism
+    groups (IOIBD criterion 1; anti-IL-12/23 and anti-IL-23 are one by default)."""
+    for group, classes in (settings["dtt"].get("mechanism_groups") or {}).items():
+        if drug_class in classes:
+            return group
+    return drug_class
+
+
+def reference_frames(crf: Crf, settings: dict, centers: dict | None = None) -> dict[str, pd.DataFrame]:
+    """ref.* tables from the CRF, the study settings and the center profiles."""
+    drugs = pd.DataFrame(
+        [
+            {"drug": d, "drug_class": s["class"], "mechanism": mechanism_of(s["class"], settings), "advanced": bool(s["advanced"])}
+            for d, s in crf.drugs.items()
+        ]
+    )
+    procs = pd.DataFrame(
+        [
+            {"procedure": p, "bowel_resection": bool(s.get("bowel_resection", False)), "total_colectomy": bool(s.get("total_colectomy", False))}
+            for p, s in crf.procedures.items()
+        ]
+    )
+    labs = pd.DataFrame(
+        [
+            {"test": t, "unit": s["unit"], "normal_low": (s.get("normal") or [None, None])[0], "normal_high": (s.get("normal") or [None, None])[1]}
+            for t, s in crf.lab_tests.items()
+        ]
+    ).astype({"normal_low": "float64", "normal_high": "float64"})
+    if centers is None:
+        from .config import load_centers
+
+        centers = load_centers()
+    ctr = pd.DataFrame([{"center": c, "name": p.raw.get("name", c), "format": p.format} for c, p in centers.items()])
+    return {"drugs": drugs, "procedures": procs, "lab_tests": labs, "settings": settings_frame(settings), "centers": ctr}
+
+
+# ------------------------------------------------------------------ building
+def build_model(con: duckdb.DuckDBPyConnection, model: Model) -> int:
+    """(Re)build one SQL model as a table, idempotently, and document it."""
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {model.schema}")
+    con.execute(f"CREATE OR REPLACE TABLE {model.qualified} AS {model.sql}")
+    document(con, model)
+    return con.execute(f"SELECT count(*) FROM {model.qualified}").fetchone()[0]
+
+
+def _q(s: str) -> str:
+    return "'" + str(s).replace("'", "''") + "'"
+
+
+def document(con: duckdb.DuckDBPyConnection, model: Model) -> None:
+    """Write the model's descriptions into DuckDB (``COMMENT ON TABLE/COLUMN``)."""
+    con.execute(f"COMMENT ON TABLE {model.qualified} IS {_q(model.description.strip())}")
+    existing = {r[0] for r in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?", [model.schema, model.name]
+    ).fetchall()}
+    for col, desc in model.columns.items():
+        if col in existing and desc:
+            con.execute(f'COMMENT ON COLUMN {model.qualified}."{col}" IS {_q(desc.strip())}')
+
+
+def undocumented_columns(con: duckdb.DuckDBPyConnection, model: Model) -> list[str]:
+    cols = [r[0] for r in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? ORDER BY column_index",
+        [model.schema, model.name],
+    ).fetchall()]
+    return [c for c in cols if not model.columns.get(c)]
+
+
+@dataclass(frozen=True)
+class TestResult:
+    test: ColumnTest
+    passed: bool
+    failing_rows: int
+    examples: list
+
+
+def run_test(con: duckdb.DuckDBPyConnection, model: Model, test: ColumnTest) -> TestResult:
+    """A column test: the query returns the offending values."""
+    t, c = model.qualified, f'"{test.column}"'
+    if test.kind == "not_null":
+        sql = f"SELECT NULL AS v FROM {t} WHERE {c} IS NULL"
+    elif test.kind == "unique":
+        sql = f"SELECT {c} AS v FROM {t} WHERE {c} IS NOT NULL GROUP BY {c} HAVING count(*) > 1"
+    elif test.kind == "accepted_values":
+        values = test.arg.get("values", [])
+        lst = ", ".join(_q(v) for v in values)
+        sql = f"SELECT DISTINCT CAST({c} AS VARCHAR) AS v FROM {t} WHERE {c} IS NOT NULL AND CAST({c} AS VARCHAR) NOT IN ({lst})"
+    elif test.kind == "relationships":
+        to, fld = test.arg["to"], test.arg.get("field", test.column)
+        sql = f'SELECT DISTINCT s.{c} AS v FROM {t} s WHERE s.{c} IS NOT NULL AND s.{c} NOT IN (SELECT "{fld}" FROM {to})'
+    else:
+        raise ValueError(f"unknown column test {test.kind!r} in {model.path}")
+    rows = con.execute(sql).fetchall()
+    return TestResult(test, not rows, len(rows), [r[0] for r in rows[:5]])

@@ -1,0 +1,83 @@
+"""Biomarker trajectories: summaries per time point and tests across time points.
+
+Values with a qualifier ('<' / '>') are used at their reported limit (e.g. CRP "<0.5"
+counts as 0.5); rank-based tests are little affected by this.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .rates import _sort, _tp_key, _with_overall
+
+SUMMARY_COLUMNS = ["diagnosis", "test", "timepoint", "n", "median", "q1", "q3", "mean", "sd"]
+TEST_COLUMNS = ["diagnosis", "test", "comparison", "statistic", "p_value", "n", "method"]
+KW = "Kruskal-Wallis"
+SIGNED_RANK = "Wilcoxon signed-rank"
+
+
+def _values(biomarkers: pd.DataFrame) -> pd.DataFrame:
+    df = biomarkers.copy()
+    df["value"] = pd.to_numeric(df["value"], errors="coerce").astype(float)
+    df = df[df["value"].notna()]
+    # one value per patient, test and time point (the pipeline already picks one)
+    return df.drop_duplicates(["diagnosis", "patient_id", "test", "timepoint"], keep="first")
+
+
+def biomarker_summary(biomarkers: pd.DataFrame) -> pd.DataFrame:
+    """Per diagnosis (UC, CD, overall), test and time point: n, median, q1, q3 (type-7
+    quantiles), mean, sd (ddof=1)."""
+    df = _with_overall(_values(biomarkers))
+    rows = []
+    for (dx, test, tp), g in df.groupby(["diagnosis", "test", "timepoint"], sort=False):
+        v = g["value"].to_numpy(float)
+        q1, med, q3 = np.percentile(v, [25, 50, 75])
+        rows.append({"diagnosis": dx, "test": test, "timepoint": tp, "n": int(v.size),
+                     "median": med, "q1": q1, "q3": q3, "mean": float(v.mean()),
+                     "sd": float(np.std(v, ddof=1)) if v.size > 1 else np.nan})
+    return _sort(pd.DataFrame(rows, columns=SUMMARY_COLUMNS), ["diagnosis", "test", "timepoint"])
+
+
+def biomarker_tests(biomarkers: pd.DataFrame, baseline: str = "baseline") -> pd.DataFrame:
+    """Per diagnosis (UC, CD, overall) and test:
+
+    * ``comparison='across_timepoints'``: Kruskal-Wallis H across all time points (all
+      available values, as published; n = number of values);
+    * ``comparison='baseline_vs_<tp>'``: Wilcoxon signed-rank test (scipy ``wilcoxon``,
+      two-sided, zero differences dropped - ``zero_method='wilcox'``) on the patients
+      with both values (n = pairs).
+    """
+    df = _with_overall(_values(biomarkers))
+    rows = []
+    for (dx, test), g in df.groupby(["diagnosis", "test"], sort=False):
+        tps = sorted(g["timepoint"].unique(), key=_tp_key)
+        samples = [g.loc[g["timepoint"] == tp, "value"].to_numpy(float) for tp in tps]
+        samples = [s for s in samples if s.size]
+        row = {"diagnosis": dx, "test": test, "comparison": "across_timepoints",
+               "statistic": np.nan, "p_value": np.nan, "n": int(sum(s.size for s in samples)),
+               "method": KW}
+        pooled = np.concatenate(samples) if samples else np.array([])
+        if len(samples) >= 2 and np.unique(pooled).size > 1:
+            res = stats.kruskal(*samples)
+            row.update(statistic=float(res.statistic), p_value=float(res.pvalue))
+        rows.append(row)
+        wide = g.pivot_table(index="patient_id", columns="timepoint", values="value", aggfunc="first")
+        if baseline not in wide:
+            continue
+        for tp in tps:
+            if tp == baseline:
+                continue
+            pair = wide[[baseline, tp]].dropna()
+            row = {"diagnosis": dx, "test": test, "comparison": f"{baseline}_vs_{tp}",
+                   "statistic": np.nan, "p_value": np.nan, "n": int(len(pair)), "method": SIGNED_RANK}
+            d = (pair[tp] - pair[baseline]).to_numpy(float)
+            if np.count_nonzero(d) >= 1:
+                res = stats.wilcoxon(pair[baseline].to_numpy(float), pair[tp].to_numpy(float),
+                                     alternative="two-sided", zero_method="wilcox")
+                row.update(statistic=float(res.statistic), p_value=float(res.pvalue))
+            rows.append(row)
+    out = pd.DataFrame(rows, columns=TEST_COLUMNS)
+    return _sort(out, ["diagnosis", "test"])
+

@@ -1,0 +1,190 @@
+"""Figures for the study report (matplotlib, Agg backend). Every function returns a
+``matplotlib.figure.Figure`` (already detached from pyplot's figure manager);
+:func:`figure_to_png` turns one into PNG bytes."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from lifelines import KaplanMeierFitter  # noqa: E402
+from lifelines.plotting import add_at_risk_counts  # noqa: E402
+
+from .rates import _tp_key  # noqa: E402
+from .survival import _groups, with_covariates  # noqa: E402
+
+DX_COLORS = {"UC": "#1f77b4", "CD": "#d62728", "overall": "#444444"}
+TP_LABELS = {"baseline": "Baseline", "induction": "Induction", "month6": "Month 6",
+             "month12": "Month 12", "month18": "Month 18"}
+
+
+def figure_to_png(fig, dpi: int = 150) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def _detach(fig):
+    plt.close(fig)
+    return fig
+
+
+def forest_plot(labels, estimates, ci_low, ci_high, log_scale: bool = False, ref_line: float | None = None,
+                weights=None, pooled: tuple | None = None, flags=None, title: str = "",
+                xlabel: str = "", pooled_label: str = "Pooled (random effects)"):
+    """Generic forest plot: one row per label (point + CI; marker area by ``weights``
+    when given), an optional pooled diamond ``pooled=(estimate, low, high)``, a
+    reference line and an optional log x-axis (odds / hazard ratios). ``flags``: rows
+    to mark with an asterisk (e.g. small cells)."""
+    labels = [str(x) for x in labels]
+    est = np.asarray(estimates, dtype=float)
+    lo = np.asarray(ci_low, dtype=float)
+    hi = np.asarray(ci_high, dtype=float)
+    k = len(labels)
+    rows = k + (2 if pooled is not None else 0)
+    fig = plt.figure(figsize=(7.5, 1.2 + 0.38 * rows))
+    ax = fig.add_subplot(111)
+    ypos = np.arange(k)[::-1] + (2 if pooled is not None else 0)
+    sizes = 40.0 if weights is None else 20 + 300 * np.asarray(weights, float) / np.nanmax(weights)
+    ok = np.isfinite(est)
+    ax.errorbar(est[ok], ypos[ok], xerr=[est[ok] - lo[ok], hi[ok] - est[ok]], fmt="none", ecolor="black",
+                capsize=3, lw=1)
+    ax.scatter(est[ok], ypos[ok], s=sizes if np.isscalar(sizes) else np.asarray(sizes)[ok], marker="s",
+               color="#1f4e79", zorder=3)
+    ticklabels = list(labels)
+    if flags is not None:
+        ticklabels = [f"{lab} *" if f else lab for lab, f in zip(labels, flags)]
+    yt, yl = list(ypos), ticklabels
+    if pooled is not None:
+        pe, pl, ph = pooled
+        ax.fill([pl, pe, ph, pe], [0.5, 0.8, 0.5, 0.2], color="#c00000", zorder=3)
+        yt.append(0.5)
+        yl.append(pooled_label)
+    ax.set_yticks(yt)
+    ax.set_yticklabels(yl)
+    if ref_line is not None:
+        ax.axvline(ref_line, color="grey", ls="--", lw=1)
+    if log_scale:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    ax.set_ylim(-0.3 if pooled is not None else ypos.min() - 0.7, ypos.max() + 0.7)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return _detach(fig)
+
+
+def km_plot(persistence: pd.DataFrame, covariates: pd.DataFrame | None = None, group_var: str = "overall",
+            days_per_month: float = 30.4375, months=(0, 3, 6, 9, 12), alpha: float = 0.05,
+            at_risk: bool = True, title: str = "", duration_col: str = "time_days", event_col: str = "event"):
+    """Kaplan-Meier curves of persistence (x axis in months) with CI bands and the
+    numbers at risk under the axis (lifelines ``add_at_risk_counts``)."""
+    df = with_covariates(persistence, covariates, [group_var])
+    fig = plt.figure(figsize=(7.5, 5.5))
+    ax = fig.add_subplot(111)
+    fitters = []
+    for g, sub in _groups(df, group_var):
+        label = "All patients" if group_var == "overall" else f"{group_var} = {g}"
+        kmf = KaplanMeierFitter(alpha=alpha).fit(sub[duration_col] / days_per_month, sub[event_col], label=label)
+        kmf.plot_survival_function(ax=ax, ci_show=True, color=DX_COLORS.get(g))
+        fitters.append(kmf)
+    ax.set_xlabel("Months since UPA start")
+    ax.set_ylabel("Probability of remaining on UPA")
+    ax.set_ylim(0, 1.05)
+    ax.set_xticks(list(months))
+    ax.set_xlim(0, max(months) * 1.02)
+    ax.set_title(title)
+    if at_risk and fitters:
+        plt.figure(fig.number)
+        plt.sca(ax)
+        add_at_risk_counts(*fitters, ax=ax, xticks=list(months), rows_to_show=["At risk"])
+    fig.tight_layout()
+    return _detach(fig)
+
+
+def roc_plot(roc: pd.DataFrame, auc: pd.DataFrame | dict | None = None, title: str = "ROC curve"):
+    """ROC curve from a frame with fpr, tpr; ``auc`` row (auc, ci_low, ci_high,
+    auc_optimism_corrected) annotates the legend."""
+    fig = plt.figure(figsize=(5.5, 5.5))
+    ax = fig.add_subplot(111)
+    label = "Model"
+    if auc is not None:
+        a = auc.iloc[0] if isinstance(auc, pd.DataFrame) else pd.Series(auc)
+        label = f"AUC {a['auc']:.3f} ({a['ci_low']:.3f}-{a['ci_high']:.3f})"
+        if "auc_optimism_corrected" in a and pd.notna(a["auc_optimism_corrected"]):
+            label += f"; optimism-corrected {a['auc_optimism_corrected']:.3f}"
+    ax.step(roc["fpr"], roc["tpr"], where="post", color="#1f4e79", lw=2, label=label)
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1)
+    ax.set_xlabel("1 - specificity")
+    ax.set_ylabel("Sensitivity")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return _detach(fig)
+
+
+def endpoint_plot(rates: pd.DataFrame, endpoint: str, analysis: str = "complete_case",
+                  diagnoses=("UC", "CD"), title: str | None = None):
+    """Endpoint rate (%) with Wilson CI across time points, one line per diagnosis,
+    n/N annotated (input: :func:`ibd_pipeline.stats.endpoint_rates`)."""
+    sub = rates[(rates["endpoint"] == endpoint) & (rates["analysis"] == analysis)]
+    tps = sorted(sub["timepoint"].unique(), key=_tp_key)
+    x = {tp: i for i, tp in enumerate(tps)}
+    fig = plt.figure(figsize=(7, 4.5))
+    ax = fig.add_subplot(111)
+    width = 0.12
+    for j, dx in enumerate(diagnoses):
+        d = sub[sub["diagnosis"] == dx].copy()
+        if d.empty:
+            continue
+        d = d.iloc[np.argsort([x[t] for t in d["timepoint"]])]
+        xs = np.array([x[t] for t in d["timepoint"]]) + (j - (len(diagnoses) - 1) / 2) * width
+        ax.errorbar(xs, d["pct"], yerr=[d["pct"] - d["ci_low"], d["ci_high"] - d["pct"]], marker="o",
+                    capsize=3, label=dx, color=DX_COLORS.get(dx))
+        for xi, r in zip(xs, d.itertuples()):
+            ax.annotate(f"{r.n}/{r.N}", (xi, r.ci_high), textcoords="offset points", xytext=(0, 3),
+                        ha="center", fontsize=7, color=DX_COLORS.get(dx))
+    ax.set_xticks(range(len(tps)))
+    ax.set_xticklabels([TP_LABELS.get(t, t) for t in tps])
+    ax.set_ylim(0, 108)
+    ax.set_ylabel("Patients (%) with 95% Wilson CI")
+    ax.set_title(title or f"{endpoint.replace('_', ' ')} ({analysis.replace('_', '-')})")
+    ax.legend()
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return _detach(fig)
+
+
+def biomarker_trajectory_plot(summary: pd.DataFrame, test: str, diagnoses=("UC", "CD"),
+                              unit: str = "", title: str | None = None):
+    """Median and IQR per time point per diagnosis (input:
+    :func:`ibd_pipeline.stats.biomarker_summary`)."""
+    sub = summary[summary["test"] == test]
+    tps = sorted(sub["timepoint"].unique(), key=_tp_key)
+    x = {tp: i for i, tp in enumerate(tps)}
+    fig = plt.figure(figsize=(7, 4.5))
+    ax = fig.add_subplot(111)
+    for j, dx in enumerate(diagnoses):
+        d = sub[sub["diagnosis"] == dx]
+        if d.empty:
+            continue
+        d = d.iloc[np.argsort([x[t] for t in d["timepoint"]])]
+        xs = np.array([x[t] for t in d["timepoint"]]) + (j - (len(diagnoses) - 1) / 2) * 0.1
+        ax.errorbar(xs, d["median"], yerr=[d["median"] - d["q1"], d["q3"] - d["median"]], marker="o",
+                    capsize=3, label=f"{dx} median [IQR]", color=DX_COLORS.get(dx))
+    ax.set_xticks(range(len(tps)))
+    ax.set_xticklabels([TP_LABELS.get(t, t) for t in tps])
+    ax.set_ylabel(f"{test} {unit}".strip())
+    ax.set_title(title or f"{test} over time")
+    ax.legend()
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return _detach(fig)

@@ -1,0 +1,76 @@
+"""Safety tables: treatment-emergent adverse events by term and diagnosis.
+
+Per diagnosis (UC, CD, overall) and term (plus ``term='any'``): patients with >= 1
+event (n, % of the included patients N of that diagnosis), number of events, and
+events per 100 patient-years of UPA exposure with the exact Poisson CI.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .survival import poisson_exact_ci
+
+AE_COLUMNS = ["diagnosis", "term", "n_patients", "N", "pct_patients", "n_events", "patient_years",
+              "rate_per_100py", "rate_ci_low", "rate_ci_high"]
+ANY = "any"
+
+
+def _flag(s: pd.Series) -> pd.Series:
+    if str(s.dtype) == "boolean":
+        return s.fillna(False).astype(bool)
+    return s.map(lambda v: bool(v) if v is not None and not (isinstance(v, float) and np.isnan(v))
+                 and str(v).lower() not in ("false", "0", "no") else False).astype(bool)
+
+
+def _cohort(diagnoses) -> pd.DataFrame:
+    if isinstance(diagnoses, pd.Series):
+        return pd.DataFrame({"patient_id": diagnoses.index, "diagnosis": diagnoses.to_numpy()})
+    return diagnoses[["patient_id", "diagnosis"]].drop_duplicates("patient_id")
+
+
+def _table(ae: pd.DataFrame, cohort: pd.DataFrame, exposure: pd.DataFrame, terms, alpha) -> pd.DataFrame:
+    rows = []
+    for dx in ("UC", "CD", "overall"):
+        pts = cohort if dx == "overall" else cohort[cohort["diagnosis"] == dx]
+        N = int(len(pts))
+        py = float(exposure.loc[exposure["patient_id"].isin(pts["patient_id"]), "exposure_years"].sum())
+        sub = ae[ae["patient_id"].isin(pts["patient_id"])]
+        for term in [ANY, *terms]:
+            t = sub if term == ANY else sub[sub["term"] == term]
+            k = int(len(t))
+            lo, hi = poisson_exact_ci(k, py, alpha) if py > 0 else (np.nan, np.nan)
+            n_pat = int(t["patient_id"].nunique())
+            rows.append({"diagnosis": dx, "term": term, "n_patients": n_pat, "N": N,
+                         "pct_patients": 100.0 * n_pat / N if N else np.nan, "n_events": k,
+                         "patient_years": py, "rate_per_100py": 100.0 * k / py if py > 0 else np.nan,
+                         "rate_ci_low": 100.0 * lo, "rate_ci_high": 100.0 * hi})
+    return pd.DataFrame(rows, columns=AE_COLUMNS)
+
+
+def ae_tables(adverse_events: pd.DataFrame, exposure: pd.DataFrame, diagnoses, alpha: float = 0.05) -> dict:
+    """``diagnoses``: the included cohort (DataFrame patient_id, diagnosis, or a Series
+    diagnosis indexed by patient_id) - the denominators. ``exposure``: patient_id,
+    exposure_years. Events of patients outside the cohort are ignored; if the events
+    frame has a ``treatment_emergent`` column only treatment-emergent events count.
+
+    Returns {"by_term", "serious", "discontinuation"}: DataFrames with columns
+    diagnosis, term (``any`` first), n_patients, N, pct_patients, n_events,
+    patient_years, rate_per_100py, rate_ci_low, rate_ci_high. Every term observed in the
+    cohort appears for every diagnosis (zeros included).
+    """
+    cohort = _cohort(diagnoses)
+    ae = adverse_events[adverse_events["patient_id"].isin(cohort["patient_id"])].copy()
+    if "treatment_emergent" in ae:
+        ae = ae[_flag(ae["treatment_emergent"])]
+    ae["serious"] = _flag(ae["serious"]) if "serious" in ae else False
+    ae["led_to_discontinuation"] = _flag(ae["led_to_discontinuation"]) if "led_to_discontinuation" in ae else False
+    terms = sorted(ae["term"].dropna().astype(str).unique())
+    serious = ae[ae["serious"]]
+    disc = ae[ae["led_to_discontinuation"]]
+    return {
+        "by_term": _table(ae, cohort, exposure, terms, alpha),
+        "serious": _table(serious, cohort, exposure, sorted(serious["term"].dropna().astype(str).unique()), alpha),
+        "discontinuation": _table(disc, cohort, exposure, sorted(disc["term"].dropna().astype(str).unique()), alpha),
+    }

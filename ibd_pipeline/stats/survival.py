@@ -1,0 +1,311 @@
+"""Treatment persistence: Kaplan-Meier, log-rank, Cox models, discontinuation rate.
+
+Input ``persistence``: patient_id, center, diagnosis, time_days, event (1 = stopped
+UPA, 0 = censored at last follow-up), stop_reason. Grouping variables that are not in
+``persistence`` (albumin_le_35, bmi_le_18_5, ...) are joined from ``covariates`` on
+patient_id.
+
+Kaplan-Meier confidence intervals use Greenwood's variance with either the
+log-log transform (``ci_type='log-log'``: lifelines' and SAS' default, always inside
+[0, 1]) or the log transform (``ci_type='log'``: R survival's ``survfit`` default).
+Cox models are lifelines ``CoxPHFitter`` (Efron ties, as R ``coxph``).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from lifelines import CoxPHFitter, KaplanMeierFitter
+from lifelines.statistics import logrank_test, multivariate_logrank_test, proportional_hazard_test
+from scipy import stats
+
+KM_COLUMNS = ["group_var", "group", "month", "survival", "ci_low", "ci_high", "n_at_risk"]
+LOGRANK_COLUMNS = ["group_var", "groups", "n", "events", "test_statistic", "df", "p_value", "test"]
+COX_COLUMNS = ["model", "variable", "coef", "hr", "ci_low", "ci_high", "p_value", "ph_test_p",
+               "step", "n", "events", "note"]
+RATE_COLUMNS = ["group_var", "group", "n", "events", "patient_years", "rate_per_100py", "ci_low", "ci_high"]
+DEFAULT_GROUPS = ("overall", "diagnosis", "albumin_le_35", "bmi_le_18_5")
+
+
+# ------------------------------------------------------------------ helpers
+def _group_labels(s: pd.Series) -> pd.Series:
+    """Binary (bool / 0-1) grouping variables become 'yes'/'no'; others str."""
+    if str(s.dtype) in ("bool", "boolean"):
+        return s.map({True: "yes", False: "no"})
+    vals = set(pd.Series(s).dropna().unique().tolist())
+    if vals and vals <= {0, 1}:
+        return s.map(lambda v: None if pd.isna(v) else ("yes" if v == 1 else "no"))
+    return s.map(lambda v: None if pd.isna(v) else str(v))
+
+
+def with_covariates(persistence: pd.DataFrame, covariates: pd.DataFrame | None, columns) -> pd.DataFrame:
+    """``persistence`` with the ``columns`` it lacks joined from ``covariates``."""
+    need = [c for c in columns if c not in persistence.columns and c != "overall"]
+    if not need:
+        return persistence.copy()
+    if covariates is None:
+        raise KeyError(f"columns {need} are not in the persistence frame and no covariates were given")
+    missing = [c for c in need if c not in covariates.columns]
+    if missing:
+        raise KeyError(f"columns {missing} are in neither the persistence nor the covariates frame")
+    return persistence.merge(covariates[["patient_id", *need]], on="patient_id", how="left")
+
+
+def _groups(df: pd.DataFrame, group_var: str):
+    if group_var == "overall":
+        yield "all", df
+        return
+    labels = _group_labels(df[group_var])
+    for g in sorted(labels.dropna().unique()):
+        yield g, df[labels == g]
+
+
+def km_at(durations, events, times, alpha: float = 0.05, ci_type: str = "log-log") -> pd.DataFrame:
+    """Kaplan-Meier S(t) (right-continuous: events at t included) with Greenwood CI and
+    the number at risk at t (time >= t) at each of ``times``. Beyond the last
+    observation S is NaN unless the curve already reached 0."""
+    d = np.asarray(durations, dtype=float)
+    e = np.asarray(events, dtype=int)
+    kmf = KaplanMeierFitter(alpha=alpha).fit(d, e)
+    et = kmf.event_table
+    z = stats.norm.ppf(1 - alpha / 2)
+    at_risk = et["at_risk"].to_numpy(float)
+    obs = et["observed"].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        greenwood = np.cumsum(np.where(obs > 0, obs / (at_risk * (at_risk - obs)), 0.0))
+    idx_times = et.index.to_numpy(float)
+    out = []
+    for t in times:
+        s = float(kmf.survival_function_at_times(t).iloc[0])
+        pos = np.searchsorted(idx_times, t, side="right") - 1
+        gw = greenwood[pos] if pos >= 0 else 0.0
+        n_risk = int((d >= t).sum())
+        if t > d.max() and s > 0:
+            out.append((t, np.nan, np.nan, np.nan, n_risk))
+            continue
+        if s <= 0:
+            lo, hi = 0.0, 0.0
+        elif s >= 1 or gw == 0:
+            lo, hi = s, s
+        elif ci_type == "log":
+            se = np.sqrt(gw)
+            lo, hi = s * np.exp(-z * se), min(1.0, s * np.exp(z * se))
+        elif ci_type == "log-log":
+            se = np.sqrt(gw / np.log(s) ** 2)
+            lo = np.exp(-np.exp(np.log(-np.log(s)) + z * se))
+            hi = np.exp(-np.exp(np.log(-np.log(s)) - z * se))
+        else:
+            raise ValueError(f"unknown ci_type {ci_type!r}")
+        out.append((t, s, float(lo), float(hi), n_risk))
+    return pd.DataFrame(out, columns=["time", "survival", "ci_low", "ci_high", "n_at_risk"])
+
+
+# ----------------------------------------------------------------- Kaplan-Meier
+def km_estimates(
+    persistence: pd.DataFrame,
+    covariates: pd.DataFrame | None = None,
+    group_vars=DEFAULT_GROUPS,
+    months=(3, 6, 9, 12),
+    days_per_month: float = 30.4375,
+    alpha: float = 0.05,
+    ci_type: str = "log-log",
+    duration_col: str = "time_days",
+    event_col: str = "event",
+) -> pd.DataFrame:
+    """Persistence (probability of still being on UPA) at ``months`` (day = month x
+    ``days_per_month``) overall and per level of each grouping variable."""
+    df = with_covariates(persistence, covariates, group_vars)
+    rows = []
+    for gv in group_vars:
+        for g, sub in _groups(df, gv):
+            sub = sub[sub[duration_col].notna()]
+            if sub.empty:
+                continue
+            res = km_at(sub[duration_col], sub[event_col], [m * days_per_month for m in months], alpha, ci_type)
+            for m, r in zip(months, res.itertuples()):
+                rows.append({"group_var": gv, "group": g, "month": m, "survival": r.survival,
+                             "ci_low": r.ci_low, "ci_high": r.ci_high, "n_at_risk": r.n_at_risk})
+    return pd.DataFrame(rows, columns=KM_COLUMNS)
+
+
+def logrank_tests(
+    persistence: pd.DataFrame,
+    covariates: pd.DataFrame | None = None,
+    group_vars=("diagnosis", "albumin_le_35", "bmi_le_18_5"),
+    duration_col: str = "time_days",
+    event_col: str = "event",
+) -> pd.DataFrame:
+    """Log-rank test per grouping variable (lifelines ``logrank_test`` for two groups,
+    ``multivariate_logrank_test`` for more)."""
+    df = with_covariates(persistence, covariates, group_vars)
+    rows = []
+    for gv in group_vars:
+        labels = _group_labels(df[gv])
+        sub = df[labels.notna() & df[duration_col].notna()]
+        lab = labels[sub.index]
+        levels = sorted(lab.unique())
+        row = {"group_var": gv, "groups": "|".join(levels), "n": int(len(sub)),
+               "events": int(sub[event_col].sum()), "test_statistic": np.nan, "df": np.nan,
+               "p_value": np.nan, "test": "not tested (fewer than 2 groups)"}
+        if len(levels) == 2:
+            a, b = (lab == levels[0]), (lab == levels[1])
+            r = logrank_test(sub.loc[a, duration_col], sub.loc[b, duration_col],
+                             sub.loc[a, event_col], sub.loc[b, event_col])
+            row.update(test_statistic=float(r.test_statistic), df=1, p_value=float(r.p_value), test="log-rank")
+        elif len(levels) > 2:
+            r = multivariate_logrank_test(sub[duration_col], lab, sub[event_col])
+            row.update(test_statistic=float(r.test_statistic), df=int(r.degrees_of_freedom),
+                       p_value=float(r.p_value), test="log-rank (k groups)")
+        rows.append(row)
+    return pd.DataFrame(rows, columns=LOGRANK_COLUMNS)
+
+
+# ------------------------------------------------------------------------ Cox
+def _fit_cox(df, variables, duration_col, event_col, strata, alpha):
+    cols = [duration_col, event_col, *variables] + ([strata] if strata else [])
+    data = df[cols].dropna().copy()
+    for v in variables:
+        data[v] = pd.to_numeric(data[v].astype("Float64") if str(data[v].dtype) == "boolean" else data[v],
+                                errors="coerce").astype(float)
+    data = data.dropna()
+    note = None
+    if strata and data[strata].nunique() < 2:
+        strata_arg = None
+        data = data.drop(columns=[strata])
+        note = f"one {strata} only: not stratified"
+    else:
+        strata_arg = [strata] if strata else None
+    const = [v for v in variables if data[v].nunique() < 2]
+    if const:
+        return None, data, f"no variation in {', '.join(const)}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            cph = CoxPHFitter(alpha=alpha).fit(data, duration_col, event_col, strata=strata_arg)
+        except Exception as exc:  # lifelines ConvergenceError, singular matrices ...
+            return None, data, f"Cox fit failed: {type(exc).__name__}: {exc}"[:300]
+    big = cph.summary.index[(cph.summary["se(coef)"] > 10) | (cph.summary["coef"].abs() > 10)].tolist()
+    if big:
+        extra = f"possible monotone likelihood (e.g. no events in a level) for {', '.join(map(str, big))}"
+        note = f"{note}; {extra}" if note else extra
+    return cph, data, note
+
+
+def _ph_pvalues(cph, data):
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = proportional_hazard_test(cph, data, time_transform="rank")
+        return res.summary["p"].to_dict()
+    except Exception:
+        return {}
+
+
+def _cox_rows(model, cph, data, variables, event_col, note, step=None):
+    ph = _ph_pvalues(cph, data)
+    s = cph.summary
+    lo_col = [c for c in s.columns if c.startswith("coef lower")][0]
+    hi_col = [c for c in s.columns if c.startswith("coef upper")][0]
+    rows = []
+    for i, v in enumerate(variables):
+        rows.append({"model": model, "variable": v, "coef": float(s.loc[v, "coef"]),
+                     "hr": float(np.exp(s.loc[v, "coef"])), "ci_low": float(np.exp(s.loc[v, lo_col])),
+                     "ci_high": float(np.exp(s.loc[v, hi_col])), "p_value": float(s.loc[v, "p"]),
+                     "ph_test_p": float(ph.get(v, np.nan)),
+                     "step": (i + 1) if step else None, "n": int(len(data)),
+                     "events": int(data[event_col].sum()), "note": note})
+    return rows
+
+
+def cox_models(
+    data: pd.DataFrame,
+    candidates,
+    strata: str | None = "center",
+    entry_p: float = 0.05,
+    duration_col: str = "time_days",
+    event_col: str = "event",
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Univariate Cox model per candidate, then a multivariable model by forward
+    selection (at each step add the candidate with the smallest Wald p while
+    p < ``entry_p``), all stratified by ``strata`` (lifelines strata: a separate
+    baseline hazard per center). ``ph_test_p``: lifelines ``proportional_hazard_test``
+    (scaled Schoenfeld residuals, rank-transformed time) per variable of that model.
+    Each model uses the patients with complete data on its variables (``n``).
+
+    ``data``: persistence joined with the covariates (see :func:`with_covariates`).
+    ``step`` gives the order in which the multivariable variables entered.
+    """
+    rows = []
+    uni_p = {}
+    for v in candidates:
+        cph, d, note = _fit_cox(data, [v], duration_col, event_col, strata, alpha)
+        if cph is None:
+            rows.append({"model": "univariate", "variable": v, "n": int(len(d)),
+                         "events": int(d[event_col].sum()) if len(d) else 0, "note": note})
+            continue
+        rows += _cox_rows("univariate", cph, d, [v], event_col, note)
+        uni_p[v] = rows[-1]["p_value"]
+    selected: list[str] = []
+    remaining = [v for v in candidates if v in uni_p]
+    while remaining:
+        best, best_p = None, np.inf
+        for v in remaining:
+            cph, _, _ = _fit_cox(data, selected + [v], duration_col, event_col, strata, alpha)
+            if cph is None:
+                continue
+            p = float(cph.summary.loc[v, "p"])
+            if np.isfinite(p) and p < best_p:
+                best, best_p = v, p
+        if best is None or not best_p < entry_p:
+            break
+        selected.append(best)
+        remaining.remove(best)
+    if selected:
+        cph, d, note = _fit_cox(data, selected, duration_col, event_col, strata, alpha)
+        rows += _cox_rows("multivariable", cph, d, selected, event_col, note, step=True)
+    else:
+        rows.append({"model": "multivariable", "variable": None,
+                     "note": f"no candidate entered (forward selection, entry p < {entry_p})"})
+    out = pd.DataFrame(rows, columns=COX_COLUMNS)
+    out["step"] = out["step"].astype("Int64")
+    out["n"] = out["n"].astype("Int64")
+    out["events"] = out["events"].astype("Int64")
+    return out
+
+
+# ----------------------------------------------------------- rates per 100 PY
+def poisson_exact_ci(events, exposure, alpha: float = 0.05):
+    """Exact (Garwood) Poisson CI for a rate events / exposure."""
+    k = np.asarray(events, dtype=float)
+    t = np.asarray(exposure, dtype=float)
+    lo = np.where(k > 0, stats.chi2.ppf(alpha / 2, 2 * k) / 2, 0.0) / t
+    hi = stats.chi2.ppf(1 - alpha / 2, 2 * k + 2) / 2 / t
+    if lo.ndim == 0:
+        return float(lo), float(hi)
+    return lo, hi
+
+
+def discontinuation_rate(
+    persistence: pd.DataFrame,
+    group_vars=("overall", "diagnosis"),
+    days_per_year: float = 365.25,
+    per: float = 100.0,
+    alpha: float = 0.05,
+    duration_col: str = "time_days",
+    event_col: str = "event",
+) -> pd.DataFrame:
+    """Discontinuations per ``per`` (100) patient-years of UPA exposure with the exact
+    Poisson CI; patient-years = sum of ``time_days`` / ``days_per_year``."""
+    rows = []
+    for gv in group_vars:
+        for g, sub in _groups(persistence, gv):
+            py = float(sub[duration_col].sum()) / days_per_year
+            k = int(sub[event_col].sum())
+            lo, hi = poisson_exact_ci(k, py, alpha) if py > 0 else (np.nan, np.nan)
+            rows.append({"group_var": gv, "group": g, "n": int(len(sub)), "events": k,
+                         "patient_years": py, "rate_per_100py": per * k / py if py > 0 else np.nan,
+                         "ci_low": per * lo, "ci_high": per * hi})
+    return pd.DataFrame(rows, columns=RATE_COLUMNS)

@@ -1,0 +1,172 @@
+"""Table 1: baseline characteristics by diagnosis (UC, CD) and overall.
+
+Continuous variables: median [Q1-Q3] (numpy/R type-7 quantiles) with the Wilcoxon
+rank-sum test (``scipy.stats.mannwhitneyu``, two-sided, scipy's default method), or
+mean +/- SD (ddof=1) with Welch's t-test where the variable is declared normal.
+Categorical and binary variables: n (%) of the non-missing values, Pearson chi-square
+without continuity correction, or Fisher's exact test when an expected count is below
+``fisher_expected_below`` (see :mod:`.contingency`). The test used is named per row;
+every row of a variable carries that variable's test.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .contingency import NOT_TESTED, chi_square_or_fisher
+
+GROUPS = ("UC", "CD")
+TABLE1_COLUMNS = ["variable", "level", "overall", "UC", "CD", "statistic", "p_value", "test"]
+WILCOXON = "Wilcoxon rank-sum"
+WELCH = "Welch's t"
+
+
+def fmt_median_iqr(values, digits: int = 1) -> str:
+    v = pd.to_numeric(pd.Series(values), errors="coerce").dropna().to_numpy(float)
+    if v.size == 0:
+        return ""
+    q1, med, q3 = np.percentile(v, [25, 50, 75])
+    return f"{med:.{digits}f} [{q1:.{digits}f}-{q3:.{digits}f}]"
+
+
+def fmt_mean_sd(values, digits: int = 1) -> str:
+    v = pd.to_numeric(pd.Series(values), errors="coerce").dropna().to_numpy(float)
+    if v.size == 0:
+        return ""
+    sd = np.std(v, ddof=1) if v.size > 1 else np.nan
+    return f"{v.mean():.{digits}f} \u00b1 {sd:.{digits}f}"
+
+
+def fmt_n_pct(n: int, total: int, digits: int = 1) -> str:
+    if total == 0:
+        return ""
+    return f"{n} ({100.0 * n / total:.{digits}f}%)"
+
+
+def _to_binary(s: pd.Series) -> pd.Series:
+    """0/1, True/False, 'yes'/'no' -> float 1/0 with NaN for missing."""
+    if s.dtype == object:
+        m = s.map(lambda x: None if x is None or (isinstance(x, float) and np.isnan(x))
+                  else {"yes": 1, "true": 1, "1": 1, "no": 0, "false": 0, "0": 0}.get(str(x).lower(), x))
+        return pd.to_numeric(m, errors="coerce")
+    return pd.to_numeric(s.astype("Float64") if str(s.dtype) == "boolean" else s, errors="coerce").astype(float)
+
+
+def _infer_type(s: pd.Series) -> str:
+    if str(s.dtype) in ("bool", "boolean"):
+        return "binary"
+    if pd.api.types.is_numeric_dtype(s):
+        vals = set(pd.Series(s).dropna().unique().tolist())
+        return "binary" if vals <= {0, 1} else "continuous"
+    return "categorical"
+
+
+def _continuous_rows(df, name, normal, digits):
+    x = pd.to_numeric(df[name], errors="coerce").astype(float)
+    groups = {g: x[df["diagnosis"] == g].dropna() for g in GROUPS}
+    fmt = fmt_mean_sd if normal else fmt_median_iqr
+    row = {"variable": name, "level": None, "overall": fmt(x, digits)}
+    for g in GROUPS:
+        row[g] = fmt(groups[g], digits)
+    a, b = groups["UC"].to_numpy(), groups["CD"].to_numpy()
+    min_n = 2 if normal else 1
+    if a.size >= min_n and b.size >= min_n:
+        if normal:
+            res = stats.ttest_ind(a, b, equal_var=False)
+            row.update(statistic=float(res.statistic), p_value=float(res.pvalue), test=WELCH)
+        else:
+            res = stats.mannwhitneyu(a, b, alternative="two-sided")
+            row.update(statistic=float(res.statistic), p_value=float(res.pvalue), test=WILCOXON)
+    else:
+        row.update(statistic=np.nan, p_value=np.nan, test=NOT_TESTED)
+    rows = [row]
+    n_missing = int(x.isna().sum())
+    if n_missing:
+        rows.append({"variable": name, "level": "(missing)", "overall": str(n_missing),
+                     **{g: str(int(x[df["diagnosis"] == g].isna().sum())) for g in GROUPS},
+                     "statistic": row["statistic"], "p_value": row["p_value"], "test": row["test"]})
+    return rows
+
+
+def _categorical_rows(df, name, levels, binary, digits, fisher_expected_below, seed):
+    if binary:
+        x = _to_binary(df[name])
+        cats = x.map({1.0: "yes", 0.0: "no"})
+        levels = ["yes", "no"]
+        show = ["yes"]
+    else:
+        cats = df[name].astype(object).where(df[name].notna(), None)
+        cats = cats.map(lambda v: None if v is None else str(v))
+        if levels is None:
+            levels = sorted(cats.dropna().unique().tolist())
+        else:
+            levels = [str(lv) for lv in levels]
+            extra = sorted(set(cats.dropna()) - set(levels))
+            levels = levels + extra
+        show = levels
+    diag = df["diagnosis"]
+    table = np.array([[int(((diag == g) & (cats == lv)).sum()) for lv in levels] for g in GROUPS])
+    res = chi_square_or_fisher(table, fisher_expected_below, seed=seed)
+    totals = {g: int(((diag == g) & cats.notna()).sum()) for g in GROUPS}
+    total_all = int(cats.notna().sum())
+    rows = []
+    for lv in show:
+        row = {"variable": name, "level": lv,
+               "overall": fmt_n_pct(int((cats == lv).sum()), total_all, digits)}
+        for g in GROUPS:
+            row[g] = fmt_n_pct(int(((diag == g) & (cats == lv)).sum()), totals[g], digits)
+        row.update(statistic=res.statistic, p_value=res.p_value, test=res.test)
+        rows.append(row)
+    n_missing = int(cats.isna().sum())
+    if n_missing:
+        rows.append({"variable": name, "level": "(missing)", "overall": str(n_missing),
+                     **{g: str(int(((diag == g) & cats.isna()).sum())) for g in GROUPS},
+                     "statistic": res.statistic, "p_value": res.p_value, "test": res.test})
+    return rows
+
+
+def table1(
+    covariates: pd.DataFrame,
+    variables: list[dict] | list[str],
+    normal_variables=(),
+    fisher_expected_below: float = 5,
+    digits: int = 1,
+    seed: int = 20250401,
+) -> pd.DataFrame:
+    """Table 1 by diagnosis (UC, CD) and overall.
+
+    ``variables``: a list of dicts ``{"name": col, "type": "continuous"|"binary"|
+    "categorical", "levels": [...]}`` (``type`` inferred when absent: bool or 0/1 ->
+    binary, other numbers -> continuous, text -> categorical), or plain column names.
+    Binary variables show one row (level ``yes``); categorical variables one row per
+    level; a ``(missing)`` row gives the count of missing values when there are any.
+    ``"diagnoses": ["CD"]`` restricts a variable to those patients (e.g. Montreal
+    location for CD only): the other column stays empty and the variable is not tested.
+    The first row is ``variable='N'`` with the number of patients.
+    """
+    normal = set(normal_variables or ())
+    df = covariates.copy()
+    df["diagnosis"] = df["diagnosis"].astype(object)
+    rows = [{"variable": "N", "level": None, "overall": str(len(df)),
+             **{g: str(int((df["diagnosis"] == g).sum())) for g in GROUPS},
+             "statistic": np.nan, "p_value": np.nan, "test": None}]
+    for spec in variables:
+        spec = {"name": spec} if isinstance(spec, str) else dict(spec)
+        name = spec["name"]
+        if name not in df.columns:
+            raise KeyError(f"Table 1 variable {name!r} is not a column of the covariates frame")
+        vtype = spec.get("type") or _infer_type(df[name])
+        sub = df[df["diagnosis"].isin(spec["diagnoses"])] if spec.get("diagnoses") else df
+        if vtype == "continuous":
+            rows += _continuous_rows(sub, name, name in normal, digits)
+        elif vtype in ("binary", "categorical"):
+            rows += _categorical_rows(sub, name, spec.get("levels"), vtype == "binary", digits,
+                                      fisher_expected_below, seed)
+        else:
+            raise ValueError(f"unknown Table 1 variable type {vtype!r} for {name!r}")
+    out = pd.DataFrame(rows, columns=TABLE1_COLUMNS)
+    out["statistic"] = out["statistic"].astype(float)
+    out["p_value"] = out["p_value"].astype(float)
+    return out
