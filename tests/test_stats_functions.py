@@ -54,12 +54,12 @@ def test_endpoint_rates_complete_case_and_nri_denominators():
         ("c2", "b", "CD", "month12", "sf_clinical_remission", "achieved", "achieved"),
     ])
     r = endpoint_rates(ep).set_index(["diagnosis", "analysis"])
-    assert (r.loc[("UC", "complete_case"), "n"], r.loc[("UC", "complete_case"), "N"]) == (1, 2)
-    assert (r.loc[("UC", "nri"), "n"], r.loc[("UC", "nri"), "N"]) == (1, 3)
-    assert (r.loc[("overall", "complete_case"), "n"], r.loc[("overall", "complete_case"), "N"]) == (3, 4)
-    assert (r.loc[("overall", "nri"), "n"], r.loc[("overall", "nri"), "N"]) == (3, 5)
+    assert (r.loc[("UC", "complete_case"), "n"], r.loc[("UC", "complete_case"), "n_total"]) == (1, 2)
+    assert (r.loc[("UC", "nri"), "n"], r.loc[("UC", "nri"), "n_total"]) == (1, 3)
+    assert (r.loc[("overall", "complete_case"), "n"], r.loc[("overall", "complete_case"), "n_total"]) == (3, 4)
+    assert (r.loc[("overall", "nri"), "n"], r.loc[("overall", "nri"), "n_total"]) == (3, 5)
     assert r.loc[("UC", "complete_case"), "pct"] == pytest.approx(50.0)
-    assert list(endpoint_rates(ep).columns) == ["diagnosis", "timepoint", "endpoint", "analysis", "n", "N",
+    assert list(endpoint_rates(ep).columns) == ["diagnosis", "timepoint", "endpoint", "analysis", "n", "n_total",
                                                 "pct", "ci_low", "ci_high"]
 
 
@@ -78,7 +78,7 @@ def test_uc_vs_cd_tests_counts_and_rule(frames):
     sub = ep[(ep["timepoint"] == "month12") & (ep["endpoint"] == "clinical_response")
              & ep["status"].isin(["achieved", "not_achieved"])]
     tab = pd.crosstab(sub["diagnosis"], sub["status"]).loc[["UC", "CD"], ["achieved", "not_achieved"]]
-    assert (row["n_uc"], row["N_uc"]) == (tab.loc["UC", "achieved"], tab.loc["UC"].sum())
+    assert (row["n_uc"], row["n_total_uc"]) == (tab.loc["UC", "achieved"], tab.loc["UC"].sum())
     expected_min = stats.contingency.expected_freq(tab.to_numpy()).min()
     if expected_min >= 5:
         assert row["test"] == "Pearson chi-square"
@@ -261,15 +261,15 @@ def test_discontinuation_rate_by_hand():
 # ------------------------------------------------------------ heterogeneity
 def test_center_heterogeneity(frames):
     out = center_heterogeneity(frames["endpoints"], small_cell_below=5)
-    cols = ["diagnosis", "endpoint", "center", "n", "N", "pct", "ci_low", "ci_high", "weight", "pooled_pct",
+    cols = ["diagnosis", "endpoint", "center", "n", "n_total", "pct", "ci_low", "ci_high", "weight", "pooled_pct",
             "pooled_ci_low", "pooled_ci_high", "tau2", "i2", "q", "p_q", "small_cell"]
     assert list(out.columns) == cols
     g = out[(out["diagnosis"] == "CD") & (out["endpoint"] == "sf_clinical_remission")]
     assert g["weight"].sum() == pytest.approx(100.0)
-    ref = dersimonian_laird(g["n"].to_numpy(), g["N"].to_numpy())
+    ref = dersimonian_laird(g["n"].to_numpy(), g["n_total"].to_numpy())
     assert g["pooled_pct"].iloc[0] == pytest.approx(100 * ref["pooled"])
     assert g["i2"].iloc[0] == pytest.approx(ref["i2"])
-    assert (out["small_cell"] == (out["N"] < 5)).all()
+    assert (out["small_cell"] == ((out["n_total"] < 5) | ((out["n"] > 0) & (out["n"] < 5)))).all()
     assert set(out["endpoint"]) == {"sf_clinical_remission", "clinical_response", "endoscopic_remission",
                                     "endoscopic_response"}
 

@@ -194,7 +194,7 @@ def test_wilson_equals_statsmodels():
 def test_endpoint_rates_ci_equals_statsmodels():
     ep = example_frames(2)["endpoints"]
     rates = endpoint_rates(ep)
-    lo, hi = proportion_confint(rates["n"], rates["N"], alpha=0.05, method="wilson")
+    lo, hi = proportion_confint(rates["n"], rates["n_total"], alpha=0.05, method="wilson")
     np.testing.assert_allclose(rates["ci_low"], 100 * lo, atol=1e-9)
     np.testing.assert_allclose(rates["ci_high"], 100 * hi, atol=1e-9)
 

@@ -119,7 +119,8 @@ def roc_plot(roc: pd.DataFrame, auc: pd.DataFrame | dict | None = None, title: s
         label = f"AUC {a['auc']:.3f} ({a['ci_low']:.3f}-{a['ci_high']:.3f})"
         if "auc_optimism_corrected" in a and pd.notna(a["auc_optimism_corrected"]):
             label += f"; optimism-corrected {a['auc_optimism_corrected']:.3f}"
-    ax.step(roc["fpr"], roc["tpr"], where="post", color="#1f4e79", lw=2, label=label)
+    # straight segments: with tied scores a ROC point moves in fpr and tpr at once
+    ax.plot(roc["fpr"], roc["tpr"], color="#1f4e79", lw=2, label=label)
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1)
     ax.set_xlabel("1 - specificity")
     ax.set_ylabel("Sensitivity")
@@ -149,9 +150,11 @@ def endpoint_plot(rates: pd.DataFrame, endpoint: str, analysis: str = "complete_
         xs = np.array([x[t] for t in d["timepoint"]]) + (j - (len(diagnoses) - 1) / 2) * width
         ax.errorbar(xs, d["pct"], yerr=[d["pct"] - d["ci_low"], d["ci_high"] - d["pct"]], marker="o",
                     capsize=3, label=dx, color=DX_COLORS.get(dx))
+        # labels of the first diagnosis lean left, the others right, so they never overprint
+        ha = "right" if j == 0 and len(diagnoses) > 1 else ("left" if len(diagnoses) > 1 else "center")
         for xi, r in zip(xs, d.itertuples()):
-            ax.annotate(f"{r.n}/{r.N}", (xi, r.ci_high), textcoords="offset points", xytext=(0, 3),
-                        ha="center", fontsize=7, color=DX_COLORS.get(dx))
+            ax.annotate(f"{r.n}/{r.n_total}", (xi, r.ci_high), textcoords="offset points", xytext=(0, 3),
+                        ha=ha, fontsize=7, color=DX_COLORS.get(dx))
     ax.set_xticks(range(len(tps)))
     ax.set_xticklabels([TP_LABELS.get(t, t) for t in tps])
     ax.set_ylim(0, 108)

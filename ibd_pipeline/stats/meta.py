@@ -21,7 +21,7 @@ from scipy.special import expit
 from .rates import _sort, wilson_ci
 
 HETEROGENEITY_COLUMNS = [
-    "diagnosis", "endpoint", "center", "n", "N", "pct", "ci_low", "ci_high", "weight",
+    "diagnosis", "endpoint", "center", "n", "n_total", "pct", "ci_low", "ci_high", "weight",
     "pooled_pct", "pooled_ci_low", "pooled_ci_high", "tau2", "i2", "q", "p_q", "small_cell",
 ]
 PRIMARY_ENDPOINTS = ("sf_clinical_remission", "clinical_response", "endoscopic_remission",
@@ -139,7 +139,8 @@ def center_heterogeneity(
 
     One row per center (pct / ci in percent, Wilson CI; ``weight`` = random-effects
     weight in percent); the pooled columns repeat on every center row of the group.
-    ``small_cell`` flags centers with N < ``small_cell_below`` (privacy / precision).
+    ``small_cell`` flags centers with N, or a non-zero n, below ``small_cell_below``
+    (STUDY.md Privacy: cells of fewer than 5 patients are flagged).
     ``analysis``: complete_case (N = evaluable) or nri (N = all included).
     """
     ep = endpoints[(endpoints["timepoint"] == timepoint) & endpoints["endpoint"].isin(list(endpoint_names))]
@@ -163,7 +164,7 @@ def center_heterogeneity(
         for i, (center, n, N) in enumerate(per):
             lo, hi = wilson_ci(n, N, alpha)
             rows.append({
-                "diagnosis": dx, "endpoint": name, "center": center, "n": n, "N": N,
+                "diagnosis": dx, "endpoint": name, "center": center, "n": n, "n_total": N,
                 "pct": 100.0 * n / N if N else np.nan, "ci_low": 100 * lo, "ci_high": 100 * hi,
                 "weight": pooled["weights"][i] if pooled else np.nan,
                 "pooled_pct": 100 * pooled["pooled"] if pooled else np.nan,
@@ -173,7 +174,7 @@ def center_heterogeneity(
                 "i2": pooled["i2"] if pooled else np.nan,
                 "q": pooled["q"] if pooled else np.nan,
                 "p_q": pooled["p_q"] if pooled else np.nan,
-                "small_cell": bool(N < small_cell_below),
+                "small_cell": bool(N < small_cell_below or 0 < n < small_cell_below),
             })
     out = pd.DataFrame(rows, columns=HETEROGENEITY_COLUMNS)
     return _sort(out, ["diagnosis", "endpoint", "center"])

@@ -22,7 +22,7 @@ from .contingency import chi_square_or_fisher
 TIMEPOINT_ORDER = ["baseline", "induction", "month6", "month12", "month18"]
 ANALYSES = ("complete_case", "nri")
 DIAGNOSES = ("UC", "CD", "overall")
-RATE_COLUMNS = ["diagnosis", "timepoint", "endpoint", "analysis", "n", "N", "pct", "ci_low", "ci_high"]
+RATE_COLUMNS = ["diagnosis", "timepoint", "endpoint", "analysis", "n", "n_total", "pct", "ci_low", "ci_high"]
 
 
 def wilson_ci(n, N, alpha: float = 0.05):
@@ -73,7 +73,7 @@ def endpoint_rates(endpoints: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame
             n, N = _counts(g, analysis)
             lo, hi = wilson_ci(n, N, alpha)
             rows.append({"diagnosis": dx, "timepoint": tp, "endpoint": name, "analysis": analysis,
-                         "n": n, "N": N, "pct": 100.0 * n / N if N else np.nan,
+                         "n": n, "n_total": N, "pct": 100.0 * n / N if N else np.nan,
                          "ci_low": 100.0 * lo, "ci_high": 100.0 * hi})
     out = pd.DataFrame(rows, columns=RATE_COLUMNS)
     return _sort(out, ["diagnosis", "endpoint", "analysis", "timepoint"])
@@ -98,7 +98,7 @@ def uc_vs_cd_tests(endpoints: pd.DataFrame, fisher_expected_below: float = 5,
     achieved), Pearson chi-square without correction, Fisher's exact when an expected
     count is below ``fisher_expected_below``.
 
-    Columns: timepoint, endpoint, analysis, n_uc, N_uc, n_cd, N_cd, statistic, p_value,
+    Columns: timepoint, endpoint, analysis, n_uc, n_total_uc, n_cd, n_total_cd, statistic, p_value,
     test, min_expected.
     """
     rows = []
@@ -108,11 +108,11 @@ def uc_vs_cd_tests(endpoints: pd.DataFrame, fisher_expected_below: float = 5,
             table = [[counts[dx][0], counts[dx][1] - counts[dx][0]] for dx in ("UC", "CD")]
             res = chi_square_or_fisher(table, fisher_expected_below, seed=seed)
             rows.append({"timepoint": tp, "endpoint": name, "analysis": analysis,
-                         "n_uc": counts["UC"][0], "N_uc": counts["UC"][1],
-                         "n_cd": counts["CD"][0], "N_cd": counts["CD"][1],
+                         "n_uc": counts["UC"][0], "n_total_uc": counts["UC"][1],
+                         "n_cd": counts["CD"][0], "n_total_cd": counts["CD"][1],
                          "statistic": res.statistic, "p_value": res.p_value, "test": res.test,
                          "min_expected": res.min_expected})
-    cols = ["timepoint", "endpoint", "analysis", "n_uc", "N_uc", "n_cd", "N_cd", "statistic",
+    cols = ["timepoint", "endpoint", "analysis", "n_uc", "n_total_uc", "n_cd", "n_total_cd", "statistic",
             "p_value", "test", "min_expected"]
     return _sort(pd.DataFrame(rows, columns=cols), ["endpoint", "analysis", "timepoint"])
 
