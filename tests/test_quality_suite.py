@@ -16,6 +16,7 @@ from ibd_pipeline.quality import (
     SUBCATEGORIES,
     QualityCheck,
     quality_checks,
+    result_metadata,
     run_quality_suite,
 )
 from test_quality_cohort import A, B, C, D, cohort, pid
@@ -122,6 +123,8 @@ def test_a_visit_before_the_diagnosis_date_fails_plausibility_and_names_the_row(
     assert ex[0]["patient_id"] == A
     assert ex[0]["visit_date"] == "2009-06-01"
     assert ex[0]["diagnosis_date"] == "2010-05-01"
+    meta = result_metadata(row)  # what an asset check carries
+    assert meta["examples"] == ex and meta["severity"] == "error" and meta["n_failed"] == 1
 
 
 def test_an_unknown_code_fails_conformance(dirty):
@@ -234,21 +237,55 @@ def test_a_missing_column_is_a_conformance_error():
     assert r["severity"] == "error" and "unit" in _examples(r)[0]["error"]
 
 
+def test_values_of_the_wrong_type_fail_type_conformance():
+    t = cohort()
+    t["core.labs"] = t["core.labs"].assign(value=t["core.labs"]["value"].astype(str))  # numbers as text
+    t["core.patients"] = t["core.patients"].assign(birth_date=t["core.patients"]["birth_date"].dt.strftime("%d/%m/%Y"))
+    checks = [c for c in quality_checks(load_settings(), load_crf()) if c.check_id in ("conf_type_labs_value", "conf_type_patients_birth_date")]
+    checks += [c for c in quality_checks(load_settings(), load_crf()) if c.check_id == "plaus_range_labs_value"]
+    r = run_quality_suite(t, load_settings(), load_crf(), checks=checks).set_index("check_id")
+    assert r.loc["conf_type_labs_value", "n_failed"] == 30 and r.loc["conf_type_labs_value", "severity"] == "error"
+    # a range cannot be evaluated on text: the check errs with GX's message
+    assert r.loc["plaus_range_labs_value", "severity"] == "error"
+    assert "same type" in _examples(r.loc["plaus_range_labs_value"])[0]["error"]
+    ex = _examples(r.loc["conf_type_patients_birth_date"])[0]
+    assert ex["patient_id"] == A and ex["birth_date"] == "10/03/1985"
+
+
+def test_a_frame_that_cannot_be_built_fails_its_checks_without_stopping_the_suite():
+    t = cohort()
+    t["core.patients"] = t["core.patients"].drop(columns=["diagnosis"])
+    checks = [c for c in quality_checks(load_settings(), load_crf())
+              if c.check_id in ("compl_dx_patients_uc_extent", "compl_required_patients_sex")]
+    r = run_quality_suite(t, load_settings(), load_crf(), checks=checks).set_index("check_id")
+    assert r.loc["compl_dx_patients_uc_extent", "severity"] == "error"
+    assert "diagnosis" in _examples(r.loc["compl_dx_patients_uc_extent"])[0]["error"]
+    assert r.loc["compl_required_patients_sex", "passed"]
+
+
 def test_large_frames_are_validated_whole_and_examples_found_by_slices():
-    """Above gx.complete_max_rows the whole frame is validated with BASIC (counts) and the
-    failing rows are found by re-validating row slices with COMPLETE."""
+    """Above gx.complete_max_failures failing rows the whole frame is validated with BASIC
+    (counts) only and the failing rows are found by re-validating row slices with COMPLETE."""
     t = cohort()
     lab = t["core.labs"]
     big = pd.concat([lab] * 40, ignore_index=True)  # 1200 rows
     big["sample_date"] = big["sample_date"] - pd.to_timedelta(big.index // len(lab), unit="D")
     big.loc[1000, "unit"] = "mg/dL"
+    big.loc[1100:1104, "value"] = -1.0
     t["core.labs"] = big
-    s = with_overrides(load_settings(), {"quality": {"gx": {"complete_max_rows": 100, "example_slice_rows": {"min": 50, "max": 200}}}})
-    checks = [c for c in quality_checks(s, load_crf()) if c.check_id in ("conf_unit_labs_unit", "plaus_unique_labs_key")]
+    s = with_overrides(load_settings(), {"quality": {"gx": {"complete_max_failures": 2, "example_slice_rows": {"min": 50, "max": 200}}}})
+    ids = ("conf_unit_labs_unit", "plaus_range_labs_value", "plaus_unique_labs_key")
+    checks = [c for c in quality_checks(s, load_crf()) if c.check_id in ids]
     r = run_quality_suite(t, s, load_crf(), checks=checks).set_index("check_id")
+    # 1 failure (<= 2): COMPLETE on the whole frame
     assert (r.loc["conf_unit_labs_unit", "n_rows"], r.loc["conf_unit_labs_unit", "n_failed"]) == (1200, 1)
     ex = _examples(r.loc["conf_unit_labs_unit"])[0]
     assert ex["unit"] == "mg/dL" and ex["patient_id"] == big.loc[1000, "patient_id"]
+    # 5 failures (> 2): BASIC counts, examples from slices
+    assert r.loc["plaus_range_labs_value", "n_failed"] == 5
+    ex = _examples(r.loc["plaus_range_labs_value"])
+    assert len(ex) == 5 and {e["value"] for e in ex} == {-1.0}
+    assert [e["sample_date"] for e in ex] == [d.date().isoformat() for d in big.loc[1100:1104, "sample_date"]]
     assert r.loc["plaus_unique_labs_key", "passed"]
 
 

@@ -8,10 +8,19 @@ Dashboard). Pure: no dagster. great_expectations is imported only when the suite
 """
 
 from .checks import CATEGORIES, SEVERITIES, SUBCATEGORIES, QualityCheck, checks_frame, load_check_config, quality_checks
-from .suite import RESULT_COLUMNS, SUMMARY_FILE, SuiteRun, run_quality_suite, run_quality_suite_detailed
+from .suite import (
+    RESULT_COLUMN_DOCS,
+    RESULT_COLUMNS,
+    SUMMARY_FILE,
+    SuiteRun,
+    result_metadata,
+    run_quality_suite,
+    run_quality_suite_detailed,
+)
 
 __all__ = [
     "CATEGORIES",
+    "RESULT_COLUMN_DOCS",
     "RESULT_COLUMNS",
     "SEVERITIES",
     "SUBCATEGORIES",
@@ -21,6 +30,7 @@ __all__ = [
     "checks_frame",
     "load_check_config",
     "quality_checks",
+    "result_metadata",
     "run_quality_suite",
     "run_quality_suite_detailed",
 ]

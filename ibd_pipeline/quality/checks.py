@@ -225,13 +225,12 @@ def _conformance(crf: Crf, cfg: dict) -> list[QualityCheck]:
         expectation="ExpectColumnValuesToMatchRegex",
         kwargs={"column": "patient_id", "regex": cfg["patient_id_pattern"]},
     ))
-    pairs = [[t, s["unit"]] for t, s in crf.lab_tests.items()]
     out.append(QualityCheck(
         "conf_unit_labs_unit", "conformance", "value", "core.labs", "unit",
-        "core.labs.unit is the canonical unit of the test (CRF lab_tests, ref.lab_tests)",
-        expectation="ExpectColumnPairValuesToBeInSet",
-        kwargs={"column_A": "test", "column_B": "unit", "value_pairs_set": pairs, "ignore_row_if": "either_value_is_missing"},
-        example_columns=_keys("core.labs", "value"),
+        "core.labs.unit is the canonical unit of the test (CRF lab_tests = ref.lab_tests, joined as canonical_unit)",
+        expectation="ExpectColumnPairValuesToBeEqual",
+        kwargs={"column_A": "unit", "column_B": "canonical_unit", "ignore_row_if": "either_value_is_missing"},
+        frame="core.labs+patients", example_columns=_keys("core.labs", "value"),
     ))
     for tname, table in CORE_TABLES.items():
         if tname == "patients":

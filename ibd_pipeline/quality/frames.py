@@ -5,8 +5,9 @@ A frame name is ``<table>[+patients][@<variant>]``:
 * ``core.labs`` - the core table itself;
 * ``core.labs+patients`` - the table with its patient's dates and diagnosis
   (:data:`~ibd_pipeline.quality.checks.PATIENT_COLUMNS`) joined on patient_id, plus
-  ``in_core_patients`` (the patient exists) and, for labs, ``physiological_low`` /
-  ``physiological_high`` of the test (checks.yaml ``lab_limits``);
+  ``in_core_patients`` (the patient exists) and, for labs, ``canonical_unit`` (CRF
+  lab_tests) and ``physiological_low`` / ``physiological_high`` of the test (checks.yaml
+  ``lab_limits``);
 * variants: ``dx=CD`` (rows of CD patients), ``dx!=CD`` (rows of patients with another,
   known diagnosis, with ``cd_fields_recorded``: the CD-only fields recorded on the row,
   comma-separated, empty if none), ``stopped`` (patients with a UPA stop date),
@@ -225,14 +226,16 @@ def build_frame(
         wanted.add("term")
     elif variant == "recomputed":
         wanted |= set(RECOMPUTE_INPUTS.get(table, []))
-    if join or "physiological_low" in needed or "physiological_high" in needed:
-        wanted |= {"test", "value"} if table == "core.labs" else set()
+    if table == "core.labs" and needed & {"physiological_low", "physiological_high", "canonical_unit"}:
+        wanted |= {"test", "value"}
 
     # the needed columns only; no copy of the column data (new columns are added to this
     # frame and rows filtered into new frames, so the caller's table is never modified)
     df = pd.DataFrame({c: src[c] for c in _cols(src, [c for c in src.columns if c in wanted])}, copy=False)
     if join:
         df = _join_patients(df, _need(tables, "core.patients"), wanted)
+    if table == "core.labs" and "canonical_unit" in needed:
+        df["canonical_unit"] = df["test"].map({t: s["unit"] for t, s in crf.lab_tests.items()})
     if table == "core.labs" and ({"physiological_low", "physiological_high"} & needed):
         limits = cfg.get("lab_limits") or {}
         df["physiological_low"] = df["test"].map({t: v[0] for t, v in limits.items()}).astype("float64")
@@ -256,4 +259,4 @@ def build_frame(
         df = _recomputed(table, df.copy())
     elif variant:
         raise ValueError(f"unknown quality frame variant {variant!r} in {name!r}")
-    return df.reset_index(drop=True)
+    return df  # index kept (no copy); GX reports rows by the example columns, not the index

@@ -2,7 +2,8 @@
 
 Every check is one expectation in its own expectation suite (suite name = check_id) and
 validation definition, so the Data Docs index lists each check with its status, and
-Great Expectations holds the metrics of one expectation at a time. Frames are built one
+Great Expectations holds the metrics of one expectation at a time (see
+``_GxSession.validate`` for the BASIC / COMPLETE passes). Frames are built one
 after the other (``quality.frames``) with only the columns their checks read, validated,
 and released.
 
@@ -17,6 +18,7 @@ import logging
 import math
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +36,23 @@ RESULT_COLUMNS = [
     "check_id", "category", "subcategory", "table_name", "column_name", "description",
     "n_rows", "n_failed", "failed_share", "threshold", "severity", "passed", "examples", "gx_expectation",
 ]
+#: Column descriptions of analytics.quality_results (for its YAML documentation).
+RESULT_COLUMN_DOCS = {
+    "check_id": "Check id, <category>_<rule>_<table>_<column> (also the GX expectation suite name and a valid Dagster asset-check name)",
+    "category": "Kahn category: conformance, completeness or plausibility",
+    "subcategory": "Kahn subcategory: value, relational, computational (conformance); value, relational (completeness); atemporal, temporal (plausibility)",
+    "table_name": "Core table the check is about",
+    "column_name": "Column(s) the check is about",
+    "description": "The rule in words ('[not run: <table> not available]' when an input was missing)",
+    "n_rows": "Rows the rule applies to (rows with the compared values present)",
+    "n_failed": "Rows failing the rule",
+    "failed_share": "n_failed / n_rows (0 when n_rows is 0)",
+    "threshold": "Largest failing share tolerated (checks.yaml / study.yaml quality.thresholds)",
+    "severity": "ok (failed_share <= threshold), warn (<= error threshold = threshold x error_multiple unless set), error (beyond)",
+    "passed": "severity is ok",
+    "examples": "JSON list of up to 10 failing rows: patient_id, the row's date/key columns and the values compared",
+    "gx_expectation": "Great Expectations expectation type validated",
+}
 SUMMARY_FILE = "quality_summary.html"
 _MIDNIGHT = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:[ T]00:00:00(?:\.0+)?)?$")
 _NULL_TEXT = {"NaT", "nan", "NaN", "None", "<NA>", "null"}
@@ -117,10 +136,34 @@ class _GxSession:
             )
         self.source = self.ctx.data_sources.add_pandas("ibd_quality")
         self.batch_defs: dict[str, object] = {}
-        self.complete_max_rows = int(gcfg.get("complete_max_rows", 200_000))
+        self.complete_max_failures = int(gcfg.get("complete_max_failures", 5000))
         self.n_examples = int(gcfg.get("examples", 10))
         sl = gcfg.get("example_slice_rows") or {}
         self.slice_min, self.slice_max = int(sl.get("min", 2000)), int(sl.get("max", 2_000_000))
+        self.fingerprint = bool(gcfg.get("batch_fingerprint", False))
+
+    @contextmanager
+    def no_fingerprint(self):
+        """Skip GX's md5 fingerprint of every in-memory batch (``pandas_data_fingerprint``,
+        a hash of the whole frame per validation: half the run time on large frames) unless
+        checks.yaml gx.batch_fingerprint is true. The module constant is restored after."""
+        if self.fingerprint:
+            yield
+            return
+        try:
+            from great_expectations.execution_engine import pandas_execution_engine as pee
+        except ImportError:  # pragma: no cover
+            yield
+            return
+        old = getattr(pee, "HASH_THRESHOLD", None)
+        if old is None:  # pragma: no cover - another GX version
+            yield
+            return
+        pee.HASH_THRESHOLD = 0
+        try:
+            yield
+        finally:
+            pee.HASH_THRESHOLD = old
 
     def batch_definition(self, frame: str):
         if frame not in self.batch_defs:
@@ -136,24 +179,33 @@ class _GxSession:
         return rf
 
     def validate(self, check: QualityCheck, df: pd.DataFrame) -> dict:
-        """Validate one check on its frame; the quality_results row."""
+        """Validate one check on its frame; the quality_results row.
+
+        First pass: result_format BASIC (counts; no per-row Python work, whatever the
+        number of failures). If rows fail and there are at most gx.complete_max_failures of
+        them, the expectation is validated again with COMPLETE and
+        unexpected_index_column_names (patient_id and the row's date/key columns): that
+        result replaces the first in the Data Docs and gives the examples. Beyond the cap
+        the examples come from COMPLETE validations of row slices."""
         gx = self.gx
         missing = [c for c in check.columns if c not in df.columns]
         if missing:
             n = max(len(df), 1)  # a missing column is a failure even on an empty frame
             return _row(check, n, n, [{"error": f"column(s) missing from {check.frame}: {', '.join(missing)}"}])
+        # GX gets only the columns of this expectation and of its examples (no data copied):
+        # its domain copies then scale with those columns only
+        keep = list(dict.fromkeys([*check.columns, *(c for c in check.example_columns if c in df.columns)]))
+        df = pd.DataFrame({c: df[c] for c in keep}, copy=False)
         bd = self.batch_definition(check.frame)
         suite = self.ctx.suites.add(gx.ExpectationSuite(name=check.check_id, meta={"kahn_category": check.category}))
         suite.add_expectation(check.to_gx())
         vd = self.ctx.validation_definitions.add(gx.ValidationDefinition(name=check.check_id, data=bd, suite=suite))
-        large = len(df) > self.complete_max_rows
-        rf = {"result_format": "BASIC", "partial_unexpected_count": self.n_examples} if large else self._rf_complete(check, df)
-        res = vd.run(batch_parameters={"dataframe": df}, result_format=rf)
-        r = res.results[0]
-        info = r.exception_info or {}
-        if isinstance(info, dict) and info.get("raised_exception"):
-            msg = str(info.get("exception_message") or "exception")
-            return _row(check, len(df), len(df), [{"error": msg[:500]}], r.expectation_config.type)
+        basic = {"result_format": "BASIC", "partial_unexpected_count": self.n_examples}
+        r = vd.run(batch_parameters={"dataframe": df}, result_format=basic).results[0]
+        error = _exception_message(r.exception_info)
+        if error is not None:  # the expectation could not be evaluated (e.g. text in a number column)
+            n = max(len(df), 1)
+            return _row(check, n, n, [{"error": error}], r.expectation_config.type)
         result = r.result or {}
         if "element_count" in result:
             n = int(result["element_count"] or 0) - int(result.get("missing_count") or 0)
@@ -164,15 +216,30 @@ class _GxSession:
             failed = 0 if r.success else n
         examples: list[dict] = []
         if failed:
-            examples = self._examples(check, df, result, failed, large)
+            rows: list = []
+            if "element_count" in result and failed <= self.complete_max_failures:
+                self._forget(check.check_id)
+                r2 = vd.run(batch_parameters={"dataframe": df}, result_format=self._rf_complete(check, df)).results[0]
+                if _exception_message(r2.exception_info) is None:
+                    rows = (r2.result or {}).get("unexpected_index_list") or []
+            elif "element_count" in result:
+                rows = self._examples_by_slices(check, df, failed)
+            examples = self._examples(check, df, result, rows)
         return _row(check, n, failed, examples, r.expectation_config.type)
 
-    def _examples(self, check: QualityCheck, df: pd.DataFrame, result: dict, failed: int, large: bool) -> list[dict]:
+    def _forget(self, check_id: str) -> None:
+        """Drop the stored first-pass result of a check (its COMPLETE result follows)."""
+        try:
+            store = self.ctx.validation_results_store
+            for key in store.list_keys():
+                if getattr(getattr(key, "expectation_suite_identifier", None), "name", None) == check_id:
+                    store.remove_key(key)
+        except Exception:  # pragma: no cover - the Data Docs then show both passes
+            log.debug("could not drop the first-pass result of %s", check_id, exc_info=True)
+
+    def _examples(self, check: QualityCheck, df: pd.DataFrame, result: dict, rows: list) -> list[dict]:
         order = list(dict.fromkeys([*check.example_columns, *check.columns]))
         numeric = {c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])}
-        rows = result.get("unexpected_index_list") or result.get("partial_unexpected_index_list") or []
-        if not rows and large and "element_count" in result:
-            rows = self._examples_by_slices(check, df, failed)
         rows = [r for r in rows if isinstance(r, dict)][: self.n_examples]
         if rows:
             return [_example_row(r, order, numeric) for r in rows]
@@ -214,6 +281,19 @@ class _GxSession:
         return self.docs_dir / "index.html"
 
 
+def _exception_message(info) -> str | None:
+    """The message of an exception GX caught while validating (its exception_info is either
+    one record or one record per failed metric), None if there was none."""
+    if not isinstance(info, dict):
+        return None
+    records = [info] if "raised_exception" in info or "exception_message" in info else [v for v in info.values() if isinstance(v, dict)]
+    for rec in records:
+        if rec.get("raised_exception") or rec.get("exception_message"):
+            msg = str(rec.get("exception_message") or "exception")
+            return msg[:500]
+    return None
+
+
 def _row(check: QualityCheck, n: int, failed: int, examples: list, gx_type: str | None = None) -> dict:
     share = failed / n if n else (1.0 if failed else 0.0)
     sev = check.severity(share)
@@ -235,6 +315,26 @@ def _row(check: QualityCheck, n: int, failed: int, examples: list, gx_type: str 
     }
 
 
+def result_metadata(row: pd.Series | dict) -> dict:
+    """Plain metadata of one quality_results row (for a Dagster AssetCheckResult:
+    wrap ``examples`` in ``MetadataValue.json``)."""
+    r = dict(row)
+    return {
+        "category": r["category"],
+        "subcategory": r["subcategory"],
+        "table_name": r["table_name"],
+        "column_name": r["column_name"],
+        "description": r["description"],
+        "n_rows": int(r["n_rows"]),
+        "n_failed": int(r["n_failed"]),
+        "failed_share": float(r["failed_share"]),
+        "threshold": float(r["threshold"]),
+        "severity": r["severity"],
+        "gx_expectation": r["gx_expectation"],
+        "examples": json.loads(r["examples"]) if r["examples"] else [],
+    }
+
+
 def _not_run(check: QualityCheck, missing: str) -> dict:
     row = _row(check, 0, 0, [])
     row["description"] = f"{check.description} [not run: {missing} not available]"
@@ -248,6 +348,7 @@ class SuiteRun:
     seconds: float
     docs_index: Path | None
     frame_seconds: dict
+    check_seconds: dict
 
 
 def run_quality_suite(
@@ -294,6 +395,18 @@ def run_quality_suite_detailed(
         by_frame.setdefault(c.frame, []).append(c)
     rows: dict[str, dict] = {}
     frame_seconds: dict[str, float] = {}
+    check_seconds: dict[str, float] = {}
+    with session.no_fingerprint():
+        _run_frames(session, by_frame, tables, settings, crf, cfg, rows, frame_seconds, check_seconds)
+    results = pd.DataFrame([rows[c.check_id] for c in checks], columns=RESULT_COLUMNS)
+    index = None
+    if docs_dir is not None:
+        index = session.build_docs()
+        write_summary(Path(docs_dir), results)
+    return SuiteRun(results, time.perf_counter() - t0, index, frame_seconds, check_seconds)
+
+
+def _run_frames(session, by_frame, tables, settings, crf, cfg, rows, frame_seconds, check_seconds) -> None:
     for frame, group in by_frame.items():
         tf = time.perf_counter()
         needed = set()
@@ -305,17 +418,22 @@ def run_quality_suite_detailed(
             for c in group:
                 rows[c.check_id] = _not_run(c, str(e))
             continue
+        except Exception as e:  # e.g. a column the frame is built from is missing
+            log.warning("quality frame %s could not be built", frame, exc_info=True)
+            for c in group:
+                rows[c.check_id] = _row(c, 1, 1, [{"error": f"frame {frame} could not be built: {type(e).__name__}: {e}"[:500]}])
+            continue
         for c in group:
-            rows[c.check_id] = session.validate(c, df)
+            tc = time.perf_counter()
+            try:
+                rows[c.check_id] = session.validate(c, df)
+            except Exception as e:  # one check failing to run must not stop the suite
+                log.warning("quality check %s could not run", c.check_id, exc_info=True)
+                rows[c.check_id] = _row(c, 1, 1, [{"error": f"{type(e).__name__}: {e}"[:500]}])
+            check_seconds[c.check_id] = time.perf_counter() - tc
         del df
         frame_seconds[frame] = time.perf_counter() - tf
         log.debug("quality frame %s: %d checks in %.2fs", frame, len(group), frame_seconds[frame])
-    results = pd.DataFrame([rows[c.check_id] for c in checks], columns=RESULT_COLUMNS)
-    index = None
-    if docs_dir is not None:
-        index = session.build_docs()
-        write_summary(Path(docs_dir), results)
-    return SuiteRun(results, time.perf_counter() - t0, index, frame_seconds)
 
 
 # ------------------------------------------------------------------ static summary
