@@ -5,6 +5,7 @@
     ibd-pipeline run [--center C]                         ingest the inboxes, materialize everything
     ibd-pipeline rebuild                                  rebuild the warehouse from the archive
     ibd-pipeline demo                                     the whole study on synthetic data
+    ibd-pipeline query "SQL"                              query the analysts' snapshot (read-only)
     ibd-pipeline ui                                       the Dagster UI (sensor on)
     ibd-pipeline init-key                                 create the pseudonymization key
 
@@ -120,6 +121,20 @@ def cmd_demo(args) -> int:
     return 0 if ok else 1
 
 
+def cmd_query(args) -> int:
+    """Run SQL on the analysts' snapshot (read-only) and print the result."""
+    from .snapshot import connect_snapshot
+
+    con = connect_snapshot(_paths(args).snapshot)
+    try:
+        rel = con.sql(args.sql)
+        if rel is not None:
+            print(rel.df().to_string(index=False, max_rows=args.max_rows))
+    finally:
+        con.close()
+    return 0
+
+
 def cmd_ui(args) -> int:
     from .runner import ensure_dagster_home
 
@@ -166,6 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--patients", type=int, default=122)
     s.add_argument("--seed", type=int, default=20250401)
     s.set_defaults(fn=cmd_demo)
+
+    s = sub.add_parser("query", help="run SQL on the analysts' snapshot (data/analytics.duckdb, read-only)")
+    s.add_argument("sql")
+    s.add_argument("--max-rows", type=int, default=200)
+    s.set_defaults(fn=cmd_query)
 
     s = sub.add_parser("ui", help="start the Dagster UI for the data directory")
     s.add_argument("--host", default="127.0.0.1")

@@ -15,11 +15,19 @@ import dagster as dg
 
 from .config import data_paths
 from .defs import ingest, reconcile, warehouse_models
+from .defs.publication import build_snapshot_asset
+from .defs.report import build_report_asset
 from .defs.resources import build_resources
 from .defs.sensors import build_sensors
-from .defs.study_assets import study_assets
+from .defs.study_assets import study_asset_checks, study_assets
 
 CENTER_ASSETS = [ingest.staging_tables, reconcile.reabstraction_sample, reconcile.reconciliation, reconcile.reconciled_tables]
+POOLED_ASSETS = [warehouse_models.reference_tables, *warehouse_models.sql_model_assets, *study_assets]
+POOLED_KEYS = sorted({k for a in POOLED_ASSETS for k in a.keys}, key=lambda k: k.to_user_string())
+# the report reads every pooled table and the center-level provenance tables
+REPORT_ASSET = build_report_asset(POOLED_KEYS + [dg.AssetKey(["analytics", t]) for t in ("deliveries", "agreement", "discrepancies")])
+# the analysts' snapshot is published last, after every pooled asset and the report succeeded
+SNAPSHOT_ASSET = build_snapshot_asset(POOLED_KEYS + [REPORT_ASSET.key])
 
 
 def executor_from_env(name: str | None = None):
@@ -51,7 +59,8 @@ def build_definitions(
         description="Pooled study: warehouse models, cohort, endpoints, statistics, quality, report, snapshot.",
     )
     return dg.Definitions(
-        assets=[*CENTER_ASSETS, warehouse_models.reference_tables, *warehouse_models.sql_model_assets, *study_assets],
+        assets=[*CENTER_ASSETS, *POOLED_ASSETS, REPORT_ASSET, SNAPSHOT_ASSET],
+        asset_checks=study_asset_checks,
         jobs=[center_job, study_job],
         sensors=build_sensors(center_job, study_job),
         resources=build_resources(paths.root, settings_file or os.environ.get("IBD_STUDY_SETTINGS"), key_file or os.environ.get("IBD_PSEUDONYM_KEY_FILE")),

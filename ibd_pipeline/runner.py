@@ -69,6 +69,10 @@ class RunSummary:
         return out
 
 
+# headless runs print a summary; the full event log stays in the Dagster instance (UI)
+QUIET = {"loggers": {"console": {"config": {"log_level": os.environ.get("IBD_LOG_LEVEL", "WARNING")}}}}
+
+
 def _failure_message(result) -> str:
     msgs = []
     for ev in result.all_events:
@@ -110,10 +114,10 @@ def run_pipeline(
     for c in centers:
         if not accepted_deliveries(paths, c):
             continue
-        r = center_job.execute_in_process(partition_key=c, instance=instance, raise_on_error=False, tags={"ibd/center": c, "ibd/trigger": "cli"})
+        r = center_job.execute_in_process(partition_key=c, instance=instance, raise_on_error=False, run_config=QUIET, tags={"ibd/center": c, "ibd/trigger": "cli"})
         summary.center_runs[c] = (r.success, "" if r.success else _failure_message(r))
     if study and summary.center_runs:
-        r = defs.get_job_def("study_job").execute_in_process(instance=instance, raise_on_error=False, tags={"ibd/trigger": "cli"})
+        r = defs.get_job_def("study_job").execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET, tags={"ibd/trigger": "cli"})
         summary.study_run = (r.success, "" if r.success else _failure_message(r))
     summary.seconds = time.time() - t0
     return summary

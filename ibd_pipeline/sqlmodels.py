@@ -220,6 +220,17 @@ def document(con: duckdb.DuckDBPyConnection, model: Model) -> None:
             con.execute(f'COMMENT ON COLUMN {model.qualified}."{col}" IS {_q(desc.strip())}')
 
 
+def document_table(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
+    """Write the YAML descriptions of a table built outside the SQL models, if it has
+    a YAML file; returns whether it did."""
+    try:
+        model = model_by_name(f"{schema}.{name}")
+    except KeyError:
+        return False
+    document(con, model)
+    return True
+
+
 def undocumented_columns(con: duckdb.DuckDBPyConnection, model: Model) -> list[str]:
     cols = [r[0] for r in con.execute(
         "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? ORDER BY column_index",

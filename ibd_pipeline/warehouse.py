@@ -121,8 +121,16 @@ def insert_frame(con: duckdb.DuckDBPyConnection, qualified: str, df: pd.DataFram
     return len(src)
 
 
+def text_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """Object columns holding only missing values become text columns (DuckDB would
+    otherwise guess INTEGER and reject the text a later run writes into them)."""
+    empty = [c for c in df.columns if df[c].dtype == object and df[c].isna().all()]
+    return df.astype({c: "string" for c in empty}) if empty else df
+
+
 def replace_table(con: duckdb.DuckDBPyConnection, qualified: str, df: pd.DataFrame) -> int:
     """Replace a whole table by a DataFrame (idempotent rebuilds of derived tables)."""
+    df = text_safe(df)
     con.register("_repl_src", df)
     try:
         con.execute(f"CREATE OR REPLACE TABLE {qualified} AS SELECT * FROM _repl_src")
@@ -146,10 +154,17 @@ def table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
     )
 
 
-def publish_snapshot(con: duckdb.DuckDBPyConnection, target: Path, schemas=("core", "analytics"), exclude: tuple[str, ...] = ()) -> dict:
+def publish_snapshot(
+    con: duckdb.DuckDBPyConnection,
+    target: Path,
+    schemas=("core", "analytics"),
+    exclude: tuple[str, ...] = (),
+    drop_columns: dict[str, list[str]] | None = None,
+) -> dict:
     """Copy ``schemas`` of the working warehouse into a new DuckDB file and atomically
     rename it over ``target``: analysts holding the old snapshot open keep reading it,
-    new connections see the new one. Table and column comments are copied."""
+    new connections see the new one. Table and column comments are copied; ``exclude``
+    leaves tables out and ``drop_columns`` leaves columns out (e.g. raw values)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -170,7 +185,9 @@ def publish_snapshot(con: duckdb.DuckDBPyConnection, target: Path, schemas=("cor
             q = f"{schema}.{name}"
             if q in exclude:
                 continue
-            con.execute(f'CREATE TABLE snap.{schema}."{name}" AS SELECT * FROM {schema}."{name}"')
+            dropped = (drop_columns or {}).get(q)
+            select = f"* EXCLUDE ({', '.join(dropped)})" if dropped else "*"
+            con.execute(f'CREATE TABLE snap.{schema}."{name}" AS SELECT {select} FROM {schema}."{name}"')
             if comment:
                 con.execute(f"COMMENT ON TABLE snap.{schema}.\"{name}\" IS '{_esc(comment)}'")
             for col, ccomment in con.execute(
@@ -178,6 +195,8 @@ def publish_snapshot(con: duckdb.DuckDBPyConnection, target: Path, schemas=("cor
                 "AND schema_name = ? AND table_name = ? AND comment IS NOT NULL",
                 [schema, name],
             ).fetchall():
+                if dropped and col in dropped:
+                    continue
                 con.execute(f"COMMENT ON COLUMN snap.{schema}.\"{name}\".\"{col}\" IS '{_esc(ccomment)}'")
             copied[q] = con.execute(f'SELECT count(*) FROM snap.{schema}."{name}"').fetchone()[0]
     finally:

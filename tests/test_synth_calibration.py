@@ -75,8 +75,13 @@ class Reference:
         start = P["upa_start_date"]
         for t in TABLES[1:]:
             df = T[t]
-            date_col = {"medications": "start_date", "surgeries": "surgery_date", "assessments": "visit_date",
-                        "labs": "sample_date", "adverse_events": "onset_date"}[t]
+            date_col = {
+                "medications": "start_date",
+                "surgeries": "surgery_date",
+                "assessments": "visit_date",
+                "labs": "sample_date",
+                "adverse_events": "onset_date",
+            }[t]
             df["day"] = (df[date_col] - df["pid"].map(start)).dt.days
         M = T["medications"]
         M["cls"] = M["drug"].map(lambda d: self.crf.drugs[d]["class"])
@@ -86,7 +91,9 @@ class Reference:
         cls2mech = {c: g for g, cs in groups.items() for c in cs}
         M["mech"] = M["cls"].map(lambda c: cls2mech.get(c, c))
         S = T["surgeries"]
-        S["resection"] = S["procedure"].map(lambda p: self.crf.procedures[p].get("bowel_resection", False)) & S["ibd_related"]
+        S["resection"] = (
+            S["procedure"].map(lambda p: self.crf.procedures[p].get("bowel_resection", False)) & S["ibd_related"]
+        )
         S["total"] = S["procedure"].map(lambda p: self.crf.procedures[p].get("total_colectomy", False))
         A = T["assessments"]
         A["hbi"] = A[HBI].sum(axis=1, min_count=5)
@@ -140,15 +147,31 @@ class Reference:
         c1 = m.groupby("pid")["mech"].nunique().reindex(P.index, fill_value=0) >= self.s["dtt"]["min_failed_mechanisms"]
         res = S[S["resection"] & (S["day"] < 0)].groupby("pid").size().reindex(P.index, fill_value=0)
         child = P["age"] < self.s["dtt"]["child_age_below"]
-        need = np.where(child, self.s["dtt"]["resections_required"]["child"], self.s["dtt"]["resections_required"]["adult"])
+        need = np.where(
+            child, self.s["dtt"]["resections_required"]["child"], self.s["dtt"]["resections_required"]["adult"]
+        )
         clin, endo = self.at("baseline", "CD")
         act = self.s["dtt"]["active_disease"]
         rut_order = ["i0", "i1", "i2", "i3", "i4"]
-        active = (clin["hbi"].reindex(P.index) >= act["hbi_min"]) | (endo["ses_cd"].reindex(P.index) > act["ses_cd_above"]) | (
-            endo["rutgeerts"].reindex(P.index).map(lambda r: r in rut_order and rut_order.index(r) >= rut_order.index(act["rutgeerts_min"])).fillna(False).astype(bool))
+        active = (
+            (clin["hbi"].reindex(P.index) >= act["hbi_min"])
+            | (endo["ses_cd"].reindex(P.index) > act["ses_cd_above"])
+            | (
+                endo["rutgeerts"]
+                .reindex(P.index)
+                .map(lambda r: r in rut_order and rut_order.index(r) >= rut_order.index(act["rutgeerts_min"]))
+                .fillna(False)
+                .astype(bool)
+            )
+        )
         c2 = (P["diagnosis"] == "CD") & (res >= need) & active
-        return c1 | c2 | P["pouchitis_chronic_ab_refractory"].fillna(False) | P["complex_perianal"].fillna(False) | \
-            P["psychosocial_comorbidity"].fillna(False)
+        return (
+            c1
+            | c2
+            | P["pouchitis_chronic_ab_refractory"].fillna(False)
+            | P["complex_perianal"].fillna(False)
+            | P["psychosocial_comorbidity"].fillna(False)
+        )
 
     def eligibility(self) -> pd.Series:
         P, M = self.P, self.M
@@ -177,17 +200,29 @@ class Reference:
         assign(P.index.isin(ov["pid"]), "concomitant_biologic")
         # other
         L = self.L
-        base_lab = {t: self.closest(L[L["test"] == t], self.tp_target("baseline"), -30, 0)["value"].reindex(P.index)
-                    for t in ("ALT", "AST", "EGFR")}
+        base_lab = {
+            t: self.closest(L[L["test"] == t], self.tp_target("baseline"), -30, 0)["value"].reindex(P.index)
+            for t in ("ALT", "AST", "EGFR")
+        }
         k = self.s["eligibility"]["liver_uln_multiple"]
         uln = {t: self.crf.lab_tests[t]["normal"][1] for t in ("ALT", "AST")}
-        liver = (base_lab["ALT"] > k * uln["ALT"]) | (base_lab["AST"] > k * uln["AST"]) | (base_lab["EGFR"] < self.s["eligibility"]["egfr_min"])
+        liver = (
+            (base_lab["ALT"] > k * uln["ALT"])
+            | (base_lab["AST"] > k * uln["AST"])
+            | (base_lab["EGFR"] < self.s["eligibility"]["egfr_min"])
+        )
         total = self.S[self.S["total"] & (self.S["day"] < 0)]["pid"]
         exposure = (P["end"] - P["upa_start_date"]).dt.days
         minexp = P["diagnosis"].map(self.s["eligibility"]["min_exposure_days"])
-        other = (P["diagnosis"] == "IBDU") | P["pregnant_or_breastfeeding"].fillna(False) | \
-            P["serious_infection_at_start"].fillna(False) | P["malignancy_history"].fillna(False) | liver | \
-            P.index.isin(total) | (exposure < minexp)
+        other = (
+            (P["diagnosis"] == "IBDU")
+            | P["pregnant_or_breastfeeding"].fillna(False)
+            | P["serious_infection_at_start"].fillna(False)
+            | P["malignancy_history"].fillna(False)
+            | liver
+            | P.index.isin(total)
+            | (exposure < minexp)
+        )
         assign(other, "other")
         return reason
 
@@ -202,7 +237,9 @@ class Reference:
                 out[pid] = not cover.any()
             else:
                 started = eps[eps["start_date"] <= date]
-                ok = started["stop_date"].notna() & ((date - started["stop_date"]).dt.days >= self.s["steroids"]["free_days_before_assessment"])
+                ok = started["stop_date"].notna() & (
+                    (date - started["stop_date"]).dt.days >= self.s["steroids"]["free_days_before_assessment"]
+                )
                 out[pid] = bool(ok.all())
         return out
 
@@ -233,7 +270,11 @@ class Reference:
                     have_c, have_e = F.notna() & B.notna(), E.notna() | endo["rutgeerts"].notna()
                     have_er = E.notna() & E0.notna()
                 else:
-                    s0, b0, e0 = bc["mayo_stool"].reindex(ids), bc["mayo_bleeding"].reindex(ids), be["mayo_endo"].reindex(ids)
+                    s0, b0, e0 = (
+                        bc["mayo_stool"].reindex(ids),
+                        bc["mayo_bleeding"].reindex(ids),
+                        be["mayo_endo"].reindex(ids),
+                    )
                     s, b, e = clin["mayo_stool"], clin["mayo_bleeding"], endo["mayo_endo"]
                     A0, A = s0 + b0 + e0, s + b + e
                     rem = (A <= 2) & (s <= 1) & (b <= 1) & (e <= 1) & sf.astype(bool)
@@ -242,9 +283,13 @@ class Reference:
                     have_c = A.notna() & A0.notna()
                     have_e = e.notna()
                     have_er = e.notna() & e0.notna()
-                for name, val, have in (("sf_clinical_remission", rem, have_c), ("clinical_response", resp, have_c),
-                                        ("endoscopic_remission", erem, have_e), ("endoscopic_response", eresp, have_er)):
-                    pos = (~nr & have & val.fillna(False).astype(bool))
+                for name, val, have in (
+                    ("sf_clinical_remission", rem, have_c),
+                    ("clinical_response", resp, have_c),
+                    ("endoscopic_remission", erem, have_e),
+                    ("endoscopic_response", eresp, have_er),
+                ):
+                    pos = ~nr & have & val.fillna(False).astype(bool)
                     N = (nr | have).sum()
                     res.setdefault(name, {}).setdefault(diag, []).append([int(pos.sum()), int(N)])
         return res
@@ -267,7 +312,9 @@ class Reference:
                     normal[(q == "<") & (v <= thr)] = True
                     normal[(q == ">") & (v >= thr)] = False
                     dec = normal.notna()
-                    out.setdefault(key, {}).setdefault(diag, []).append([int((normal[dec] == True).sum()), int(dec.sum())])  # noqa: E712
+                    out.setdefault(key, {}).setdefault(diag, []).append(
+                        [int((normal[dec] == True).sum()), int(dec.sum())]
+                    )  # noqa: E712
         return out
 
     def safety(self, included: pd.Index) -> dict:
@@ -284,8 +331,12 @@ class Reference:
         disc = P[P["upa_stop_date"].notna()]
         out["discontinued"] = disc.groupby("diagnosis").size().to_dict()
         days = (disc["upa_stop_date"] - disc["upa_start_date"]).dt.days
-        out["before_m12"] = disc[days < self.s["timepoints"]["targets"]["month12"]].groupby("diagnosis").size().to_dict()
-        out["before_induction"] = int((days < P.loc[disc.index, "diagnosis"].map(self.s["eligibility"]["min_exposure_days"])).sum())
+        out["before_m12"] = (
+            disc[days < self.s["timepoints"]["targets"]["month12"]].groupby("diagnosis").size().to_dict()
+        )
+        out["before_induction"] = int(
+            (days < P.loc[disc.index, "diagnosis"].map(self.s["eligibility"]["min_exposure_days"])).sum()
+        )
         return out
 
     def baseline(self, included: pd.Index) -> dict:
@@ -297,7 +348,11 @@ class Reference:
         cnt = lambda mask: {d: int(mask[P["diagnosis"] == d].sum()) for d in ("CD", "UC")}  # noqa: E731
         out["male"] = cnt(P["sex"] == "M")
         cd = P[P["diagnosis"] == "CD"]
-        ma = np.where(cd["age_dx"] < b["montreal_age"]["A1_below"], "A1", np.where(cd["age_dx"] > b["montreal_age"]["A3_above"], "A3", "A2"))
+        ma = np.where(
+            cd["age_dx"] < b["montreal_age"]["A1_below"],
+            "A1",
+            np.where(cd["age_dx"] > b["montreal_age"]["A3_above"], "A3", "A2"),
+        )
         out["montreal_age"] = pd.Series(ma).value_counts().to_dict()
         out["cd_location"] = cd["cd_location"].value_counts().to_dict()
         out["cd_behavior"] = cd["cd_behavior"].value_counts().to_dict()
@@ -313,7 +368,9 @@ class Reference:
             ids = M[sel & (M["start_date"] < M["pid"].map(P["upa_start_date"]))]["pid"]
             out[f"prior_{g}"] = cnt(P.index.to_series().isin(ids))
         st = M[M["cls"].isin(b["steroid_classes"])]
-        cover = st[(st["start_date"] <= st["pid"].map(P["upa_start_date"])) & (st["end"] >= st["pid"].map(P["upa_start_date"]))]
+        cover = st[
+            (st["start_date"] <= st["pid"].map(P["upa_start_date"])) & (st["end"] >= st["pid"].map(P["upa_start_date"]))
+        ]
         out["steroid_at_baseline"] = cnt(P.index.to_series().isin(cover["pid"]))
         out["concomitant_with_upa"] = {}
         for drug in b["concomitant_drugs"]:
@@ -326,8 +383,10 @@ class Reference:
         out["_age_uc_mean"] = float(P.loc[P["diagnosis"] == "UC", "age"].mean())
         out["_duration_median"] = float(P["duration"].median())
         L = self.L[self.L["pid"].isin(included)]
-        out["_baseline_means"] = {t: float(self.closest(L[L["test"] == t], self.tp_target("baseline"), -30, 0)["value"].mean())
-                                  for t in ("FC", "CRP", "ESR", "VITD25", "ALB", "WBC", "HB", "PLT", "ALT", "AST", "LDL")}
+        out["_baseline_means"] = {
+            t: float(self.closest(L[L["test"] == t], self.tp_target("baseline"), -30, 0)["value"].mean())
+            for t in ("FC", "CRP", "ESR", "VITD25", "ALB", "WBC", "HB", "PLT", "ALT", "AST", "LDL")
+        }
         return out
 
 
@@ -386,8 +445,22 @@ def test_safety(ref):
 def test_baseline(ref):
     got = ref.baseline(ref.included)
     pub = PUBLISHED["baseline"]
-    for k in ("male", "montreal_age", "cd_location", "cd_behavior", "cd_perianal", "uc_extent", "eim_any", "eim_eye",
-              "eim_skin", "eim_joint", "eim_other", "ibd_surgery_history", "steroid_at_baseline", "concomitant_with_upa"):
+    for k in (
+        "male",
+        "montreal_age",
+        "cd_location",
+        "cd_behavior",
+        "cd_perianal",
+        "uc_extent",
+        "eim_any",
+        "eim_eye",
+        "eim_skin",
+        "eim_joint",
+        "eim_other",
+        "ibd_surgery_history",
+        "steroid_at_baseline",
+        "concomitant_with_upa",
+    ):
         assert got[k] == pub[k], k
     for k, v in pub.items():
         if k.startswith("prior_"):

@@ -53,8 +53,10 @@ def patient_flow(eligibility: pd.DataFrame, settings: dict | None = None) -> pd.
     Rows (step, reason): ('screened', None); ('excluded', None) = all excluded;
     ('excluded_by_reason', code) for every reason in the settings order, zero counts
     included, where 'other' is the total of the 'other:<name>' rows that follow it;
-    ('included', None); ('included_by_diagnosis', 'UC'|'CD'|...). Columns: step, reason,
-    center, n."""
+    ('other_reason', 'other:<name>') = every named other reason among the patients
+    excluded as 'other' (a patient may have several), ('other_reason', 'other') their
+    total; ('included', None); ('included_by_diagnosis', 'UC'|'CD'|...). Columns: step,
+    reason, center, n."""
     settings = settings if settings is not None else load_settings()
     el = eligibility
     seen = [r for r in el["exclusion_reason"].dropna().unique()]
@@ -72,6 +74,15 @@ def patient_flow(eligibility: pd.DataFrame, settings: dict | None = None) -> pd.
         for r in reasons:
             n = first.fillna("").str.startswith(f"{OTHER}:").sum() if r == OTHER else (first == r).sum()
             rows.append(("excluded_by_reason", r, center, int(n)))
+        # STUDY.md: "Other, each reported by name" - a patient excluded as 'other' can
+        # have several other reasons; each is counted under its name (the published
+        # flow's "10 other" are such reasons: 8 + 1 + 23 + 2 + 10 = 44 > 122 - 80 = 42).
+        other_pts = g[first.fillna("").str.startswith(f"{OTHER}:")]
+        all_other = other_pts["all_reasons"].fillna("").str.split("|").explode()
+        all_other = all_other[all_other.str.startswith(f"{OTHER}:")]
+        for r in [r for r in reasons if r.startswith(f"{OTHER}:")]:
+            rows.append(("other_reason", r, center, int((all_other == r).sum())))
+        rows.append(("other_reason", OTHER, center, int(len(all_other))))
         rows.append(("included", None, center, int(inc.sum())))
         for dx in diagnoses:
             rows.append(("included_by_diagnosis", dx, center, int((inc & (g["diagnosis"] == dx)).sum())))
@@ -98,12 +109,16 @@ def flow_diagram(flow: pd.DataFrame, center: str = ALL) -> tuple[bytes, str]:
 
     ex = f[f["step"] == "excluded_by_reason"]
     lines = [f"Excluded (n = {n('excluded')})"]
+    has_other_reasons = bool(((f["step"] == "other_reason")).any())
     for r in ex["reason"]:
         k = n("excluded_by_reason", r)
         label = REASON_LABELS.get(r, r.split(":", 1)[-1].replace("_", " "))
         if r.startswith(f"{OTHER}:"):
+            k = n("other_reason", r) if has_other_reasons else k
             if k:
                 lines.append(f"      - {label} (n = {k})")
+        elif r == OTHER and has_other_reasons:
+            lines.append(f"  - {label} (n = {k} patients, {n('other_reason', OTHER)} reasons)")
         else:
             lines.append(f"  - {label} (n = {k})")
     dx = f[f["step"] == "included_by_diagnosis"]["reason"].tolist()

@@ -8,6 +8,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from .. import reconcile as rc
+from .. import sqlmodels as sm
 from .. import warehouse as wh
 from ..loading import mrn_map
 from .ingest import CRF, TABLES, staging_key
@@ -37,6 +38,7 @@ def _replace_center_rows(con, qualified: str, center: str, df: pd.DataFrame) -> 
     df = df.assign(center=center) if "center" not in df.columns else df
     if not wh.table_exists(con, qualified):
         wh.replace_table(con, qualified, df)
+        sm.document_table(con, *qualified.split("."))
         return
     con.execute("BEGIN TRANSACTION")
     try:
@@ -49,6 +51,7 @@ def _replace_center_rows(con, qualified: str, center: str, df: pd.DataFrame) -> 
     except Exception:
         con.execute("ROLLBACK")
         raise
+    sm.document_table(con, *qualified.split("."))
 
 
 @dg.asset(
@@ -215,6 +218,8 @@ def reconciled_tables(context: dg.AssetExecutionContext, study: StudyResource, w
             con.execute("ROLLBACK")
             raise
         counts = {t: con.execute(f"SELECT count(*) FROM reconciled.{t} WHERE center = ?", [center]).fetchone()[0] for t in DATA_TABLES}
+        for t in DATA_TABLES:
+            sm.document_table(con, "reconciled", t)
     for t in DATA_TABLES:
         yield dg.MaterializeResult(
             asset_key=["reconciled", t],

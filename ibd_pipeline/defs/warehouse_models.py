@@ -28,6 +28,7 @@ def reference_tables(study: StudyResource, warehouse: DuckDBResource):
         wh.ensure_warehouse(con, study.crf())
         for t in REF_TABLES:
             wh.replace_table(con, f"ref.{t}", frames[t])
+            sm.document_table(con, "ref", t)
             yield dg.MaterializeResult(asset_key=["ref", t], metadata={"dagster/row_count": len(frames[t])})
 
 

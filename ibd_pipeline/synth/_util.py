@@ -55,10 +55,9 @@ def years_before(day: np.ndarray, years: np.ndarray) -> np.ndarray:
     y2 = y - np.asarray(years, dtype="int64")
     leap = (y2 % 4 == 0) & ((y2 % 100 != 0) | (y2 % 400 == 0))
     dd = np.where((m == 2) & (dd == 29) & ~leap, 28, dd)
-    out = (
-        (y2 - 1970).astype("datetime64[Y]").astype("datetime64[M]")
-        + (m - 1).astype("timedelta64[M]")
-    ).astype("datetime64[D]") + (dd - 1).astype("timedelta64[D]")
+    out = ((y2 - 1970).astype("datetime64[Y]").astype("datetime64[M]") + (m - 1).astype("timedelta64[M]")).astype(
+        "datetime64[D]"
+    ) + (dd - 1).astype("timedelta64[D]")
     return out.astype("int64")
 
 

@@ -37,8 +37,25 @@ OCCASIONAL_TESTS = {"EGFR": 0.3, "NEUT": 0.4, "CK": 0.2, "FIB": 0.2}
 CORE_PRESENCE = {"CRP": 1.0, "FC": 1.0, "VITD25": 0.8, "HDL": 0.85, "TC": 0.85, "LDL": 0.85}
 ALL_TESTS = CORE_TESTS + list(OCCASIONAL_TESTS)
 # canonical decimals of each test as the labs print it
-DECIMALS = {"CRP": 1, "FC": 0, "ESR": 0, "ALB": 1, "VITD25": 1, "WBC": 2, "NEUT": 2, "HB": 0, "PLT": 0,
-            "ALT": 0, "AST": 0, "HDL": 2, "TC": 2, "LDL": 2, "CK": 0, "FIB": 2, "EGFR": 0}
+DECIMALS = {
+    "CRP": 1,
+    "FC": 0,
+    "ESR": 0,
+    "ALB": 1,
+    "VITD25": 1,
+    "WBC": 2,
+    "NEUT": 2,
+    "HB": 0,
+    "PLT": 0,
+    "ALT": 0,
+    "AST": 0,
+    "HDL": 2,
+    "TC": 2,
+    "LDL": 2,
+    "CK": 0,
+    "FIB": 2,
+    "EGFR": 0,
+}
 
 STUDY_START = "2023-01-03"
 CUTOFF = "2025-03-31"  # last day any record may carry (end of the study period)
@@ -62,13 +79,19 @@ def _u(rng, lo, hi, size=None):
     """Uniform integers in [lo, hi] (inclusive; arrays allowed)."""
     lo = np.asarray(lo)
     hi = np.asarray(hi)
-    return (lo + np.floor(rng.random(size if size is not None else np.broadcast(lo, hi).shape) * (hi - lo + 1))).astype(np.int64)
+    return (lo + np.floor(rng.random(size if size is not None else np.broadcast(lo, hi).shape) * (hi - lo + 1))).astype(
+        np.int64
+    )
 
 
 def _targets(settings: dict) -> dict:
     tp = settings["timepoints"]["targets"]
     return {
-        "induction": {"UC": int(tp["induction"]["UC"]), "CD": int(tp["induction"]["CD"]), "IBDU": int(tp["induction"]["UC"])},
+        "induction": {
+            "UC": int(tp["induction"]["UC"]),
+            "CD": int(tp["induction"]["CD"]),
+            "IBDU": int(tp["induction"]["UC"]),
+        },
         "month6": int(tp["month6"]),
         "month12": int(tp["month12"]),
         "month18": int(tp["month18"]),
@@ -168,36 +191,38 @@ def _patients_table(ctx: Context, last_fu_rel: np.ndarray) -> pd.DataFrame:
     stop = a["stop"]
     has_stop = stop != MISSING_DAY
     reasons = np.array([s["stop_reason"] for s in S], dtype=object)
-    df = pd.DataFrame({
-        "pidx": np.arange(n),
-        "sex": np.where(male, "M", "F").astype(object),
-        "birth_date": a["birth"],
-        "diagnosis": diag,
-        "diagnosis_date": a["dx"],
-        "cd_location": col("cd_location", cd),
-        "cd_upper_gi": b("cd_upper_gi", cd),
-        "cd_behavior": col("cd_behavior", cd),
-        "cd_perianal": b("cd_perianal", cd),
-        "uc_extent": col("uc_extent", uc),
-        "complex_perianal": b("complex_perianal"),
-        "ileal_pouch": b("ileal_pouch"),
-        "pouchitis_chronic_ab_refractory": b("pouchitis"),
-        "psychosocial_comorbidity": b("psychosocial"),
-        "smoking": smoking,
-        "height_cm": height,
-        "weight_kg": weight,
-        "eim_eye": eim[:, 0].astype(object),
-        "eim_skin": eim[:, 1].astype(object),
-        "eim_joint": eim[:, 2].astype(object),
-        "eim_other": eim[:, 3].astype(object),
-        "pregnant_or_breastfeeding": b("pregnant"),
-        "serious_infection_at_start": b("serious_infection"),
-        "malignancy_history": b("malignancy"),
-        "upa_start_date": a["start"],
-        "upa_stop_date": np.where(has_stop, a["start"] + stop, MISSING_DAY),
-        "upa_stop_reason": np.where(has_stop, reasons, None),
-        "last_followup_date": a["start"] + last_fu_rel,
-    })
+    df = pd.DataFrame(
+        {
+            "pidx": np.arange(n),
+            "sex": np.where(male, "M", "F").astype(object),
+            "birth_date": a["birth"],
+            "diagnosis": diag,
+            "diagnosis_date": a["dx"],
+            "cd_location": col("cd_location", cd),
+            "cd_upper_gi": b("cd_upper_gi", cd),
+            "cd_behavior": col("cd_behavior", cd),
+            "cd_perianal": b("cd_perianal", cd),
+            "uc_extent": col("uc_extent", uc),
+            "complex_perianal": b("complex_perianal"),
+            "ileal_pouch": b("ileal_pouch"),
+            "pouchitis_chronic_ab_refractory": b("pouchitis"),
+            "psychosocial_comorbidity": b("psychosocial"),
+            "smoking": smoking,
+            "height_cm": height,
+            "weight_kg": weight,
+            "eim_eye": eim[:, 0].astype(object),
+            "eim_skin": eim[:, 1].astype(object),
+            "eim_joint": eim[:, 2].astype(object),
+            "eim_other": eim[:, 3].astype(object),
+            "pregnant_or_breastfeeding": b("pregnant"),
+            "serious_infection_at_start": b("serious_infection"),
+            "malignancy_history": b("malignancy"),
+            "upa_start_date": a["start"],
+            "upa_stop_date": np.where(has_stop, a["start"] + stop, MISSING_DAY),
+            "upa_stop_reason": np.where(has_stop, reasons, None),
+            "last_followup_date": a["start"] + last_fu_rel,
+        }
+    )
     return df
 
 
@@ -240,8 +265,9 @@ def _cd_ses(rng, E0, state):
 
 
 def _rutgeerts(rng, E):
-    out = np.where(E <= 3, np.where(rng.random(len(E)) < 0.6, "i0", "i1"),
-                   np.where(E <= 6, "i2", np.where(E <= 12, "i3", "i4")))
+    out = np.where(
+        E <= 3, np.where(rng.random(len(E)) < 0.6, "i0", "i1"), np.where(E <= 6, "i2", np.where(E <= 12, "i3", "i4"))
+    )
     return out.astype(object)
 
 
@@ -338,8 +364,13 @@ def _assessments(ctx: Context) -> pd.DataFrame:
         else:
             F = _cd_hbi(rng, B[idx], st, ster)
         w, p, s_, mm, c = _hbi_items(rng, F)
-        for name, v in (("hbi_wellbeing", w), ("hbi_pain", p), ("hbi_liquid_stools", s_), ("hbi_mass", mm),
-                        ("hbi_complications", c)):
+        for name, v in (
+            ("hbi_wellbeing", w),
+            ("hbi_pain", p),
+            ("hbi_liquid_stools", s_),
+            ("hbi_mass", mm),
+            ("hbi_complications", c),
+        ):
             out[name] = np.where(isc & score, v, np.nan)
         if endoscopy:
             if kind == "base":
@@ -392,8 +423,7 @@ def _assessments(ctx: Context) -> pd.DataFrame:
         off = _u(rng, -10, 10, n)
         present = scored & ~nof & (inc | (t == 0) | (rng.random(n) < 0.6))
         present &= ~np.isin(a["phase"], ["short", "recent"])
-        add(present, tgt + off, "tp", tidx=t, endoscopy=True, state=clin[:, t],
-            estate=endo[:, t])
+        add(present, tgt + off, "tp", tidx=t, endoscopy=True, state=clin[:, t], estate=endo[:, t])
         if t == 0:
             # decoy: inside the window, strictly farther from the target, opposite values
             sign = np.where(off > 0, -1, np.where(off < 0, 1, np.where(rng.random(n) < 0.5, -1, 1)))
@@ -401,20 +431,44 @@ def _assessments(ctx: Context) -> pd.DataFrame:
             dec = inc & (rng.random(n) < 0.15)
             add(dec, tgt + sign * np.minimum(far, hw - 2), "tp", tidx=None, state=clin[:, t], decoy=True)
     # short exposure / recent start: one post-baseline visit
-    add(scored & np.isin(a["phase"], ["short", "recent"]), _u(rng, 25, 38, n), "tp", tidx=0, state=clin[:, 0],
-        estate=endo[:, 0])
+    add(
+        scored & np.isin(a["phase"], ["short", "recent"]),
+        _u(rng, 25, 38, n),
+        "tp",
+        tidx=0,
+        state=clin[:, 0],
+        estate=endo[:, 0],
+    )
     # no baseline: follow-up visits exist (checked above); IBDU: dose-only visits
     add(ibdu, ind + _u(rng, -7, 7, n), "tp", score=False)
     add(ibdu & (rng.random(n) < 0.7), tg["month6"] + _u(rng, -7, 7, n), "tp", score=False)
     # interim and later visits (no endoscopy), stop visits
     interim = np.where(cd, _u(rng, ind + hw + 13, tg["month6"] - hw - 9, n), _u(rng, ind + hw + 16, ind + hw + 41, n))
     add(inc & (rng.random(n) < 0.3), interim, "tp", state=clin[:, 0])
-    add(inc & (rng.random(n) < 0.4), _u(rng, tg["month12"] + hw + 37, tg["month12"] + hw + 127, n), "tp",
-        state=clin[:, 2])
+    add(
+        inc & (rng.random(n) < 0.4),
+        _u(rng, tg["month12"] + hw + 37, tg["month12"] + hw + 127, n),
+        "tp",
+        state=clin[:, 2],
+    )
     stopper = inc & (stop != MISSING_DAY)
     add(stopper, stop, "tp", state=np.full(n, "NE", dtype=object))
-    cols = ["pidx", "visit_day", "hbi_wellbeing", "hbi_pain", "hbi_liquid_stools", "hbi_mass", "hbi_complications",
-            "mayo_stool", "mayo_bleeding", "mayo_pga", "mayo_endo", "ses_cd", "rutgeerts", "upa_dose_mg"]
+    cols = [
+        "pidx",
+        "visit_day",
+        "hbi_wellbeing",
+        "hbi_pain",
+        "hbi_liquid_stools",
+        "hbi_mass",
+        "hbi_complications",
+        "mayo_stool",
+        "mayo_bleeding",
+        "mayo_pga",
+        "mayo_endo",
+        "ses_cd",
+        "rutgeerts",
+        "upa_dose_mg",
+    ]
     df = pd.concat([pd.DataFrame({c: r[c] for c in cols}) for r in rows], ignore_index=True)
     df = df.sort_values(["pidx", "visit_day"], kind="stable")
     df = df.drop_duplicates(["pidx", "visit_day"], keep="first").reset_index(drop=True)
@@ -526,17 +580,34 @@ def _labs(ctx: Context) -> pd.DataFrame:
                     dd = np.minimum(dd, 0)
                 else:
                     dd = np.minimum(dd, d[keep] + 2)
-            normal = (crp if test == "CRP" else fc)[ii, t_index] if t_index is not None and test in ("CRP", "FC") \
+            normal = (
+                (crp if test == "CRP" else fc)[ii, t_index]
+                if t_index is not None and test in ("CRP", "FC")
                 else rng.random(len(ii)) < 0.5
-            v, q = _lab_values(rng, test, Z[test][ii], np.full(len(ii), 0 if t_index is None else t_index), normal, False)
+            )
+            v, q = _lab_values(
+                rng, test, Z[test][ii], np.full(len(ii), 0 if t_index is None else t_index), normal, False
+            )
             if role == "bl":
                 hit = lab_excl[ii] == test
                 if hit.any():
                     v = v.copy()
-                    v[hit] = {"ALT": rng.uniform(135, 260), "AST": rng.uniform(120, 240),
-                              "EGFR": rng.uniform(14, 27)}[test]
-            parts.append(pd.DataFrame({"pidx": ii, "sample_day": dd, "test": test, "dvalue": v, "qualifier": q,
-                                       "role": role, "normal": normal}))
+                    v[hit] = {"ALT": rng.uniform(135, 260), "AST": rng.uniform(120, 240), "EGFR": rng.uniform(14, 27)}[
+                        test
+                    ]
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "pidx": ii,
+                        "sample_day": dd,
+                        "test": test,
+                        "dvalue": v,
+                        "qualifier": q,
+                        "role": role,
+                        "normal": normal,
+                    }
+                )
+            )
 
     bl_day = _u(rng, -14, 0, n)
     sample(np.ones(n, bool), bl_day, 0, "bl")
@@ -572,8 +643,19 @@ def _labs(ctx: Context) -> pd.DataFrame:
                 continue
             pid = main["pidx"].to_numpy()[sel]
             v, q = _lab_values(rng, test, Z[test][pid], tk[sel], nrm[sel], False)
-            parts2.append(pd.DataFrame({"pidx": pid, "sample_day": dday[sel], "test": test, "dvalue": v,
-                                        "qualifier": q, "role": "decoy", "normal": nrm[sel]}))
+            parts2.append(
+                pd.DataFrame(
+                    {
+                        "pidx": pid,
+                        "sample_day": dday[sel],
+                        "test": test,
+                        "dvalue": v,
+                        "qualifier": q,
+                        "role": "decoy",
+                        "normal": nrm[sel],
+                    }
+                )
+            )
         df = pd.concat([df] + parts2, ignore_index=True)
     df = df[df["sample_day"] <= horizon[df["pidx"].to_numpy()]]
     df = df.sort_values(["pidx", "sample_day", "test"], kind="stable")
@@ -584,9 +666,11 @@ def _labs(ctx: Context) -> pd.DataFrame:
 
 # --------------------------------------------------------- medications etc.
 STEROIDS = (["prednisone", "methylprednisolone"], [0.75, 0.25])
-POST_SWITCH = {"CD": ["ustekinumab", "risankizumab", "infliximab", "vedolizumab"],
-               "UC": ["vedolizumab", "ustekinumab", "infliximab", "tofacitinib"],
-               "IBDU": ["vedolizumab"]}
+POST_SWITCH = {
+    "CD": ["ustekinumab", "risankizumab", "infliximab", "vedolizumab"],
+    "UC": ["vedolizumab", "ustekinumab", "infliximab", "tofacitinib"],
+    "IBDU": ["vedolizumab"],
+}
 
 
 def _medications(ctx: Context, visit_days: dict) -> pd.DataFrame:
@@ -639,19 +723,35 @@ def _medications(ctx: Context, visit_days: dict) -> pd.DataFrame:
                 ep(i, "mesalazine", st, sp, "elective")
             else:
                 sp = min(st + ri(120, 900), -30)
-                ep(i, pick(["mesalazine", "sulfasalazine"], [0.85, 0.15]), st, max(sp, st + 30) if sp > st + 30 else st + 30,
-                   pick(["secondary_loss_of_response", "primary_nonresponse", "other", "intolerance"], [0.4, 0.2, 0.25, 0.15]))
-        for key, drugs, dur in (("thiopurine", (["azathioprine", "mercaptopurine"], [0.85, 0.15]), (90, 1000)),
-                                ("mtx", (["methotrexate"], None), (90, 600)),
-                                ("tacro", (["tacrolimus"], None), (60, 180)),
-                                ("cyclo", (["cyclosporine"], None), (30, 90)),
-                                ("trip", (["tripterygium_wilfordii"], None), (90, 400))):
+                ep(
+                    i,
+                    pick(["mesalazine", "sulfasalazine"], [0.85, 0.15]),
+                    st,
+                    max(sp, st + 30) if sp > st + 30 else st + 30,
+                    pick(
+                        ["secondary_loss_of_response", "primary_nonresponse", "other", "intolerance"],
+                        [0.4, 0.2, 0.25, 0.15],
+                    ),
+                )
+        for key, drugs, dur in (
+            ("thiopurine", (["azathioprine", "mercaptopurine"], [0.85, 0.15]), (90, 1000)),
+            ("mtx", (["methotrexate"], None), (90, 600)),
+            ("tacro", (["tacrolimus"], None), (60, 180)),
+            ("cyclo", (["cyclosporine"], None), (30, 90)),
+            ("trip", (["tripterygium_wilfordii"], None), (90, 400)),
+        ):
             if c.get(key):
                 hi = -60 - dur[0]
                 st = ri(min(span_lo, hi), hi) if span_lo < hi else hi
                 sp = min(st + ri(*dur), -30)
-                reason = "secondary_loss_of_response" if c[key] == "failed" else \
-                    pick(["secondary_loss_of_response", "intolerance", "other", "primary_nonresponse"], [0.4, 0.3, 0.15, 0.15])
+                reason = (
+                    "secondary_loss_of_response"
+                    if c[key] == "failed"
+                    else pick(
+                        ["secondary_loss_of_response", "intolerance", "other", "primary_nonresponse"],
+                        [0.4, 0.3, 0.15, 0.15],
+                    )
+                )
                 ep(i, pick(*drugs), st, sp, reason)
         if c.get("een"):
             hi = -120
@@ -672,7 +772,13 @@ def _medications(ctx: Context, visit_days: dict) -> pd.DataFrame:
         elif c.get("thal") == "prior":
             hi = -90
             st = ri(min(span_lo, hi - 60), hi - 60) if span_lo < hi - 60 else hi - 60
-            ep(i, "thalidomide", st, min(st + ri(60, 400), -30), pick(["intolerance", "secondary_loss_of_response", "other"]))
+            ep(
+                i,
+                "thalidomide",
+                st,
+                min(st + ri(60, 400), -30),
+                pick(["intolerance", "secondary_loss_of_response", "other"]),
+            )
         # intercurrent steroid course: response-only patient still on steroids at the visit
         # (month 6: a course that ended 30-60 days before the visit - excluded only by the
         # 90-day rule; month 12: a course still running at the visit)
@@ -694,8 +800,15 @@ def _medications(ctx: Context, visit_days: dict) -> pd.DataFrame:
         if s["post_switch"] and stop != MISSING_DAY:
             ep(i, pick(POST_SWITCH[diag]), stop + ri(14, 40), None, None)
         del inc
-    df = pd.DataFrame({"pidx": rows_p, "drug": np.array(rows_d, dtype=object), "start_day": rows_s,
-                       "stop_day": rows_e, "stop_reason": np.array(rows_r, dtype=object)})
+    df = pd.DataFrame(
+        {
+            "pidx": np.array(rows_p, dtype=np.int64),
+            "drug": np.array(rows_d, dtype=object),
+            "start_day": np.array(rows_s, dtype=np.int64),
+            "stop_day": np.array(rows_e, dtype=np.int64),
+            "stop_reason": np.array(rows_r, dtype=object),
+        }
+    )
     df = df.sort_values(["pidx", "start_day", "drug"], kind="stable")
     df = df.drop_duplicates(["pidx", "drug", "start_day"], keep="first").reset_index(drop=True)
     return df
@@ -722,9 +835,16 @@ def _surgeries(ctx: Context) -> pd.DataFrame:
             age_days = int(a["start"][i] - a["birth"][i])
             rows.append((i, -int(rng.integers(60, max(61, age_days - 18 * 365))), "other", False))
         if s["stop_reason"] == "surgery" and a["stop"][i] != MISSING_DAY:
-            rows.append((i, int(a["stop"][i]) + int(rng.integers(2, 11)), str(rng.choice(["ileocecal_resection",
-                                                                                         "small_bowel_resection"])), True))
+            rows.append(
+                (
+                    i,
+                    int(a["stop"][i]) + int(rng.integers(2, 11)),
+                    str(rng.choice(["ileocecal_resection", "small_bowel_resection"])),
+                    True,
+                )
+            )
     df = pd.DataFrame(rows, columns=["pidx", "surgery_day", "procedure", "ibd_related"])
+    df = df.astype({"pidx": np.int64, "surgery_day": np.int64})
     df["ibd_related"] = df["ibd_related"].astype(object)
     df = df.sort_values(["pidx", "surgery_day"], kind="stable")
     return df.drop_duplicates(["pidx", "surgery_day", "procedure"]).reset_index(drop=True)
@@ -760,17 +880,34 @@ def _adverse_events(ctx: Context) -> pd.DataFrame:
                         used.add((d2, term))
                         rows.append((i, d2, term, False, False))
             if rng.random() < 0.1:
-                rows.append((i, -int(rng.integers(10, 120)), str(rng.choice(["infection", "rash", "fever", "other"])),
-                             False, False))
+                rows.append(
+                    (
+                        i,
+                        -int(rng.integers(10, 120)),
+                        str(rng.choice(["infection", "rash", "fever", "other"])),
+                        False,
+                        False,
+                    )
+                )
             if stop != MISSING_DAY and rng.random() < 0.5:
-                rows.append((i, stop + int(rng.integers(45, 70)), str(rng.choice(["herpes_zoster", "infection", "other"])),
-                             False, False))
+                rows.append(
+                    (
+                        i,
+                        stop + int(rng.integers(45, 70)),
+                        str(rng.choice(["herpes_zoster", "infection", "other"])),
+                        False,
+                        False,
+                    )
+                )
         else:
             if s["stop_reason"] == "adverse_event" and stop != MISSING_DAY:
-                rows.append((i, stop - int(rng.integers(2, 8)), str(rng.choice(["rash", "herpes_zoster"])), False, True))
+                rows.append(
+                    (i, stop - int(rng.integers(2, 8)), str(rng.choice(["rash", "herpes_zoster"])), False, True)
+                )
             if rng.random() < 0.2 and hor > 20:
                 rows.append((i, int(rng.integers(14, hor)), str(rng.choice(terms_all)), False, False))
     df = pd.DataFrame(rows, columns=["pidx", "onset_day", "term", "serious", "led_to_discontinuation"])
+    df = df.astype({"pidx": np.int64, "onset_day": np.int64})
     for c in ("serious", "led_to_discontinuation"):
         df[c] = df[c].astype(object)
     df = df.sort_values(["pidx", "onset_day"], kind="stable")
@@ -817,8 +954,9 @@ def realize(slots: list[dict], seed: int, settings: dict) -> tuple[dict[str, pd.
     stop = a["stop"]
     latest = np.where(stop != MISSING_DAY, np.maximum(latest, stop), latest)
     rng = ctx.rng("followup")
-    last_fu = np.minimum(latest + _u(rng, 0, 20, n), a["horizon"])
-    last_fu = np.where(a["included"], np.minimum(latest + _u(rng, 0, 20, n), day_of(CUTOFF) - start), last_fu)
+    # included: the latest record + 0..20 days; excluded: the designed horizon (so that an
+    # "other" exclusion never also has a short exposure)
+    last_fu = np.where(a["included"], np.minimum(latest + _u(rng, 0, 20, n), day_of(CUTOFF) - start), a["horizon"])
     last_fu = np.maximum(last_fu, latest)
     a["last_fu"] = last_fu
     patients = _patients_table(ctx, last_fu)
@@ -831,6 +969,12 @@ def realize(slots: list[dict], seed: int, settings: dict) -> tuple[dict[str, pd.
     meds["start_date"] = start[p] + meds.pop("start_day").to_numpy()
     spd = meds.pop("stop_day").to_numpy()
     meds["stop_date"] = np.where(spd == MISSING_DAY, MISSING_DAY, start[p] + spd)
-    tables = {"patients": patients, "medications": meds, "surgeries": surg, "assessments": assess, "labs": labs,
-              "adverse_events": aes}
+    tables = {
+        "patients": patients,
+        "medications": meds,
+        "surgeries": surg,
+        "assessments": assess,
+        "labs": labs,
+        "adverse_events": aes,
+    }
     return tables, ctx

@@ -163,16 +163,23 @@ EXCLUDED: list[tuple[str, str, str]] = (
 # Advanced-therapy mechanisms (crf.yaml classes; anti-IL-12/23 and anti-IL-23 are one
 # mechanism by default, study.yaml dtt.mechanism_groups) and their drugs by diagnosis.
 MECH_DRUGS = {
-    "anti_tnf": {"CD": (["infliximab", "adalimumab"], [0.6, 0.4]),
-                 "UC": (["infliximab", "adalimumab", "golimumab"], [0.6, 0.25, 0.15])},
-    "il": {"CD": (["ustekinumab", "risankizumab"], [0.8, 0.2]),
-           "UC": (["ustekinumab", "mirikizumab"], [0.6, 0.4])},
+    "anti_tnf": {
+        "CD": (["infliximab", "adalimumab"], [0.6, 0.4]),
+        "UC": (["infliximab", "adalimumab", "golimumab"], [0.6, 0.25, 0.15]),
+    },
+    "il": {"CD": (["ustekinumab", "risankizumab"], [0.8, 0.2]), "UC": (["ustekinumab", "mirikizumab"], [0.6, 0.4])},
     "integrin": {"CD": (["vedolizumab"], [1.0]), "UC": (["vedolizumab"], [1.0])},
     "jak": {"CD": (["filgotinib", "tofacitinib"], [0.5, 0.5]), "UC": (["tofacitinib", "filgotinib"], [0.8, 0.2])},
     "il17a": {"CD": (["secukinumab"], [1.0]), "UC": (["secukinumab"], [1.0])},
 }
-SECOND_DRUG = {"infliximab": "adalimumab", "adalimumab": "infliximab", "golimumab": "infliximab",
-               "ustekinumab": "risankizumab", "mirikizumab": "ustekinumab", "risankizumab": "ustekinumab"}
+SECOND_DRUG = {
+    "infliximab": "adalimumab",
+    "adalimumab": "infliximab",
+    "golimumab": "infliximab",
+    "ustekinumab": "risankizumab",
+    "mirikizumab": "ustekinumab",
+    "risankizumab": "ustekinumab",
+}
 FAILURE = ("primary_nonresponse", "secondary_loss_of_response")
 
 # Endpoint flags of each designed state: (sf remission, response[, endo remission, endo response])
@@ -190,7 +197,9 @@ UC_STATE = {
 
 # ---------------------------------------------------------------- small helpers
 def _choice(rng, items, p=None):
-    return items[int(rng.choice(len(items), p=p))]
+    if p is None:
+        return items[int(rng.random() * len(items))]
+    return items[min(int(np.searchsorted(np.cumsum(p), rng.random() * sum(p), side="right")), len(items) - 1)]
 
 
 def _subset(rng, pool, k, must=()):
@@ -233,17 +242,50 @@ def _advanced_sequence(rng, diag, mechs, failed):
 
 def _base_slot(diag, category, detail=""):
     return {
-        "category": category, "detail": detail, "diagnosis": diag, "included": category == "included",
-        "stop_phase": None, "stop_reason": None, "clin": None, "endo": None, "steroid_var": (),
-        "cd_low": False, "uc_e0": 3, "uc_need7": False, "crp": None, "fc": None, "g": 0.0,
-        "male": True, "montreal": None, "age": 40, "dx_age": 30,
-        "cd_location": None, "cd_upper_gi": None, "cd_behavior": None, "cd_perianal": None,
-        "complex_perianal": False, "uc_extent": None, "eim": (False, False, False, False),
-        "psychosocial": False, "ileal_pouch": False, "pouchitis": False,
-        "pregnant": False, "serious_infection": False, "malignancy": False, "lab_excl": None,
-        "advanced": [], "conv": {}, "surgeries": [], "nonibd_surgery": False,
-        "ae_terms": (), "ae_stop_term": None, "post_switch": False, "conc_biologic": None,
-        "insufficient": None, "dtt": (), "rutgeerts": False,
+        "category": category,
+        "detail": detail,
+        "diagnosis": diag,
+        "included": category == "included",
+        "stop_phase": None,
+        "stop_reason": None,
+        "clin": None,
+        "endo": None,
+        "steroid_var": (),
+        "cd_low": False,
+        "uc_e0": 3,
+        "uc_need7": False,
+        "crp": None,
+        "fc": None,
+        "g": 0.0,
+        "male": True,
+        "montreal": None,
+        "age": 40,
+        "dx_age": 30,
+        "cd_location": None,
+        "cd_upper_gi": None,
+        "cd_behavior": None,
+        "cd_perianal": None,
+        "complex_perianal": False,
+        "uc_extent": None,
+        "eim": (False, False, False, False),
+        "psychosocial": False,
+        "ileal_pouch": False,
+        "pouchitis": False,
+        "pregnant": False,
+        "serious_infection": False,
+        "malignancy": False,
+        "lab_excl": None,
+        "advanced": [],
+        "conv": {},
+        "surgeries": [],
+        "nonibd_surgery": False,
+        "ae_terms": (),
+        "ae_stop_term": None,
+        "post_switch": False,
+        "conc_biologic": None,
+        "insufficient": None,
+        "dtt": (),
+        "rutgeerts": False,
     }
 
 
@@ -432,8 +474,13 @@ def _design_eims(rng, S, diag):
 def _design_mechanisms(rng, S, diag):
     """Prior advanced-therapy mechanisms with exact Table 1 counts and the DTT route."""
     P = TARGETS["prior"]
-    counts = {"anti_tnf": P["anti_tnf"][diag], "il": P["anti_il12_23_or_il23"][diag],
-              "integrin": P["anti_integrin"][diag], "jak": P["jak"][diag], "il17a": P["anti_il17a"][diag]}
+    counts = {
+        "anti_tnf": P["anti_tnf"][diag],
+        "il": P["anti_il12_23_or_il23"][diag],
+        "integrin": P["anti_integrin"][diag],
+        "jak": P["jak"][diag],
+        "il17a": P["anti_il17a"][diag],
+    }
     ids = list(range(len(S)))
     member = _fewest_first(rng, ids, {k: v for k, v in counts.items() if v})
     multi = [i for i in ids if len(member[i]) >= 2]
@@ -494,11 +541,23 @@ def _design_covariates_cd(rng, S):
             if i in c2:
                 procs += ["ileocecal_resection", "small_bowel_resection"]
             elif s["cd_behavior"] in ("B2", "B3") and rng.random() < 0.6:
-                procs += [_choice(rng, ["ileocecal_resection", "small_bowel_resection", "segmental_colectomy"], [0.6, 0.25, 0.15])]
+                procs += [
+                    _choice(
+                        rng, ["ileocecal_resection", "small_bowel_resection", "segmental_colectomy"], [0.6, 0.25, 0.15]
+                    )
+                ]
                 if rng.random() < 0.15:
-                    procs.append("small_bowel_resection" if procs[0] != "small_bowel_resection" else "ileocecal_resection")
+                    procs.append(
+                        "small_bowel_resection" if procs[0] != "small_bowel_resection" else "ileocecal_resection"
+                    )
             if s["cd_perianal"] and (not procs or rng.random() < 0.5):
-                procs += [_choice(rng, ["seton_placement", "perianal_fistula_surgery", "perianal_abscess_drainage"], [0.4, 0.35, 0.25])]
+                procs += [
+                    _choice(
+                        rng,
+                        ["seton_placement", "perianal_fistula_surgery", "perianal_abscess_drainage"],
+                        [0.4, 0.35, 0.25],
+                    )
+                ]
             if not procs:
                 procs = [_choice(rng, ["ileocecal_resection", "stricturoplasty"], [0.7, 0.3])]
         s["surgeries"] = procs
@@ -522,7 +581,8 @@ def _design_covariates_uc(rng, S):
     for i in ids:
         S[i]["surgeries"] = (
             [_choice(rng, ["segmental_colectomy", "perianal_abscess_drainage", "other"], [0.3, 0.3, 0.4])]
-            if i in surg else []
+            if i in surg
+            else []
         )
         S[i]["nonibd_surgery"] = bool(rng.random() < 0.08)
     _design_eims(rng, S, "UC")
@@ -559,7 +619,8 @@ def _design_conventional(rng, S, diag):
     for i in ids:
         conv[i]["steroid_bl"] = ("day0" if i in day0_set else "before") if i in bl_set else None
         conv[i]["gc_prior"] = (
-            ("systemic" if rng.random() < 0.6 else "topical") if i in only_set
+            ("systemic" if rng.random() < 0.6 else "topical")
+            if i in only_set
             else ("systemic" if (i in bl_set and i not in day0_set and rng.random() < 0.3) else None)
         )
     for i in _subset(rng, ids, P["een"][diag]):
@@ -633,10 +694,15 @@ def _design_excluded(rng, category, detail, diag):
     if diag == "CD" and rng.random() < 0.3:
         c["een"] = True
     s["conv"] = c
-    second = {"CD": ["ustekinumab", "vedolizumab", "risankizumab"], "UC": ["vedolizumab", "ustekinumab", "tofacitinib"],
-              "IBDU": ["vedolizumab", "ustekinumab"]}[diag]
-    standard = [(_choice(rng, ["infliximab", "adalimumab"]), _choice(rng, list(FAILURE))),
-                (_choice(rng, second), _choice(rng, list(FAILURE)))]
+    second = {
+        "CD": ["ustekinumab", "vedolizumab", "risankizumab"],
+        "UC": ["vedolizumab", "ustekinumab", "tofacitinib"],
+        "IBDU": ["vedolizumab", "ustekinumab"],
+    }[diag]
+    standard = [
+        (_choice(rng, ["infliximab", "adalimumab"]), _choice(rng, list(FAILURE))),
+        (_choice(rng, second), _choice(rng, list(FAILURE))),
+    ]
     s["advanced"] = standard
     s["dtt"] = ("failed_mechanisms",)
     if category == "not_dtt":
@@ -644,8 +710,11 @@ def _design_excluded(rng, category, detail, diag):
         s["advanced"] = {
             ("same_class", "CD"): [("infliximab", "primary_nonresponse"), ("adalimumab", "secondary_loss_of_response")],
             ("same_class", "UC"): [("infliximab", "secondary_loss_of_response"), ("golimumab", "primary_nonresponse")],
-            ("il_pathway", "CD"): [("adalimumab", "intolerance"), ("ustekinumab", "secondary_loss_of_response"),
-                                   ("risankizumab", "primary_nonresponse")],
+            ("il_pathway", "CD"): [
+                ("adalimumab", "intolerance"),
+                ("ustekinumab", "secondary_loss_of_response"),
+                ("risankizumab", "primary_nonresponse"),
+            ],
             ("intolerance", "CD"): [("infliximab", "secondary_loss_of_response"), ("vedolizumab", "intolerance")],
             ("intolerance", "UC"): [("infliximab", "primary_nonresponse"), ("tofacitinib", "intolerance")],
             ("one_resection", "CD"): [("infliximab", "primary_nonresponse")],
@@ -672,9 +741,11 @@ def _design_excluded(rng, category, detail, diag):
         s["insufficient"] = detail
     elif category == "concomitant_biologic":
         s["conc_biologic"] = ("vedolizumab", "overlap") if detail == "overlap" else ("ustekinumab", "added")
-        s["advanced"] = ([("infliximab", "primary_nonresponse"), ("ustekinumab", "secondary_loss_of_response")]
-                         if detail == "overlap" else
-                         [("infliximab", "secondary_loss_of_response"), ("vedolizumab", "primary_nonresponse")])
+        s["advanced"] = (
+            [("infliximab", "primary_nonresponse"), ("ustekinumab", "secondary_loss_of_response")]
+            if detail == "overlap"
+            else [("infliximab", "secondary_loss_of_response"), ("vedolizumab", "primary_nonresponse")]
+        )
     elif category == "other":
         if detail == "pregnancy_or_breastfeeding":
             s["male"] = False
@@ -755,8 +826,10 @@ def designed_endpoints(slot: dict) -> dict | None:
         else:
             rem, resp, erem, eresp = UC_STATE[slot["clin"][t]]
         out[name] = {
-            "sf_clinical_remission": rem, "clinical_response": resp,
-            "endoscopic_remission": erem, "endoscopic_response": eresp,
+            "sf_clinical_remission": rem,
+            "clinical_response": resp,
+            "endoscopic_remission": erem,
+            "endoscopic_response": eresp,
             "non_responder": slot["clin"][t] == "NR",
         }
     return out

@@ -23,7 +23,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._util import MISSING_DAY
 from .writers import sheet_names, sheet_row
 
 UNKNOWN_DRUG = {"canonical": "infliximab_biosimilar", "zh": "英夫利西单抗生物类似药"}
@@ -37,8 +36,15 @@ def _extra_frame(table: str, rows: list[dict], columns) -> pd.DataFrame:
     return df
 
 
-def build_invalid(center: str, A: dict[str, pd.DataFrame], fmt, abstractor: str, mrn_of: np.ndarray,
-                  rng: np.random.Generator, per_kind: int) -> list[tuple[str, pd.DataFrame, list[dict]]]:
+def build_invalid(
+    center: str,
+    A: dict[str, pd.DataFrame],
+    fmt,
+    abstractor: str,
+    mrn_of: np.ndarray,
+    rng: np.random.Generator,
+    per_kind: int,
+) -> list[tuple[str, pd.DataFrame, list[dict]]]:
     """Invalid rows per table: [(table, cells to insert, records)] where a record has
     ``rule``, ``field``, ``mrn`` and ``dup_of`` (row index copied, or None)."""
     out = []
@@ -49,9 +55,17 @@ def build_invalid(center: str, A: dict[str, pd.DataFrame], fmt, abstractor: str,
     start_of = dict(zip(pats["pidx"], pats["upa_start_date"]))
     birth_of = dict(zip(pats["pidx"], pats["birth_date"]))
     diag_of = dict(zip(pats["pidx"], pats["diagnosis"]))
-    med_keys = set(zip(A["medications"]["pidx"], A["medications"]["drug"], A["medications"]["start_date"]))
-    vis_keys = set(zip(A["assessments"]["pidx"], A["assessments"]["visit_date"]))
-    lab_keys = set(zip(A["labs"]["pidx"], A["labs"]["sample_date"], A["labs"]["test"]))
+    meds, vis, labs = A["medications"], A["assessments"], A["labs"]
+
+    def med_exists(p, drug, d):
+        return bool(((meds["pidx"] == p) & (meds["drug"] == drug) & (meds["start_date"] == d)).any())
+
+    def visit_exists(p, d):
+        return bool(((vis["pidx"] == p) & (vis["visit_date"] == d)).any())
+
+    def lab_exists(p, d, test):
+        return bool(((labs["pidx"] == p) & (labs["sample_date"] == d) & (labs["test"] == test)).any())
+
     localized = fmt.localized
 
     def past_day(p, lo, hi):
@@ -62,18 +76,34 @@ def build_invalid(center: str, A: dict[str, pd.DataFrame], fmt, abstractor: str,
     for _ in range(per_kind):
         p = int(rng.choice(pidx_all))
         st = past_day(p, 500, 3000)
-        med_rows.append({"pidx": p, "drug": "__unknown__", "start_date": st, "stop_date": st + int(rng.integers(30, 200)),
-                         "stop_reason": "other"})
+        med_rows.append(
+            {
+                "pidx": p,
+                "drug": "__unknown__",
+                "start_date": st,
+                "stop_date": st + int(rng.integers(30, 200)),
+                "stop_reason": "other",
+            }
+        )
         med_recs.append({"rule": "code", "field": "drug", "pidx": p})
         while True:
             p = int(rng.choice(pidx_all))
             st = past_day(p, 500, 2500)
-            if (p, "mesalazine", st) not in med_keys:
+            if not med_exists(p, "mesalazine", st):
                 break
-        med_rows.append({"pidx": p, "drug": "mesalazine", "start_date": st,
-                         "stop_date": st - int(rng.integers(20, 100)), "stop_reason": "other"})
+        med_rows.append(
+            {
+                "pidx": p,
+                "drug": "mesalazine",
+                "start_date": st,
+                "stop_date": st - int(rng.integers(20, 100)),
+                "stop_reason": "other",
+            }
+        )
         med_recs.append({"rule": "stop_after_start", "field": "stop_date", "pidx": p})
-    cells = fmt.table("medications", _extra_frame("medications", med_rows, A["medications"].columns), abstractor, mrn_of)
+    cells = fmt.table(
+        "medications", _extra_frame("medications", med_rows, A["medications"].columns), abstractor, mrn_of
+    )
     h_drug = fmt.p.header_for("medications", "drug")
     unk = UNKNOWN_DRUG["zh" if localized else "canonical"]
     cells.loc[[r["rule"] == "code" for r in med_recs], h_drug] = unk
@@ -86,11 +116,20 @@ def build_invalid(center: str, A: dict[str, pd.DataFrame], fmt, abstractor: str,
             if diag_of[p] in ("CD", "UC"):
                 break
         d = past_day(p, 200, 400)
-        while (p, d) in vis_keys:
+        while visit_exists(p, d):
             d -= 1
         if diag_of[p] == "CD":
-            ass_rows.append({"pidx": p, "visit_date": d, "hbi_wellbeing": 1.0, "hbi_pain": 9.0, "hbi_liquid_stools": 3.0,
-                             "hbi_mass": 0.0, "hbi_complications": 0.0})
+            ass_rows.append(
+                {
+                    "pidx": p,
+                    "visit_date": d,
+                    "hbi_wellbeing": 1.0,
+                    "hbi_pain": 9.0,
+                    "hbi_liquid_stools": 3.0,
+                    "hbi_mass": 0.0,
+                    "hbi_complications": 0.0,
+                }
+            )
             ass_recs.append({"rule": "range", "field": "hbi_pain", "pidx": p})
         else:
             ass_rows.append({"pidx": p, "visit_date": d, "mayo_stool": 5.0, "mayo_bleeding": 1.0, "mayo_pga": 1.0})
@@ -106,18 +145,37 @@ def build_invalid(center: str, A: dict[str, pd.DataFrame], fmt, abstractor: str,
     for _ in range(per_kind):
         p = int(rng.choice(pidx_all))
         d = past_day(p, 100, 300)
-        while (p, d, "CRP") in lab_keys:
+        while lab_exists(p, d, "CRP"):
             d -= 1
-        lab_rows.append({"pidx": p, "sample_date": d, "test": "CRP", "value_written": np.nan, "value_reported": None,
-                         "unit_reported": "mg/L", "qualifier": ""})
+        lab_rows.append(
+            {
+                "pidx": p,
+                "sample_date": d,
+                "test": "CRP",
+                "value_written": np.nan,
+                "value_reported": None,
+                "unit_reported": "mg/L",
+                "qualifier": "",
+            }
+        )
         lab_recs.append({"rule": "required", "field": "value", "pidx": p})
         base = str(mrn_of[p])
         for k in range(1000):
             cand = base[:-3] + f"{(int(base[-3:]) + 7 * (k + 1)) % 1000:03d}"
             if cand not in known:
                 break
-        lab_rows.append({"pidx": -1, "mrn": cand, "sample_date": d, "test": "ESR", "value_written": 12.0,
-                         "value_reported": "12", "unit_reported": "mm/h", "qualifier": ""})
+        lab_rows.append(
+            {
+                "pidx": -1,
+                "mrn": cand,
+                "sample_date": d,
+                "test": "ESR",
+                "value_written": 12.0,
+                "value_reported": "12",
+                "unit_reported": "mm/h",
+                "qualifier": "",
+            }
+        )
         lab_recs.append({"rule": "patient_known", "field": "mrn", "pidx": -1, "mrn": cand})
     df = _extra_frame("labs", lab_rows, A["labs"].columns)
     mrns = np.array([r.get("mrn") for r in lab_rows], dtype=object)
@@ -129,13 +187,14 @@ def build_invalid(center: str, A: dict[str, pd.DataFrame], fmt, abstractor: str,
     for j, r in enumerate(lab_recs):
         if r["rule"] == "required":
             tok = miss_tok[int(rng.integers(0, len(miss_tok)))] if rng.random() < 0.5 else ""
-            lab_cells.iat[j, list(lab_cells.columns).index(h_val)] = (None if (fmt.xlsx and tok == "") else tok)
+            lab_cells.iat[j, list(lab_cells.columns).index(h_val)] = None if (fmt.xlsx and tok == "") else tok
     out.append(("labs", lab_cells, lab_recs))
     return out
 
 
-def insert_rows(cells: pd.DataFrame, extra: pd.DataFrame | None, dup_count: int, rng: np.random.Generator
-                ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+def insert_rows(
+    cells: pd.DataFrame, extra: pd.DataFrame | None, dup_count: int, rng: np.random.Generator
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Insert ``extra`` rows at random positions and ``dup_count`` exact copies of random
     rows somewhere after their original. Returns (cells, new positions of the extra rows,
     new positions of the copies) - positions are 0-based data-row indices."""
@@ -156,8 +215,8 @@ def insert_rows(cells: pd.DataFrame, extra: pd.DataFrame | None, dup_count: int,
     order = np.argsort(allk, kind="stable")
     pos = np.empty(len(order), dtype=np.int64)
     pos[order] = np.arange(len(order))
-    extra_pos = pos[n: n + n_extra]
-    dup_pos = pos[n + n_extra:]
+    extra_pos = pos[n : n + n_extra]
+    dup_pos = pos[n + n_extra :]
     return big.iloc[order].reset_index(drop=True), extra_pos, dup_pos
 
 
@@ -167,6 +226,3 @@ def row_location(profile, table: str, n_rows: int, index: int, file_name: str) -
         s, r = sheet_row(index)
         return {"file_name": file_name, "sheet": sheet_names(profile, table, n_rows)[s], "row_number": int(r)}
     return {"file_name": file_name, "sheet": "", "row_number": int(index) + 2}
-
-
-__all__ = ["build_invalid", "insert_rows", "row_location", "MISSING_DAY"]

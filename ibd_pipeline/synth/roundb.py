@@ -10,7 +10,8 @@ so it shows up as a disagreement, never as a quarantined row:
 * a score off by one (SES-CD by two), a lab value typo (on the value as written, so the
   unit conversion still applies), a height/weight slip,
 * a boolean flipped, a non-required value left empty or an empty one filled in,
-* a whole record present in one round only (a lab row or an episode missed or added).
+* a whole record present in one round only (a lab row or an episode missed or added):
+  field ``*``, value ``present`` on the side that has it and ``absent`` on the other.
 
 The share is ``discrepancies / compared values of round A`` (a one-sided record counts
 as one discrepancy). Round A is never changed: the truth is round A.
@@ -27,10 +28,31 @@ from .truth import canonical_text, record_keys
 from .units import value_texts
 
 MISSINGABLE = {
-    "patients": ["smoking", "height_cm", "weight_kg", "eim_eye", "eim_skin", "eim_joint", "eim_other",
-                 "cd_upper_gi", "psychosocial_comorbidity"],
-    "assessments": ["hbi_wellbeing", "hbi_pain", "hbi_liquid_stools", "hbi_mass", "hbi_complications",
-                    "mayo_stool", "mayo_bleeding", "mayo_pga", "mayo_endo", "ses_cd", "rutgeerts", "upa_dose_mg"],
+    "patients": [
+        "smoking",
+        "height_cm",
+        "weight_kg",
+        "eim_eye",
+        "eim_skin",
+        "eim_joint",
+        "eim_other",
+        "cd_upper_gi",
+        "psychosocial_comorbidity",
+    ],
+    "assessments": [
+        "hbi_wellbeing",
+        "hbi_pain",
+        "hbi_liquid_stools",
+        "hbi_mass",
+        "hbi_complications",
+        "mayo_stool",
+        "mayo_bleeding",
+        "mayo_pga",
+        "mayo_endo",
+        "ses_cd",
+        "rutgeerts",
+        "upa_dose_mg",
+    ],
 }
 FILLABLE = {"patients": ["smoking", "height_cm", "weight_kg"]}
 NOT_MUTATED = {("patients", "diagnosis"), ("labs", "unit")}
@@ -41,8 +63,9 @@ RECORD_EXTRA_TABLES = {"labs": 0.7, "medications": 0.3}
 
 def compared_fields(table: str) -> list[str]:
     spec = load_crf().table(table)
-    return [f for f, s in spec.fields.items()
-            if f not in spec.key and f not in ("mrn", "abstractor_id") and s.phi != "drop"]
+    return [
+        f for f, s in spec.fields.items() if f not in spec.key and f not in ("mrn", "abstractor_id") and s.phi != "drop"
+    ]
 
 
 def compared_values(tables: dict[str, pd.DataFrame]) -> int:
@@ -61,8 +84,9 @@ def _texts(values, ftype):
     return [canonical_text(v, ftype) for v in values]
 
 
-def make_round_b(center: str, tables: dict[str, pd.DataFrame], share: float, rng: np.random.Generator,
-                 mrn_of: np.ndarray, units_of) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, int]:
+def make_round_b(
+    center: str, tables: dict[str, pd.DataFrame], share: float, rng: np.random.Generator, mrn_of: np.ndarray, units_of
+) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, int]:
     """Round B tables of one center and the discrepancy list.
 
     ``tables``: round-A canonical frames (with ``pidx``; labs converted, see units.py).
@@ -106,15 +130,16 @@ def make_round_b(center: str, tables: dict[str, pd.DataFrame], share: float, rng
         flat = rng.choice(counts.sum(), size=min(k, int(counts.sum())), replace=False)
         offs = np.concatenate([[0], np.cumsum(counts)])
         fidx = np.searchsorted(offs, flat, side="right") - 1
-        keys = record_keys(t, df)
+        pidx = df["pidx"].to_numpy()
         for j, f in enumerate(fields):
             rows = elig[f][flat[fidx == j] - offs[j]]
             if len(rows) == 0:
                 continue
             a_vals, b_vals = _mutate(t, f, spec.fields[f], df, B[t], rows, rng)
             ft = spec.fields[f].type
-            for r, va, vb in zip(rows, _texts(a_vals, ft), _texts(b_vals, ft)):
-                disc.append((center, mrn_of[df["pidx"].iat[r]], t, keys[r], f, va, vb))
+            keys = record_keys(t, df.iloc[rows])
+            for r, key, va, vb in zip(rows, keys, _texts(a_vals, ft), _texts(b_vals, ft)):
+                disc.append((center, mrn_of[pidx[r]], t, key, f, va, vb))
     # ---------------------------------------------------------- record level
     n_missing = int(round(n_rec * 0.6))
     n_extra = n_rec - n_missing
@@ -126,8 +151,9 @@ def make_round_b(center: str, tables: dict[str, pd.DataFrame], share: float, rng
             df = B[t]
             rows = rng.choice(len(df), size=min(k, len(df)), replace=False)
             keys = record_keys(t, df.iloc[rows])
+            pidx = df["pidx"].to_numpy()
             for r, key in zip(rows, keys):
-                disc.append((center, mrn_of[df["pidx"].iat[r]], t, key, "*", "present", ""))
+                disc.append((center, mrn_of[pidx[r]], t, key, "*", "present", "absent"))
             B[t] = df.drop(df.index[rows]).reset_index(drop=True)
     if n_extra:
         alloc = _allocate(n_extra, {t: w * (len(tables[t]) > 0) for t, w in RECORD_EXTRA_TABLES.items()})
@@ -137,9 +163,12 @@ def make_round_b(center: str, tables: dict[str, pd.DataFrame], share: float, rng
             extra = _extra_records(t, tables, B[t], k, rng)
             if len(extra):
                 for key, pidx in zip(record_keys(t, extra), extra["pidx"].to_numpy()):
-                    disc.append((center, mrn_of[pidx], t, key, "*", "", "present"))
-                B[t] = pd.concat([B[t], extra], ignore_index=True).sort_values(
-                    ["pidx"], kind="stable").reset_index(drop=True)
+                    disc.append((center, mrn_of[pidx], t, key, "*", "absent", "present"))
+                B[t] = (
+                    pd.concat([B[t], extra], ignore_index=True)
+                    .sort_values(["pidx"], kind="stable")
+                    .reset_index(drop=True)
+                )
     cols = ["center", "mrn", "table", "record_key", "field", "value_a", "value_b"]
     return B, pd.DataFrame(disc, columns=cols), total
 
@@ -246,11 +275,12 @@ def _extra_records(t: str, A: dict[str, pd.DataFrame], Bdf: pd.DataFrame, k: int
         if not len(cand):
             return src.iloc[:0]
         pick = cand.iloc[rng.choice(len(cand), size=min(k, len(cand)), replace=False)].copy()
-        existing = set(zip(src["pidx"], src["sample_date"], src["test"]))
         shift = rng.integers(1, 4, len(pick))
         pick["sample_date"] = pick["sample_date"].to_numpy() + shift
+        near = src[src["pidx"].isin(pick["pidx"].unique())]
+        existing = set(zip(near["pidx"], near["sample_date"], near["test"]))
         ok = [(p, d, te) not in existing for p, d, te in zip(pick["pidx"], pick["sample_date"], pick["test"])]
-        pick = pick[ok]
+        pick = pick[ok].drop_duplicates(["pidx", "sample_date", "test"])
         wn = pick["wn"].to_numpy()
         nwn = np.maximum(1, wn + rng.integers(-2, 3, len(pick)))
         pick["wn"] = nwn
@@ -266,9 +296,18 @@ def _extra_records(t: str, A: dict[str, pd.DataFrame], Bdf: pd.DataFrame, k: int
         start = pp["upa_start_date"].to_numpy() - rng.integers(400, 2000, k)
         start = np.maximum(start, pp["birth_date"].to_numpy() + 6000)
         drug = np.array(["budesonide", "mesalazine", "prednisone"], dtype=object)[rng.integers(0, 3, k)]
-        out = pd.DataFrame({"pidx": pp["pidx"].to_numpy(), "drug": drug, "start_date": start,
-                            "stop_date": start + rng.integers(30, 120, k), "stop_reason": "elective"})
-        existing = set(zip(A["medications"]["pidx"], A["medications"]["drug"], A["medications"]["start_date"]))
+        out = pd.DataFrame(
+            {
+                "pidx": pp["pidx"].to_numpy(),
+                "drug": drug,
+                "start_date": start,
+                "stop_date": start + rng.integers(30, 120, k),
+                "stop_reason": "elective",
+            }
+        )
+        am = A["medications"]
+        am = am[am["pidx"].isin(out["pidx"].unique())]
+        existing = set(zip(am["pidx"], am["drug"], am["start_date"]))
         ok = [(p, d, s) not in existing for p, d, s in zip(out["pidx"], out["drug"], out["start_date"])]
         out = out[ok].drop_duplicates(["pidx", "drug", "start_date"])
         for c in A["medications"].columns:

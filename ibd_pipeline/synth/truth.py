@@ -18,7 +18,7 @@ Canonical text (also used for ``value_a``/``value_b`` of discrepancies and for
 ``resolved_value`` of adjudications): dates ISO ``YYYY-MM-DD``; booleans ``true``/``false``;
 integers without decimals; floats as ``format(x, '.15g')``; codes canonical; empty = missing.
 ``record_key``: the table's key fields other than ``mrn`` joined by ``|`` (``patient`` for
-the patients table).
+the patients table). A record in one round only: field ``*``, ``present``/``absent``.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import pandas as pd
 
 from ..config import load_crf
 from ._util import DAY_MIN, MISSING_DAY, date_of
+from .writers import fast_csv
 
 _ISO_LUT: np.ndarray | None = None
 
@@ -120,8 +121,17 @@ def write_truth_tables(truth_dir: Path, center: str, tables: dict[str, pd.DataFr
     d = truth_dir / center
     d.mkdir(parents=True, exist_ok=True)
     for t, df in tables.items():
-        canonical_frame(t, df).to_csv(d / f"{t}.csv", index=False, encoding="utf-8", float_format="%.15g")
-    phi.to_csv(d / "phi.csv", index=False, encoding="utf-8")
+        frame = canonical_frame(t, df)
+        for c in frame.columns:
+            col = frame[c]
+            if col.dtype == float:
+                txt = np.char.mod("%.15g", np.nan_to_num(col.to_numpy())).astype(object)
+                txt[col.isna().to_numpy()] = ""
+                frame[c] = txt
+            elif str(col.dtype) == "Int64":
+                frame[c] = col.astype(str).replace("<NA>", "").to_numpy(dtype=object)
+        fast_csv(d / f"{t}.csv", frame, "utf-8")
+    fast_csv(d / "phi.csv", phi, "utf-8")
 
 
 def write_truth_json(truth_dir: Path, meta: dict, invalid: pd.DataFrame, disc: pd.DataFrame) -> None:
@@ -131,7 +141,7 @@ def write_truth_json(truth_dir: Path, meta: dict, invalid: pd.DataFrame, disc: p
     doc = dict(meta)
     doc["invalid_rows"] = json.loads(invalid.to_json(orient="records", force_ascii=False))
     doc["discrepancies"] = json.loads(disc.to_json(orient="records", force_ascii=False))
-    (truth_dir / "truth.json").write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
+    (truth_dir / "truth.json").write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
 
 
 def read_truth_table(truth_dir: Path, center: str, table: str) -> pd.DataFrame:
@@ -167,10 +177,8 @@ def load_truth(truth_dir: Path | str, tables: bool = True) -> dict:
     doc = json.loads((truth_dir / "truth.json").read_text(encoding="utf-8"))
     if tables:
         crf = load_crf()
-        doc["tables"] = {
-            c: {t: read_truth_table(truth_dir, c, t) for t in crf.data_tables}
-            for c in doc["centers"]
+        doc["tables"] = {c: {t: read_truth_table(truth_dir, c, t) for t in crf.data_tables} for c in doc["centers"]}
+        doc["phi"] = {
+            c: pd.read_csv(truth_dir / c / "phi.csv", dtype=str, keep_default_na=False) for c in doc["centers"]
         }
-        doc["phi"] = {c: pd.read_csv(truth_dir / c / "phi.csv", dtype=str, keep_default_na=False)
-                      for c in doc["centers"]}
     return doc

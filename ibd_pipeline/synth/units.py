@@ -40,13 +40,16 @@ def written_decimals(test: str, factor) -> int:
 
 
 def fixed_text(n: np.ndarray, d: int) -> np.ndarray:
-    """Decimal text of the integers ``n`` scaled by 10**-d, with exactly d decimals."""
+    """Decimal text of the integers ``n`` scaled by 10**-d, with exactly d decimals
+    (each distinct value formatted once)."""
     n = np.asarray(n, dtype=np.int64)
+    uniq, inv = np.unique(n, return_inverse=True)
     if d == 0:
-        return n.astype(str).astype(object)
-    ip = (n // 10**d).astype(str)
-    fp = np.char.zfill((n % 10**d).astype(str), d)
-    return np.char.add(np.char.add(ip, "."), fp).astype(object)
+        txt = [str(int(u)) for u in uniq]
+    else:
+        p = 10**d
+        txt = [f"{int(u) // p}.{int(u) % p:0{d}d}" for u in uniq]
+    return np.array(txt, dtype=object)[inv]
 
 
 def convert_labs(labs: pd.DataFrame, profile, canonical_units: dict, rng: np.random.Generator) -> pd.DataFrame:
@@ -74,8 +77,9 @@ def convert_labs(labs: pd.DataFrame, profile, canonical_units: dict, rng: np.ran
     uses_aliases = bool(profile.raw.get("vocabulary"))
     r = rng.random(m)
     r2 = rng.random(m)
-    for t in pd.unique(test):
-        sel = test == t
+    tcodes, tuniq = pd.factorize(test)
+    for ti, t in enumerate(tuniq):
+        sel = tcodes == ti
         options = conv.get(t) or {}
         groups = [(canonical_units[t], 1, sel)]
         if options:

@@ -11,7 +11,9 @@ canonical field name or the center's header of it; ``mrn`` the center's record n
 The reviewer writes the true value (round A of the ground truth) as canonical text
 (``truth.canonical_text``: ISO dates, true/false, canonical codes, canonical units), an
 empty value when the agreed value is missing; for a one-sided record (field ``*``)
-``present`` when the record exists, empty when it does not.
+``present`` when the record exists, ``absent`` when it does not (the reconcile module's
+convention). Text cells the pipeline protected against formula injection (a leading
+``'`` before ``= + - @``) are read back without the quote.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ ADJ_FIELDS = ["mrn", "table", "record_key", "field", "resolved_value", "reviewer
 
 
 def _cell_text(v) -> str:
+    if isinstance(v, str) and len(v) > 1 and v[0] == "'" and v[1] in "=+-@\t\r":
+        return v[1:].strip()
     if v is None:
         return ""
     if isinstance(v, float):
@@ -62,7 +66,8 @@ def read_worklist(path: Path, profile) -> pd.DataFrame:
     for enc in encs:
         try:
             enc2 = "utf-8-sig" if enc.lower().replace("_", "-") in ("utf-8", "utf8") else enc
-            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=enc2)
+            df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=enc2)
+            return df.apply(lambda col: col.map(_cell_text))
         except UnicodeDecodeError:
             continue
     raise ValueError(f"cannot decode {path}")
@@ -78,8 +83,9 @@ def _column_map(columns, profile, crf) -> dict[str, str]:
     return {c: cands[c] for c in columns if c in cands}
 
 
-def fill_worklist(worklist: Path, center: str, truth_dir: Path, out: Path, reviewer_id: str = "REV01",
-                  decided_on: str | None = None) -> Path:
+def fill_worklist(
+    worklist: Path, center: str, truth_dir: Path, out: Path, reviewer_id: str = "REV01", decided_on: str | None = None
+) -> Path:
     """Play the senior reviewer: read a discrepancy worklist the pipeline wrote to a center's outbox (layout = the CRF
     `adjudications` table in the center's own profile - same format/encoding/headers/code vocabulary as that center's
     other files, with extra context columns value_a/value_b the reviewer ignores), fill resolved_value (the true value
@@ -110,7 +116,7 @@ def fill_worklist(worklist: Path, center: str, truth_dir: Path, out: Path, revie
             frame = pd.DataFrame({k: typed[k] for k in crf.table(t).key if k != "mrn"})
             for k in frame.columns:
                 if crf.table(t).fields[k].type == "date":
-                    frame[k] = (frame[k].values.astype("datetime64[D]").astype(np.int64))
+                    frame[k] = frame[k].values.astype("datetime64[D]").astype(np.int64)
             rk = record_keys(t, frame)
         truth[t] = {(m, k): row for m, k, row in zip(raw["mrn"], rk, raw.to_dict("records"))}
     known = {m for d in truth.values() for (m, _) in d}
@@ -135,15 +141,22 @@ def fill_worklist(worklist: Path, center: str, truth_dir: Path, out: Path, revie
             f = rev.get(f, f)
         row = truth.get(t, {}).get((m2, k))
         if f == "*":
-            resolved.append("present" if row is not None else "")
+            resolved.append("present" if row is not None else "absent")
         else:
             resolved.append("" if row is None else str(row.get(f, "")))
     decided = decided_on or date.today().isoformat()
     yyyymmdd = decided.replace("-", "")[:8]
-    canon = pd.DataFrame({
-        "mrn": mrns, "table": tables, "record_key": keys, "field": fields, "resolved_value": resolved,
-        "reviewer_id": reviewer_id, "decided_on": day_of(decided),
-    })
+    canon = pd.DataFrame(
+        {
+            "mrn": mrns,
+            "table": tables,
+            "record_key": keys,
+            "field": fields,
+            "resolved_value": resolved,
+            "reviewer_id": reviewer_id,
+            "decided_on": day_of(decided),
+        }
+    )
     fmt = CenterFormatter(profile, crf, rng_for(0, "adjudication", center, yyyymmdd))
     cells = fmt.table("adjudications", canon, reviewer_id, np.array([], dtype=object))
     # resolved values are canonical text; empty stays empty (no random missing token)
@@ -153,7 +166,9 @@ def fill_worklist(worklist: Path, center: str, truth_dir: Path, out: Path, revie
     out.mkdir(parents=True, exist_ok=True)
     path = out / file_name(profile, "ADJ", "adjudications", yyyymmdd)
     if profile.format == "xlsx":
-        write_xlsx(path, [(sheet_names(profile, "adjudications", len(cells)), cells, fmt.date_headers("adjudications"))])
+        write_xlsx(
+            path, [(sheet_names(profile, "adjudications", len(cells)), cells, fmt.date_headers("adjudications"))]
+        )
     else:
         write_csv(path, cells, profile.encoding)
     return path

@@ -1,0 +1,70 @@
+"""Cohort: IOIBD DTT criteria, eligibility and the patient flow (STUDY.md Workflow
+step 5, "DTT-IBD per the IOIBD consensus", "Inclusion and exclusion")."""
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from .. import cohort
+from .resources import StudyResource
+from .tables import akey, core, md_image, md_table, publish, read, save_figure, table_checks, table_spec
+
+CORE_INPUTS = [core(t) for t in ("patients", "medications", "surgeries", "assessments", "labs")]
+
+
+def core_frames(con) -> dict:
+    return {t: read(con, f"core.{t}") for t in ("patients", "medications", "surgeries", "assessments", "labs", "adverse_events")}
+
+
+@dg.multi_asset(
+    specs=[
+        table_spec("dtt_criteria", CORE_INPUTS, "cohort"),
+        table_spec("eligibility", [akey("dtt_criteria"), *CORE_INPUTS], "cohort"),
+    ],
+    check_specs=table_checks(["dtt_criteria", "eligibility"]),
+    name="cohort_tables",
+)
+def cohort_tables(study: StudyResource, warehouse: DuckDBResource):
+    """Per screened patient, each of the five IOIBD criteria with its evidence (failed
+    mechanisms, bowel resections) and `is_dtt`; then inclusion with the first exclusion
+    reason in the study's order and every reason for auditing."""
+    settings, crf = study.settings(), study.crf()
+    with warehouse.get_connection() as con:
+        f = core_frames(con)
+        dtt = cohort.dtt_criteria(f["patients"], f["medications"], f["surgeries"], f["assessments"], settings, crf)
+        elig = cohort.eligibility(f["patients"], dtt, f["medications"], f["assessments"], f["labs"], f["surgeries"], settings, crf)
+        r1, c1 = publish(con, "dtt_criteria", dtt, extra_meta={"is_dtt": int(dtt["is_dtt"].sum()) if len(dtt) else 0})
+        by_reason = elig.groupby(elig["exclusion_reason"].fillna("included")).size().reset_index(name="n")
+        r2, c2 = publish(con, "eligibility", elig, extra_meta={
+            "included": int(elig["included"].sum()) if len(elig) else 0,
+            "by_reason": md_table(by_reason.rename(columns={"exclusion_reason": "reason"})),
+        })
+    yield r1
+    yield r2
+    yield from c1 + c2
+
+
+@dg.multi_asset(
+    specs=[table_spec("patient_flow", [akey("eligibility")], "cohort")],
+    check_specs=table_checks(["patient_flow"]),
+    name="patient_flow",
+)
+def patient_flow(study: StudyResource, warehouse: DuckDBResource):
+    """Screened, each exclusion with its count, included, split UC/CD - overall and per
+    center - and the STROBE/RECORD flow diagram (PNG and SVG under reports/figures)."""
+    settings = study.settings()
+    with warehouse.get_connection() as con:
+        elig = read(con, "analytics.eligibility")
+        flow = cohort.patient_flow(elig, settings)
+        png, svg = cohort.flow_diagram(flow)
+        path = save_figure(study.paths(), "patient_flow", png, svg)
+        overall = flow[flow["center"] == "all"]
+        result, checks = publish(con, "patient_flow", flow, extra_meta={
+            "flow": md_table(overall),
+            "diagram": md_image(png, "patient flow"),
+            "diagram_path": dg.MetadataValue.path(str(path)),
+        })
+    yield result
+    yield from checks
+
+
+cohort_assets = [cohort_tables, patient_flow]

@@ -1,0 +1,90 @@
+"""Endpoints, biomarkers, safety and persistence of the included patients (STUDY.md
+Workflow step 6, "Time points and windows", "Endpoints")."""
+
+import dagster as dg
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from .. import endpoints as ep
+from .. import stats
+from .cohort import core_frames
+from .resources import StudyResource
+from .tables import akey, core, md_table, publish, read, table_checks, table_spec
+
+INPUTS = [akey("eligibility")] + [core(t) for t in ("patients", "medications", "surgeries", "assessments", "labs", "adverse_events")]
+TABLES = ["endpoints", "biomarkers", "adverse_events", "exposure", "persistence", "baseline_covariates"]
+
+
+def included_patients(con) -> pd.DataFrame:
+    """core.patients of the included patients (analytics.eligibility.included)."""
+    return con.execute(
+        "SELECT p.* FROM core.patients p JOIN analytics.eligibility e USING (patient_id) WHERE e.included ORDER BY p.center, p.patient_id"
+    ).df()
+
+
+@dg.multi_asset(
+    specs=[table_spec(t, INPUTS, "endpoints") for t in TABLES],
+    check_specs=table_checks(TABLES),
+    name="outcome_tables",
+)
+def outcome_tables(study: StudyResource, warehouse: DuckDBResource):
+    """For every included patient: every endpoint at every time point (complete-case
+    status, non-responder-imputed status, the value and the reason), biomarkers in
+    canonical units, treatment-emergent adverse events, exposure, persistence, and the
+    baseline covariates of Table 1 and the models."""
+    settings = study.settings()
+    with warehouse.get_connection() as con:
+        f = core_frames(con)
+        pts = included_patients(con)
+        out = {
+            "endpoints": ep.endpoints(pts, f["medications"], f["surgeries"], f["assessments"], f["labs"], settings),
+            "biomarkers": ep.biomarkers(pts, f["labs"], settings),
+            "adverse_events": ep.treatment_emergent_aes(pts, f["adverse_events"], settings),
+            "exposure": ep.exposure(pts, settings),
+            "persistence": ep.persistence(pts),
+            "baseline_covariates": ep.baseline_covariates(pts, f["medications"], f["surgeries"], f["labs"], f["assessments"], settings),
+        }
+        results, checks = [], []
+        for name, df in out.items():
+            meta = {}
+            if name == "endpoints" and len(df):
+                meta["status_counts"] = md_table(df.groupby(["timepoint", "status"]).size().reset_index(name="n"))
+            r, c = publish(con, name, df, extra_meta=meta)
+            results.append(r)
+            checks += c
+    yield from results
+    yield from checks
+
+
+RATE_TABLES = ["endpoint_rates", "ae_summary"]
+
+
+@dg.multi_asset(
+    specs=[
+        table_spec("endpoint_rates", [akey("endpoints")], "endpoints"),
+        table_spec("ae_summary", [akey("adverse_events"), akey("exposure")], "endpoints"),
+    ],
+    check_specs=table_checks(RATE_TABLES),
+    name="rate_tables",
+)
+def rate_tables(study: StudyResource, warehouse: DuckDBResource):
+    """Endpoint rates n/N with Wilson 95% intervals by UC, CD and overall, complete-case
+    and NRI; adverse events by term and diagnosis with events per 100 patient-years."""
+    params = stats.params_from_settings(study.settings())
+    with warehouse.get_connection() as con:
+        endpoints = read(con, "analytics.endpoints")
+        rates = stats.endpoint_rates(endpoints, **params["endpoint_rates"])
+        ae = read(con, "analytics.adverse_events")
+        expo = read(con, "analytics.exposure")
+        diagnoses = expo[["patient_id", "diagnosis"]]
+        by_term = stats.ae_tables(ae, expo, diagnoses, **params["ae_tables"])["by_term"]
+        summary = by_term.rename(columns={"N": "n_included"})[["term", "diagnosis", "n_patients", "n_included", "pct_patients", "n_events", "patient_years", "rate_per_100py", "rate_ci_low", "rate_ci_high"]]
+        cc = rates[(rates["analysis"] == "complete_case") & (rates["timepoint"] == "month12")]
+        r1, c1 = publish(con, "endpoint_rates", rates, extra_meta={"month12_complete_case": md_table(cc)})
+        r2, c2 = publish(con, "ae_summary", summary, extra_meta={"any_ae": md_table(summary[summary["term"] == "any"])})
+    yield r1
+    yield r2
+    yield from c1 + c2
+
+
+outcome_assets = [outcome_tables, rate_tables]

@@ -1,0 +1,33 @@
+"""Publication: the analysts' read-only snapshot of the warehouse."""
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from .. import warehouse as wh
+from .resources import StudyResource
+
+SNAPSHOT = dg.AssetKey(["analytics_snapshot"])
+# Raw delivered values stay in the working warehouse; analysts get the counts and rules.
+SNAPSHOT_DROP_COLUMNS = {"analytics.quarantine": ["value"]}
+
+
+def build_snapshot_asset(upstream: list[dg.AssetKey]) -> dg.AssetsDefinition:
+    @dg.asset(key=SNAPSHOT, deps=upstream, kinds={"duckdb"}, group_name="publication")
+    def analytics_snapshot(study: StudyResource, warehouse: DuckDBResource):
+        """`data/analytics.duckdb`: a read-only copy of the `core` and `analytics` schemas
+        (no staging, no raw quarantined values, no PHI) with their table and column
+        descriptions, written to a temporary file and atomically renamed over the old one
+        after every asset of the run (and its blocking checks) succeeded. Analysts keep it
+        open while the pipeline runs; they never open the working warehouse."""
+        target = study.paths().snapshot
+        with warehouse.get_connection() as con:
+            copied = wh.publish_snapshot(con, target, drop_columns=SNAPSHOT_DROP_COLUMNS)
+        return dg.MaterializeResult(
+            metadata={
+                "path": dg.MetadataValue.path(str(target)),
+                "tables": len(copied),
+                "rows": dg.MetadataValue.json(copied),
+            }
+        )
+
+    return analytics_snapshot

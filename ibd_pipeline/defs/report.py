@@ -1,0 +1,38 @@
+"""The study report (STUDY.md Workflow step 7): one self-contained HTML file."""
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from .. import report
+from .resources import StudyResource
+from .tables import md_image
+
+REPORT = dg.AssetKey(["study_report"])
+
+
+def build_report_asset(upstream: list[dg.AssetKey]) -> dg.AssetsDefinition:
+    @dg.asset(key=REPORT, deps=upstream, kinds={"html"}, group_name="report")
+    def study_report(study: StudyResource, warehouse: DuckDBResource):
+        """`reports/study_report.html`: the settings it ran with, data provenance (deliveries
+        and their hashes, agreement per center), patient flow, Table 1, endpoints by UC/CD
+        across time points with Wilson CIs, biomarker trajectories, Kaplan-Meier curves with
+        numbers at risk, Cox and logistic forest plots, ROC curve, center forest plot,
+        safety tables, data quality, and the published figures beside the derived ones.
+        Per-center cells under 5 patients are flagged; only pseudonymous data is used."""
+        out = study.paths().reports / "study_report.html"
+        with warehouse.get_connection() as con:
+            res = report.build_report(con, out, study.settings())
+        meta = {k: v for k, v in res.key_numbers.items() if isinstance(v, (int, float, str)) and v is not None}
+        meta["path"] = dg.MetadataValue.path(str(res.path))
+        meta["sections"] = dg.MetadataValue.json(list(res.sections))
+        meta["not_available"] = dg.MetadataValue.json({k: list(v) if isinstance(v, (list, tuple)) else str(v) for k, v in res.unavailable.items()})
+        for name in ("flow", "roc"):
+            png = res.figures.get(name)
+            if png:
+                meta[f"figure_{name}"] = md_image(png, name)
+        km = next((k for k in res.figures if k.startswith("km")), None)
+        if km:
+            meta["figure_km"] = md_image(res.figures[km], km)
+        return dg.MaterializeResult(metadata=meta)
+
+    return study_report
