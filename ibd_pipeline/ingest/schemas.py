@@ -208,3 +208,45 @@ def crf_schema(
     crf = crf or load_crf()
     _CRFS[id(crf)] = crf
     return _crf_schema(table, id(crf), unique, unit_check)
+
+
+PANDERA_HEADER = (
+    "# Pandera schema of the canonical CRF table, generated from schemas/crf.yaml by\n"
+    "# ibd_pipeline.ingest.schemas.crf_schema - do not edit; regenerate with\n"
+    "#   python -m ibd_pipeline.ingest.schemas --write schemas/pandera\n"
+    "# (the cross-field rules - stop after start, a stop date needs a reason, follow-up\n"
+    "# after start, lab units - are code checks and are not serialised here).\n"
+)
+
+
+def schema_yaml(table: str, crf: Crf | None = None) -> str:
+    """The YAML form of a table's pandera schema, as kept under schemas/pandera/."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return PANDERA_HEADER + crf_schema(table, crf).to_yaml()
+
+
+def write_schema_files(out_dir) -> list:
+    from pathlib import Path
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    crf = load_crf()
+    written = []
+    for t in crf.tables:
+        p = out / f"{t}.yaml"
+        p.write_text(schema_yaml(t, crf), encoding="utf-8")
+        written.append(p)
+    return written
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) == 3 and sys.argv[1] == "--write":
+        for p in write_schema_files(sys.argv[2]):
+            print(p)
+    else:
+        print("usage: python -m ibd_pipeline.ingest.schemas --write schemas/pandera")
