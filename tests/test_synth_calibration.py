@@ -160,17 +160,16 @@ class Reference:
                 endo["rutgeerts"]
                 .reindex(P.index)
                 .map(lambda r: r in rut_order and rut_order.index(r) >= rut_order.index(act["rutgeerts_min"]))
-                .fillna(False)
-                .astype(bool)
+                .eq(True)
             )
         )
         c2 = (P["diagnosis"] == "CD") & (res >= need) & active
         return (
             c1
             | c2
-            | P["pouchitis_chronic_ab_refractory"].fillna(False)
-            | P["complex_perianal"].fillna(False)
-            | P["psychosocial_comorbidity"].fillna(False)
+            | P["pouchitis_chronic_ab_refractory"].eq(True)
+            | P["complex_perianal"].eq(True)
+            | P["psychosocial_comorbidity"].eq(True)
         )
 
     def eligibility(self) -> pd.Series:
@@ -214,16 +213,19 @@ class Reference:
         total = self.S[self.S["total"] & (self.S["day"] < 0)]["pid"]
         exposure = (P["end"] - P["upa_start_date"]).dt.days
         minexp = P["diagnosis"].map(self.s["eligibility"]["min_exposure_days"])
-        other = (
-            (P["diagnosis"] == "IBDU")
-            | P["pregnant_or_breastfeeding"].fillna(False)
-            | P["serious_infection_at_start"].fillna(False)
-            | P["malignancy_history"].fillna(False)
-            | liver
-            | P.index.isin(total)
-            | (exposure < minexp)
-        )
-        assign(other, "other")
+        # "Other, each reported by name" (study.yaml eligibility.other_order)
+        self.other_flags = pd.DataFrame(
+            {
+                "ibdu": P["diagnosis"] == "IBDU",
+                "pregnancy_or_breastfeeding": P["pregnant_or_breastfeeding"].eq(True),
+                "serious_infection": P["serious_infection_at_start"].eq(True),
+                "malignancy": P["malignancy_history"].eq(True),
+                "liver_or_kidney": liver,
+                "prior_total_colectomy": pd.Series(P.index.isin(total), index=P.index),
+                "short_exposure": exposure < minexp,
+            }
+        )[self.s["eligibility"]["other_order"]]
+        assign(self.other_flags.any(axis=1), "other")
         return reason
 
     # -- endpoints --------------------------------------------------------
@@ -289,7 +291,7 @@ class Reference:
                     ("endoscopic_remission", erem, have_e),
                     ("endoscopic_response", eresp, have_er),
                 ):
-                    pos = ~nr & have & val.fillna(False).astype(bool)
+                    pos = ~nr & have & val.eq(True)
                     N = (nr | have).sum()
                     res.setdefault(name, {}).setdefault(diag, []).append([int(pos.sum()), int(N)])
         return res
@@ -356,12 +358,12 @@ class Reference:
         out["montreal_age"] = pd.Series(ma).value_counts().to_dict()
         out["cd_location"] = cd["cd_location"].value_counts().to_dict()
         out["cd_behavior"] = cd["cd_behavior"].value_counts().to_dict()
-        out["cd_perianal"] = int(cd["cd_perianal"].fillna(False).sum())
+        out["cd_perianal"] = int(cd["cd_perianal"].eq(True).sum())
         out["uc_extent"] = P[P["diagnosis"] == "UC"]["uc_extent"].value_counts().to_dict()
         eims = ["eim_eye", "eim_skin", "eim_joint", "eim_other"]
-        out["eim_any"] = cnt(P[eims].fillna(False).any(axis=1))
+        out["eim_any"] = cnt(P[eims].eq(True).any(axis=1))
         for e in eims:
-            out[e] = cnt(P[e].fillna(False).astype(bool))
+            out[e] = cnt(P[e].eq(True).astype(bool))
         out["ibd_surgery_history"] = cnt(P.index.to_series().isin(S[S["ibd_related"] & (S["day"] < 0)]["pid"]))
         for g, spec in b["prior_drug_groups"].items():
             sel = M["drug"].isin(spec["drugs"]) if isinstance(spec, dict) else M["cls"].isin(spec)
@@ -410,10 +412,15 @@ def test_flow(ref):
     named = ["not_dtt", "under_18", "insufficient_data", "concomitant_biologic"]
     for k in named:
         assert counts.get(k, 0) == f["excluded"][k], k
-    # The published flow is internally inconsistent (8+1+23+2+10 = 44 excluded, but
-    # 122 - 80 = 42): "other" is whatever the other counts leave (8 for the published figures).
-    expected_other = f["screened"] - f["included"] - sum(f["excluded"][k] for k in named)
-    assert counts.get("other", 0) == expected_other
+    # Read as patients the published flow is inconsistent (8+1+23+2+10 = 44 excluded, but
+    # 122 - 80 = 42): the patients excluded as "other" are what the other counts leave (8),
+    # and the published 10 are their named "other" reasons (a patient may have several).
+    expected_other_patients = f["screened"] - f["included"] - sum(f["excluded"][k] for k in named)
+    assert counts.get("other", 0) == expected_other_patients
+    other_pts = ref.reason.index[ref.reason == "other"]
+    assert int(ref.other_flags.loc[other_pts].sum().sum()) == f["excluded"]["other"]
+    # every named other reason occurs
+    assert (ref.other_flags.loc[other_pts].sum() > 0).all()
 
 
 def test_endpoints(ref):

@@ -490,3 +490,12 @@ def test_centers_subset(tmp_path):
     t = load_truth(generate_deliveries(tmp_path / "inbox", n_patients=20, seed=9, centers=["hzfph"]), tables=False)
     assert list(t["centers"]) == ["hzfph"] and t["centers"]["hzfph"]["n_patients"] == 20
     assert sorted(p.name for p in (tmp_path / "inbox").iterdir()) == ["hzfph"]
+
+
+def test_day_arithmetic():
+    from ibd_pipeline.synth._util import completed_years, day_of, years_before
+
+    d = np.array([day_of("2024-02-29"), day_of("2023-08-16")])
+    assert [str(np.datetime64(int(x), "D")) for x in years_before(d, np.array([1, 16]))] == ["2023-02-28", "2007-08-16"]
+    born = np.array([day_of("2007-08-17"), day_of("2007-08-16")])
+    assert completed_years(born, np.array([day_of("2023-08-16")] * 2)).tolist() == [15, 16]

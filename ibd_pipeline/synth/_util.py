@@ -67,15 +67,11 @@ def completed_years(born: np.ndarray, on: np.ndarray) -> np.ndarray:
     o = np.asarray(on, dtype="int64").astype("datetime64[D]")
     by = b.astype("datetime64[Y]").astype(int)
     oy = o.astype("datetime64[Y]").astype(int)
-    bmd = (b - b.astype("datetime64[Y]")).astype(int)
-    omd = (o - o.astype("datetime64[Y]")).astype(int)
-    # compare month/day via (month, day) tuples
     bm = b.astype("datetime64[M]").astype(int) % 12
     om = o.astype("datetime64[M]").astype(int) % 12
     bd = (b - b.astype("datetime64[M]")).astype(int)
     od = (o - o.astype("datetime64[M]")).astype(int)
     before = (om < bm) | ((om == bm) & (od < bd))
-    del bmd, omd
     return oy - by - before.astype(int)
 
 

@@ -901,9 +901,8 @@ def _adverse_events(ctx: Context) -> pd.DataFrame:
                 )
         else:
             if s["stop_reason"] == "adverse_event" and stop != MISSING_DAY:
-                rows.append(
-                    (i, stop - int(rng.integers(2, 8)), str(rng.choice(["rash", "herpes_zoster"])), False, True)
-                )
+                term = s["ae_stop_term"] or str(rng.choice(["rash", "herpes_zoster"]))
+                rows.append((i, stop - int(rng.integers(2, 8)), term, term == "infection", True))
             if rng.random() < 0.2 and hor > 20:
                 rows.append((i, int(rng.integers(14, hor)), str(rng.choice(terms_all)), False, False))
     df = pd.DataFrame(rows, columns=["pidx", "onset_day", "term", "serious", "led_to_discontinuation"])

@@ -21,9 +21,10 @@ Design notes (where STUDY.md leaves room, the design avoids the ambiguity):
 * remission and response are not nested in the published counts (CD month 6: 38 vs 35):
   remitters without response have a low baseline HBI (5 -> 3/4); UC remitters without
   endoscopic response have a baseline Mayo endoscopic subscore of 1;
-* the published flow is internally inconsistent: 8 + 1 + 23 + 2 + 10 excluded = 44, but
-  122 - 80 = 42. The block keeps 122 screened, 80 included and every named exclusion
-  reason, and designs 8 "other" exclusions (``FLOW_NOTE``).
+* the published flow is internally inconsistent if read as patients: 8 + 1 + 23 + 2 + 10
+  excluded = 44, but 122 - 80 = 42. The block keeps 122 screened, 80 included and every
+  named exclusion reason; 8 patients are excluded as "other" and carry 10 named "other"
+  reasons, two of them having two (``FLOW_NOTE``).
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ LAB_TIMES = ("baseline", "induction", "month6", "month12", "month18")
 BLOCK_SIZE = 122
 
 FLOW_NOTE = (
-    "published flow sums to 44 exclusions for 122 screened and 80 included (122 - 80 = 42); "
-    "the design keeps screened, included and the named reasons and has 8 'other' exclusions"
+    "published flow: 8 + 1 + 23 + 2 + 10 excluded = 44, but 122 - 80 = 42. The design has 8 patients "
+    "excluded as 'other' (first reason) carrying 10 named 'other' reasons (STUDY.md: 'Other, each reported "
+    "by name'): the serious-infection and the liver/kidney exclusions also stopped UPA early for that event "
+    "(second reason: short exposure)"
 )
 
 # --------------------------------------------------------------------------- targets
@@ -284,6 +287,7 @@ def _base_slot(diag, category, detail=""):
         "post_switch": False,
         "conc_biologic": None,
         "insufficient": None,
+        "other_reasons": (detail,) if category == "other" else (),
         "dtt": (),
         "rutgeerts": False,
     }
@@ -753,10 +757,16 @@ def _design_excluded(rng, category, detail, diag):
             s["pregnant"] = True
         elif detail == "serious_infection":
             s["serious_infection"] = True
+            # stopped early for that infection: a second named other reason (short exposure)
+            s["stop_phase"], s["stop_reason"], s["ae_stop_term"] = "short", "adverse_event", "infection"
+            s["other_reasons"] = ("serious_infection", "short_exposure")
         elif detail == "malignancy":
             s["malignancy"] = True
         elif detail == "liver_or_kidney":
             s["lab_excl"] = _choice(rng, ["ALT", "AST", "EGFR"])
+            s["stop_phase"], s["stop_reason"] = "short", "adverse_event"
+            s["ae_stop_term"] = "other" if s["lab_excl"] == "EGFR" else "liver_enzyme_elevation"
+            s["other_reasons"] = ("liver_or_kidney", "short_exposure")
         elif detail == "prior_total_colectomy":
             s["advanced"] = [("infliximab", "secondary_loss_of_response")]
             s["surgeries"] = ["total_proctocolectomy", "ipaa"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import datetime
 from pathlib import Path
@@ -248,6 +249,7 @@ def generate_deliveries(
                 "included": s["included"],
                 "exclusion_reason": None if s["included"] else s["category"],
                 "other_reason": s["detail"] if s["category"] == "other" else None,
+                "other_reasons": list(s["other_reasons"]),
                 "detail": s["detail"] or None,
                 "dtt_criteria": list(s["dtt"]),
                 "stop_phase": s["stop_phase"],
@@ -277,9 +279,8 @@ def generate_deliveries(
         lap("wait_for_xlsx_writers")
         laps["total_wall"] = round(time.perf_counter() - t0, 2)
         laps["main_process_cpu"] = round(time.process_time() - c0, 2)
-        import json as _json
 
-        (truth_dir / "timing.json").write_text(_json.dumps(laps, indent=1), encoding="utf-8")
+        (truth_dir / "timing.json").write_text(json.dumps(laps, indent=1), encoding="utf-8")
     except BaseException:
         background.terminate()
         raise
