@@ -6,7 +6,7 @@ import json
 import dagster as dg
 
 from ..config import load_centers, load_settings
-from ..intake import take_complete_files
+from ..intake import accepted_deliveries, take_complete_files
 from .resources import StudyResource
 
 
@@ -25,17 +25,17 @@ def build_sensors(center_job, study_job):
             paths.ensure([center])
             state = cursor.get(center, {})
             outcomes, snapshot = take_complete_files(paths, profile, state.get("snapshot"), settle)
-            seq = state.get("seq", 0)
-            for o in outcomes:
-                notes.append(f"{center}/{o.file_name}: {o.status} {o.message}".strip())
-                if o.status == "accepted" and o.delivery is not None:
-                    seq = max(seq, o.delivery.seq)
+            notes += [f"{center}/{o.file_name}: {o.status} {o.message}".strip() for o in outcomes]
+            # the newest accepted delivery in the archive, not only this tick's: a tick that
+            # archived a file and then failed is made good by the next one
+            accepted = accepted_deliveries(paths, center)
+            seq = accepted[-1].seq if accepted else 0
             if seq > state.get("seq", 0):
                 requests.append(dg.RunRequest(run_key=f"{center}:{seq}", partition_key=center, tags={"ibd/center": center}))
             new_cursor[center] = {"snapshot": snapshot, "seq": seq}
-        context.update_cursor(json.dumps(new_cursor))
         if requests:
             return dg.SensorResult(run_requests=requests, cursor=json.dumps(new_cursor))
+        context.update_cursor(json.dumps(new_cursor))
         return dg.SkipReason("; ".join(notes) if notes else "no complete new files in the inboxes")
 
     @dg.run_status_sensor(
@@ -45,7 +45,14 @@ def build_sensors(center_job, study_job):
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
     def study_after_center_run(context: dg.RunStatusSensorContext):
-        """After a center's data passed its gates, rebuild the pooled study."""
+        """After a center's data passed its gates, rebuild the pooled study - once: a study
+        run still waiting in the queue will read the newest data when it starts."""
+        waiting = context.instance.get_run_records(
+            filters=dg.RunsFilter(job_name=study_job.name, statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]),
+            limit=1,
+        )
+        if waiting:
+            return dg.SkipReason(f"study run {waiting[0].dagster_run.run_id} is already waiting")
         return dg.RunRequest(run_key=f"study-after-{context.dagster_run.run_id}")
 
     return [inbox_sensor, study_after_center_run]
