@@ -2,12 +2,28 @@
 pseudonym key) and the DuckDB warehouse."""
 
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from .. import config
+from .. import warehouse as wh
+
+
+class WarehouseResource(DuckDBResource):
+    """The working DuckDB warehouse. DuckDB allows one writing process: runs are queued
+    one at a time, and a connection waits for the lock (instead of failing after a few
+    seconds) should two runs ever overlap - e.g. when a slow run is wrongly declared
+    dead and the queue starts the next one."""
+
+    lock_wait_seconds: float = 900.0
+
+    @contextmanager
+    def get_connection(self):
+        with wh.connect(self.database, wait_seconds=self.lock_wait_seconds) as con:
+            yield con
 
 
 class StudyResource(dg.ConfigurableResource):
@@ -46,5 +62,5 @@ def build_resources(data_dir: str | Path, settings_file: str | Path | None = Non
     paths = config.data_paths(data_dir)
     return {
         "study": StudyResource(data_dir=str(paths.root), settings_file=str(settings_file or ""), key_file=str(key_file or "")),
-        "warehouse": DuckDBResource(database=str(paths.warehouse)),
+        "warehouse": WarehouseResource(database=str(paths.warehouse)),
     }
