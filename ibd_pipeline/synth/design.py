@@ -325,14 +325,16 @@ def _random_cd_phenotype(rng, s):
 
 
 # ------------------------------------------------------------------ included
-def _design_cd(rng, n):
-    """The included CD patients (STUDY.md "Endpoints", CD)."""
-    T = TARGETS
+def _included_slots(rng, n, dx):
+    """The included patients of one diagnosis: their slots with the designed stops
+    (STUDY.md "Failures and gaps") and a latent responsiveness g (stoppers for
+    inefficacy or surgery respond worse); ev_by_t[t] = patients still on UPA at the
+    t-th clinical time point."""
     ids = list(range(n))
-    S = [_base_slot("CD", "included") for _ in ids]
+    S = [_base_slot(dx, "included") for _ in ids]
     perm = list(rng.permutation(n))
     k = 0
-    for phase, reasons in STOPS["CD"].items():
+    for phase, reasons in STOPS[dx].items():
         for r in reasons:
             S[perm[k]]["stop_phase"], S[perm[k]]["stop_reason"] = phase, r
             k += 1
@@ -342,6 +344,13 @@ def _design_cd(rng, n):
             g[i] -= 3.0
         S[i]["g"] = float(g[i])
     ev_by_t = [[i for i in ids if STOP_PHASE_TIMES[S[i]["stop_phase"]] > t] for t in range(3)]
+    return ids, S, g, ev_by_t
+
+
+def _design_cd(rng, n):
+    """The included CD patients (STUDY.md "Endpoints", CD)."""
+    T = TARGETS
+    ids, S, g, ev_by_t = _included_slots(rng, n, "CD")
     clin = {i: ["NR"] * 3 for i in ids}
     endo = {i: ["NR"] * 3 for i in ids}
     counts = []
@@ -386,20 +395,7 @@ def _design_cd(rng, n):
 def _design_uc(rng, n):
     """The included UC patients (STUDY.md "Endpoints", UC: adapted Mayo)."""
     T = TARGETS
-    ids = list(range(n))
-    S = [_base_slot("UC", "included") for _ in ids]
-    perm = list(rng.permutation(n))
-    k = 0
-    for phase, reasons in STOPS["UC"].items():
-        for r in reasons:
-            S[perm[k]]["stop_phase"], S[perm[k]]["stop_reason"] = phase, r
-            k += 1
-    g = rng.normal(size=n)
-    for i in ids:
-        if S[i]["stop_reason"] in ("inefficacy", "surgery"):
-            g[i] -= 3.0
-        S[i]["g"] = float(g[i])
-    ev_by_t = [[i for i in ids if STOP_PHASE_TIMES[S[i]["stop_phase"]] > t] for t in range(3)]
+    ids, S, g, ev_by_t = _included_slots(rng, n, "UC")
     plan = []
     for t in range(3):
         R = T["endpoints"]["sf_clinical_remission"]["UC"][t]
