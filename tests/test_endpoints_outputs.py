@@ -144,7 +144,7 @@ def test_baseline_covariates_thresholds_and_prior_therapy():
     assert not a["fc_gt_150"] and b["fc_gt_150"] and b["fc"] == 1800
     assert pd.isna(u["albumin"]) and pd.isna(u["crp_gt_8"])
     assert a["n_prior_mechanisms"] == 3 and b["n_prior_mechanisms"] == 2  # anti-TNF, anti-integrin (+ IL-23 path)
-    assert a["prior_il12_23_il23"] and a["prior_anti_il12_23_or_il23"] and not b["prior_il12_23_il23"]
+    assert a["prior_anti_il12_23_or_il23"] and not b["prior_anti_il12_23_or_il23"]
     assert a["prior_tacrolimus"] and a["prior_immunosuppressant"] and not b["prior_tacrolimus"]
     assert a["prior_glucocorticoid"] and a["prior_anti_tnf"] and a["prior_anti_integrin"] and u["prior_jak"]
     assert a["steroid_at_baseline"] and not b["steroid_at_baseline"]

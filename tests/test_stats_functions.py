@@ -174,7 +174,7 @@ def test_predictor_center_separation_falls_back_to_cluster_robust(frames):
     cov = frames["covariates"]
     y = frames["outcome"].copy()
     y[cov.loc[cov["center"] == "hz_c", "patient_id"].to_numpy()] = 1  # all responders in one center
-    r = predictor_analysis(cov, y, seed=1, candidates=["age", "prior_anti_integrin", "prior_il12_23_il23"], **FAST)
+    r = predictor_analysis(cov, y, seed=1, candidates=["age", "prior_anti_integrin", "prior_anti_il12_23_or_il23"], **FAST)
     m = r["logistic_model"]
     assert m["method"].iloc[0].startswith("logit, cluster-robust SE by center")
     assert "quasi-complete separation" in m["note"].iloc[0]

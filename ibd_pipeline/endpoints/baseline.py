@@ -18,14 +18,6 @@ from ibd_pipeline.endpoints.biomarkers import check_canonical_units, compare
 from ibd_pipeline.endpoints.safety import days_per_year
 from ibd_pipeline.endpoints.windows import BASELINE, add_day, labs_at
 
-# The prior-therapy covariates named in study.yaml ``statistics.covariates`` -> CRF drug
-# classes (a ``baseline.prior_drug_groups`` entry of the same name takes precedence).
-COVARIATE_PRIOR_CLASSES = {
-    "anti_tnf": ["anti_tnf"],
-    "anti_integrin": ["anti_integrin"],
-    "il12_23_il23": ["anti_il12_23", "anti_il23"],
-    "jak": ["jak"],
-}
 EIM = ("eim_eye", "eim_skin", "eim_joint", "eim_other")
 
 
@@ -66,8 +58,7 @@ def baseline_covariates(
     lab: closest to day 0 in the baseline window; the number as reported, a qualifier is
     only used by the flags), albumin_le_35, crp_gt_8, fc_gt_150 (flags <NA> when missing
     or undecidable), n_prior_mechanisms (distinct mechanisms - settings
-    ``dtt.mechanism_groups`` - of advanced drugs started before UPA start), prior_anti_tnf,
-    prior_anti_integrin, prior_il12_23_il23, prior_jak, prior_<group> per
+    ``dtt.mechanism_groups`` - of advanced drugs started before UPA start), prior_<group> per
     ``prior_drug_groups`` (an episode of the group's classes/drugs started before UPA
     start), surgery_history (any IBD-related surgery before UPA start), perianal
     (cd_perianal, missing = false), eim_any, eim_eye/skin/joint/other (missing = false),
@@ -118,8 +109,7 @@ def baseline_covariates(
     mech = prior[prior["advanced"] & prior["mechanism"].notna()].groupby(PATIENT_KEY)["mechanism"].nunique()
     out["n_prior_mechanisms"] = ids.map(mech).fillna(0).astype("int64").values
 
-    groups = {k: list(v) for k, v in COVARIATE_PRIOR_CLASSES.items()}
-    groups.update(b.get("prior_drug_groups") or {})
+    groups = dict(b.get("prior_drug_groups") or {})
     for name, spec in groups.items():
         classes, drugs = _group_members(spec)
         hit = prior[prior["drug_class"].isin(classes) | prior["drug"].isin(drugs)][PATIENT_KEY]

@@ -56,7 +56,7 @@ VAR_LABELS = {
     "eim_skin": "EIM: skin", "eim_joint": "EIM: joint", "eim_other": "EIM: other",
     "surgery_history": "IBD-related surgery before UPA", "n_prior_mechanisms": "Prior advanced mechanisms, n",
     "prior_anti_tnf": "Prior anti-TNF", "prior_anti_integrin": "Prior anti-integrin",
-    "prior_anti_il12_23_or_il23": "Prior anti-IL-12/23 or anti-IL-23", "prior_il12_23_il23": "Prior anti-IL-12/23 or anti-IL-23",
+    "prior_anti_il12_23_or_il23": "Prior anti-IL-12/23 or anti-IL-23",
     "prior_jak": "Prior JAK inhibitor", "prior_anti_il17a": "Prior anti-IL-17A",
     "prior_immunosuppressant": "Prior immunosuppressant", "prior_methotrexate": "Prior methotrexate",
     "prior_tacrolimus": "Prior tacrolimus", "prior_tripterygium": "Prior Tripterygium wilfordii",

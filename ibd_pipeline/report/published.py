@@ -27,7 +27,7 @@ BASELINE_ALIASES = {"ibd_surgery_history": "surgery_history", "cd_perianal": "pe
 THROMBO_MALIGNANT_TERMS = ("vte", "mace", "malignancy", "nmsc")
 # published predictor (Table 2) -> covariate name of the pipeline's logistic model
 PREDICTOR_ALIASES = {"confirmed_age": "age", "anti_integrin": "prior_anti_integrin",
-                     "il12_23_il23": "prior_il12_23_il23", "surgery_history": "surgery_history"}
+                     "il12_23_il23": "prior_anti_il12_23_or_il23", "surgery_history": "surgery_history"}
 OTHER = "other"
 
 

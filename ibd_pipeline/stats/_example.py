@@ -31,7 +31,7 @@ def example_frames(seed: int = 1, n_uc: int = 28, n_cd: int = 52) -> dict[str, p
         "albumin": albumin, "albumin_le_35": (albumin <= 35).astype(int),
         "crp_gt_8": rng.binomial(1, 0.4, n), "fc_gt_150": rng.binomial(1, 0.7, n),
         "n_prior_mechanisms": rng.integers(2, 5, n), "prior_anti_tnf": rng.binomial(1, 0.9, n),
-        "prior_anti_integrin": prior_integrin, "prior_il12_23_il23": prior_il23,
+        "prior_anti_integrin": prior_integrin, "prior_anti_il12_23_or_il23": prior_il23,
         "prior_jak": rng.binomial(1, 0.1, n), "surgery_history": rng.binomial(1, np.where(dx == "CD", 0.6, 0.1)),
         "perianal": np.where(dx == "CD", rng.binomial(1, 0.7, n), 0), "eim_any": rng.binomial(1, 0.25, n),
         "steroid_at_baseline": rng.binomial(1, 0.45, n),
