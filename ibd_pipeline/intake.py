@@ -72,6 +72,12 @@ def unsafe_name_reason(name: str) -> str | None:
     return None
 
 
+def display_name(name: str) -> str:
+    """A file name as text that can be recorded and shown: bytes of a name that are not
+    UTF-8 (``os.scandir`` hands them over as lone surrogates) become ``\\xNN``."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -91,7 +97,8 @@ def read_manifest(paths: DataPaths, center: str) -> list[Delivery]:
     if not p.exists():
         return []
     out = []
-    for line in p.read_text(encoding="utf-8").splitlines():
+    # records end with "\n" only: a file name may hold other line breaks (U+0085, U+2028)
+    for line in p.read_text(encoding="utf-8").split("\n"):
         line = line.strip()
         if not line:
             continue
@@ -176,9 +183,13 @@ def accept_file(
     ``name_check(profile, name)`` raises ``ValueError`` with a message when the name does
     not follow the center's pattern (defaults to ``ingest.parse_delivery_name``)."""
     center = profile.id
-    src = paths.inbox(center) / name
+    inbox = paths.inbox(center)
+    src = inbox / name
     archive = paths.archive(center)
     archive.mkdir(parents=True, exist_ok=True)
+    # Only a plain entry of this inbox is ever read, moved or removed: a name that
+    # points elsewhere ("../x", "a/b", "..") is rejected without touching its target.
+    in_inbox = name not in ("", ".", "..") and src.parent == inbox and "/" not in name and "\x00" not in name
     reason = unsafe_name_reason(name)
     if reason is None:
         if name_check is None:
@@ -187,24 +198,33 @@ def accept_file(
             name_check(profile, name)
         except ValueError as exc:
             reason = str(exc)
-    if src.is_symlink():
+    if reason is None and src.is_symlink():
         reason = "the file is a symbolic link"
-    sha = sha256_file(src) if reason is None else hashlib.sha256(name.encode("utf-8", "replace")).hexdigest()
+    if reason is None and not src.is_file():
+        return IntakeOutcome(center, name, "retry", "the file is gone or is not a regular file")
+    try:
+        sha = sha256_file(src) if reason is None else hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()
+    except OSError as exc:  # removed or replaced since the inbox was scanned, unreadable
+        return IntakeOutcome(center, name, "retry", f"the file cannot be read ({type(exc).__name__}); next look")
     seq = len(read_manifest(paths, center)) + 1
+    shown = display_name(name)
     if reason is not None:
         rejected_dir = archive / "rejected"
         rejected_dir.mkdir(exist_ok=True)
         target = rejected_dir / f"{seq:06d}_{sha[:16]}"
-        if src.exists() and not src.is_symlink():
-            shutil.move(str(src), target)
-        elif src.is_symlink():
-            src.unlink()
-        d = Delivery(center, seq, sha, name, _now(), 0, str(target.relative_to(archive)), "rejected", reason)
+        try:
+            if in_inbox and src.is_symlink():
+                src.unlink()  # the link only, never its target
+            elif in_inbox and src.is_file():
+                shutil.move(str(src), target)
+        except OSError:
+            pass  # gone meanwhile: the rejection is still recorded
+        d = Delivery(center, seq, sha, shown, _now(), 0, str(target.relative_to(archive)), "rejected", reason)
         _append_manifest(paths, center, d)
         write_outbox_message(
             paths,
             center,
-            name,
+            shown,
             "rejected",
             f"The file was not accepted: {reason}.\n"
             f"Expected file names for this center: {profile.file_pattern}\n"
@@ -212,32 +232,39 @@ def accept_file(
         )
         return IntakeOutcome(center, name, "rejected", reason, d)
 
-    size = src.stat().st_size
     ext = "".join(Path(name).suffixes[-1:]).lower() or ".dat"
     archive_name = f"{sha}{ext}"
     known = {d.sha256: d for d in accepted_deliveries(paths, center)}
+    try:
+        size = src.stat().st_size
+    except OSError as exc:
+        return IntakeOutcome(center, name, "retry", f"the file cannot be read ({type(exc).__name__}); next look")
     if sha in known:
         first = known[sha]
         msg = f"identical (SHA-256) to {first.file_name} received {first.received_at}; not loaded again"
         d = Delivery(center, seq, sha, name, _now(), size, archive_name, "duplicate", msg)
         _append_manifest(paths, center, d)
-        src.unlink()
+        src.unlink(missing_ok=True)
         write_outbox_message(paths, center, name, "duplicate", msg + "\n与已接收的文件完全相同，未重复导入。")
         return IntakeOutcome(center, name, "duplicate", msg, d)
 
     target = archive / archive_name
-    if not target.exists():
-        tmp = archive / f".{archive_name}.tmp"
-        shutil.copyfile(src, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        if sha256_file(tmp) != sha:  # changed while copying: leave it for the next look
-            tmp.unlink()
-            return IntakeOutcome(center, name, "retry", "file changed while being archived")
-        os.replace(tmp, target)
+    tmp = archive / f".{archive_name}.tmp"
+    try:
+        if not target.exists():
+            shutil.copyfile(src, tmp)
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            if sha256_file(tmp) != sha:  # changed while copying: leave it for the next look
+                tmp.unlink()
+                return IntakeOutcome(center, name, "retry", "file changed while being archived")
+            os.replace(tmp, target)
+    except OSError as exc:  # removed while being archived, disk full ...: nothing recorded, next look
+        tmp.unlink(missing_ok=True)
+        return IntakeOutcome(center, name, "retry", f"the file could not be archived ({type(exc).__name__}); next look")
     d = Delivery(center, seq, sha, name, _now(), size, archive_name, "accepted", "")
     _append_manifest(paths, center, d)
-    src.unlink()
+    src.unlink(missing_ok=True)
     return IntakeOutcome(center, name, "accepted", "", d)
 
 

@@ -135,3 +135,62 @@ def test_drain_inbox_takes_every_complete_file(paths, zcmu1):
         intake.accept_file = orig
     assert sorted(o.status for o in outcomes) == ["accepted", "accepted"]
     assert [d.file_name for d in accepted_deliveries(paths, "zcmu1")] == ["A_patients_20250401.csv", "B_patients_20250401.csv"]
+
+
+def test_names_pointing_outside_the_inbox_are_rejected_without_touching_their_target(tmp_path):
+    paths = data_paths(tmp_path / "data").ensure()
+    profile = load_centers()["zcmu1"]
+    outside = paths.root / "inbox" / "A_patients_20250401.csv"  # one level above zcmu1's inbox
+    outside.write_bytes(b"precious")
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"secret")
+    for name in ("../A_patients_20250401.csv", "..", ".", "../../../secret.txt", "sub/A_patients_20250401.csv", ""):
+        o = accept_file(paths, profile, name)
+        assert o.status == "rejected", name
+    assert outside.read_bytes() == b"precious"
+    assert secret.read_bytes() == b"secret"
+    assert (paths.root / "inbox" / "zcmu1").is_dir()
+    assert not any((paths.archive("zcmu1") / "rejected").iterdir())  # nothing was moved into the archive
+    assert [r.status for r in read_manifest(paths, "zcmu1")] == ["rejected"] * 6
+    # a name with a backslash is a plain file name on POSIX: it stays inside this inbox
+    p = paths.inbox("zcmu1") / "..\\..\\A_patients_20250401.csv"
+    p.write_bytes(b"x")
+    assert accept_file(paths, profile, p.name).status == "rejected"
+    assert not p.exists() and outside.read_bytes() == b"precious"
+
+
+def test_a_file_name_that_is_not_utf8_is_rejected_and_recorded(tmp_path):
+    paths = data_paths(tmp_path / "data").ensure()
+    raw = os.fsencode(str(paths.inbox("zcmu1"))) + b"/A_pat\xffients_20250401.csv"
+    fd = os.open(raw, os.O_WRONLY | os.O_CREAT, 0o644)
+    os.write(fd, b"x")
+    os.close(fd)
+    (name,) = os.listdir(paths.inbox("zcmu1"))
+    o = accept_file(paths, load_centers()["zcmu1"], name)
+    assert o.status == "rejected" and "control" in o.message
+    (rec,) = read_manifest(paths, "zcmu1")
+    assert rec.file_name == "A_pat\\xffients_20250401.csv"
+    assert os.listdir(paths.inbox("zcmu1")) == []
+    notes = list(paths.outbox("zcmu1").iterdir())
+    assert len(notes) == 1 and "A_pat\\xffients" in notes[0].read_text(encoding="utf-8-sig")
+
+
+def test_a_file_gone_before_it_is_taken_is_left_for_the_next_look(paths, zcmu1):
+    """The scan listed it, the coordinator deleted or renamed it before it was taken: no
+    exception (the sensor must not fail), nothing recorded."""
+    out = accept_file(paths, zcmu1, "A_patients_20250401.csv")
+    assert out.status == "retry"
+    assert read_manifest(paths, "zcmu1") == []
+    outcomes, snap = take_complete_files(paths, zcmu1, {"A_patients_20250401.csv": [1, 0]}, settle_seconds=0)
+    assert outcomes == [] and snap == {}
+
+
+@pytest.mark.parametrize("name", ["A_patients\x85_20250401.csv", "A_patients\u2028_20250401.csv", "A_pat\x1eients_20250401.csv"])
+def test_a_name_with_a_line_break_is_rejected_and_its_record_stays_readable(paths, zcmu1, name):
+    _drop(paths, "zcmu1", name, b"x")
+    assert accept_file(paths, zcmu1, name).status == "rejected"
+    _drop(paths, "zcmu1", "A_patients_20250401.csv", b"y")
+    assert accept_file(paths, zcmu1, "A_patients_20250401.csv").status == "accepted"
+    records = read_manifest(paths, "zcmu1")
+    assert [(r.seq, r.status) for r in records] == [(1, "rejected"), (2, "accepted")]
+    assert records[0].file_name == name

@@ -14,8 +14,8 @@ from ibd_pipeline.defs.resources import StudyResource
 def _tick(sensor, data, cursor):
     """One evaluation as the daemon does it (evaluate_tick validates the result)."""
     repo = build_definitions(data).get_repository_def()
-    ctx = dg.build_sensor_context(cursor=cursor, resources={"study": StudyResource(data_dir=str(data))}, repository_def=repo)
-    tick = sensor.evaluate_tick(ctx)
+    with dg.build_sensor_context(cursor=cursor, resources={"study": StudyResource(data_dir=str(data))}, repository_def=repo) as ctx:
+        tick = sensor.evaluate_tick(ctx)
     if tick.run_requests:
         return dg.SensorResult(run_requests=tick.run_requests), tick.cursor
     return dg.SkipReason(tick.skip_message), tick.cursor

@@ -22,6 +22,8 @@ from ibd_pipeline.endpoints.windows import BASELINE, add_day, labs_at, scores_at
 OTHER = "other"
 OUTPUT_COLUMNS = ["patient_id", "center", "diagnosis", "included", "exclusion_reason", "all_reasons"]
 REASON_SEPARATOR = "|"
+# the lab tests eligibility reads (liver_or_kidney); callers may pass only these
+LAB_TESTS = ("ALT", "AST", "EGFR")
 
 
 def reason_order(settings: dict) -> list[str]:
@@ -63,7 +65,7 @@ def liver_or_kidney(labs: pd.DataFrame, patients: pd.DataFrame, settings: dict, 
     window. A qualified value that cannot be decided ("<200" against 120) does not exclude."""
     e = settings["eligibility"]
     dx = patients.set_index(PATIENT_KEY)["diagnosis"]
-    base = labs_at(labs, settings, BASELINE, dx, ["ALT", "AST", "EGFR"])
+    base = labs_at(labs, settings, BASELINE, dx, list(LAB_TESTS))
     hit = pd.Series(False, index=dx.index)
     for _, r in base.iterrows():
         if r["test"] == "EGFR":

@@ -11,8 +11,30 @@ from .tables import akey, core, md_image, md_table, publish, read, save_figure, 
 CORE_INPUTS = [core(t) for t in ("patients", "medications", "surgeries", "assessments", "labs")]
 
 
-def core_frames(con) -> dict:
-    return {t: read(con, f"core.{t}") for t in ("patients", "medications", "surgeries", "assessments", "labs", "adverse_events")}
+CORE_TABLES = ("patients", "medications", "surgeries", "assessments", "labs", "adverse_events")
+INCLUDED = "patient_id IN (SELECT patient_id FROM analytics.eligibility WHERE included)"
+
+
+def core_frames(con, tables=CORE_TABLES, lab_tests=None, included_only: bool = False, patients=None) -> dict:
+    """The core tables as frames, filtered inside DuckDB to what a step reads: the lab
+    rows of ``lab_tests`` only, and with ``included_only`` the rows of the included
+    patients only (analytics.eligibility). Rows keep the table's order (``rowid``), so
+    the pure code sees exactly the rows - in the order - it would pick from the whole
+    table. ``patients``: only these patient ids' rows."""
+    out = {}
+    for t in tables:
+        where, params = [], []
+        if t == "labs" and lab_tests is not None:
+            where.append("test IN (SELECT unnest(?::VARCHAR[]))")
+            params.append(list(lab_tests))
+        if included_only:
+            where.append(INCLUDED)
+        if patients is not None:
+            where.append("patient_id IN (SELECT unnest(?::VARCHAR[]))")
+            params.append(list(patients))
+        sql = f"SELECT * FROM core.{t}" + (" WHERE " + " AND ".join(where) if where else "")
+        out[t] = con.execute(sql + (" ORDER BY rowid" if where else ""), params).df()
+    return out
 
 
 @dg.multi_asset(
@@ -29,7 +51,7 @@ def cohort_tables(study: StudyResource, warehouse: DuckDBResource):
     reason in the study's order and every reason for auditing."""
     settings, crf = study.settings(), study.crf()
     with warehouse.get_connection() as con:
-        f = core_frames(con)
+        f = core_frames(con, ("patients", "medications", "surgeries", "assessments", "labs"), lab_tests=cohort.LAB_TESTS)
         dtt = cohort.dtt_criteria(f["patients"], f["medications"], f["surgeries"], f["assessments"], settings, crf)
         elig = cohort.eligibility(f["patients"], dtt, f["medications"], f["assessments"], f["labs"], f["surgeries"], settings, crf)
         r1, c1 = publish(con, "dtt_criteria", dtt, extra_meta={"is_dtt": int(dtt["is_dtt"].sum()) if len(dtt) else 0})

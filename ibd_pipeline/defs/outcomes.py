@@ -1,6 +1,8 @@
 """Endpoints, biomarkers, safety and persistence of the included patients (STUDY.md
 Workflow step 6, "Time points and windows", "Endpoints")."""
 
+import os
+
 import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
@@ -9,10 +11,14 @@ from .. import endpoints as ep
 from .. import stats
 from .cohort import core_frames
 from .resources import StudyResource
-from .tables import akey, core, md_table, publish, read, table_checks, table_spec
+from .tables import BatchWriter, akey, core, md_table, publish, read, table_checks, table_spec
 
 INPUTS = [akey("eligibility")] + [core(t) for t in ("patients", "medications", "surgeries", "assessments", "labs", "adverse_events")]
 TABLES = ["endpoints", "biomarkers", "adverse_events", "exposure", "persistence", "baseline_covariates"]
+# included patients per batch of outcome_tables (memory: about 40 MB per 1,000 patients)
+BATCH_PATIENTS = int(os.environ.get("IBD_OUTCOME_BATCH_PATIENTS", "10000"))
+# tables the pure code sorts by patient_id (the others follow the patients' order)
+SORTED_BY_PATIENT = {"biomarkers": "patient_id", "adverse_events": "patient_id"}
 
 
 def included_patients(con) -> pd.DataFrame:
@@ -34,22 +40,37 @@ def outcome_tables(study: StudyResource, warehouse: DuckDBResource):
     baseline covariates of Table 1 and the models."""
     settings = study.settings()
     with warehouse.get_connection() as con:
-        f = core_frames(con)
         pts = included_patients(con)
-        out = {
-            "endpoints": ep.endpoints(pts, f["medications"], f["surgeries"], f["assessments"], f["labs"], settings),
-            "biomarkers": ep.biomarkers(pts, f["labs"], settings),
-            "adverse_events": ep.treatment_emergent_aes(pts, f["adverse_events"], settings),
-            "exposure": ep.exposure(pts, settings),
-            "persistence": ep.persistence(pts),
-            "baseline_covariates": ep.baseline_covariates(pts, f["medications"], f["surgeries"], f["labs"], f["assessments"], settings),
-        }
+        # Every output row depends on one patient's data only: the patients are taken in
+        # batches (bounded memory at registry size), each with only its own rows and the
+        # lab tests the endpoint code reads; the tables are the same as in one go.
+        writers = {t: BatchWriter(con, t, sort_by=SORTED_BY_PATIENT.get(t)) for t in TABLES}
+        for start in range(0, max(len(pts), 1), BATCH_PATIENTS):
+            part = pts.iloc[start:start + BATCH_PATIENTS]
+            f = core_frames(con, ("medications", "surgeries", "assessments", "labs", "adverse_events"),
+                            lab_tests=ep.LAB_TESTS, included_only=True,
+                            patients=None if len(part) == len(pts) else list(part["patient_id"]))
+            out = {
+                "endpoints": ep.endpoints(part, f["medications"], f["surgeries"], f["assessments"], f["labs"], settings),
+                "biomarkers": ep.biomarkers(part, f["labs"], settings),
+                "adverse_events": ep.treatment_emergent_aes(part, f["adverse_events"], settings),
+                "exposure": ep.exposure(part, settings),
+                "persistence": ep.persistence(part),
+                "baseline_covariates": ep.baseline_covariates(part, f["medications"], f["surgeries"], f["labs"], f["assessments"], settings),
+            }
+            del f
+            for name, df in out.items():
+                writers[name].add(df)
+            del out
         results, checks = [], []
-        for name, df in out.items():
+        for name, w in writers.items():
             meta = {}
-            if name == "endpoints" and len(df):
-                meta["status_counts"] = md_table(df.groupby(["timepoint", "status"]).size().reset_index(name="n"))
-            r, c = publish(con, name, df, extra_meta=meta)
+            if name == "endpoints" and w.rows:
+                counts = con.execute(
+                    "SELECT timepoint, status, count(*) AS n FROM analytics.endpoints GROUP BY ALL ORDER BY timepoint, status"
+                ).df()
+                meta["status_counts"] = md_table(counts)
+            r, c = w.publish(extra_meta=meta)
             results.append(r)
             checks += c
     yield from results

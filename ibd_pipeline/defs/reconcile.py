@@ -8,12 +8,13 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from .. import reconcile as rc
-from .. import sqlmodels as sm
 from .. import warehouse as wh
 from ..loading import mrn_map
+from ..spreadsheet import neutralise_frame
 from .ingest import CRF, TABLES, staging_key
 from .partitions import center_partitions
 from .resources import StudyResource
+from .tables import document_table
 
 DATA_TABLES = CRF.data_tables
 SAMPLE = dg.AssetKey(["analytics", "reabstraction_sample"])
@@ -26,11 +27,33 @@ ADJ_REJECTION_SQL = (
 )
 
 
-def _round_frames(con, center: str, rnd: str) -> dict[str, pd.DataFrame]:
-    return {
-        t: con.execute(f"SELECT * FROM staging.{t} WHERE center = ? AND round = ?", [center, rnd]).df()
-        for t in DATA_TABLES
-    }
+# the sampled patients of a center (the only ones round A and B are compared on)
+SAMPLED_SQL = "patient_id IN (SELECT patient_id FROM analytics.reabstraction_sample WHERE center = ?)"
+# the patients a reviewer's decision can touch: those with a listed discrepancy or an adjudication
+TOUCHED_SQL = (
+    "coalesce(patient_id IN (SELECT patient_id FROM analytics.discrepancies WHERE center = ? AND patient_id IS NOT NULL "
+    "UNION SELECT patient_id FROM staging.adjudications WHERE center = ? AND patient_id IS NOT NULL), false)"
+)
+ORDER = "_ord"  # a staging row's position (rowid): reconciled rows keep round A's order
+
+
+def _round_frames(con, center: str, rnd: str, only: str | None = None, only_params=(), order: bool = False) -> dict[str, pd.DataFrame]:
+    """A center's staging frames of one round; ``only``: an SQL condition keeping some
+    patients' rows (filtered inside DuckDB, the table's row order kept); ``order``: with
+    each row's position as ``_ord`` and nullable integer/boolean columns."""
+    out = {}
+    for t in DATA_TABLES:
+        sql = f"SELECT {'CAST(rowid AS DOUBLE) AS _ord, ' if order else ''}* FROM staging.{t} WHERE center = ? AND round = ?"
+        params = [center, rnd]
+        if only:
+            sql += f" AND {only} ORDER BY rowid"
+            params += list(only_params)
+        df = con.execute(sql, params).df()
+        if order:  # a decision may set NULL in a column the subset has none in
+            df = df.astype({c: ("Int64" if str(d).startswith("int") else "boolean")
+                            for c, d in df.dtypes.items() if c != ORDER and (str(d).startswith("int") or str(d) == "bool")})
+        out[t] = df
+    return out
 
 
 def _replace_center_rows(con, qualified: str, center: str, df: pd.DataFrame) -> None:
@@ -38,7 +61,7 @@ def _replace_center_rows(con, qualified: str, center: str, df: pd.DataFrame) -> 
     df = df.assign(center=center) if "center" not in df.columns else df
     if not wh.table_exists(con, qualified):
         wh.replace_table(con, qualified, df)
-        sm.document_table(con, *qualified.split("."))
+        document_table(con, *qualified.split("."))
         return
     con.execute("BEGIN TRANSACTION")
     try:
@@ -51,7 +74,7 @@ def _replace_center_rows(con, qualified: str, center: str, df: pd.DataFrame) -> 
     except Exception:
         con.execute("ROLLBACK")
         raise
-    sm.document_table(con, *qualified.split("."))
+    document_table(con, *qualified.split("."))
 
 
 @dg.asset(
@@ -85,7 +108,7 @@ def reabstraction_sample(context: dg.AssetExecutionContext, study: StudyResource
     out = paths.outbox(center)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"reabstraction_sample_{center}.csv"
-    listing.to_csv(path, index=False, encoding="utf-8-sig")
+    neutralise_frame(listing).to_csv(path, index=False, encoding="utf-8-sig")
     by_dx = sample.groupby("diagnosis").size().to_dict() if len(sample) else {}
     return dg.MaterializeResult(
         metadata={
@@ -122,7 +145,9 @@ def reconciliation(context: dg.AssetExecutionContext, study: StudyResource, ware
     paths = study.paths()
     profile = study.profile(center)
     with warehouse.get_connection() as con:
-        a, b = _round_frames(con, center, "A"), _round_frames(con, center, "B")
+        # only the sampled patients' rows are compared (compare_rounds keeps no other)
+        a = _round_frames(con, center, "A", SAMPLED_SQL, [center])
+        b = _round_frames(con, center, "B", SAMPLED_SQL, [center])
         sample = con.execute(f"SELECT * FROM {'.'.join(SAMPLE.path)} WHERE center = ?", [center]).df()
         adj = con.execute("SELECT * FROM staging.adjudications WHERE center = ?", [center]).df()
         prev = (
@@ -180,6 +205,33 @@ def reconciliation(context: dg.AssetExecutionContext, study: StudyResource, ware
     )
 
 
+def _insert_reconciled(con, table: str, center: str, changed: pd.DataFrame, touched: list) -> None:
+    """reconciled.<table> of a center: the untouched patients' round-A rows straight from
+    staging, and the touched patients' rows after the decisions (``changed``, with
+    ``_ord``; added records have none and go last, in order), in round A's row order."""
+    cols = wh.reconciled_columns(table, CRF)
+    names = ", ".join(f'"{c}"' for c, _ in cols)
+    df = changed.assign(center=center)
+    ords = pd.to_numeric(df[ORDER], errors="coerce").to_numpy(dtype=float, na_value=float("nan")) if len(df) else []
+    if len(df):
+        added = pd.isna(ords)
+        ords[added] = 2.0**62 + pd.Series(range(int(added.sum()))).to_numpy(dtype=float)
+    src = wh.frame_for(df, cols)
+    src[ORDER] = ords
+    casts = ", ".join(f'CAST("{c}" AS {ty}) AS "{c}"' for c, ty in cols)
+    con.register("_touched_rows", src)
+    try:
+        con.execute(
+            f"INSERT INTO reconciled.{table} SELECT {names} FROM ("
+            f"SELECT CAST(rowid AS DOUBLE) AS {ORDER}, {names} FROM staging.{table} "
+            f"WHERE center = ? AND round = 'A' AND NOT {TOUCHED_SQL} "
+            f"UNION ALL SELECT {ORDER}, {casts} FROM _touched_rows) ORDER BY {ORDER}",
+            [center, *touched],
+        )
+    finally:
+        con.unregister("_touched_rows")
+
+
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(["reconciled", t], deps=[AGREEMENT, DISCREPANCIES, staging_key(t), staging_key("adjudications")],
@@ -196,16 +248,20 @@ def reconciled_tables(context: dg.AssetExecutionContext, study: StudyResource, w
     name no open discrepancy are quarantined with that reason."""
     center = context.partition_key
     with warehouse.get_connection() as con:
-        a = _round_frames(con, center, "A")
+        # Decisions touch only patients with a listed discrepancy or an adjudication: only
+        # their rows go through pandas; every other round-A row is copied inside DuckDB,
+        # and the table keeps round A's row order (added records last, as before).
+        touched = [center, center]
+        a = _round_frames(con, center, "A", TOUCHED_SQL, touched, order=True)
         adj = con.execute("SELECT * FROM staging.adjudications WHERE center = ?", [center]).df()
         disc = con.execute(f"SELECT * FROM {'.'.join(DISCREPANCIES.path)} WHERE center = ?", [center]).df()
-        b = _round_frames(con, center, "B")
+        b = _round_frames(con, center, "B", TOUCHED_SQL, touched)
         reconciled, rejected, resolved = rc.apply_adjudications(a, adj, disc, CRF, round_b=b)
         con.execute("BEGIN TRANSACTION")
         try:
             for t in DATA_TABLES:
                 con.execute(f"DELETE FROM reconciled.{t} WHERE center = ?", [center])
-                wh.insert_frame(con, f"reconciled.{t}", reconciled[t].assign(center=center), wh.reconciled_columns(t, CRF))
+                _insert_reconciled(con, t, center, reconciled[t], touched)
             # the previous run's adjudication rejections (this step owns them)
             con.execute(
                 f"DELETE FROM analytics.quarantine WHERE center = ? AND table_name = 'adjudications' AND ({ADJ_REJECTION_SQL})",
@@ -219,7 +275,7 @@ def reconciled_tables(context: dg.AssetExecutionContext, study: StudyResource, w
             raise
         counts = {t: con.execute(f"SELECT count(*) FROM reconciled.{t} WHERE center = ?", [center]).fetchone()[0] for t in DATA_TABLES}
         for t in DATA_TABLES:
-            sm.document_table(con, "reconciled", t)
+            document_table(con, "reconciled", t)
     for t in DATA_TABLES:
         yield dg.MaterializeResult(
             asset_key=["reconciled", t],

@@ -101,7 +101,7 @@ def predictor_models(study: StudyResource, warehouse: DuckDBResource):
         cov = read(con, "analytics.baseline_covariates")
         e = read(con, "analytics.endpoints")
         y = stats.outcome_from_endpoints(e, spec["endpoint"], spec["timepoint"], spec["analysis"])
-        res = stats.predictor_analysis(cov, y, **params)
+        res = stats.predictor_analysis(cov, y, **params, workers=None)  # independent fits on every CPU
         out = {
             "predictor_selection": res["selection"],
             "logistic_model": res["logistic_model"],
@@ -139,7 +139,8 @@ def persistence_models(study: StudyResource, warehouse: DuckDBResource):
             "km_estimates": stats.km_estimates(pers, cov, **params["km_estimates"]),
             "logrank_tests": stats.logrank_tests(pers, cov),
             "cox_model": stats.cox_models(data, [c for c in cands if c in cov.columns], strata="center",
-                                          entry_p=params["cox_models"]["entry_p"], alpha=params["cox_models"]["alpha"]),
+                                          entry_p=params["cox_models"]["entry_p"], alpha=params["cox_models"]["alpha"],
+                                          workers=None),
             "discontinuation_rates": stats.discontinuation_rate(pers, **params["discontinuation_rate"]),
         }
         results, checks = _run(out, con, {"km_estimates": {"overall": md_table(out["km_estimates"][out["km_estimates"]["group_var"] == "overall"])}})

@@ -12,6 +12,31 @@ from .. import sqlmodels as sm
 from .. import warehouse as wh
 
 
+def document_table(con, schema: str, name: str) -> bool:
+    """``sqlmodels.document_table``, skipped when DuckDB already holds exactly these
+    descriptions (a table kept across runs - staging, reconciled, per-center analytics
+    tables - keeps its comments; rewriting them is a catalog write per column)."""
+    m = doc_model(schema, name)
+    if m is None:
+        return False
+    if not _documented(con, m):
+        sm.document(con, m)
+    return True
+
+
+def _documented(con, m) -> bool:
+    row = con.execute(
+        "SELECT comment FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = ? AND table_name = ?",
+        [m.schema, m.name],
+    ).fetchone()
+    if row is None or row[0] != m.description.strip():
+        return False
+    have = dict(con.execute(
+        "SELECT column_name, comment FROM duckdb_columns() WHERE database_name = current_database() AND schema_name = ? "
+        "AND table_name = ?", [m.schema, m.name]).fetchall())
+    return all(have[c] == d.strip() for c, d in m.columns.items() if c in have and d)
+
+
 def akey(name: str, schema: str = "analytics") -> dg.AssetKey:
     return dg.AssetKey([schema, name])
 
@@ -76,9 +101,49 @@ def _storable(df: pd.DataFrame) -> pd.DataFrame:
 def publish(con, name: str, df: pd.DataFrame, schema: str = "analytics", extra_meta: dict | None = None):
     """Replace the table, write its descriptions, and return (MaterializeResult, checks)."""
     wh.replace_table(con, f"{schema}.{name}", _storable(df))
+    return published(con, name, len(df), schema, extra_meta)
+
+
+class BatchWriter:
+    """A table written in parts (``add`` per batch of patients; the first part creates
+    it, the others are appended by column name), then ``published``. ``sort_by``: the
+    column the whole table is ordered by at the end (rows with equal values keep their
+    order): what a sort of the whole frame would have given."""
+
+    def __init__(self, con, name: str, schema: str = "analytics", sort_by: str | None = None):
+        self.con, self.name, self.schema, self.sort_by = con, name, schema, sort_by
+        self.rows = 0
+        self.parts = 0
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    def add(self, df: pd.DataFrame) -> None:
+        if self.parts == 0:
+            wh.replace_table(self.con, self.qualified, _storable(df))
+        elif len(df):
+            self.con.register("_batch_part", wh.text_safe(_storable(df)))
+            try:
+                self.con.execute(f"INSERT INTO {self.qualified} BY NAME SELECT * FROM _batch_part")
+            finally:
+                self.con.unregister("_batch_part")
+        self.parts += 1
+        self.rows += len(df)
+
+    def publish(self, extra_meta: dict | None = None):
+        if self.sort_by and self.parts > 1:
+            self.con.execute(
+                f"CREATE OR REPLACE TABLE {self.qualified} AS SELECT * FROM {self.qualified} ORDER BY \"{self.sort_by}\", rowid"
+            )
+        return published(self.con, self.name, self.rows, self.schema, extra_meta)
+
+
+def published(con, name: str, n_rows: int, schema: str = "analytics", extra_meta: dict | None = None):
+    """Descriptions and column tests of a table just written: (MaterializeResult, checks)."""
     m = doc_model(schema, name)
     checks = []
-    meta = {"dagster/row_count": len(df)}
+    meta = {"dagster/row_count": n_rows}
     if m is not None:
         sm.document(con, m)
         meta["undocumented_columns"] = dg.MetadataValue.json(sm.undocumented_columns(con, m))

@@ -21,6 +21,10 @@ from ibd_pipeline.endpoints.windows import BASELINE, add_day, labs_at
 EIM = ("eim_eye", "eim_skin", "eim_joint", "eim_other")
 
 
+# the baseline labs of the covariates (albumin, CRP, FC)
+BASELINE_LAB_TESTS = ("ALB", "CRP", "FC")
+
+
 def _group_members(spec) -> tuple[set[str], set[str]]:
     """(classes, drugs) of a ``baseline.prior_drug_groups`` entry: a list of classes, or a
     mapping with ``classes`` and/or ``drugs`` lists."""
@@ -85,8 +89,9 @@ def baseline_covariates(
     out["bmi_le_18_5"] = (bmi <= float(b["bmi_low"])).astype("boolean")
 
     dx = p.set_index(PATIENT_KEY)["diagnosis"]
-    base = labs_at(add_day(labs, p, "sample_date"), settings, BASELINE, dx, ["ALB", "CRP", "FC"])
-    base = base.set_index([PATIENT_KEY, "test"])
+    base = labs_at(add_day(labs, p, "sample_date"), settings, BASELINE, dx, list(BASELINE_LAB_TESTS))
+    # one chosen row per (patient, test): a dict instead of an indexed lookup per patient
+    chosen = {(pid, t): (v, q) for pid, t, v, q in zip(base[PATIENT_KEY], base["test"], base["value"], base["qualifier"])}
     for test, col, flag, op, thr in (
         ("ALB", "albumin", "albumin_le_35", "<=", b["albumin_low"]),
         ("CRP", "crp", "crp_gt_8", ">", b["crp_high"]),
@@ -94,10 +99,10 @@ def baseline_covariates(
     ):
         vals, flags = [], []
         for pid in ids:
-            if (pid, test) in base.index:
-                r = base.loc[(pid, test)]
-                vals.append(float(r["value"]))
-                flags.append(compare(r["value"], r["qualifier"], op, float(thr)))
+            r = chosen.get((pid, test))
+            if r is not None:
+                vals.append(float(r[0]))
+                flags.append(compare(r[0], r[1], op, float(thr)))
             else:
                 vals.append(None)
                 flags.append(None)

@@ -109,7 +109,7 @@ def biomarkers(
         tc = chosen[chosen["test"] == RATIO_PARTS[1]].set_index(PATIENT_KEY)
         both = hdl.join(tc, how="inner", lsuffix="_n", rsuffix="_d")
         rows = []
-        for pid, r in both.iterrows():
+        for pid, r in zip(both.index, both.to_dict("records")):
             q = _combine_ratio_qualifier(r["qualifier_n"], r["qualifier_d"])
             if q is False or not r["value_d"]:
                 continue

@@ -31,6 +31,7 @@ from ibd_pipeline.endpoints.windows import (
 ACHIEVED, NOT_ACHIEVED, NOT_EVALUABLE = "achieved", "not_achieved", "not_evaluable"
 CLINICAL_ENDPOINTS = ("sf_clinical_remission", "clinical_response", "endoscopic_remission", "endoscopic_response")
 BIOMARKER_ENDPOINTS = ("biochemical_remission", "crp_normal", "fc_normal")
+ENDPOINT_LAB_TESTS = ("CRP", "FC")  # the labs the biomarker endpoints read
 OUTPUT_COLUMNS = [
     "patient_id", "center", "diagnosis", "timepoint", "endpoint", "status", "status_nri", "value", "reason",
 ]
@@ -83,6 +84,32 @@ def steroid_free(episodes: pd.DataFrame, on: pd.Timestamp, timepoint: str, setti
     if len(recent):
         r = recent.iloc[0]
         return False, f"steroid_within_{n}_days", f"{r['drug']} stopped {int((on - r['stop_date']).days)} days before"
+    return True, "", ""
+
+
+def _episode_records(episodes: pd.DataFrame) -> list[tuple]:
+    """A patient's steroid episodes as (start, stop or None, drug) tuples, in row order."""
+    stops = [None if pd.isna(x) else x for x in episodes["stop_date"].tolist()]
+    return list(zip(episodes["start_date"].tolist(), stops, episodes["drug"].tolist()))
+
+
+def _steroid_free_records(records: list[tuple], on, timepoint: str, settings: dict) -> tuple[bool, str, str]:
+    """``steroid_free`` on ``_episode_records`` (the same rules, row order and texts,
+    without building a frame per assessment)."""
+    ep = [r for r in records if r[0] <= on]  # NaT start (or date) compares False: left out, as in the frame
+    if timepoint in COVERING_RULE_TIMEPOINTS:
+        for _start, stop, drug in ep:
+            if stop is None or stop >= on:
+                return False, "steroid_at_assessment", f"{drug} covers the assessment date"
+        return True, "", ""
+    n = int(settings["steroids"]["free_days_before_assessment"])
+    for _start, stop, drug in ep:
+        if stop is None:
+            return False, "steroid_ongoing", f"{drug} ongoing"
+    for _start, stop, drug in ep:
+        gap = (on - stop).days
+        if gap < n:
+            return False, f"steroid_within_{n}_days", f"{drug} stopped {int(gap)} days before"
     return True, "", ""
 
 
@@ -331,21 +358,21 @@ def endpoints(
     scores = {tp: scores_at(a, settings, tp, dx).to_dict("index") for tp in [BASELINE, *tp_cfg["clinical"]]}
     lab = add_day(labs, p, "sample_date")
     chosen_labs = {
-        tp: {(r[PATIENT_KEY], r["test"]): r for _, r in labs_at(lab, settings, tp, dx, ["CRP", "FC"]).iterrows()}
+        tp: {(r[PATIENT_KEY], r["test"]): r for r in labs_at(lab, settings, tp, dx, list(ENDPOINT_LAB_TESTS)).to_dict("records")}
         for tp in tp_cfg["labs"]
     }
     units = {t: crf.canonical_unit(t) for t in ("CRP", "FC")}
 
     meds = medication_table(medications, p, settings, crf)
     steroids = meds[meds["drug_class"].isin(settings["steroids"]["classes"])]
-    steroids_by = {k: g for k, g in steroids.groupby(PATIENT_KEY)}
-    no_episodes = steroids.iloc[0:0]
+    steroids_by = {k: _episode_records(g) for k, g in steroids.groupby(PATIENT_KEY)}
+    no_episodes: list[tuple] = []
     s = surgery_table(surgeries, p, crf)
     res = s[s["bowel_resection"] & (s["day"] >= 0)]
     res_by = res.groupby(PATIENT_KEY)["surgery_date"].apply(list).to_dict()
 
     rows = []
-    for _, pat in p.iterrows():
+    for pat in p.to_dict("records"):
         pid, diag = pat[PATIENT_KEY], pat["diagnosis"]
         head = (pid, pat["center"], diag)
         episodes = steroids_by.get(pid, no_episodes)
@@ -361,7 +388,7 @@ def endpoints(
             b, f = scores[BASELINE][pid], scores[tp][pid]
 
             def steroid(on, _tp=tp, _ep=episodes):
-                return steroid_free(_ep, on, _tp, settings)
+                return _steroid_free_records(_ep, on, _tp, settings)
 
             for ep in CLINICAL_ENDPOINTS:
                 if ev is not None:

@@ -156,6 +156,11 @@ class Normaliser:
         """``raw``: canonical field -> object array of delivered text (fields absent
         from the file are left out). Returns the typed frame (canonical columns, no
         lineage), the failures, and field -> delivered (stripped) text per row."""
+        if n == 0:  # a header-only chunk (a table without rows this round) is an empty delivery
+            from .extract import empty_canonical
+
+            frame = empty_canonical(self.table, self.crf)[self.columns]
+            return frame, pd.DataFrame(columns=FAILURE_COLUMNS), {f: np.array([], dtype=object) for f in self.spec.kept_fields}
         out: dict[str, object] = {}
         fails: list[pd.DataFrame] = []
         texts: dict[str, np.ndarray] = {}

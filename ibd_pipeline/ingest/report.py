@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..spreadsheet import neutralise_frame
+
 from ibd_pipeline.config import CenterProfile
 
 from .rules import QUARANTINE_COLUMNS, RULES
@@ -141,7 +143,7 @@ def write_delivery_report(
             shown = q.head(max_rows)
             if len(q) > max_rows:
                 csv_path = outbox / (report_name(file_name)[: -len(".report.html")] + ".rejected.csv")
-                q.to_csv(csv_path, index=False, encoding="utf-8-sig")
+                neutralise_frame(q).to_csv(csv_path, index=False, encoding="utf-8-sig")
                 h.append(
                     f'<p class="bad">只显示前 {max_rows} 条，共 {len(q)} 条；完整列表见 Only the first {max_rows} of {len(q)} '
                     f'are shown; the full list is in <a href="{_e(csv_path.name)}">{_e(csv_path.name)}</a>.</p>'

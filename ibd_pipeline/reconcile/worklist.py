@@ -13,7 +13,8 @@ import pandas as pd
 
 from ibd_pipeline.config import CenterProfile
 from ibd_pipeline.reconcile.decisions import OPEN
-from ibd_pipeline.reconcile.values import is_missing, is_plain_number
+from ibd_pipeline.reconcile.values import is_missing
+from ibd_pipeline.spreadsheet import neutralise
 
 ADJ_TABLE = "adjudications"
 #: worklist columns in file order: CRF adjudications fields + the two context columns
@@ -23,15 +24,6 @@ CONTEXT_HEADERS = {
     "zh": {"value_a": "第一轮值", "value_b": "第二轮值"},
 }
 XLSX_MAX_ROWS = 1_048_576
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralise(text: str) -> str:
-    """Protect a text cell against formula injection: a cell starting with = + - @ tab or
-    CR gets a leading single quote, unless it is a plain number (``-1.5``)."""
-    if text and text.startswith(_FORMULA_START) and not is_plain_number(text):
-        return "'" + text
-    return text
 
 
 def worklist_headers(profile: CenterProfile) -> dict[str, str]:

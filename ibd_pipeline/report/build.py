@@ -155,6 +155,10 @@ def _render_all(jobs: list[_Job], workers: int) -> dict[str, bytes | Exception]:
         try:
             from concurrent.futures import ProcessPoolExecutor
 
+            from ibd_pipeline.stats._parallel import release_free_memory
+
+            release_free_memory()  # the workers share fewer pages with the parent
+
             with ProcessPoolExecutor(max_workers=min(workers, len(jobs)),
                                      mp_context=multiprocessing.get_context("fork")) as ex:
                 futs = [(j, ex.submit(_render, j.func, j.args, j.kwargs, j.tight, j.raw)) for j in jobs]

@@ -39,6 +39,8 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
+from ._parallel import Forked, init_worker
+
 MODEL_COLUMNS = ["variable", "coef", "odds_ratio", "ci_low", "ci_high", "p_value", "selected_by_enet",
                  "boruta_decision", "n", "events", "method", "note"]
 SELECTION_COLUMNS = ["variable", "enet_coef", "selected_by_enet", "boruta_decision", "boruta_rank"]
@@ -109,8 +111,16 @@ def _binary_separation(X: pd.DataFrame, y: np.ndarray) -> list[str]:
     return flagged
 
 
-def _fit_enet(Xs, y, cv, seed, l1_ratios, Cs, max_iter):
-    with warnings.catch_warnings():
+def _fit_enet(Xs, y, cv, seed, l1_ratios, Cs, max_iter, workers=1):
+    """The elastic-net CV; with ``workers`` > 1 its (fold, l1_ratio) paths run in that
+    many processes (joblib, each path computed exactly as in-process)."""
+    from contextlib import nullcontext
+
+    import joblib
+
+    par = (joblib.parallel_config(backend="multiprocessing", n_jobs=workers, initializer=init_worker)
+           if workers > 1 else nullcontext())
+    with warnings.catch_warnings(), par:
         warnings.simplefilter("ignore")
         m = LogisticRegressionCV(Cs=Cs, l1_ratios=list(l1_ratios), solver="saga", cv=cv,
                                  scoring="neg_log_loss", max_iter=max_iter, tol=1e-4,
@@ -191,35 +201,48 @@ def _fit_logit(y, X, center, center_handling):
     return res, base, "logit (single center: no center term)", notes
 
 
-def _bootstrap_optimism(X, y, center, variables, fe, enet_params, n_boot, seed, max_iter):
+def _one_resample(state, idx):
+    """One bootstrap resample (Harrell): optimism = AUC of the resample's model on the
+    resample - its AUC on the original data; None when the resample's outcome is
+    constant (skipped)."""
+    X, y, dummies, variables, enet_params, seed, max_iter = state
+    yb = y[idx]
+    if yb.min() == yb.max():
+        return None
+    Xb = X.iloc[idx]
+    if enet_params is not None:
+        keep = _enet_at(Xb.to_numpy(float), yb, enet_params["C"], enet_params["l1_ratio"], seed, max_iter)
+        vars_b = [c for c, k in zip(X.columns, keep) if k]
+    else:
+        vars_b = list(variables)
+    D = pd.concat([X[vars_b], dummies], axis=1).to_numpy(float)
+    if D.shape[1] == 0:
+        return 0.0  # intercept only: constant prediction, AUC 0.5 everywhere
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = LogisticRegression(C=np.inf, max_iter=5000).fit(D[idx], yb)
+    auc_b = roc_auc_score(yb, m.decision_function(D[idx]))
+    auc_o = roc_auc_score(y, m.decision_function(D))
+    return auc_b - auc_o
+
+
+def _bootstrap_optimism(X, y, center, variables, fe, enet_params, n_boot, seed, max_iter, workers=1):
     """Harrell's optimism: mean over resamples of AUC(resample model on resample) -
-    AUC(resample model on the original data)."""
+    AUC(resample model on the original data). The resamples are drawn in order from one
+    seeded generator, then evaluated (in ``workers`` forked processes): the same values
+    whatever the number of workers."""
     rng = np.random.default_rng(seed)
     n = len(y)
     dummies = _center_dummies(center) if fe else pd.DataFrame(index=X.index)
-    optimism = []
-    for _ in range(n_boot):
-        idx = rng.integers(0, n, n)
-        yb = y[idx]
-        if yb.min() == yb.max():
-            continue
-        Xb = X.iloc[idx]
-        if enet_params is not None:
-            keep = _enet_at(Xb.to_numpy(float), yb, enet_params["C"], enet_params["l1_ratio"], seed, max_iter)
-            vars_b = [c for c, k in zip(X.columns, keep) if k]
-        else:
-            vars_b = list(variables)
-        D = pd.concat([X[vars_b], dummies], axis=1).to_numpy(float)
-        if D.shape[1] == 0:
-            optimism.append(0.0)  # intercept only: constant prediction, AUC 0.5 everywhere
-            continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            m = LogisticRegression(C=np.inf, max_iter=5000).fit(D[idx], yb)
-        auc_b = roc_auc_score(yb, m.decision_function(D[idx]))
-        auc_o = roc_auc_score(y, m.decision_function(D))
-        optimism.append(auc_b - auc_o)
-    return np.asarray(optimism)
+    idxs = [rng.integers(0, n, n) for _ in range(n_boot)]
+    with Forked((X, y, dummies, variables, enet_params, seed, max_iter), workers) as pool:
+        values = pool.map(_one_resample, idxs)
+    return np.asarray([v for v in values if v is not None])
+
+
+def _boruta_job(state, _item):
+    X, y, seed, max_iter, alpha = state
+    return _run_boruta(X, y, seed, max_iter, alpha)
 
 
 # -------------------------------------------------------------------- main
@@ -237,6 +260,7 @@ def predictor_analysis(
     boruta_max_iter: int = 100,
     alpha: float = 0.05,
     max_iter: int = 10000,
+    workers: int | None = 1,
 ) -> dict:
     """Elastic-net selection, Boruta confirmation, multivariable logistic model, ROC.
 
@@ -247,6 +271,9 @@ def predictor_analysis(
     diagnosis). ``center_handling``: "fixed" (default, with the cluster fallback) or
     "cluster". ``Cs``: number of C values (log grid 1e-4..1e4) or the list of C values
     searched by the elastic-net CV; ``l1_ratios``: the mixing values searched.
+    ``workers``: processes for the independent fits (Boruta beside the elastic-net CV,
+    the CV paths, the bootstrap resamples; None = ``$IBD_STATS_WORKERS`` or the CPUs) -
+    the results do not depend on it.
 
     Returns a dict of DataFrames ``selection`` [variable, enet_coef, selected_by_enet,
     boruta_decision, boruta_rank], ``logistic_model`` [variable, coef, odds_ratio,
@@ -289,14 +316,15 @@ def predictor_analysis(
         notes.append(f"{folds}-fold CV (fewer patients in the smaller outcome class than {cv_folds} folds)")
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     Xs = StandardScaler().fit_transform(X.to_numpy(float))
-    enet = _fit_enet(Xs, y, cv, seed, l1_ratios, Cs, max_iter)
+    with Forked((X.to_numpy(float), y, seed, boruta_max_iter, alpha), workers) as pool:
+        boruta = pool.submit(_boruta_job, None)  # 2. Boruta, beside the elastic net
+        enet = _fit_enet(Xs, y, cv, seed, l1_ratios, Cs, max_iter, pool.workers)
+        decision, ranking = boruta.get()
     coef = enet.coef_[0]
     sel = np.abs(coef) > 1e-10
     enet_params = {"C": float(np.ravel(enet.C_)[0]), "l1_ratio": float(np.ravel(enet.l1_ratio_)[0]),
                    "cv_folds": folds, "scoring": "neg_log_loss"}
 
-    # 2. Boruta
-    decision, ranking = _run_boruta(X.to_numpy(float), y, seed, boruta_max_iter, alpha)
     selection = pd.DataFrame({"variable": X.columns, "enet_coef": coef, "selected_by_enet": sel,
                               "boruta_decision": decision, "boruta_rank": ranking.astype(int)})
     for c in const:
@@ -344,7 +372,7 @@ def predictor_analysis(
     result["roc"] = pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": thr})
     d = delong_auc(y, p_hat, alpha)
     fe = method.startswith("logit, center fixed")
-    opt = _bootstrap_optimism(X, y, center, variables, fe, boot_enet, bootstrap, seed, max_iter) \
+    opt = _bootstrap_optimism(X, y, center, variables, fe, boot_enet, bootstrap, seed, max_iter, workers) \
         if bootstrap else np.array([])
     mean_opt = float(opt.mean()) if opt.size else np.nan
     result["auc"] = pd.DataFrame([{

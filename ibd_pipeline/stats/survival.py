@@ -21,6 +21,8 @@ from lifelines import CoxPHFitter, KaplanMeierFitter
 from lifelines.statistics import logrank_test, multivariate_logrank_test, proportional_hazard_test
 from scipy import stats
 
+from ._parallel import Forked
+
 KM_COLUMNS = ["group_var", "group", "month", "survival", "ci_low", "ci_high", "n_at_risk"]
 LOGRANK_COLUMNS = ["group_var", "groups", "n", "events", "test_statistic", "df", "p_value", "test"]
 COX_COLUMNS = ["model", "variable", "coef", "hr", "ci_low", "ci_high", "p_value", "ph_test_p",
@@ -186,7 +188,9 @@ def _fit_cox(df, variables, duration_col, event_col, strata, alpha):
             cph = CoxPHFitter(alpha=alpha).fit(data, duration_col, event_col, strata=strata_arg)
         except Exception as exc:  # lifelines ConvergenceError, singular matrices ...
             return None, data, f"Cox fit failed: {type(exc).__name__}: {exc}"[:300]
-    big = cph.summary.index[(cph.summary["se(coef)"] > 10) | (cph.summary["coef"].abs() > 10)].tolist()
+    summ = cph.summary  # computed once per fit (lifelines rebuilds it on every access)
+    cph._ibd_summary = summ
+    big = summ.index[(summ["se(coef)"] > 10) | (summ["coef"].abs() > 10)].tolist()
     if big:
         extra = f"possible monotone likelihood (e.g. no events in a level) for {', '.join(map(str, big))}"
         note = f"{note}; {extra}" if note else extra
@@ -203,9 +207,14 @@ def _ph_pvalues(cph, data):
         return {}
 
 
+def _summary(cph):
+    summ = getattr(cph, "_ibd_summary", None)
+    return summ if summ is not None else cph.summary
+
+
 def _cox_rows(model, cph, data, variables, event_col, note, step=None):
     ph = _ph_pvalues(cph, data)
-    s = cph.summary
+    s = _summary(cph)
     lo_col = [c for c in s.columns if c.startswith("coef lower")][0]
     hi_col = [c for c in s.columns if c.startswith("coef upper")][0]
     rows = []
@@ -219,6 +228,27 @@ def _cox_rows(model, cph, data, variables, event_col, note, step=None):
     return rows
 
 
+def _univariate_cox(state, v):
+    """(rows, p) of the univariate model of ``v`` (p None when it could not be fitted)."""
+    data, duration_col, event_col, strata, alpha = state
+    cph, d, note = _fit_cox(data, [v], duration_col, event_col, strata, alpha)
+    if cph is None:
+        return [{"model": "univariate", "variable": v, "n": int(len(d)),
+                 "events": int(d[event_col].sum()) if len(d) else 0, "note": note}], None
+    r = _cox_rows("univariate", cph, d, [v], event_col, note)
+    return r, r[-1]["p_value"]
+
+
+def _candidate_p(state, item):
+    """Wald p of candidate ``v`` added to the ``selected`` variables (None: no fit)."""
+    data, duration_col, event_col, strata, alpha = state
+    selected, v = item
+    cph, _, _ = _fit_cox(data, list(selected) + [v], duration_col, event_col, strata, alpha)
+    if cph is None:
+        return None
+    return float(_summary(cph).loc[v, "p"])
+
+
 def cox_models(
     data: pd.DataFrame,
     candidates,
@@ -227,6 +257,7 @@ def cox_models(
     duration_col: str = "time_days",
     event_col: str = "event",
     alpha: float = 0.05,
+    workers: int | None = 1,
 ) -> pd.DataFrame:
     """Univariate Cox model per candidate, then a multivariable model by forward
     selection (at each step add the candidate with the smallest Wald p while
@@ -237,32 +268,31 @@ def cox_models(
 
     ``data``: persistence joined with the covariates (see :func:`with_covariates`).
     ``step`` gives the order in which the multivariable variables entered.
+    ``workers``: processes for the independent fits (None = ``$IBD_STATS_WORKERS`` or the
+    CPUs); the result does not depend on it.
     """
+    candidates = list(candidates)
     rows = []
     uni_p = {}
-    for v in candidates:
-        cph, d, note = _fit_cox(data, [v], duration_col, event_col, strata, alpha)
-        if cph is None:
-            rows.append({"model": "univariate", "variable": v, "n": int(len(d)),
-                         "events": int(d[event_col].sum()) if len(d) else 0, "note": note})
-            continue
-        rows += _cox_rows("univariate", cph, d, [v], event_col, note)
-        uni_p[v] = rows[-1]["p_value"]
-    selected: list[str] = []
-    remaining = [v for v in candidates if v in uni_p]
-    while remaining:
-        best, best_p = None, np.inf
-        for v in remaining:
-            cph, _, _ = _fit_cox(data, selected + [v], duration_col, event_col, strata, alpha)
-            if cph is None:
-                continue
-            p = float(cph.summary.loc[v, "p"])
-            if np.isfinite(p) and p < best_p:
-                best, best_p = v, p
-        if best is None or not best_p < entry_p:
-            break
-        selected.append(best)
-        remaining.remove(best)
+    with Forked((data, duration_col, event_col, strata, alpha), workers) as pool:
+        # the univariate models, then each forward step's candidate models, are independent fits
+        for v, (v_rows, p) in zip(candidates, pool.map(_univariate_cox, candidates)):
+            rows += v_rows
+            if p is not None:
+                uni_p[v] = p
+        selected: list[str] = []
+        remaining = [v for v in candidates if v in uni_p]
+        while remaining:
+            best, best_p = None, np.inf
+            for v, p in zip(remaining, pool.map(_candidate_p, [(tuple(selected), v) for v in remaining])):
+                if p is None:
+                    continue
+                if np.isfinite(p) and p < best_p:
+                    best, best_p = v, p
+            if best is None or not best_p < entry_p:
+                break
+            selected.append(best)
+            remaining.remove(best)
     if selected:
         cph, d, note = _fit_cox(data, selected, duration_col, event_col, strata, alpha)
         rows += _cox_rows("multivariable", cph, d, selected, event_col, note, step=True)
