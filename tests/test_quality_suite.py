@@ -15,6 +15,7 @@ from ibd_pipeline.quality import (
     RESULT_COLUMNS,
     SUBCATEGORIES,
     QualityCheck,
+    grouped_results,
     quality_checks,
     result_metadata,
     run_quality_suite,
@@ -125,6 +126,26 @@ def test_a_visit_before_the_diagnosis_date_fails_plausibility_and_names_the_row(
     assert ex[0]["diagnosis_date"] == "2010-05-01"
     meta = result_metadata(row)  # what an asset check carries
     assert meta["examples"] == ex and meta["severity"] == "error" and meta["n_failed"] == 1
+
+
+def test_the_asset_checks_group_expectations_by_table_and_category_with_the_worst_severity(dirty, clean_results):
+    r, _ = dirty
+    groups = {(g["table_name"], g["category"]): g for g in grouped_results(r)}
+    # one group per (table, Kahn category) that has expectations, every expectation in exactly one group
+    assert set(groups) == set(zip(r["table_name"], r["category"]))
+    assert sum(g["n_expectations"] for g in groups.values()) == len(r)
+    g = groups[("core.assessments", "plausibility")]
+    assert g["check_name"] == "plausibility_within_thresholds"
+    assert not g["passed"] and g["severity"] == "error"
+    first = g["expectations"][0]  # failing expectations are listed first, with their rows
+    assert first["severity"] == "error"
+    failing_ids = {e["check_id"] for e in g["expectations"] if e["severity"] != "ok"}
+    assert "plaus_temporal_assessments_after_diagnosis" in failing_ids
+    assert g["n_failed_expectations"] == len(failing_ids)
+    temporal = next(e for e in g["expectations"] if e["check_id"] == "plaus_temporal_assessments_after_diagnosis")
+    assert temporal["examples"][0]["patient_id"] == A
+    # a clean cohort: every group passes with severity ok
+    assert all(g["passed"] and g["severity"] == "ok" for g in grouped_results(clean_results))
 
 
 def test_an_unknown_code_fails_conformance(dirty):

@@ -152,6 +152,18 @@ def test_no_patient_id_in_report(full):
     assert res.key_numbers["privacy_redactions"] == 0
 
 
+def test_the_privacy_guard_removes_whole_ids_of_any_shape_and_leaves_longer_tokens():
+    from ibd_pipeline.report.build import _privacy_guard
+
+    ids = {f"P{n:020x}" for n in range(20_000)} | {"ABC-12345", "QQQQQQ", "short"}
+    text = ("<td>P0000000000000000002a</td> xP0000000000000000002a ABC-12345 ABC-123456 "
+            "<b>QQQQQQ</b> QQQQQQQ short")
+    out, n = _privacy_guard(text, ids)
+    assert n == 3
+    assert out == ("<td>[id removed]</td> xP0000000000000000002a [id removed] ABC-123456 "
+                   "<b>[id removed]</b> QQQQQQQ short")
+
+
 def test_numbers_formatted(full):
     res, html = full
     t1 = _section(html, "table1")

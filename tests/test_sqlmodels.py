@@ -115,6 +115,26 @@ def test_column_tests_report_the_offending_values(con):
     assert not r.passed and r.examples == ["nowhere"]
 
 
+def test_the_column_tests_of_a_model_are_one_asset_check_naming_the_failing_tests(con):
+    from ibd_pipeline.defs.tables import COLUMN_TESTS_CHECK, column_tests_result, column_tests_spec
+
+    _load_refs(con, load_settings())
+    model = sm.model_by_name("core.patients")
+    (spec,) = column_tests_spec(model)
+    assert spec.name == COLUMN_TESTS_CHECK and "unique on patient_id" in spec.description
+    _insert(con, "patients", [_patient()])
+    sm.build_model(con, model)
+    (ok,) = column_tests_result(con, model)
+    assert ok.passed and ok.metadata["tests"].value == len(model.tests) and ok.metadata["failed_tests"].value == []
+    _insert(con, "patients", [_patient()])  # the same patient twice
+    sm.build_model(con, model)
+    (bad,) = column_tests_result(con, model)
+    assert not bad.passed and bad.severity.value == "ERROR"
+    assert bad.metadata["failed_tests"].value == ["patient_id_unique"]
+    assert bad.metadata["examples"].value == {"patient_id_unique": ["P1"]}
+    assert "| patient_id_unique | unique | patient_id | 1 |" in bad.metadata["results"].value
+
+
 def test_treatment_emergent_window_ends_the_set_number_of_days_after_the_stop(con):
     _load_refs(con, load_settings())
     _insert(con, "patients", [_patient(upa_stop_date="2024-12-01")])

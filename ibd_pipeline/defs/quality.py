@@ -1,6 +1,6 @@
 """Data quality over the core and analytics tables (great-expectations, organised by the
 Kahn framework of the OHDSI Data Quality Dashboard): results table, GX Data Docs under
-reports/data_docs, and one asset check per expectation on the table it judges."""
+reports/data_docs, and one asset check per table and Kahn category, listing its expectations."""
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
@@ -42,13 +42,28 @@ def _asset_of(table_name: str) -> dg.AssetKey:
 
 
 def _check_specs() -> list[dg.AssetCheckSpec]:
+    """One check per (table, Kahn category) of the suite, described by its expectations."""
+    groups: dict[tuple[str, str], list] = {}
+    for c in quality.quality_checks(load_settings(), load_crf()):
+        groups.setdefault((c.table, c.category), []).append(c)
     return [
         dg.AssetCheckSpec(
-            c.check_id, asset=_asset_of(c.table), additional_deps=[QUALITY_RESULTS],
-            description=f"[{c.category}/{c.subcategory}] {c.description}",
+            quality.check_group_name(category), asset=_asset_of(table), additional_deps=[QUALITY_RESULTS],
+            description=f"{category.capitalize()} (Kahn framework) of `{table}`: {len(cs)} expectations, each within "
+            "its threshold of failing rows - " + "; ".join(f"{c.check_id} ({c.description})" for c in cs),
         )
-        for c in quality.quality_checks(load_settings(), load_crf())
+        for (table, category), cs in sorted(groups.items())
     ]
+
+
+def _expectations_md(rows: list[dict]) -> dg.MetadataValue:
+    lines = ["| expectation | column | failing rows | share | threshold | severity |", "|---|---|---:|---:|---:|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['check_id']} | {r['column_name'] or ''} | {r['n_failed']} of {r['n_rows']} | "
+            f"{r['failed_share']:.2%} | {r['threshold']:.2%} | {r['severity']} |"
+        )
+    return dg.MetadataValue.md("\n".join(lines))
 
 
 @dg.multi_asset_check(
@@ -56,19 +71,26 @@ def _check_specs() -> list[dg.AssetCheckSpec]:
     name="quality_checks",
 )
 def quality_checks(warehouse: DuckDBResource):
-    """The stored results of the quality suite, one check per expectation, on the table it
-    judges: WARN above its threshold, ERROR above the error threshold (not blocking)."""
+    """The stored results of the quality suite, one check per table and Kahn category
+    (conformance, completeness, plausibility): passed when every expectation is within its
+    threshold; WARN above a threshold, ERROR above an error threshold (not blocking). The
+    metadata lists every expectation and the failing rows of those that failed."""
     with warehouse.get_connection() as con:
         results = read(con, "analytics.quality_results")
-    for row in results.to_dict("records"):
-        meta = quality.result_metadata(row)
-        meta = {k: (dg.MetadataValue.json(v) if k == "examples" else v) for k, v in meta.items() if v is not None}
+    for g in quality.grouped_results(results):
+        failing = [r for r in g["expectations"] if r["severity"] != "ok"]
         yield dg.AssetCheckResult(
-            asset_key=_asset_of(row["table_name"]),
-            check_name=row["check_id"],
-            passed=bool(row["passed"]),
-            severity=dg.AssetCheckSeverity.WARN if row["severity"] in ("ok", "warn") else dg.AssetCheckSeverity.ERROR,
-            metadata=meta,
+            asset_key=_asset_of(g["table_name"]),
+            check_name=g["check_name"],
+            passed=g["passed"],
+            severity=dg.AssetCheckSeverity.ERROR if g["severity"] == "error" else dg.AssetCheckSeverity.WARN,
+            metadata={
+                "expectations": g["n_expectations"],
+                "failed_expectations": g["n_failed_expectations"],
+                "worst_severity": g["severity"],
+                "results": _expectations_md(g["expectations"]),
+                "failing_rows": dg.MetadataValue.json({r["check_id"]: r["examples"] for r in failing}),
+            },
         )
 
 

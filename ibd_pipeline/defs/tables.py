@@ -73,15 +73,49 @@ def table_spec(name: str, deps, group: str, schema: str = "analytics", descripti
     )
 
 
+COLUMN_TESTS_CHECK = "column_tests_pass"
+
+
+def column_tests_spec(model: sm.Model) -> list[dg.AssetCheckSpec]:
+    """The YAML column tests of a table as one asset check (none if it has no tests)."""
+    if not model.tests:
+        return []
+    listed = "; ".join(f"{t.kind} on {t.column}" for t in model.tests)
+    return [dg.AssetCheckSpec(
+        COLUMN_TESTS_CHECK, asset=dg.AssetKey([model.schema, model.name]),
+        description=f"Every column test of the table's YAML documentation passes ({len(model.tests)}: {listed}).",
+    )]
+
+
+def column_tests_result(con, model: sm.Model) -> list[dg.AssetCheckResult]:
+    """Run the table's column tests; one check result listing every test, the failing
+    ones first with their offending values (ERROR when any fails)."""
+    if not model.tests:
+        return []
+    results = [(t, sm.run_test(con, model, t)) for t in model.tests]
+    failed = [(t, r) for t, r in results if not r.passed]
+    lines = ["| test | kind | column | failing rows |", "|---|---|---|---:|"]
+    for t, r in failed + [(t, r) for t, r in results if r.passed]:
+        lines.append(f"| {t.name} | {t.kind} | {t.column} | {r.failing_rows} |")
+    return [dg.AssetCheckResult(
+        asset_key=dg.AssetKey([model.schema, model.name]), check_name=COLUMN_TESTS_CHECK,
+        passed=not failed, severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "tests": len(results),
+            "failed_tests": dg.MetadataValue.json([t.name for t, _ in failed]),
+            "results": dg.MetadataValue.md("\n".join(lines)),
+            "examples": dg.MetadataValue.json({t.name: [str(x) for x in r.examples] for t, r in failed}),
+        },
+    )]
+
+
 def table_checks(names: list[str], schema: str = "analytics") -> list[dg.AssetCheckSpec]:
-    """The YAML column tests of these tables as asset-check specs."""
+    """The YAML column tests of these tables as asset-check specs (one per table)."""
     specs = []
     for n in names:
         m = doc_model(schema, n)
-        if m is None:
-            continue
-        for t in m.tests:
-            specs.append(dg.AssetCheckSpec(t.name, asset=akey(n, schema), description=f"{t.kind} on {t.column}"))
+        if m is not None:
+            specs += column_tests_spec(m)
     return specs
 
 
@@ -147,14 +181,7 @@ def published(con, name: str, n_rows: int, schema: str = "analytics", extra_meta
     if m is not None:
         sm.document(con, m)
         meta["undocumented_columns"] = dg.MetadataValue.json(sm.undocumented_columns(con, m))
-        for t in m.tests:
-            r = sm.run_test(con, m, t)
-            checks.append(
-                dg.AssetCheckResult(
-                    asset_key=akey(name, schema), check_name=t.name, passed=r.passed, severity=dg.AssetCheckSeverity.ERROR,
-                    metadata={"failing_values": r.failing_rows, "examples": dg.MetadataValue.json([str(x) for x in r.examples])},
-                )
-            )
+        checks = column_tests_result(con, m)
     if extra_meta:
         meta.update(extra_meta)
     return dg.MaterializeResult(asset_key=akey(name, schema), metadata=meta), checks

@@ -1,6 +1,6 @@
 """The pooled warehouse: reference tables and the SQL models of dbt_like_sql/
 (STUDY.md Workflow step 4, harmonization). Each SQL model is an asset whose upstream
-assets are read from its SQL; its YAML column tests are asset checks."""
+assets are read from its SQL; its YAML column tests are one asset check per model."""
 
 
 import dagster as dg
@@ -9,6 +9,7 @@ from dagster_duckdb import DuckDBResource
 from .. import sqlmodels as sm
 from .. import warehouse as wh
 from .resources import StudyResource
+from .tables import column_tests_result, column_tests_spec
 
 REF_TABLES = ["drugs", "procedures", "lab_tests", "settings", "centers"]
 
@@ -36,26 +37,6 @@ def column_schema(model: sm.Model) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(c, "", description=d) for c, d in model.columns.items()])
 
 
-def check_specs(model: sm.Model) -> list[dg.AssetCheckSpec]:
-    return [
-        dg.AssetCheckSpec(t.name, asset=dg.AssetKey([model.schema, model.name]), description=f"{t.kind} on {t.column}")
-        for t in model.tests
-    ]
-
-
-def check_results(con, model: sm.Model):
-    """Run the model's column tests and the documentation check."""
-    for t in model.tests:
-        r = sm.run_test(con, model, t)
-        yield dg.AssetCheckResult(
-            asset_key=dg.AssetKey([model.schema, model.name]),
-            check_name=t.name,
-            passed=r.passed,
-            severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"failing_values": r.failing_rows, "examples": dg.MetadataValue.json([str(x) for x in r.examples])},
-        )
-
-
 def model_metadata(con, model: sm.Model) -> dict:
     rows = con.execute(f"SELECT count(*) FROM {model.qualified}").fetchone()[0]
     return {
@@ -74,14 +55,14 @@ def sql_model_asset(model: sm.Model) -> dg.AssetsDefinition:
         description=model.description.strip(),
         kinds={"duckdb", "sql"},
         group_name=model.schema,
-        check_specs=check_specs(model),
+        check_specs=column_tests_spec(model),
         metadata={"sql": dg.MetadataValue.md(f"```sql\n{model.sql.strip()}\n```"), "dagster/column_schema": column_schema(model)},
     )
     def _build(warehouse: DuckDBResource):
         with warehouse.get_connection() as con:
             sm.build_model(con, model)
             meta = model_metadata(con, model)
-            checks = list(check_results(con, model))
+            checks = column_tests_result(con, model)
         yield dg.MaterializeResult(metadata=meta)
         yield from checks
 
@@ -90,20 +71,3 @@ def sql_model_asset(model: sm.Model) -> dg.AssetsDefinition:
 
 SQL_MODELS = [m for m in sm.build_order(sm.load_models()) if m.sql]
 sql_model_assets = [sql_model_asset(m) for m in SQL_MODELS]
-
-
-def python_table_doc(schema: str, name: str) -> sm.Model | None:
-    """The YAML documentation of a table a Python asset builds, if any."""
-    try:
-        return sm.model_by_name(f"{schema}.{name}")
-    except KeyError:
-        return None
-
-
-def document_python_table(con, schema: str, name: str):
-    """Write descriptions of a Python-built table and yield its column-test results."""
-    model = python_table_doc(schema, name)
-    if model is None:
-        return
-    sm.document(con, model)
-    yield from check_results(con, model)

@@ -335,6 +335,40 @@ def result_metadata(row: pd.Series | dict) -> dict:
     }
 
 
+SEVERITY_ORDER = ("ok", "warn", "error")
+
+
+def check_group_name(category: str) -> str:
+    """The Dagster check that reports one Kahn category of one table."""
+    return f"{category}_within_thresholds"
+
+
+def grouped_results(results: pd.DataFrame) -> list[dict]:
+    """The quality results summarised per (table, Kahn category), as one Dagster asset
+    check each reports them: ``passed`` when every expectation of the group is within its
+    threshold, ``severity`` the worst of the group, ``expectations`` the group's rows
+    (failing first, then by check id) as plain metadata rows."""
+    out = []
+    if results is None or not len(results):
+        return out
+    for (table, category), g in results.groupby(["table_name", "category"], sort=True):
+        rank = g["severity"].map(SEVERITY_ORDER.index)
+        g = g.assign(_rank=rank).sort_values(["_rank", "check_id"], ascending=[False, True])
+        rows = [result_metadata(r) | {"check_id": r["check_id"]} for r in g.to_dict("records")]
+        worst = SEVERITY_ORDER[int(rank.max())]
+        out.append({
+            "table_name": table,
+            "category": category,
+            "check_name": check_group_name(category),
+            "passed": bool(g["passed"].all()),
+            "severity": worst,
+            "n_expectations": len(g),
+            "n_failed_expectations": int((~g["passed"].astype(bool)).sum()),
+            "expectations": rows,
+        })
+    return out
+
+
 def _not_run(check: QualityCheck, missing: str) -> dict:
     row = _row(check, 0, 0, [])
     row["description"] = f"{check.description} [not run: {missing} not available]"
