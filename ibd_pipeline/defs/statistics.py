@@ -73,7 +73,9 @@ def biomarker_statistics(warehouse: DuckDBResource):
     """Biomarker summaries per time point and diagnosis; Kruskal-Wallis across time
     points and Wilcoxon signed-rank of baseline vs each time point."""
     with warehouse.get_connection() as con:
-        b = read(con, "analytics.biomarkers")
+        b = con.execute(
+            "SELECT patient_id, diagnosis, test, timepoint, value FROM analytics.biomarkers ORDER BY rowid"
+        ).df()
         out = {"biomarker_summary": stats.biomarker_summary(b), "biomarker_tests": stats.biomarker_tests(b)}
         results, checks = _run(out, con)
     yield from results

@@ -155,7 +155,7 @@ def _render_all(jobs: list[_Job], workers: int) -> dict[str, bytes | Exception]:
         try:
             from concurrent.futures import ProcessPoolExecutor
 
-            from ibd_pipeline.stats._parallel import release_free_memory
+            from ibd_pipeline.forking import release_free_memory
 
             release_free_memory()  # the workers share fewer pages with the parent
 

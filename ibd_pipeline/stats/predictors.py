@@ -39,7 +39,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
-from ._parallel import Forked, init_worker
+from ..forking import Forked, init_worker
 
 MODEL_COLUMNS = ["variable", "coef", "odds_ratio", "ci_low", "ci_high", "p_value", "selected_by_enet",
                  "boruta_decision", "n", "events", "method", "note"]

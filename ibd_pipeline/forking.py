@@ -1,4 +1,6 @@
-"""Independent model fits on every core: forked worker processes that inherit the data.
+"""Work in forked processes that inherit the data: independent model fits on every core
+(``Forked``), and one memory-hungry computation in a child process whose memory all goes
+back to the system when it ends (``in_child``).
 
 The resamples of the bootstrap, the Boruta run and the candidate Cox models of one
 forward-selection step are independent computations; ``Forked`` runs them in
@@ -106,6 +108,41 @@ class Forked:
             except Exception as e:  # noqa: BLE001 - recomputed in-process (raises there if fn does)
                 log.warning("stats: worker processes failed (%s: %s); computing in-process", type(e).__name__, e)
         return [fn(self.state, it) for it in items]
+
+
+def _child_call(job):
+    fn, args, kwargs = job
+    return fn(*_STATE, *args, **kwargs)
+
+
+def in_child(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` in one forked child process, its result pickled back.
+
+    For a library that keeps what it computed on alive in the process after it returns
+    (great-expectations' ephemeral context holds its data frames in a process-wide
+    project): in a child, all of that memory goes back to the system when the child
+    ends. The child inherits ``args`` (no pickled copy). Without fork, from a daemonic
+    process or if the child dies, ``fn`` runs in-process; an exception ``fn`` raises in
+    the child is raised here."""
+    global _STATE
+    if not sys.platform.startswith("linux") or multiprocessing.current_process().daemon:
+        return fn(*args, **kwargs)
+    _STATE = args
+    release_free_memory()
+    try:
+        pool = multiprocessing.get_context("fork").Pool(1, initializer=init_worker, maxtasksperchild=1)
+    except Exception as e:  # noqa: BLE001 - no child: in-process
+        _STATE = None
+        log.warning("no child process (%s: %s); computing in-process", type(e).__name__, e)
+        return fn(*args, **kwargs)
+    try:
+        res = pool.apply_async(_child_call, ((fn, (), kwargs),))
+        pool.close()
+        return res.get()
+    finally:
+        pool.terminate()
+        pool.join()
+        _STATE = None
 
 
 class _Done:
