@@ -45,6 +45,11 @@ def release_free_memory() -> None:
         pass
 
 
+def can_fork() -> bool:
+    """Whether work can go to forked processes here (Linux, not a daemonic process)."""
+    return sys.platform.startswith("linux") and not multiprocessing.current_process().daemon
+
+
 def init_worker() -> None:
     # the caller's signal handlers (e.g. Dagster's interrupt handler) are not the worker's
     import signal
@@ -69,7 +74,7 @@ class Forked:
 
     def __enter__(self) -> "Forked":
         global _STATE
-        if self.workers > 1 and sys.platform.startswith("linux") and not multiprocessing.current_process().daemon:
+        if self.workers > 1 and can_fork():
             _STATE = self.state
             release_free_memory()
             try:
@@ -110,9 +115,8 @@ class Forked:
         return [fn(self.state, it) for it in items]
 
 
-def _child_call(job):
-    fn, args, kwargs = job
-    return fn(*_STATE, *args, **kwargs)
+def _child_call(fn, kwargs):
+    return fn(*_STATE, **kwargs)
 
 
 def in_child(fn, *args, **kwargs):
@@ -121,27 +125,25 @@ def in_child(fn, *args, **kwargs):
     For a library that keeps what it computed on alive in the process after it returns
     (great-expectations' ephemeral context holds its data frames in a process-wide
     project): in a child, all of that memory goes back to the system when the child
-    ends. The child inherits ``args`` (no pickled copy). Without fork, from a daemonic
-    process or if the child dies, ``fn`` runs in-process; an exception ``fn`` raises in
-    the child is raised here."""
+    ends. The child inherits ``args`` (no pickled copy); ``kwargs`` are pickled. Without
+    fork (see ``can_fork``) ``fn`` runs in-process. An exception ``fn`` raises in the
+    child is raised here; a child that dies (killed, out of memory) raises
+    ``RuntimeError`` rather than being run again in this process."""
     global _STATE
-    if not sys.platform.startswith("linux") or multiprocessing.current_process().daemon:
+    if not can_fork():
         return fn(*args, **kwargs)
-    _STATE = args
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    _STATE = args  # set before the child is forked (at submit)
     release_free_memory()
     try:
-        pool = multiprocessing.get_context("fork").Pool(1, initializer=init_worker, maxtasksperchild=1)
-    except Exception as e:  # noqa: BLE001 - no child: in-process
-        _STATE = None
-        log.warning("no child process (%s: %s); computing in-process", type(e).__name__, e)
-        return fn(*args, **kwargs)
-    try:
-        res = pool.apply_async(_child_call, ((fn, (), kwargs),))
-        pool.close()
-        return res.get()
+        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"), initializer=init_worker) as ex:
+            try:
+                return ex.submit(_child_call, fn, kwargs).result()
+            except BrokenProcessPool as e:
+                raise RuntimeError(f"the child process running {getattr(fn, '__name__', fn)} died (killed, or out of memory?)") from e
     finally:
-        pool.terminate()
-        pool.join()
         _STATE = None
 
 

@@ -210,13 +210,22 @@ def _q(s: str) -> str:
 
 
 def document(con: duckdb.DuckDBPyConnection, model: Model) -> None:
-    """Write the model's descriptions into DuckDB (``COMMENT ON TABLE/COLUMN``)."""
-    con.execute(f"COMMENT ON TABLE {model.qualified} IS {_q(model.description.strip())}")
-    existing = {r[0] for r in con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?", [model.schema, model.name]
-    ).fetchall()}
+    """Write the model's descriptions into DuckDB (``COMMENT ON TABLE/COLUMN``). A
+    description DuckDB already holds is not written again: a table kept across runs
+    (staging, reconciled, per-center analytics tables) keeps its comments, and each
+    rewrite is a catalog write."""
+    row = con.execute(
+        "SELECT comment FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = ? AND table_name = ?",
+        [model.schema, model.name],
+    ).fetchone()
+    if row is None or row[0] != model.description.strip():
+        con.execute(f"COMMENT ON TABLE {model.qualified} IS {_q(model.description.strip())}")
+    existing = dict(con.execute(
+        "SELECT column_name, comment FROM duckdb_columns() WHERE database_name = current_database() AND schema_name = ? "
+        "AND table_name = ?", [model.schema, model.name]
+    ).fetchall())
     for col, desc in model.columns.items():
-        if col in existing and desc:
+        if col in existing and desc and existing[col] != desc.strip():
             con.execute(f'COMMENT ON COLUMN {model.qualified}."{col}" IS {_q(desc.strip())}')
 
 

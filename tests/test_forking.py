@@ -55,3 +55,12 @@ def test_forked_workers_give_the_serial_results_in_order():
     with Forked(state, workers=1) as f:
         ser = f.map(_square, range(20))
     assert par == ser == [1 + i * i for i in range(20)]
+
+
+def _die(_):
+    os._exit(9)
+
+
+def test_a_child_that_dies_is_an_error_not_a_hang():
+    with pytest.raises(RuntimeError, match="child process running _die died"):
+        in_child(_die, None)

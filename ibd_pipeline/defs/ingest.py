@@ -4,11 +4,11 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from .. import sqlmodels as sm
 from ..config import load_crf
 from ..loading import load_center
 from .partitions import center_partitions
 from .resources import StudyResource
-from .tables import document_table
 
 CRF = load_crf()
 TABLES = list(CRF.tables)
@@ -60,9 +60,9 @@ def staging_tables(context: dg.AssetExecutionContext, study: StudyResource, ware
     with warehouse.get_connection() as con:
         rep = load_center(con, study.paths(), study.profile(center), CRF, study.key())
         for t in TABLES:
-            document_table(con, "staging", t)
-        document_table(con, "analytics", "deliveries")
-        document_table(con, "analytics", "quarantine")
+            sm.document_table(con, "staging", t)
+        sm.document_table(con, "analytics", "deliveries")
+        sm.document_table(con, "analytics", "quarantine")
     for t in TABLES:
         yield dg.MaterializeResult(
             asset_key=staging_key(t),

@@ -8,13 +8,13 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from .. import reconcile as rc
+from .. import sqlmodels as sm
 from .. import warehouse as wh
 from ..loading import mrn_map
 from ..spreadsheet import neutralise_frame
 from .ingest import CRF, TABLES, staging_key
 from .partitions import center_partitions
 from .resources import StudyResource
-from .tables import document_table
 
 DATA_TABLES = CRF.data_tables
 SAMPLE = dg.AssetKey(["analytics", "reabstraction_sample"])
@@ -61,7 +61,7 @@ def _replace_center_rows(con, qualified: str, center: str, df: pd.DataFrame) -> 
     df = df.assign(center=center) if "center" not in df.columns else df
     if not wh.table_exists(con, qualified):
         wh.replace_table(con, qualified, df)
-        document_table(con, *qualified.split("."))
+        sm.document_table(con, *qualified.split("."))
         return
     con.execute("BEGIN TRANSACTION")
     try:
@@ -74,7 +74,7 @@ def _replace_center_rows(con, qualified: str, center: str, df: pd.DataFrame) -> 
     except Exception:
         con.execute("ROLLBACK")
         raise
-    document_table(con, *qualified.split("."))
+    sm.document_table(con, *qualified.split("."))
 
 
 @dg.asset(
@@ -275,7 +275,7 @@ def reconciled_tables(context: dg.AssetExecutionContext, study: StudyResource, w
             raise
         counts = {t: con.execute(f"SELECT count(*) FROM reconciled.{t} WHERE center = ?", [center]).fetchone()[0] for t in DATA_TABLES}
         for t in DATA_TABLES:
-            document_table(con, "reconciled", t)
+            sm.document_table(con, "reconciled", t)
     for t in DATA_TABLES:
         yield dg.MaterializeResult(
             asset_key=["reconciled", t],

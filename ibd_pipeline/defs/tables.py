@@ -12,31 +12,6 @@ from .. import sqlmodels as sm
 from .. import warehouse as wh
 
 
-def document_table(con, schema: str, name: str) -> bool:
-    """``sqlmodels.document_table``, skipped when DuckDB already holds exactly these
-    descriptions (a table kept across runs - staging, reconciled, per-center analytics
-    tables - keeps its comments; rewriting them is a catalog write per column)."""
-    m = doc_model(schema, name)
-    if m is None:
-        return False
-    if not _documented(con, m):
-        sm.document(con, m)
-    return True
-
-
-def _documented(con, m) -> bool:
-    row = con.execute(
-        "SELECT comment FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = ? AND table_name = ?",
-        [m.schema, m.name],
-    ).fetchone()
-    if row is None or row[0] != m.description.strip():
-        return False
-    have = dict(con.execute(
-        "SELECT column_name, comment FROM duckdb_columns() WHERE database_name = current_database() AND schema_name = ? "
-        "AND table_name = ?", [m.schema, m.name]).fetchall())
-    return all(have[c] == d.strip() for c, d in m.columns.items() if c in have and d)
-
-
 def akey(name: str, schema: str = "analytics") -> dg.AssetKey:
     return dg.AssetKey([schema, name])
 
