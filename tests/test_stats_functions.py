@@ -293,7 +293,7 @@ def test_ae_tables_by_hand():
     assert bt.loc[("UC", "acne"), "pct_patients"] == pytest.approx(50.0)
     assert bt.loc[("UC", "acne"), "rate_per_100py"] == pytest.approx(100.0)
     assert bt.loc[("UC", "infection"), "n_patients"] == 0  # zero rows kept
-    assert bt.loc[("overall", "any"), "n_patients"] == 3 and bt.loc[("overall", "any"), "N"] == 5
+    assert bt.loc[("overall", "any"), "n_patients"] == 3 and bt.loc[("overall", "any"), "n_included"] == 5
     assert bt.loc[("overall", "any"), "n_events"] == 4  # x9 is not in the cohort
     assert bt.loc[("CD", "acne"), "pct_patients"] == pytest.approx(100 / 3)
     s = t["serious"].set_index(["diagnosis", "term"])

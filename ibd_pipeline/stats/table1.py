@@ -28,6 +28,8 @@ def fmt_median_iqr(values, digits: int = 1) -> str:
     if v.size == 0:
         return ""
     q1, med, q3 = np.percentile(v, [25, 50, 75])
+    if np.all(v == np.round(v)) and all(float(q).is_integer() for q in (q1, med, q3)):
+        digits = 0  # counts (e.g. prior mechanisms): "2 [2-3]", not "2.0 [2.0-3.0]"
     return f"{med:.{digits}f} [{q1:.{digits}f}-{q3:.{digits}f}]"
 
 
