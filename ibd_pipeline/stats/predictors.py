@@ -40,6 +40,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
 from ..forking import Forked, init_worker
+from .order import stable_order
 
 MODEL_COLUMNS = ["variable", "coef", "odds_ratio", "ci_low", "ci_high", "p_value", "selected_by_enet",
                  "boruta_decision", "n", "events", "method", "note"]
@@ -287,7 +288,9 @@ def predictor_analysis(
         candidates = [c for c in covariates.columns if c not in ("patient_id", center_col, "diagnosis")]
     candidates = list(candidates)
     notes: list[str] = []
-    y_all = _align_outcome(covariates, outcome)
+    # folds, resamples and the forest follow the row order: a stable one, not the keyed ids'
+    covariates = stable_order(covariates.assign(_outcome=_align_outcome(covariates, outcome)))
+    y_all = covariates.pop("_outcome")
     X_all = _numeric(covariates[candidates])
     ok = y_all.notna() & X_all.notna().all(axis=1)
     if (~ok).sum():

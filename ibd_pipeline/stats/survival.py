@@ -22,6 +22,7 @@ from lifelines.statistics import logrank_test, multivariate_logrank_test, propor
 from scipy import stats
 
 from ..forking import Forked
+from .order import stable_order
 
 KM_COLUMNS = ["group_var", "group", "month", "survival", "ci_low", "ci_high", "n_at_risk"]
 LOGRANK_COLUMNS = ["group_var", "groups", "n", "events", "test_statistic", "df", "p_value", "test"]
@@ -272,6 +273,7 @@ def cox_models(
     CPUs); the result does not depend on it.
     """
     candidates = list(candidates)
+    data = stable_order(data)  # the fits do not follow the keyed ids' order
     rows = []
     uni_p = {}
     with Forked((data, duration_col, event_col, strata, alpha), workers) as pool:
