@@ -1362,7 +1362,8 @@ def _key_box(k: dict) -> str:
     if k.get("km_12m_persistence_pct") is not None:
         add("On UPA at 12 months (KM)", f"{k['km_12m_persistence_pct']}%")
     if k.get("auc") is not None:
-        add("AUC (optimism-corrected)", f"{k['auc']} ({k.get('auc_optimism_corrected', DASH)})")
+        add("Model AUC, apparent", k["auc"])
+        add("Model AUC, optimism-corrected (bootstrap)", k.get("auc_optimism_corrected", DASH))
     if k.get("published_compared"):
         add("Published quantities matched", f"{k['published_compared'] - k.get('published_mismatches', 0)} / {k['published_compared']}")
     return '<div class="keys">' + "".join(items) + "</div>"
