@@ -222,6 +222,15 @@ def cells_to_text(values: np.ndarray) -> np.ndarray:
     return out
 
 
+def _sheet_label(names: list[str], name: str) -> str:
+    """A delivered sheet name as shown in a message: its position, and the name itself
+    only when it passes the privacy check (STUDY.md "Privacy")."""
+    from ibd_pipeline.privacy import safe_label
+
+    pos = names.index(name) + 1 if name in names else 0
+    return f"{safe_label(name)} (sheet no. {pos})" if pos else safe_label(name)
+
+
 def _sheet_matcher(profile: CenterProfile):
     base = {header_key(s): (s, t) for s, t in profile.sheets.items()}
     pat = profile.raw.get("sheet_continuation")
@@ -312,7 +321,7 @@ def read_xlsx_parts(
     order: dict[str, int] = {}
     for name in names:
         if kinds.get(name, pc.SheetTypeEnum.WorkSheet) != pc.SheetTypeEnum.WorkSheet:
-            warnings.append(f"sheet {name!r} is not a worksheet (a chart or macro sheet) and was ignored")
+            warnings.append(f"sheet {_sheet_label(names, name)} is not a worksheet (a chart or macro sheet) and was ignored")
             continue
         hit = match(name)
         if hit is None or hit[0] not in allowed_tables:
@@ -320,14 +329,14 @@ def read_xlsx_parts(
             try:
                 empty = _sheet_is_empty(sheet)
             except Exception as e:  # noqa: BLE001
-                raise UnreadableFileError(file_name, f"sheet {name!r} cannot be read ({type(e).__name__}: {e}).") from None
+                raise UnreadableFileError(file_name, f"sheet {_sheet_label(names, name)} cannot be read ({type(e).__name__}).") from None
             if empty:
-                warnings.append(f"empty sheet {name!r} ignored")
+                warnings.append(f"empty sheet {_sheet_label(names, name)} ignored")
                 continue
             if hit is None:
                 raise UnreadableFileError(
                     file_name,
-                    f"sheet {name!r} is not one of this center's sheets ({expected}; a long table continues on "
+                    f"sheet {_sheet_label(names, name)} is not one of this center's sheets ({expected}; a long table continues on "
                     "'<sheet>_2', '<sheet>_3', ...). Rename or remove the sheet and deliver the workbook again.",
                 )
             raise UnreadableFileError(
@@ -342,7 +351,7 @@ def read_xlsx_parts(
         raise UnreadableFileError(
             file_name,
             f"the workbook has none of this center's sheets ({expected}); sheets found: "
-            + (", ".join(repr(n) for n in names) or "none") + ".",
+            + (", ".join(_sheet_label(names, n) for n in names) or "none") + ".",
         )
 
     def parts() -> Iterator[RawPart]:
