@@ -14,8 +14,8 @@ is not a code of the CRF") and passes :func:`redact` as a last line of defence:
   center profiles, vocabularies, the pipeline's message templates): a name cannot be
   told from an unknown word, so both are withheld.
 
-A delivered file name is shown only when it follows the center's naming pattern (only
-rounds, table names and a date) and passes the check; otherwise it is shown as
+A delivered file name is shown only when it passes the check (a name that follows the
+center's pattern - a round, a table and a date - always does); otherwise it is shown as
 ``file #<hash of the name>`` and the center's own pattern (:func:`safe_file_name`).
 """
 
@@ -108,16 +108,10 @@ def withheld_name(name: str, profile: CenterProfile | None = None) -> str:
 
 
 def safe_file_name(profile: CenterProfile | None, name: str) -> str:
-    """``name`` when it follows the center's pattern and passes the check, else its hash."""
-    from .ingest.names import parse_delivery_name
-
-    try:
-        if profile is None:
-            raise ValueError
-        parse_delivery_name(profile, name)
-    except (ValueError, TypeError):
-        return withheld_name(name, profile)
-    return name if not phi_suspect(name) else withheld_name(name, profile)
+    """``name`` when it passes the PHI check (a name that follows the center's pattern
+    always does: it holds only a round, a table and a date), else its hash and the
+    center's own pattern."""
+    return withheld_name(name, profile) if phi_suspect(name) else name
 
 
 def safe_label(text: str) -> str:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import DataPaths, data_paths, load_centers, load_settings
-from .intake import accepted_deliveries, drain_inbox
+from .intake import accepted_deliveries, drain_inbox, stray_entries
+from .privacy import redact
 
 DAGSTER_YAML = """# Dagster instance of the study pipeline (written by ibd-pipeline).
 # One run at a time: the DuckDB warehouse has a single writer.
@@ -60,13 +61,14 @@ class RunSummary:
         return ok and (self.study_run is None or self.study_run[0])
 
     def lines(self) -> list[str]:
+        """The run's summary; every line passes the privacy redaction (STUDY.md "Privacy")."""
         out = [f"intake {o.center}/{o.file_name}: {o.status}{' - ' + o.message if o.message else ''}" for o in self.intake]
         for c, (ok, msg) in self.center_runs.items():
             out.append(f"center {c}: {'ok' if ok else 'FAILED'}{' - ' + msg if msg else ''}")
         if self.study_run is not None:
             out.append(f"study: {'ok' if self.study_run[0] else 'FAILED'}{' - ' + self.study_run[1] if self.study_run[1] else ''}")
         out.append(f"finished in {self.seconds:.1f} s")
-        return out
+        return [redact(line) for line in out]
 
 
 # headless runs print a summary; the full event log stays in the Dagster instance (UI)
@@ -106,6 +108,7 @@ def run_pipeline(
     settle = load_settings()["ingestion"]["settle_seconds"] if settle_seconds is None else settle_seconds
     summary = RunSummary()
     if take_inbox:
+        summary.intake += stray_entries(paths, profiles)
         for c in centers:
             summary.intake += drain_inbox(paths, profiles[c], settle)
     defs = build_definitions(paths.root)

@@ -126,7 +126,7 @@ def _map_header(part: RawPart, profile: CenterProfile, crf: Crf, file_name: str)
             continue
         f = by_key.get(header_key(h))
         if f is None:
-            unknown.append(h)
+            unknown.append(f"{safe_label(h)} (column {j + 1})")
             continue
         if f in pos:
             raise UnreadableFileError(
@@ -135,7 +135,7 @@ def _map_header(part: RawPart, profile: CenterProfile, crf: Crf, file_name: str)
             )
         pos[f] = j
     if unknown:
-        warnings.append(f"{where}: unknown columns ignored: " + ", ".join(safe_label(u) for u in unknown))
+        warnings.append(f"{where}: unknown columns ignored: " + ", ".join(unknown))
     missing_req = [f for f, s in spec.fields.items() if s.required and f not in pos]
     if missing_req:
         names = ", ".join(f"{f} ({profile.header_for(part.table, f)})" if profile.header_for(part.table, f) != f else f for f in missing_req)
