@@ -60,6 +60,10 @@ class ExtractChunk:
     quarantine: pd.DataFrame
     warnings: list[str]
     last: bool
+    # key columns + source_row of the rows that failed (record-level delivery semantics:
+    # a failed row whose record was accepted before keeps that version; NaN where a key
+    # value itself could not be read)
+    rejected_keys: pd.DataFrame | None = None
 
 
 def source_file_of(file_name: str, sheet: str | None) -> str:
@@ -243,9 +247,16 @@ def iter_extract(
             frame["source_file"] = src
             frame["source_row"] = rows
             valid, q = validate_chunk(frame, fails, texts, rows, schema, tracker, keys, ctx)
+            rejected = None
+            if len(q):
+                bad = np.flatnonzero(np.isin(np.asarray(rows), q["row_number"].unique()))
+                rejected = frame.iloc[bad][[*keys, "source_row"]].reset_index(drop=True)
+            del frame
             if pending is not None:
                 yield pending
-            pending = ExtractChunk(part.table, name.round, file_name, part.sheet, n, valid.reset_index(drop=True), q, [], False)
+            pending = ExtractChunk(
+                part.table, name.round, file_name, part.sheet, n, valid.reset_index(drop=True), q, [], False, rejected
+            )
         if pending is None:
             pending = ExtractChunk(
                 part.table, name.round, file_name, part.sheet, 0, empty_canonical(part.table, crf), empty_quarantine(), [], False
