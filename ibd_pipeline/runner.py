@@ -2,7 +2,9 @@
 
 ``run_pipeline`` takes whatever is complete in the inboxes into the archive, runs each
 center's job (extraction, reconciliation) and then the pooled study job; runs are
-recorded in the Dagster instance under ``data/dagster_home`` so the UI shows them.
+recorded in the Dagster instance of ``$DAGSTER_HOME`` (default ``<data dir>/dagster_home``)
+so the UI shows them, and tagged with the archive position they processed
+(``ibd/archive_seq``) so the inbox sensor does not request them again.
 ``rebuild`` replays the archive alone into a fresh warehouse.
 """
 
@@ -14,38 +16,71 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import DataPaths, data_paths, load_centers, load_settings
+import yaml
+
+from .config import PROJECT_ROOT, DataPaths, data_paths, load_centers, load_settings
 from .intake import accepted_deliveries, drain_inbox, stray_entries
 from .privacy import redact
 
-DAGSTER_YAML = """# Dagster instance of the study pipeline (written by ibd-pipeline).
-# One run at a time: the DuckDB warehouse has a single writer.
-concurrency:
-  runs:
-    max_concurrent_runs: 1
-telemetry:
-  enabled: false
-"""
+# the project's instance settings (run queue of one), ensured in every DAGSTER_HOME it uses
+INSTANCE_SETTINGS_FILE = PROJECT_ROOT / "dagster.yaml"
+
+
+def dagster_home(paths: DataPaths) -> Path:
+    """The Dagster instance directory: ``$DAGSTER_HOME`` when set, else
+    ``<data dir>/dagster_home`` - one instance for the CLI, ``ibd-pipeline ui`` and
+    ``dagster dev``."""
+    env = os.environ.get("DAGSTER_HOME")
+    return Path(env).expanduser().resolve() if env else paths.dagster_home
+
+
+def instance_config(existing: dict | None) -> dict:
+    """``existing`` (a user's dagster.yaml, or None) with the project's settings
+    (dagster.yaml of the repository) laid over it: a queued run coordinator with one run
+    at a time; storage and the rest are kept. Dagster refuses the coordinator's
+    ``max_concurrent_runs`` beside a ``concurrency`` section, so a file that has one gets
+    the limit as ``concurrency: runs: max_concurrent_runs: 1`` instead."""
+    project = yaml.safe_load(INSTANCE_SETTINGS_FILE.read_text(encoding="utf-8"))
+    cfg = {k: v for k, v in (existing or {}).items() if k != "run_queue"}
+    conc = dict(cfg.get("concurrency") or {})
+    if "runs" in conc or "pools" in conc:
+        limit = project["run_coordinator"]["config"]["max_concurrent_runs"]
+        cfg.update({k: v for k, v in project.items() if k != "run_coordinator"})
+        cfg["run_coordinator"] = {k: v for k, v in project["run_coordinator"].items() if k != "config"}
+        cfg["concurrency"] = {**conc, "runs": {**(conc.get("runs") or {}), "max_concurrent_runs": limit}}
+        return cfg
+    cfg.update(project)
+    return cfg
 
 
 def ensure_dagster_home(paths: DataPaths) -> Path:
-    """The Dagster instance directory under the data directory (runs one at a time)."""
-    home = paths.dagster_home
+    """Create the instance directory and make sure its dagster.yaml carries the
+    project's settings (written on first use, amended if a user's file lacks them)."""
+    home = dagster_home(paths)
     home.mkdir(parents=True, exist_ok=True)
     cfg = home / "dagster.yaml"
     if not cfg.exists():
-        cfg.write_text(DAGSTER_YAML)
+        shutil.copyfile(INSTANCE_SETTINGS_FILE, cfg)
+        return home
+    existing = yaml.safe_load(cfg.read_text(encoding="utf-8")) or {}
+    wanted = instance_config(existing)
+    if wanted != existing:
+        cfg.write_text(
+            "# amended by ibd-pipeline: the project's run queue of one (see its dagster.yaml)\n"
+            + yaml.safe_dump(wanted, sort_keys=False),
+            encoding="utf-8",
+        )
     return home
 
 
 def get_instance(paths: DataPaths):
+    """The persistent Dagster instance of ``dagster_home`` (DAGSTER_HOME is set to it
+    for this process when it was unset, so every child process uses it too)."""
     from dagster import DagsterInstance
 
     home = ensure_dagster_home(paths)
     os.environ.setdefault("DAGSTER_HOME", str(home))
-    if Path(os.environ["DAGSTER_HOME"]).resolve() != home.resolve():
-        return DagsterInstance.from_config(str(home))
-    return DagsterInstance.get()
+    return DagsterInstance.from_config(str(home))
 
 
 @dataclass
@@ -160,6 +195,7 @@ def run_pipeline(
 ) -> RunSummary:
     """Ingest what is in the inboxes and materialize everything (see module docstring)."""
     from .definitions import build_definitions
+    from .defs.sensors import ARCHIVE_SEQ_TAG, CENTER_TAG, TRIGGER_TAG
 
     t0 = time.time()
     paths = data_paths(data_dir).ensure()
@@ -179,11 +215,13 @@ def run_pipeline(
         return summary
     defs = build_definitions(paths.root)
     instance = instance or get_instance(paths)
-    center_job = defs.get_job_def("center_job")
+    center_job = defs.resolve_job_def("center_job")
     for c in centers:
-        if not accepted_deliveries(paths, c):
+        accepted = accepted_deliveries(paths, c)
+        if not accepted:
             continue
-        r = center_job.execute_in_process(partition_key=c, instance=instance, raise_on_error=False, run_config=QUIET, tags={"ibd/center": c, "ibd/trigger": "cli"})
+        tags = {CENTER_TAG: c, TRIGGER_TAG: "cli", ARCHIVE_SEQ_TAG: str(accepted[-1].seq)}
+        r = center_job.execute_in_process(partition_key=c, instance=instance, raise_on_error=False, run_config=QUIET, tags=tags)
         summary.center_runs[c] = (r.success, "" if r.success else _failure_message(r))
         if r.success:
             summary.check_errors += _error_checks(r)
@@ -195,7 +233,7 @@ def run_pipeline(
         )
         summary.stopped = True
     elif study and summary.center_runs:
-        r = defs.get_job_def("study_job").execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET, tags={"ibd/trigger": "cli"})
+        r = defs.resolve_job_def("study_job").execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET, tags={TRIGGER_TAG: "cli"})
         summary.study_run = (r.success, "" if r.success else _failure_message(r))
         if r.success:
             summary.check_errors += _error_checks(r)
