@@ -70,7 +70,7 @@ def test_only_advanced_episodes_started_before_upa_count():
     st2 = Study()
     st2.patient("Q", diagnosis="CD")
     st2.med("Q", "infliximab", -300, -200, "primary_nonresponse")
-    st2.med("Q", "vedolizumab", -1, 20, "primary_nonresponse")  # day -1: before
+    st2.med("Q", "vedolizumab", -1, -1, "primary_nonresponse")  # day -1: before
     assert row(st2.dtt(), patient_id="Q")["n_failed_mechanisms"] == 2
     # the minimum number of mechanisms is a setting
     assert row(st.dtt(settings(dtt={"min_failed_mechanisms": 1})), patient_id="P")["is_dtt"]

@@ -49,8 +49,16 @@ def failed_mechanisms(meds: pd.DataFrame, settings: dict) -> pd.Series:
     """patient_id -> sorted distinct mechanisms of failed advanced therapies (STUDY.md
     "DTT-IBD" 1): episodes started before the UPA start, stopped for a failure reason,
     of an ``advanced: true`` drug (when ``dtt.advanced_only``); mechanism = CRF class
-    after ``dtt.mechanism_groups``. ``meds`` from ``medication_table``."""
+    after ``dtt.mechanism_groups``. ``meds`` from ``medication_table``.
+
+    A failure whose stop comes after the UPA start (an episode bridging the switch,
+    stopped later for loss of response) is not known before the UPA start, and DTT is
+    judged on data before it: with ``dtt.failure_stopped_by_upa_start`` (default true)
+    only episodes stopped on or before the UPA start date count (a missing stop date
+    is no known failure); false counts the stop reason whenever the episode stopped."""
     sel = meds["started_before_upa"] & meds["stop_reason"].isin(failure_stop_reasons(settings))
+    if settings["dtt"].get("failure_stopped_by_upa_start", True):
+        sel &= (meds["stop_date"] <= meds["upa_start_date"]).fillna(False).astype(bool)
     if settings["dtt"].get("advanced_only", True):
         sel &= meds["advanced"]
     f = meds[sel & meds["mechanism"].notna()]

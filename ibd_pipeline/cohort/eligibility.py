@@ -24,6 +24,10 @@ OUTPUT_COLUMNS = ["patient_id", "center", "diagnosis", "included", "exclusion_re
 REASON_SEPARATOR = "|"
 # the lab tests eligibility reads (liver_or_kidney); callers may pass only these
 LAB_TESTS = ("ALT", "AST", "EGFR")
+# the score items of an assessment (STUDY.md "Inclusion and exclusion" 3: a post-baseline
+# assessment is a visit that scored something - clinical or endoscopic)
+POST_BASELINE_SCORES = ("hbi_wellbeing", "hbi_pain", "hbi_liquid_stools", "hbi_mass", "hbi_complications",
+                        "mayo_stool", "mayo_bleeding", "mayo_pga", "mayo_endo", "ses_cd", "rutgeerts")
 
 
 def reason_order(settings: dict) -> list[str]:
@@ -92,7 +96,9 @@ def eligibility(
 
     Reason codes: ``not_dtt`` (``dtt.is_dtt`` false, or the patient missing from ``dtt``), ``under_18`` (age at UPA start <
     ``eligibility.adult_age``), ``insufficient_data`` (UC/CD: no baseline activity score -
-    see ``has_baseline_activity`` - or no assessment with day > 0), ``concomitant_biologic``
+    see ``has_baseline_activity`` - or no assessment with day > 0; with
+    ``eligibility.post_baseline_needs_score``, default true, that assessment must carry
+    a score item of ``POST_BASELINE_SCORES``: a visit row without any is no assessment), ``concomitant_biologic``
     (an episode of a class in ``eligibility.concomitant_biologic_classes`` sharing >= 1 day
     with UPA treatment [start, stop or last follow-up]; an ongoing episode runs to the last
     follow-up), ``other:ibdu``, ``other:pregnancy_or_breastfeeding``,
@@ -117,7 +123,11 @@ def eligibility(
 
     a = add_day(assessments, pt, "visit_date")
     scored = p["diagnosis"].isin(["UC", "CD"])
-    post = pd.Series(True, index=ids).where(ids.isin(a.loc[a["day"] > 0, PATIENT_KEY]), False)
+    post_rows = a[a["day"] > 0]
+    if e.get("post_baseline_needs_score", True):  # a visit row with no score is no assessment
+        scores = [c for c in POST_BASELINE_SCORES if c in post_rows.columns]
+        post_rows = post_rows[post_rows[scores].notna().any(axis=1)] if scores else post_rows.iloc[:0]
+    post = pd.Series(ids.isin(post_rows[PATIENT_KEY]), index=ids)
     base = has_baseline_activity(a, pt, settings).reindex(ids)
     reasons["insufficient_data"] = scored & (~base.astype(bool) | ~post.astype(bool))
 

@@ -181,6 +181,7 @@ SCORE_PARTS = {
     "ses_cd": (("ses_cd",), True),
     "rutgeerts": (("rutgeerts",), True),
 }
+CD_ENDOSCOPY = ("ses_cd", "rutgeerts")  # the CD endoscopic scores (setting timepoints.cd_endoscopy)
 
 
 def scores_at(
@@ -194,7 +195,8 @@ def scores_at(
     (STUDY.md "Time points and windows": HBI, and the Mayo stool and bleeding subscores,
     come from one visit - the closest visit in the window that has them; an endoscopic
     score - Mayo endoscopic subscore, SES-CD, Rutgeerts - is the closest endoscopy in the
-    window that has it). ``assessments`` need ``day``; HBI is recomputed from its items.
+    window that has it; with ``timepoints.cd_endoscopy: closest_endoscopy`` SES-CD and
+    Rutgeerts both come from the closest endoscopy having either). ``assessments`` need ``day``; HBI is recomputed from its items.
 
     Index: patient_id (every patient of ``diagnosis_by_patient``). Columns per part in
     ``parts``: hbi + hbi_date; mayo_stool, mayo_bleeding + mayo_sb_date; mayo_endo +
@@ -212,12 +214,24 @@ def scores_at(
         settings["timepoints"].get("tie_break", "earlier"),
     )
     offset = ranked["day"].to_numpy(dtype=float) - ranked["target_day"].to_numpy(dtype=float)
+    # CD endoscopy: "closest_per_score" (default) takes each of SES-CD and Rutgeerts from
+    # the closest endoscopy having it - SES-CD is the CD score, Rutgeerts counts "where
+    # only Rutgeerts is recorded" (STUDY.md "Endpoints"); "closest_endoscopy" takes both
+    # from the one closest endoscopy having either (an older SES-CD is then not used)
+    cd_rule = settings["timepoints"].get("cd_endoscopy", "closest_per_score")
+    if cd_rule not in ("closest_endoscopy", "closest_per_score"):
+        raise ValueError(f"timepoints.cd_endoscopy must be closest_endoscopy or closest_per_score, got {cd_rule!r}")
     cols: dict[str, pd.Series] = {}
     for part in parts:
         req, endo = SCORE_PARTS[part]
         plo, phi = bounds[endo]
         in_window = ranked[(offset >= plo) & (offset <= phi)] if (plo, phi) != (lo, hi) else ranked
-        chosen = first_per_group(in_window, req).set_index(PATIENT_KEY).reindex(ids)
+        if part in CD_ENDOSCOPY and cd_rule == "closest_endoscopy":
+            has = in_window[list(CD_ENDOSCOPY)].notna().any(axis=1)
+            chosen = first_per_group(in_window[has]).set_index(PATIENT_KEY).reindex(ids)
+            chosen.loc[chosen[req[0]].isna(), "visit_date"] = pd.NaT
+        else:
+            chosen = first_per_group(in_window, req).set_index(PATIENT_KEY).reindex(ids)
         for c in req:
             cols["hbi" if c == "hbi_total" else c] = chosen[c]
         cols[f"{part}_date"] = chosen["visit_date"]

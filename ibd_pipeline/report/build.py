@@ -296,12 +296,36 @@ def _leaves(d: dict, prefix: str = ""):
             yield key, v
 
 
+def _decided_rules(s: dict) -> str:
+    """Where STUDY.md left room, the rule this report applied (issue 13), from the settings."""
+    d, t, e = s.get("dtt") or {}, s.get("timepoints") or {}, s.get("eligibility") or {}
+    late = d.get("failure_stopped_by_upa_start", True)
+    cd = t.get("cd_endoscopy", "closest_per_score")
+    score = e.get("post_baseline_needs_score", True)
+    items = [
+        ("DTT failure after the UPA start (dtt.failure_stopped_by_upa_start = " + str(late).lower() + ")",
+         "an advanced therapy counts as failed only if it stopped on or before the UPA start date (DTT is judged on "
+         "data before the UPA start)" if late else "a failure stop reason counts even when the episode stopped "
+         "after the UPA start"),
+        (f"CD endoscopy (timepoints.cd_endoscopy = {cd})",
+         "SES-CD is taken from the closest endoscopy in the window that has it, even when a closer one has only a "
+         "Rutgeerts score (Rutgeerts counts where only Rutgeerts is recorded)" if cd == "closest_per_score" else
+         "SES-CD and Rutgeerts both come from the one closest endoscopy having either"),
+        ("Post-baseline assessment (eligibility.post_baseline_needs_score = " + str(score).lower() + ")",
+         "a visit after day 0 counts only if it has at least one score item (HBI, Mayo, SES-CD, Rutgeerts)"
+         if score else "any visit row after day 0 counts"),
+    ]
+    return F.heading(3, "Rules decided where the protocol left room") + table(
+        ["Rule", "Applied"], [[Cell(a, cls="lbl"), b] for a, b in items])
+
+
 def _sec_settings(c: _Ctx) -> str:
     s = c.settings
     if not s:
         raise Unavailable("no settings were given and the warehouse has no ref.settings")
     out = [para("Every threshold, window, ordering and grouping below is a default of the study protocol "
-                "that the study team can change in study.yaml; these are the values this report was built with.")]
+                "that the study team can change in study.yaml; these are the values this report was built with."),
+           _decided_rules(s)]
     ref = c.wh.ref_settings_flat()
     if ref is not None:
         mine = flatten_settings(s)
@@ -864,8 +888,11 @@ def _ratio_rows(df: pd.DataFrame, est: str, extra) -> list:
     rows = []
     ok = _estimable(df, est) if len(df) else pd.Series(dtype=bool)
     for (i, r), good in zip(df.iterrows(), ok):
+        shown = F.fmt_est_ci(r[est], r["ci_low"], r["ci_high"])
+        if r.get("estimable") is False or (not F.missing(r.get("estimable")) and not bool(r.get("estimable"))):
+            shown = f"not estimable ({fmt_int(r.get('events'))} events / {fmt_int(r.get('n'))})"
         rows.append([Cell(_var_label(r["variable"]), cls="lbl"),
-                     Cell(F.fmt_est_ci(r[est], r["ci_low"], r["ci_high"]), cls=None if good else "warn"),
+                     Cell(shown, cls=None if good else "warn"),
                      fmt_p(r["p_value"]), *extra(r)])
     return rows
 
@@ -912,8 +939,10 @@ def _sec_predictors(c: _Ctx) -> str:
                 f"{TP_LABELS.get(po.get('timepoint', 'month12'), po.get('timepoint'))} "
                 f"({ANALYSES.get(po.get('analysis', 'complete_case'), po.get('analysis'))}). Selection: elastic-net "
                 f"logistic regression with {st.get('cv_folds', 10)}-fold cross-validation, Boruta random-forest "
-                "importance as confirmation; then a multivariable logistic model with center as a fixed effect "
-                "(cluster-robust errors by center as fall-back).")]
+                "importance as confirmation; then a multivariable logistic model with center as a fixed effect, at most "
+                f"one variable per {st.get('events_per_variable', 10)} patients of the smaller outcome class; "
+                "maximum likelihood when it converges without separation, else Firth-penalized (profile-likelihood "
+                "CIs). A variable without a finite estimate is reported as not estimable.")]
 
     def model():
         m = c.wh.get("logistic_model", ["variable", "odds_ratio", "ci_low", "ci_high", "p_value"])
