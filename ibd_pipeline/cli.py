@@ -98,6 +98,44 @@ def cmd_verify(args) -> int:
     return 0 if r.ok else 1
 
 
+def cmd_confirm(args) -> int:
+    """Confirm a held delivery (header-only or far smaller than the current one)."""
+    from .loading import confirm_delivery
+
+    try:
+        d = confirm_delivery(_paths(args), args.center, args.file_name, by=args.by or "")
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.center}: {d.file_name} confirmed; the next run (ibd-pipeline run) applies it")
+    return 0
+
+
+def next_step_lines(paths) -> list[str]:
+    """The coordinator's next step per center, from its status page's list."""
+    import duckdb
+
+    from .status_page import next_steps
+
+    out = []
+    if not paths.warehouse.exists():
+        return out
+    con = duckdb.connect(str(paths.warehouse), read_only=True)
+    try:
+        for c in load_centers():
+            dl = con.execute("SELECT * FROM analytics.deliveries WHERE center = ?", [c]).df()
+            notes = con.execute("SELECT * FROM analytics.delivery_notes WHERE center = ?", [c]).df()
+            n_open = con.execute("SELECT count(*) FROM analytics.discrepancies WHERE center = ? AND status = 'open'", [c]).fetchone()[0]
+            wl = sorted(p.name for p in paths.outbox(c).glob("worklist_*"))
+            out.append(f"{c}: status page {paths.outbox(c) / 'index.html'}")
+            out += [f"  - {en}" for _zh, en in next_steps(dl, notes, int(n_open), wl)]
+    except duckdb.Error:
+        return out
+    finally:
+        con.close()
+    return out
+
+
 def cmd_demo(args) -> int:
     """Synthetic deliveries -> the whole study (two runs around the reviewer's
     adjudication) -> where the warehouse, the report and the UI are."""
@@ -127,6 +165,11 @@ def cmd_demo(args) -> int:
     print(f"study report         : {paths.reports / 'study_report.html'}")
     print(f"coordinator outboxes : {paths.root / 'outbox'}")
     print(f"Dagster UI           : make dev  (or: DAGSTER_HOME={dagster_home(paths)} IBD_DATA_DIR={paths.root} .venv/bin/dagster dev) -> http://127.0.0.1:3000")
+    steps = next_step_lines(paths)
+    if steps:
+        print()
+        print("coordinators' next step (each center's outbox/<center>/index.html):")
+        print("\n".join(steps))
     return 0 if ok else 1
 
 
@@ -196,6 +239,12 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--center", action="append", help="only this center (repeatable)")
     s.add_argument("--settle", type=float, default=None, help="seconds a file must be unchanged before it is taken")
     s.set_defaults(fn=cmd_run)
+
+    s = sub.add_parser("confirm", help="confirm a held delivery (header-only or far smaller than the current one)")
+    s.add_argument("center")
+    s.add_argument("file_name")
+    s.add_argument("--by", help="who confirms (recorded in archive/<center>/confirmed.jsonl)")
+    s.set_defaults(fn=cmd_confirm)
 
     s = sub.add_parser("rebuild", help="rebuild the warehouse from the archive alone")
     s.set_defaults(fn=cmd_rebuild)

@@ -8,7 +8,7 @@ from .resources import StudyResource
 
 SNAPSHOT = dg.AssetKey(["analytics_snapshot"])
 # Raw delivered values stay in the working warehouse; analysts get the counts and rules.
-SNAPSHOT_DROP_COLUMNS = {"analytics.quarantine": ["value"]}
+SNAPSHOT_DROP_COLUMNS = {"analytics.quarantine": ["value"], "analytics.withdrawals": ["reason", "recorded_by"]}
 
 
 def build_snapshot_asset(upstream: list[dg.AssetKey]) -> dg.AssetsDefinition:

@@ -10,6 +10,7 @@ from dagster_duckdb import DuckDBResource
 from .. import reconcile as rc
 from .. import sqlmodels as sm
 from .. import warehouse as wh
+from ..status_page import write_status_page
 from ..loading import mrn_map
 from ..reconcile.sample import ORDER_FIELDS
 from ..spreadsheet import neutralise_frame
@@ -168,6 +169,8 @@ def reconciliation(context: dg.AssetExecutionContext, study: StudyResource, ware
     worklist = None
     if len(open_disc):
         worklist = rc.write_worklist(open_disc, center, profile, mrns, paths.outbox(center), dt.date.today().strftime("%Y%m%d"))
+    with warehouse.get_connection() as con:
+        write_status_page(con, paths, profile)  # the open discrepancies and the worklist to return
     passed, message = rc.agreement_gate(agreement, center, s["agreement_threshold_pct"])
     overall = agreement[(agreement["table_name"] == "*") & (agreement["field"] == "*")]
     pct = float(overall["pct_agree"].iloc[0]) if len(overall) else float("nan")
