@@ -394,3 +394,25 @@ def test_print_stylesheet_keeps_wide_tables_whole(full):
     assert re.search(r"table\.data thead\{display:table-header-group\}", pr)  # headers repeat on each page
     assert re.search(r"table\.data tr\{break-inside:avoid\}", pr)
     assert re.search(r"@page\{size:A4 landscape", pr)
+
+
+def test_published_vs_derived_compares_predictors_by_direction_and_lab_means(full):
+    res, html = full
+    cmp_ = res.published_comparison
+    pred = cmp_[cmp_["domain"] == "predictors"].set_index("quantity")
+    age = pred.loc["confirmed_age"]
+    # fixture model: age OR 0.92 (published 0.87), selected by the elastic net and Boruta
+    assert age["derived"].startswith("OR 0.92") and "selected by elastic net and Boruta" in age["derived"]
+    assert "published lower odds; derived lower odds: direction agrees" in age["note"]
+    il = pred.loc["il12_23_il23"]
+    assert "not in the derived model" in il["derived"] and "not selected" in il["derived"]
+    assert pred["match"].isna().all()  # shown with direction, never counted as a reproduced count
+    labs = cmp_[cmp_["domain"] == "lab means"].set_index("quantity")
+    b = RF.tables()["biomarkers"]
+    crp = b[(b["test"] == "CRP") & (b["timepoint"] == "baseline")]["value"].mean()
+    assert labs.loc["mean CRP_mg_L", "published"] == 5.3
+    assert labs.loc["mean CRP_mg_L", "derived"] == round(crp, 1)
+    assert labs.loc["mean CRP_mg_L", "note"].startswith(f"difference {100 * (crp - 5.3) / 5.3:+.0f}%")
+    assert labs.loc["mean HB_g_L", "note"] == "HB not derived"  # the fixture keeps CRP and FC only
+    sec = _section(html, "published")
+    assert "<h3>Lab means</h3>" in sec and "direction agrees" in sec

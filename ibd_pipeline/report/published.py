@@ -159,6 +159,7 @@ def _baseline_rows(pub: dict, get: Getter, settings: dict) -> list[dict]:
         rows.append(_row("baseline", quantity, dx, None, p, d, _cmp(p, d),
                          note or ("" if d is not None else f"{var} is not derived")))
 
+    rows += _lab_mean_rows(pub.get("baseline_means") or {}, get)
     for key, val in pub.items():
         if key == "baseline_means":
             continue
@@ -278,22 +279,82 @@ def _safety_rows(pub: dict, get: Getter) -> list[dict]:
     return rows
 
 
+def _lab_mean_rows(pub: dict, get: Getter) -> list[dict]:
+    """Published baseline lab means (key TEST_unit) vs the mean baseline value of the
+    included patients (analytics.biomarkers, time point baseline): shown with the
+    relative difference, not compared (a mean of 80 patients is not reproduced exactly)."""
+    if not pub:
+        return []
+    try:
+        b = get("biomarkers")
+        b = b[b["timepoint"] == "baseline"]
+    except Unavailable as e:
+        return [_row("lab means", "baseline lab means", "overall", "baseline", None, None, None, f"not available: {e}")]
+    rows = []
+    for key, p in pub.items():
+        test = key.split("_")[0]
+        v = pd.to_numeric(b.loc[b["test"] == test, "value"], errors="coerce").dropna()
+        if v.empty:
+            rows.append(_row("lab means", f"mean {key}", "overall", "baseline", p, None, None, f"{test} not derived"))
+            continue
+        d = float(v.mean())
+        rel = 100.0 * (d - float(p)) / float(p)
+        rows.append(_row("lab means", f"mean {key}", "overall", "baseline", p, round(d, 1), None,
+                         f"difference {rel:+.0f}% (n = {len(v)}); a mean: shown, not compared"))
+    return rows
+
+
+def _direction(ratio) -> str | None:
+    r = pd.to_numeric(pd.Series([ratio]), errors="coerce").iloc[0]
+    if pd.isna(r) or r <= 0 or r == float("inf"):
+        return None
+    return "higher odds" if r > 1 else "lower odds" if r < 1 else "no effect"
+
+
 def _predictor_rows(pub: dict, get: Getter) -> list[dict]:
+    """Published Table 2 predictors vs the derived model: the estimate, whether the
+    covariate was selected (in the multivariable model, or by the elastic net / Boruta)
+    and whether its direction agrees. With about 80 patients the effects are recovered
+    only roughly, so predictors are compared by direction, not by value."""
     try:
         m = get("logistic_model")
     except Unavailable:
         m = None
+    try:
+        sel = get("predictor_selection")
+    except Unavailable:
+        sel = None
     rows = []
     for key, v in pub.items():
         var = PREDICTOR_ALIASES.get(key, key)
         p = f"OR {v.get('or')} ({v.get('ci', [None, None])[0]}-{v.get('ci', [None, None])[1]}), p {v.get('p')}"
-        d = None
-        if m is not None and var in set(m["variable"]):
+        d, derived_dir = None, None
+        in_model = m is not None and var in set(m["variable"])
+        if in_model:
             r = m[m["variable"] == var].iloc[0]
             d = f"OR {fmt_ratio(r['odds_ratio'])} ({fmt_ratio(r['ci_low'])}-{fmt_ratio(r['ci_high'])}), p {fmt_p(r['p_value'])}"
-        rows.append(_row("predictors", key, "overall", None, p, d if d else "not in the derived model", None,
-                         "model estimate: shown, not compared"))
+            derived_dir = _direction(r["odds_ratio"])
+        picked = []
+        if sel is not None and var in set(sel["variable"]):
+            s_ = sel[sel["variable"] == var].iloc[0]
+            if "selected_by_enet" in sel and bool(s_["selected_by_enet"]) is True:
+                picked.append("elastic net")
+            if "boruta_decision" in sel and str(s_["boruta_decision"]) == "confirmed":
+                picked.append("Boruta")
+            if derived_dir is None and "enet_coef" in sel and not missing(s_["enet_coef"]) and float(s_["enet_coef"]) != 0:
+                derived_dir = "higher odds" if float(s_["enet_coef"]) > 0 else "lower odds"
+        pub_dir = _direction(v.get("or"))
+        selected = "selected by " + " and ".join(picked) if picked else ("in the model" if in_model else "not selected")
+        agree = ("direction agrees" if derived_dir == pub_dir else "direction differs") if derived_dir else \
+            "direction not estimable"
+        rows.append(_row("predictors", key, "overall", None, p,
+                         f"{d or 'not in the derived model'}; {selected}",
+                         None, f"published {pub_dir}; derived {derived_dir or DASH_TEXT}: {agree} "
+                               "(compared by direction only: n is small)"))
     return rows
+
+
+DASH_TEXT = "\u2014"
 
 
 def compare_published(published: dict, get: Getter, settings: dict | None = None) -> pd.DataFrame:
