@@ -108,11 +108,11 @@ def _drop_cached_values(path):
             z.writestr(n, data)
 
 
-def test_formula_cells_without_a_computed_value_reject_the_workbook(tmp_path):
+def _lab_workbook(path, cached):
+    """Two zju2 lab rows whose value is the formula =40+41 (cached value ``cached``)."""
     import xlsxwriter
 
     p = centers()["zju2"]
-    path = tmp_path / "A_20250401.xlsx"
     wb = xlsxwriter.Workbook(str(path))
     ws = wb.add_worksheet("检验")
     for j, c in enumerate(LAB_COLS):
@@ -121,9 +121,14 @@ def test_formula_cells_without_a_computed_value_reject_the_workbook(tmp_path):
         ws.write_row(i, 0, ["Z1", "r"])
         ws.write_datetime(i, 2, dt.datetime(2024, 3, i), wb.add_format({"num_format": "yyyy-mm-dd"}))
         ws.write_row(i, 3, ["血沉"])
-        ws.write_formula(i, 4, "=40+41")
+        ws.write_formula(i, 4, "=40+41", None, cached)
         ws.write_row(i, 5, ["mm/h"])
     wb.close()
+    return path
+
+
+def test_formula_cells_without_a_computed_value_reject_the_workbook(tmp_path):
+    path = _lab_workbook(tmp_path / "A_20250401.xlsx", 0)
     assert one(path, "zju2").valid["value"].tolist() == [0.0, 0.0]  # what a naive read makes of it
     _drop_cached_values(path)
     with pytest.raises(UnreadableFileError) as ei:
@@ -132,16 +137,5 @@ def test_formula_cells_without_a_computed_value_reject_the_workbook(tmp_path):
 
 
 def test_a_workbook_with_computed_formula_values_is_read(tmp_path):
-    import xlsxwriter
-
-    p = centers()["zju2"]
-    path = tmp_path / "A_20250401.xlsx"
-    wb = xlsxwriter.Workbook(str(path))
-    ws = wb.add_worksheet("检验")
-    for j, c in enumerate(LAB_COLS):
-        ws.write_string(0, j, p.header_for("labs", c))
-    ws.write_row(1, 0, ["Z1", "r", "2024-03-01", "血沉"])
-    ws.write_formula(1, 4, "=40+41", None, 81)
-    ws.write_row(1, 5, ["mm/h"])
-    wb.close()
-    assert one(path, "zju2").valid["value"].tolist() == [81.0]
+    path = _lab_workbook(tmp_path / "A_20250401.xlsx", 81)
+    assert one(path, "zju2").valid["value"].tolist() == [81.0, 81.0]
