@@ -75,12 +75,14 @@ def _known_cjk(run: str) -> bool:
 _SINGLE = frozenset("的第行列在是否和或与及中个为了不已共无有值表于")
 
 
-def phi_suspect(text: str) -> bool:
-    """True when ``text`` holds something that may identify a patient (see module doc)."""
-    return redact(text) != text
+def phi_suspect(text: str, names: bool = True) -> bool:
+    """True when ``text`` holds something that may identify a patient (see module doc);
+    ``names=False`` looks for phone and record numbers only (for fields whose own
+    values may be Chinese words, e.g. a staff code 录入员1)."""
+    return redact(text, names=names) != text
 
 
-def redact(text) -> str:
+def redact(text, names: bool = True) -> str:
     """``text`` with every identifier-like part replaced by :data:`WITHHELD`."""
     if text is None:
         return ""
@@ -94,6 +96,8 @@ def redact(text) -> str:
 
     s = _DIGITS.sub(digits, s)
     s = _MRN_LIKE.sub(WITHHELD, s)
+    if not names:
+        return s
     return _CJK_RUN.sub(lambda m: m.group(0) if _known_cjk(m.group(0)) else WITHHELD, s)
 
 

@@ -226,6 +226,9 @@ def iter_extract(
             spec=spec,
             headers=profile.headers(part.table, list(spec.fields)),
             code_lists=_code_lists(spec, profile),
+            delivery_date=name.date,
+            plausibility=dict(crf.raw.get("plausibility") or {}),
+            no_identifier_fields=tuple(crf.raw.get("no_identifier_fields") or ()),
         )
         src = source_file_of(file_name, part.sheet)
         kept = [f for f in spec.kept_fields if f in pos]

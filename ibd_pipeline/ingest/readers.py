@@ -274,6 +274,55 @@ def _sheet_label(names: list[str], name: str) -> str:
     return f"{safe_label(name)} (sheet no. {pos})" if pos else safe_label(name)
 
 
+_TAG_ATTR = re.compile(r'([\w:]+)="([^"]*)"')
+
+
+def _tags(xml: str, tag: str) -> list[dict[str, str]]:
+    return [dict(_TAG_ATTR.findall(m)) for m in re.findall(rf"<(?:\w+:)?{tag}\b([^>]*)/?>", xml)]
+
+
+_CELL = re.compile(rb"<c\b([^>]*?)(?:/>|>(.*?)</c>)", re.S)
+
+
+def formula_cells_without_value(path: Path, sheets: list[str]) -> dict[str, list[str]]:
+    """Cells of ``sheets`` that hold a formula but no computed (cached) value - a workbook
+    saved by a program that does not calculate; read naively they would be empty or 0
+    (issue 18: a lab 81 became 0). Sheet name -> cell references (e.g. ``E12``)."""
+    import zipfile
+
+    out: dict[str, list[str]] = {}
+    try:
+        with zipfile.ZipFile(path) as z:
+            wb = z.read("xl/workbook.xml").decode("utf-8", "replace")
+            rels = z.read("xl/_rels/workbook.xml.rels").decode("utf-8", "replace")
+            target = {r.get("Id"): r.get("Target", "") for r in _tags(rels, "Relationship")}
+            members = set(z.namelist())
+            for sh in _tags(wb, "sheet"):
+                name = sh.get("name", "")
+                name = name.replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"').replace("&apos;", "'")
+                if name not in sheets:
+                    continue
+                t = target.get(sh.get("r:id", ""), "").lstrip("/")
+                part = t if t.startswith("xl/") else f"xl/{t}"
+                if part not in members:
+                    continue
+                with z.open(part) as fh:
+                    data = fh.read()
+                if b"<f" not in data:
+                    continue
+                refs = []
+                for m in _CELL.finditer(data):
+                    body = m.group(2) or b""
+                    if b"<f" in body and not re.search(rb"<v>[^<]", body):
+                        r = re.search(rb'\br="([A-Z]+\d+)"', m.group(1))
+                        refs.append(r.group(1).decode() if r else "?")
+                if refs:
+                    out[name] = refs
+    except (KeyError, OSError, zipfile.BadZipFile, ValueError):
+        return out  # the workbook reader reports a damaged file itself
+    return out
+
+
 def _sheet_matcher(profile: CenterProfile):
     base = {header_key(s): (s, t) for s, t in profile.sheets.items()}
     pat = profile.raw.get("sheet_continuation")
@@ -395,6 +444,19 @@ def read_xlsx_parts(
             file_name,
             f"the workbook has none of this center's sheets ({expected}); sheets found: "
             + (", ".join(_sheet_label(names, n) for n in names) or "none") + ".",
+        )
+
+    no_value = formula_cells_without_value(path, [n for *_, n, _t in found])
+    if no_value:
+        where = "; ".join(
+            f"sheet {_sheet_label(names, n)}: {', '.join(refs[:5])}" + (f" and {len(refs) - 5} more" if len(refs) > 5 else "")
+            for n, refs in no_value.items()
+        )
+        raise UnreadableFileError(
+            file_name,
+            f"cells hold formulas without a computed value ({where}): the workbook was saved without calculating. "
+            "Open it in Excel (or WPS), let it recalculate or paste the values, save and deliver it again. "
+            "/ 单元格含有未计算结果的公式：请在Excel中重新计算（或粘贴为数值）后保存并重新提交。",
         )
 
     def parts() -> Iterator[RawPart]:

@@ -23,10 +23,15 @@ RULES: dict[str, tuple[str, str]] = {
     ),
     "event_after_birth": ("date before the patient's birth date", "日期早于患者出生日期"),
     "patient_known": ("patient not in this round's patients table", "患者不在本轮患者表中"),
+    "implausible_age": ("implausible age at the upadacitinib start", "乌帕替尼开始时年龄不合理"),
+    "date_after_delivery": ("date after the delivery date of the file", "日期晚于文件的交付日期"),
+    "exposure_after_followup": ("upadacitinib stop after the last follow-up", "乌帕替尼停药日期晚于末次随访日期"),
+    "identifier": ("looks like a patient's phone or record number", "疑似患者电话或病历号"),
 }
 
 ROW_RULES = ("required", "type", "code", "range", "unit")
 CROSS_FIELD_RULES = ("stop_reason_required", "stop_after_start", "followup_after_start", "event_after_birth")
+PLAUSIBILITY_RULES = ("implausible_age", "date_after_delivery", "exposure_after_followup")
 CROSS_TABLE_RULES = ("score_matches_diagnosis", "event_after_birth", "patient_known")
 
 QUARANTINE_COLUMNS = [

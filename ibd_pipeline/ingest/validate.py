@@ -16,7 +16,7 @@ from .normalize import FAILURE_COLUMNS
 from ibd_pipeline.privacy import redact
 
 from .rules import QUARANTINE_COLUMNS, empty_quarantine, reason
-from .schemas import check_rule, cross_field_rules
+from .schemas import check_rule, column_name, cross_field_rules
 
 
 class KeyTracker:
@@ -101,6 +101,9 @@ class ChunkContext:
     spec: TableSpec
     headers: dict[str, str]  # canonical field -> the center's column header
     code_lists: dict[str, str] = field(default_factory=dict)  # field -> accepted spellings (text)
+    delivery_date: str = ""  # ISO date of the delivery (its file name), "" when unknown
+    plausibility: dict = field(default_factory=dict)  # crf.yaml ``plausibility``
+    no_identifier_fields: tuple = ()  # crf.yaml ``no_identifier_fields``
 
     def hdr(self, f: str) -> str:
         h = self.headers.get(f, f)
@@ -147,6 +150,56 @@ def schema_messages(fails: pd.DataFrame, ctx: ChunkContext, texts: dict[str, np.
         for i in g.index:
             msg.at[i] = (zh, en)
     return msg
+
+
+def plausibility_failures(frame: pd.DataFrame, texts: dict[str, np.ndarray], ctx: ChunkContext) -> pd.DataFrame:
+    """Failures (pos, field, rule, message) of the CRF's plausibility limits and of the
+    no-identifier fields (crf.yaml ``plausibility``, ``no_identifier_fields``; issue 18
+    "implausible is not silent"): age at the upadacitinib start outside the limits, a
+    date after the delivery date, the upadacitinib stop after the last follow-up, a
+    staff-code field holding what looks like a patient identifier."""
+    from ibd_pipeline.privacy import phi_suspect
+
+    out: list[pd.DataFrame] = []
+
+    def add(mask, fld, rule, zh, en):
+        pos = np.flatnonzero(np.asarray(mask, dtype=bool))
+        if len(pos):
+            msg = np.empty(len(pos), dtype=object)
+            msg.fill((zh, en))
+            out.append(pd.DataFrame({"pos": pos, "field": fld, "rule": rule, "message": msg}))
+
+    pl = ctx.plausibility or {}
+    cols = set(frame.columns)
+    age = pl.get("age_at_upa_start_years")
+    if age and {"birth_date", "upa_start_date"} <= cols:
+        b, s = frame["birth_date"], frame["upa_start_date"]
+        years = s.dt.year - b.dt.year - ((s.dt.month * 100 + s.dt.day) < (b.dt.month * 100 + b.dt.day)).astype(int)
+        lo, hi = age
+        bad = years.notna() & ((years < lo) | (years > hi))
+        add(bad.to_numpy(), "birth_date", "implausible_age",
+            f"乌帕替尼开始时的年龄不在 {lo}–{hi} 岁之间", f"gives an age at the upadacitinib start outside {lo}-{hi} years")
+    if pl.get("dates_not_after_delivery") and ctx.delivery_date:
+        limit = np.datetime64(ctx.delivery_date, "ns")
+        for f, spec in ctx.spec.fields.items():
+            c = column_name(f)
+            if spec.type == "date" and c in cols:
+                d = frame[c].to_numpy("datetime64[ns]")
+                add(~np.isnat(d) & (d > limit), f, "date_after_delivery",
+                    f"晚于本文件的交付日期 {ctx.delivery_date}", f"is after the delivery date {ctx.delivery_date} of this file")
+    if pl.get("exposure_within_followup") and {"upa_stop_date", "last_followup_date"} <= cols:
+        bad = frame["upa_stop_date"] > frame["last_followup_date"]
+        add(bad.fillna(False).to_numpy(), "upa_stop_date", "exposure_after_followup",
+            f"晚于末次随访日期 {ctx.hdr('last_followup_date')}", f"is after the last follow-up {ctx.hdr('last_followup_date')}")
+    for f in ctx.no_identifier_fields:
+        if f in texts and f in ctx.spec.fields:
+            codes, uniq = pd.factorize(pd.Series(texts[f], dtype=object), use_na_sentinel=True)
+            sus = np.array([isinstance(u, str) and phi_suspect(u, names=False) for u in uniq], dtype=bool)
+            if sus.any():
+                add((codes >= 0) & sus[np.maximum(codes, 0)], f, "identifier",
+                    "疑似患者电话或病历号（此处只填写工作人员代码）",
+                    "looks like a patient's phone or record number (write the staff code only)")
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=FAILURE_COLUMNS)
 
 
 _ROW = "\x00row\x00"
@@ -234,7 +287,19 @@ def validate_chunk(
         sch = sch[~np.array(drop, dtype=bool)]
     sch = sch.reset_index(drop=True)
     sch["message"] = schema_messages(sch, ctx, texts, frame) if len(sch) else []
-    parts = [norm_fails[FAILURE_COLUMNS], sch[FAILURE_COLUMNS]]
+    plaus = plausibility_failures(frame, texts, ctx)
+    if len(plaus) and (ctx.plausibility or {}).get("on_fail") == "block":
+        from .errors import UnreadableFileError
+
+        rows_bad = sorted({int(rows[p]) for p in plaus["pos"]})
+        rules = ", ".join(sorted(set(plaus["rule"])))
+        raise UnreadableFileError(
+            ctx.file_name,
+            f"{len(rows_bad)} row(s) are implausible ({rules}; first at row {rows_bad[0]}); the study's setting "
+            "plausibility.on_fail: block holds the whole delivery back (the previous one stays current). "
+            "Correct the rows and deliver the file again.",
+        )
+    parts = [norm_fails[FAILURE_COLUMNS], sch[FAILURE_COLUMNS], plaus[FAILURE_COLUMNS]]
     dpos, first_row, first_sheet = tracker.check(frame[key_cols], rows, ctx.sheet)
     if len(dpos):
         kf = list(ctx.spec.key)
