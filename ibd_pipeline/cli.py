@@ -4,6 +4,7 @@
     ibd-pipeline synth-adjudicate                         a reviewer fills the outbox worklists
     ibd-pipeline run [--center C]                         ingest the inboxes, materialize everything
     ibd-pipeline rebuild                                  rebuild the warehouse from the archive
+    ibd-pipeline verify                                   check archive and warehouse against each other
     ibd-pipeline demo                                     the whole study on synthetic data
     ibd-pipeline query "SQL"                              query the analysts' snapshot (read-only)
     ibd-pipeline ui                                       the Dagster UI (sensor on)
@@ -78,7 +79,7 @@ def cmd_run(args) -> int:
 
     s = run_pipeline(args.data_dir, centers=args.center or None, settle_seconds=args.settle)
     print("\n".join(s.lines()))
-    return 0 if s.success else 1
+    return s.exit_status
 
 
 def cmd_rebuild(args) -> int:
@@ -127,10 +128,18 @@ def next_step_lines(paths) -> list[str]:
     return out
 
 
+def cmd_verify(args) -> int:
+    from .verify import verify
+
+    r = verify(_paths(args), list(load_centers()))
+    print("\n".join(r.lines()))
+    return 0 if r.ok else 1
+
+
 def cmd_demo(args) -> int:
     """Synthetic deliveries -> the whole study (two runs around the reviewer's
     adjudication) -> where the warehouse, the report and the UI are."""
-    from .runner import run_pipeline
+    from .runner import dagster_home, run_pipeline
     from .intake import accepted_deliveries
     from .synth import generate_deliveries
 
@@ -155,7 +164,7 @@ def cmd_demo(args) -> int:
     print(f"analysts' snapshot   : {paths.snapshot}")
     print(f"study report         : {paths.reports / 'study_report.html'}")
     print(f"coordinator outboxes : {paths.root / 'outbox'}")
-    print(f"Dagster UI           : make dev  (or: IBD_DATA_DIR={paths.root} .venv/bin/dagster dev) -> http://127.0.0.1:3000")
+    print(f"Dagster UI           : make dev  (or: DAGSTER_HOME={dagster_home(paths)} IBD_DATA_DIR={paths.root} .venv/bin/dagster dev) -> http://127.0.0.1:3000")
     steps = next_step_lines(paths)
     if steps:
         print()
@@ -178,13 +187,27 @@ def cmd_query(args) -> int:
     return 0
 
 
-def cmd_ui(args) -> int:
+# `dagster dev` announces that `dg dev` (dagster-dg-cli, not a dependency) supersedes it
+UI_WARNING_FILTER = "ignore:Function `dev_command` is superseded:FutureWarning"
+
+
+def ui_command(paths, host: str, port: int) -> tuple[list[str], dict]:
+    """``dagster dev`` for the data directory and its instance (``$DAGSTER_HOME``, else
+    ``<data dir>/dagster_home``, with the project's dagster.yaml): the command and its
+    environment."""
     from .runner import ensure_dagster_home
 
-    paths = _paths(args).ensure()
-    env = dict(os.environ, IBD_DATA_DIR=str(paths.root), DAGSTER_HOME=str(ensure_dagster_home(paths)))
+    warn = os.environ.get("PYTHONWARNINGS")
+    env = dict(os.environ, IBD_DATA_DIR=str(paths.root), DAGSTER_HOME=str(ensure_dagster_home(paths)),
+               PYTHONWARNINGS=f"{warn},{UI_WARNING_FILTER}" if warn else UI_WARNING_FILTER)
     exe = Path(sys.executable).with_name("dagster")
-    cmd = [str(exe), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", args.host, "-p", str(args.port)]
+    return [str(exe), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", host, "-p", str(port)], env
+
+
+def cmd_ui(args) -> int:
+    """Replace this process by ``dagster dev`` (webserver, daemon with the sensors, code
+    server): a signal to the process group reaches Dagster's own shutdown."""
+    cmd, env = ui_command(_paths(args).ensure(), args.host, args.port)
     os.chdir(PROJECT_ROOT)
     os.execvpe(cmd[0], cmd, env)
     return 0
@@ -225,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
 
     s = sub.add_parser("rebuild", help="rebuild the warehouse from the archive alone")
     s.set_defaults(fn=cmd_rebuild)
+
+    s = sub.add_parser("verify", help="check the archive and the warehouse against each other")
+    s.set_defaults(fn=cmd_verify)
 
     s = sub.add_parser("demo", help="synthetic deliveries -> whole study -> report")
     s.add_argument("--patients", type=int, default=122)

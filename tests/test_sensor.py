@@ -11,10 +11,11 @@ from ibd_pipeline.definitions import build_definitions
 from ibd_pipeline.defs.resources import StudyResource
 
 
-def _tick(sensor, data, cursor):
+def _tick(sensor, data, cursor, instance=None):
     """One evaluation as the daemon does it (evaluate_tick validates the result)."""
     repo = build_definitions(data).get_repository_def()
-    with dg.build_sensor_context(cursor=cursor, resources={"study": StudyResource(data_dir=str(data))}, repository_def=repo) as ctx:
+    instance = instance or dg.DagsterInstance.ephemeral()
+    with dg.build_sensor_context(cursor=cursor, resources={"study": StudyResource(data_dir=str(data))}, repository_def=repo, instance=instance) as ctx:
         tick = sensor.evaluate_tick(ctx)
     if tick.run_requests:
         return dg.SensorResult(run_requests=tick.run_requests), tick.cursor

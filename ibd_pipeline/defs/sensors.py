@@ -1,4 +1,10 @@
-"""Automation: the file-drop sensor and the pooled study run after a center's run."""
+"""Automation: the file-drop sensor and the pooled study run after a center's run.
+
+What has been processed is one notion for the sensor and the headless runner
+(``ibd-pipeline run``): every center run is tagged with the archive position
+(``ibd/archive_seq``, the manifest's ``seq`` of the newest accepted delivery) it read,
+and the sensor requests a center only when its archive holds a newer delivery than any
+run of that center in the instance. Starting the UI after headless runs requests nothing."""
 
 
 import json
@@ -8,6 +14,22 @@ import dagster as dg
 from ..config import load_centers, load_settings
 from ..intake import accepted_deliveries, take_complete_files
 from .resources import StudyResource
+
+
+CENTER_TAG = "ibd/center"
+TRIGGER_TAG = "ibd/trigger"
+ARCHIVE_SEQ_TAG = "ibd/archive_seq"
+
+
+def processed_seq(instance, job_name: str, center: str, look_back: int = 50) -> int:
+    """The newest archive position a run of ``job_name`` for ``center`` was started
+    with (any outcome: a failed run is not retried by the sensor; a new delivery is),
+    0 when there is none."""
+    records = instance.get_run_records(
+        filters=dg.RunsFilter(job_name=job_name, tags={CENTER_TAG: center}), limit=look_back
+    )
+    seqs = [int(r.dagster_run.tags[ARCHIVE_SEQ_TAG]) for r in records if r.dagster_run.tags.get(ARCHIVE_SEQ_TAG, "").isdigit()]
+    return max(seqs, default=0)
 
 
 def build_sensors(center_job, study_job):
@@ -30,8 +52,12 @@ def build_sensors(center_job, study_job):
             # archived a file and then failed is made good by the next one
             accepted = accepted_deliveries(paths, center)
             seq = accepted[-1].seq if accepted else 0
-            if seq > state.get("seq", 0):
-                requests.append(dg.RunRequest(run_key=f"{center}:{seq}", partition_key=center, tags={"ibd/center": center}))
+            done = max(state.get("seq", 0), processed_seq(context.instance, center_job.name, center) if seq > state.get("seq", 0) else 0)
+            if seq > done:
+                requests.append(dg.RunRequest(
+                    run_key=f"{center}:{seq}", partition_key=center,
+                    tags={CENTER_TAG: center, TRIGGER_TAG: "sensor", ARCHIVE_SEQ_TAG: str(seq)},
+                ))
             new_cursor[center] = {"snapshot": snapshot, "seq": seq}
         if requests:
             return dg.SensorResult(run_requests=requests, cursor=json.dumps(new_cursor))
@@ -46,7 +72,10 @@ def build_sensors(center_job, study_job):
     )
     def study_after_center_run(context: dg.RunStatusSensorContext):
         """After a center's data passed its gates, rebuild the pooled study - once: a study
-        run still waiting in the queue will read the newest data when it starts."""
+        run still waiting in the queue will read the newest data when it starts. A headless
+        center run (``ibd-pipeline run``) is followed by its own study run: skipped here."""
+        if context.dagster_run.tags.get(TRIGGER_TAG) == "cli":
+            return dg.SkipReason(f"run {context.dagster_run.run_id} was headless; it ran the study itself")
         waiting = context.instance.get_run_records(
             filters=dg.RunsFilter(job_name=study_job.name, statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]),
             limit=1,
