@@ -90,14 +90,6 @@ def cmd_rebuild(args) -> int:
     return 0 if s.success else 1
 
 
-def cmd_verify(args) -> int:
-    from .verify import verify
-
-    r = verify(_paths(args), list(load_centers()))
-    print("\n".join(r.lines()))
-    return 0 if r.ok else 1
-
-
 def cmd_confirm(args) -> int:
     """Confirm a held delivery (header-only or far smaller than the current one)."""
     from .loading import confirm_delivery
@@ -134,6 +126,14 @@ def next_step_lines(paths) -> list[str]:
     finally:
         con.close()
     return out
+
+
+def cmd_verify(args) -> int:
+    from .verify import verify
+
+    r = verify(_paths(args), list(load_centers()))
+    print("\n".join(r.lines()))
+    return 0 if r.ok else 1
 
 
 def cmd_demo(args) -> int:

@@ -63,8 +63,8 @@ def staging_tables(context: dg.AssetExecutionContext, study: StudyResource, ware
             sm.document_table(con, "staging", t)
         sm.document_table(con, "analytics", "deliveries")
         sm.document_table(con, "analytics", "quarantine")
-        sm.document_table(con, "analytics", "withdrawals")
         sm.document_table(con, "analytics", "delivery_notes")
+        sm.document_table(con, "analytics", "withdrawals")
     for t in TABLES:
         yield dg.MaterializeResult(
             asset_key=staging_key(t),
