@@ -4,6 +4,7 @@
     ibd-pipeline synth-adjudicate                         a reviewer fills the outbox worklists
     ibd-pipeline run [--center C]                         ingest the inboxes, materialize everything
     ibd-pipeline rebuild                                  rebuild the warehouse from the archive
+    ibd-pipeline verify                                   check archive and warehouse against each other
     ibd-pipeline demo                                     the whole study on synthetic data
     ibd-pipeline query "SQL"                              query the analysts' snapshot (read-only)
     ibd-pipeline ui                                       the Dagster UI (sensor on)
@@ -78,7 +79,7 @@ def cmd_run(args) -> int:
 
     s = run_pipeline(args.data_dir, centers=args.center or None, settle_seconds=args.settle)
     print("\n".join(s.lines()))
-    return 0 if s.success else 1
+    return s.exit_status
 
 
 def cmd_rebuild(args) -> int:
@@ -87,6 +88,14 @@ def cmd_rebuild(args) -> int:
     s = rebuild(args.data_dir)
     print("\n".join(s.lines()))
     return 0 if s.success else 1
+
+
+def cmd_verify(args) -> int:
+    from .verify import verify
+
+    r = verify(_paths(args), list(load_centers()))
+    print("\n".join(r.lines()))
+    return 0 if r.ok else 1
 
 
 def cmd_demo(args) -> int:
@@ -190,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
 
     s = sub.add_parser("rebuild", help="rebuild the warehouse from the archive alone")
     s.set_defaults(fn=cmd_rebuild)
+
+    s = sub.add_parser("verify", help="check the archive and the warehouse against each other")
+    s.set_defaults(fn=cmd_verify)
 
     s = sub.add_parser("demo", help="synthetic deliveries -> whole study -> report")
     s.add_argument("--patients", type=int, default=122)

@@ -331,18 +331,34 @@ def pseudonym_key_path(paths: DataPaths | None = None) -> Path:
     return (paths or data_paths()).secrets / "pseudonym.key"
 
 
+KEY_MIN_BYTES = 16
+
+
 def read_pseudonym_key(paths: DataPaths | None = None) -> bytes:
     """The secret key of the keyed hash that replaces ``mrn``. Never stored in the
-    warehouse or git; read from ``IBD_PSEUDONYM_KEY_FILE``."""
+    warehouse or git; read from ``IBD_PSEUDONYM_KEY_FILE``. A missing, unreadable or
+    short key raises MissingKeyError with one sentence naming cause and fix (issue 18)."""
     p = pseudonym_key_path(paths)
+    restore = (
+        "restore the study's key file from its backup (a new key would give every patient a new id); "
+        "for a new study only: `ibd-pipeline init-key`"
+    )
     if not p.exists():
         raise MissingKeyError(
-            f"pseudonymization key file {p} does not exist: set IBD_PSEUDONYM_KEY_FILE "
-            "or run `ibd-pipeline init-key` (the demo creates one)"
+            f"the pseudonymization key file {p} does not exist, so no delivery can be read: {restore} "
+            "(or point IBD_PSEUDONYM_KEY_FILE at it; the demo creates one)"
         )
-    key = p.read_bytes().strip()
-    if len(key) < 16:
-        raise MissingKeyError(f"pseudonymization key in {p} is shorter than 16 bytes")
+    try:
+        key = p.read_bytes().strip()
+    except OSError as exc:
+        raise MissingKeyError(
+            f"the pseudonymization key file {p} cannot be read ({type(exc).__name__}): give the pipeline's user read "
+            "permission on it (chmod 600, owned by that user)"
+        ) from None
+    if len(key) < KEY_MIN_BYTES:
+        raise MissingKeyError(
+            f"the pseudonymization key in {p} is {len(key)} bytes, shorter than {KEY_MIN_BYTES} (damaged or truncated): {restore}"
+        )
     return key
 
 

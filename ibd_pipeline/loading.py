@@ -1,15 +1,28 @@
 """Loading a center's archived deliveries into staging (STUDY.md Workflow steps 1-2).
 
-For each CRF table and round the *current* delivery is the newest readable one that
-carries it (a newer delivery replaces the older one; every delivery stays archived).
-Adjudication deliveries (round ADJ) accumulate: a later decision on the same
-discrepancy overrides an earlier one. The center's staging rows, its quarantine rows
-and its delivery records are rewritten in one transaction, so an interrupted run leaves
-the previous state, and rebuilding from the archive gives the same tables.
+Record-level delivery semantics (issue 12): a delivery updates records by their CRF key
+(``schemas/crf.yaml`` ``key``), applied in the order received. A record whose new row
+fails validation keeps its last accepted version; a record absent from a newer delivery
+is kept (both are listed in the delivery's report); a patient leaves the study only
+through the center's withdrawal list (profile ``withdrawals``), which removes every row
+of that patient and is recorded in ``analytics.withdrawals``. A header-only file, or
+one with fewer rows than ``ingestion.hold_below_share`` of the table's current delivery,
+is held until the coordinator confirms it (``confirm_delivery``); a file dated older
+than the current delivery never replaces it (issue 18). Adjudication deliveries (round
+ADJ) accumulate: a later decision on the same discrepancy overrides an earlier one.
+
+Every run replays the whole archive (``rebuild`` is the same code), and the center's
+staging rows, quarantine rows, delivery records and withdrawals are rewritten in one
+transaction, so an interrupted run leaves the previous state. The quarantine holds the
+rejected rows of each table's current delivery (and the cross-table rejections of the
+record state); every delivery's report is rewritten after the commit.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
+import json
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -19,11 +32,13 @@ import duckdb
 import pandas as pd
 
 from . import warehouse as wh
-from .config import CenterProfile, Crf, DataPaths
+from .config import CenterProfile, Crf, DataPaths, load_settings
 from .intake import Delivery, read_manifest
 from .ingest import UnreadableFileError, cross_table_checks, iter_extract, parse_delivery_name, write_delivery_report
+from .ingest.names import WITHDRAWAL_ROUND
+from .ingest.report import STATE_TEXT as _STATE_TEXT
 from .ingest.rules import empty_quarantine
-from .ingest.report import report_name
+from .withdrawal import read_withdrawals
 
 
 @dataclass
@@ -35,6 +50,11 @@ class LoadReport:
     new_deliveries: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # unreadable files: "file: problem"
     reports: list[Path] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)  # "file: why" - waiting for the coordinator's confirmation
+    older: list[str] = field(default_factory=list)  # files dated older than the current delivery (not applied)
+    kept: int = 0  # records whose new version failed and which kept their accepted version
+    absent: int = 0  # records not in their table's latest delivery (kept)
+    withdrawn: int = 0  # patients removed by withdrawal lists
 
 
 def _delivery_row(d: Delivery, rnd, table, sheet, rows_in, acc, quar, status, message) -> dict:
@@ -50,7 +70,8 @@ class SpooledExtract:
     """What one table (a CSV, or one sheet of a workbook) of a delivery yielded, like
     ``ingest.TableExtract``, but with its valid rows spooled to disk chunk by chunk
     (``parts``) instead of held in memory: a center's deliveries never sit in memory
-    all at once, whatever their size."""
+    all at once, whatever their size. ``rejected_keys``: key columns and source_row of
+    the rows that failed."""
 
     table: str
     round: str
@@ -61,6 +82,7 @@ class SpooledExtract:
     warnings: list[str]
     parts: list[Path]
     rows_valid: int
+    rejected_keys: pd.DataFrame | None = None
 
     @property
     def rows_quarantined(self) -> int:
@@ -89,7 +111,7 @@ def spool_extract(path: Path, profile: CenterProfile, spool: Path, *, key: bytes
     n = len(list(spool.iterdir()))
     for ch in iter_extract(path, profile, key=key, delivery_id=delivery_id, file_name=file_name, crf=crf):
         k = (ch.table, ch.sheet)
-        a = acc.setdefault(k, {"rows": 0, "valid": 0, "parts": [], "q": []})
+        a = acc.setdefault(k, {"rows": 0, "valid": 0, "parts": [], "q": [], "rk": []})
         a["rows"] += ch.rows_in
         a["valid"] += len(ch.valid)
         part = spool / f"{n:06d}.pkl"
@@ -98,11 +120,52 @@ def spool_extract(path: Path, profile: CenterProfile, spool: Path, *, key: bytes
         a["parts"].append(part)
         if len(ch.quarantine):
             a["q"].append(ch.quarantine)
+        if ch.rejected_keys is not None and len(ch.rejected_keys):
+            a["rk"].append(ch.rejected_keys)
         if ch.last:
             q = pd.concat(a["q"], ignore_index=True) if a["q"] else empty_quarantine()
-            out.append(SpooledExtract(ch.table, ch.round, ch.file_name, ch.sheet, a["rows"], q, ch.warnings, a["parts"], a["valid"]))
+            rk = pd.concat(a["rk"], ignore_index=True) if a["rk"] else None
+            out.append(SpooledExtract(ch.table, ch.round, ch.file_name, ch.sheet, a["rows"], q, ch.warnings, a["parts"], a["valid"], rk))
             del acc[k]
     return out
+
+
+# ------------------------------------------------------------------ confirmation of held files
+def confirmations_path(paths: DataPaths, center: str) -> Path:
+    """``archive/<center>/confirmed.jsonl``: files the coordinator confirmed (kept in the
+    archive, so ``rebuild`` applies them too)."""
+    return paths.archive(center) / "confirmed.jsonl"
+
+
+def read_confirmations(paths: DataPaths, center: str) -> set[str]:
+    p = confirmations_path(paths, center)
+    out: set[str] = set()
+    if p.exists():
+        for line in p.read_text(encoding="utf-8").splitlines():
+            try:
+                out.add(json.loads(line)["sha256"])
+            except (ValueError, KeyError, TypeError):
+                continue  # a torn line (power loss) confirms nothing
+    return out
+
+
+def confirm_delivery(paths: DataPaths, center: str, file_name: str, by: str = "") -> Delivery:
+    """Confirm a held delivery (header-only or much smaller than the current one) so the
+    next run applies it: ``ibd-pipeline confirm <center> <file name>``. Raises ValueError
+    when the center's archive holds no accepted file of that name."""
+    matches = [d for d in read_manifest(paths, center) if d.status == "accepted" and d.file_name == file_name]
+    if not matches:
+        raise ValueError(f"center {center} has no accepted delivery named {file_name!r}")
+    d = matches[-1]
+    p = confirmations_path(paths, center)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    rec = {"sha256": d.sha256, "file_name": d.file_name, "seq": d.seq, "by": by,
+           "confirmed_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    with open(p, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    return d
 
 
 def load_center(
@@ -111,6 +174,7 @@ def load_center(
     profile: CenterProfile,
     crf: Crf,
     key: bytes,
+    settings: dict | None = None,
 ) -> LoadReport:
     """Rebuild one center's staging tables from its archive (see module docstring)."""
     center = profile.id
@@ -123,7 +187,8 @@ def load_center(
             "SELECT sha256, any_value(status) FROM analytics.deliveries WHERE center = ? GROUP BY sha256", [center]
         ).fetchall()
     }
-    previous_rows = con.execute("SELECT * FROM analytics.deliveries WHERE center = ?", [center]).df()
+    settings = settings if settings is not None else load_settings()
+    hold_share = float(settings.get("ingestion", {}).get("hold_below_share", 0.5))
 
     extracts: dict[int, list] = {}  # seq -> list[SpooledExtract]
     unreadable: dict[int, str] = {}
@@ -148,117 +213,253 @@ def load_center(
         return extracts.get(d.seq)
 
     try:
-        return _load_center(con, paths, profile, crf, report, manifest, known, previous_rows, extract, extracts, unreadable)
+        plan = _plan(paths, profile, key, manifest, extract, unreadable, read_confirmations(paths, center), hold_share)
+        return _apply(con, paths, profile, crf, report, manifest, known, plan, extracts, unreadable)
     finally:
         shutil.rmtree(spool_root, ignore_errors=True)
 
 
-def _load_center(con, paths, profile, crf, report, manifest, known, previous_rows, extract, extracts, unreadable) -> LoadReport:
-    center = profile.id
-    accepted = [d for d in manifest if d.status == "accepted"]
-    covered: dict[tuple[str, str], int] = {}  # (round, table) -> seq of its current delivery
-    current: dict[tuple[str, str], list[tuple[Delivery, object]]] = {}
-    all_rejected: set[tuple[str, str]] = set()  # (sha256, table): every delivered row failed
-    quarantine_frames: list[pd.DataFrame] = []
+@dataclass
+class _Plan:
+    """Which delivery does what (every accepted file, in the order received)."""
 
-    # Newest first: a delivery is read when it can still be current for some table, or
-    # when it has never been processed (its coordinator is owed a report).
-    for d in reversed(accepted):
-        name = parse_delivery_name(profile, d.file_name)
-        is_new = d.sha256 not in known
-        might_be_current = name.round == "ADJ" or name.table is None or (name.round, name.table) not in covered
-        if not (is_new or might_be_current):
+    applied: dict[tuple[str, str], list[tuple[Delivery, list]]] = field(default_factory=dict)  # (round, table) -> in order
+    latest: dict[tuple[str, str], Delivery] = field(default_factory=dict)  # the table's current delivery
+    status: dict[tuple[int, str], tuple[str, str]] = field(default_factory=dict)  # (seq, table) -> (status, message)
+    adj: list = field(default_factory=list)
+    withdrawals: list[pd.DataFrame] = field(default_factory=list)
+    withdrawal_files: dict[int, pd.DataFrame] = field(default_factory=dict)
+    dates: dict[int, str] = field(default_factory=dict)  # seq -> ISO date of the file name
+
+
+def _plan(paths, profile, key, manifest, extract, unreadable, confirmed, hold_share) -> _Plan:
+    plan = _Plan()
+    cur_rows: dict[tuple[str, str], int] = {}
+    for d in manifest:
+        if d.status != "accepted":
             continue
-        if not might_be_current and is_new and name.table is not None:
-            continue  # superseded in the same batch: recorded below without reading
+        try:
+            name = parse_delivery_name(profile, d.file_name)
+        except ValueError as exc:
+            unreadable[d.seq] = str(exc)
+            continue
+        plan.dates[d.seq] = name.date
+        if name.round == WITHDRAWAL_ROUND:
+            try:
+                w = read_withdrawals(d.archive_path(paths), profile, key=key, file_name=d.file_name)
+            except UnreadableFileError as exc:
+                unreadable[d.seq] = exc.problem
+                continue
+            w = w.assign(file_name=d.file_name, sha256=d.sha256, seq=d.seq, received_at=d.received_at)
+            plan.withdrawal_files[d.seq] = w
+            plan.withdrawals.append(w)
+            continue
         tables = extract(d)
         if tables is None:
             continue
-        for te in tables:
-            k = (te.round, te.table)
-            if te.round == "ADJ":
-                current.setdefault(k, []).append((d, te))
-            elif k in covered and covered[k] != d.seq:
-                continue  # an older delivery of a table a newer one replaced
-            elif k not in covered and te.rows_in > 0 and te.rows_valid == 0:
-                # every row was rejected: reported to the coordinator, but the previous
-                # delivery of this table stays current (a bad file never costs good data)
-                all_rejected.add((d.sha256, te.table))
-                quarantine_frames.append(te.quarantine)
-            else:  # the current delivery (a workbook's continuation sheets join its first sheet)
-                current.setdefault(k, []).append((d, te))
-                covered[k] = d.seq
+        groups: dict[tuple[str, str], list] = {}
+        for te in tables:  # a workbook's continuation sheets join their first sheet
+            groups.setdefault((te.round, te.table), []).append(te)
+        for k, tes in groups.items():
+            if k[0] == "ADJ":  # adjudications accumulate (a later decision overrides an earlier one)
+                plan.adj += tes
+                plan.status[(d.seq, k[1])] = ("current", "")
+                continue
+            rows_in = sum(te.rows_in for te in tes)
+            valid = sum(te.rows_valid for te in tes)
+            cur = plan.latest.get(k)
+            if cur is not None and name.date and plan.dates.get(cur.seq, "") > name.date:
+                # issue 18: a delivery dated older than the current one never replaces it
+                plan.status[(d.seq, k[1])] = (
+                    "older_than_current",
+                    f"dated {name.date}, older than the current delivery {cur.file_name} ({plan.dates[cur.seq]}): not applied"
+                    f" / 文件日期 {name.date} 早于当前交付 {cur.file_name}（{plan.dates[cur.seq]}），未载入",
+                )
+                continue
+            if cur is not None and (rows_in == 0 or rows_in < hold_share * cur_rows[k]) and d.sha256 not in confirmed:
+                # issue 18: a header-only or much smaller file waits for the coordinator's confirmation
+                plan.status[(d.seq, k[1])] = (
+                    "held",
+                    f"{rows_in} rows where the current delivery {cur.file_name} has {cur_rows[k]}: held until confirmed"
+                    f" (ibd-pipeline confirm {d.center} {d.file_name}) / 本文件 {rows_in} 行，当前交付 {cur.file_name} 有"
+                    f" {cur_rows[k]} 行：暂不载入，待协调员确认",
+                )
+                continue
+            plan.applied.setdefault(k, []).append((d, tes))
+            if rows_in > 0 and valid == 0:
+                # every row failed: each record keeps its accepted version, the file replaces nothing
+                plan.status[(d.seq, k[1])] = ("all_rows_rejected", "")
+                continue
+            plan.latest[k] = d
+            cur_rows[k] = rows_in
+    return plan
 
-    # The staging rows, per round: the current deliveries' valid rows (a workbook's
-    # continuation sheets after its first sheet), ADJ decisions accumulated.
-    adj_items: list = []
-    by_round: dict[str, dict[str, list]] = {}  # round -> table -> extracts, in discovery order
-    for (rnd, table), items in current.items():
-        if rnd == "ADJ":
-            adj_items += [te for _, te in sorted(items, key=lambda x: x[0].seq)]
-            for _, te in items:
-                quarantine_frames.append(te.quarantine)
-            continue
-        by_round.setdefault(rnd, {})[table] = [te for _, te in items]
-        quarantine_frames += [te.quarantine for _, te in items]
+
+def _key_cols(table: str, crf: Crf) -> list[str]:
+    return [("patient_id" if f == "mrn" else "table_name" if f == "table" else f) for f in crf.table(table).key]
+
+
+def _q(c: str) -> str:
+    return '"' + c.replace('"', '""') + '"'
+
+
+def _apply(con, paths, profile, crf, report, manifest, known, plan: _Plan, extracts, unreadable) -> LoadReport:
+    center = profile.id
+    seq_of = {d.seq: d for d in manifest}
+    withdrawn = (
+        pd.concat(plan.withdrawals, ignore_index=True).drop_duplicates("patient_id", keep="first")
+        if plan.withdrawals else pd.DataFrame(columns=["patient_id", "file_name", "seq"])
+    )
+    wd_ids = set(withdrawn["patient_id"])
+    kept_frames: list[pd.DataFrame] = []
+    absent_frames: list[pd.DataFrame] = []
+    affected_frames: list[pd.DataFrame] = []  # rows removed by a withdrawal, or failing cross-table because of a patients row
+    quarantine_frames: list[pd.DataFrame] = []
+    latest_seq = {k: d.seq for k, d in plan.latest.items()}
 
     con.execute("BEGIN TRANSACTION")
     try:
-        # Cross-table rules within each round (patients known, events after birth, scores
-        # matching the diagnosis) need a row and its round's patients only: the rows are
-        # checked and written one extraction chunk at a time, never a whole table in memory.
-        round_patients = {
-            rnd: pd.concat([f for te in tables["patients"] for f in te.frames()], ignore_index=True)
-            for rnd, tables in by_round.items() if "patients" in tables
-        }
-        extra_q: dict[tuple[str, str], list[pd.DataFrame]] = {}
+        round_patients: pd.DataFrame | None = None
         for table in crf.tables:
             con.execute(f"DELETE FROM staging.{table} WHERE center = ?", [center])
             cols = wh.staging_columns(table, crf)
-            if table == "adjudications" and adj_items:
-                frames = [f for te in adj_items for f in te.frames()]
+            if table == "adjudications":
+                frames = [f for te in plan.adj for f in te.frames()]
                 adj = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+                quarantine_frames += [te.quarantine for te in plan.adj]
                 if len(adj):
                     adj = adj.drop_duplicates(["patient_id", "table_name", "record_key", "field"], keep="last")
+                    adj = adj[~adj["patient_id"].isin(wd_ids)]
                     wh.insert_frame(con, f"staging.{table}", adj.assign(center=center), cols)
-            for rnd, tables in by_round.items():
-                if table not in tables:
+                continue
+            kc = _key_cols(table, crf)
+            part = ", ".join(["round", *map(_q, kc)])
+            on = " AND ".join(f"r.{_q(c)} = v.{_q(c)}" for c in ["round", *kc])
+            vcols = cols + [("_ord", "BIGINT")]
+            con.execute("DROP TABLE IF EXISTS _v")
+            con.execute(wh._ddl("_v", vcols).replace("CREATE TABLE IF NOT EXISTS", "CREATE TEMP TABLE"))
+            rk_parts = []
+            for (rnd, t), items in plan.applied.items():
+                if t != table:
                     continue
-                pats = round_patients.get(rnd)
-                for te in tables[table]:
-                    for chunk in (te.frames() if table != "patients" else [pats]):
-                        if table != "patients":
-                            checked, q = cross_table_checks(
-                                {"patients": pats, table: chunk} if pats is not None else {table: chunk}, crf=crf
-                            )
-                            chunk = checked[table]
-                            if q is not None and len(q):
-                                extra_q.setdefault((rnd, table), []).append(q)
-                        if chunk is not None and len(chunk):
-                            wh.insert_frame(con, f"staging.{table}", chunk.assign(center=center), cols)
-                    if table == "patients":
-                        break  # the round's patients frame holds every patients extract
-        for rnd, tables in by_round.items():
-            qs = [q for table in tables for q in extra_q.get((rnd, table), [])]
-            if qs:
-                quarantine_frames.append(pd.concat(qs, ignore_index=True).assign(_cross_table=True))
+                for d, tes in items:
+                    for te in tes:
+                        for f in te.frames():
+                            wh.insert_frame(con, "_v", f.assign(center=center, _ord=d.seq), vcols)
+                        if te.rejected_keys is not None and len(te.rejected_keys):
+                            rules = te.quarantine.groupby("row_number")["rule"].agg(lambda s: ", ".join(dict.fromkeys(s)))
+                            rk_parts.append(te.rejected_keys.assign(
+                                round=rnd, _seq=d.seq, file_name=d.file_name, sheet=te.sheet,
+                                rules=te.rejected_keys["source_row"].map(rules),
+                            ))
+                    if latest_seq.get((rnd, t)) == d.seq:
+                        quarantine_frames += [te.quarantine for te in tes]
+            # the record state: the newest accepted version of every key (record-level semantics)
+            con.execute("DROP TABLE IF EXISTS _c")
+            con.execute(
+                f"CREATE TEMP TABLE _c AS SELECT *, row_number() OVER (ORDER BY _ord, source_file, source_row) AS _i FROM _v "
+                f"QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY _ord DESC) = 1"
+            )
+            if rk_parts:
+                rk = pd.concat(rk_parts, ignore_index=True)
+                con.register("_rk_src", rk)
+                try:
+                    kept = con.execute(
+                        f"SELECT r._seq, r.file_name, r.sheet, r.source_row AS row_number, r.patient_id, r.rules, "
+                        f"v._ord AS kept_seq, v.source_file AS kept_file, v.source_row AS kept_row, "
+                        f"(SELECT c.source_file FROM _c c WHERE {on.replace('v.', 'c.')}) AS now_file "
+                        f"FROM _rk_src r JOIN _v v ON {on} AND v._ord < r._seq "
+                        f"WHERE NOT EXISTS (SELECT 1 FROM _v w WHERE {on.replace('v.', 'w.')} AND w._ord = r._seq) "
+                        f"QUALIFY row_number() OVER (PARTITION BY r._seq, {', '.join('r.' + _q(c) for c in ['round', *kc])} "
+                        f"ORDER BY v._ord DESC, r.source_row) = 1"
+                    ).df()
+                finally:
+                    con.unregister("_rk_src")
+                if len(kept):
+                    kept_frames.append(kept.assign(table_name=table))
+            for (rnd, t), d in plan.latest.items():
+                if t != table:
+                    continue
+                ab = con.execute(
+                    "SELECT _ord, source_file, source_row, patient_id FROM _c WHERE round = ? AND _ord < ? ORDER BY _i",
+                    [rnd, d.seq],
+                ).df()
+                if len(ab):
+                    absent_frames.append(ab.assign(table_name=table, _seq=d.seq))
+            if wd_ids:
+                con.register("_wd_src", withdrawn[["patient_id", "seq"]].rename(columns={"seq": "_wd_seq"}))
+                try:
+                    gone = con.execute(
+                        "SELECT w._wd_seq AS _seq, c.source_file, c.source_row, c.patient_id FROM _c c "
+                        "JOIN _wd_src w USING (patient_id) ORDER BY c._i"
+                    ).df()
+                    con.execute("DELETE FROM _c WHERE patient_id IN (SELECT patient_id FROM _wd_src)")
+                finally:
+                    con.unregister("_wd_src")
+                if len(gone):
+                    affected_frames.append(gone.assign(table_name=table, rule="withdrawn"))
+            n = con.execute("SELECT count(*) FROM _c").fetchone()[0]
+            select = ", ".join(_q(c) for c, _ in cols)
+            if table == "patients":
+                round_patients = con.execute(f"SELECT {select} FROM _c ORDER BY _i").df()
+                wh.insert_frame(con, "staging.patients", round_patients, cols)
+            else:
+                # cross-table rules (patients known, events after birth, scores matching the
+                # diagnosis) on the record state, one chunk at a time
+                step = 200_000
+                for lo in range(1, n + 1, step):
+                    chunk = con.execute(f"SELECT {select} FROM _c WHERE _i >= ? AND _i < ? ORDER BY _i", [lo, lo + step]).df()
+                    tabs = {table: chunk} if round_patients is None or not len(round_patients) else {"patients": round_patients, table: chunk}
+                    checked, q = cross_table_checks(tabs, crf=crf)
+                    if q is not None and len(q):
+                        quarantine_frames.append(q.assign(_cross_table=True))
+                    wh.insert_frame(con, f"staging.{table}", checked[table], cols)
+            con.execute("DROP TABLE IF EXISTS _c")
+            con.execute("DROP TABLE IF EXISTS _v")
 
         nonempty = [q for q in quarantine_frames if q is not None and len(q)]
         quarantine = (
             pd.concat(nonempty, ignore_index=True) if nonempty else pd.DataFrame(columns=[c for c, _ in wh.QUARANTINE_COLUMNS])
         )
         if len(quarantine):
-            # every quarantine row names its delivery (file name -> SHA-256 of the current file)
-            sha_of = {d.file_name: d.sha256 for items in current.values() for d, _ in items}
+            # every quarantine row names its delivery (file name -> SHA-256 of the file)
+            sha_of = {d.file_name: d.sha256 for d in manifest if d.status == "accepted"}
             ids = quarantine["delivery_id"] if "delivery_id" in quarantine else pd.Series(None, index=quarantine.index)
             quarantine["delivery_id"] = ids.where(ids.notna(), quarantine["file_name"].map(sha_of))
-        deliveries = _delivery_records(profile, manifest, extracts, unreadable, current, all_rejected, quarantine, previous_rows)
+            if wd_ids:  # a withdrawn patient leaves the quarantine too
+                quarantine = quarantine[~quarantine["patient_id"].isin(wd_ids)].reset_index(drop=True)
+        kept = pd.concat(kept_frames, ignore_index=True) if kept_frames else pd.DataFrame()
+        absent = pd.concat(absent_frames, ignore_index=True) if absent_frames else pd.DataFrame()
+        if len(absent) and len(kept):
+            # a record whose new row failed is "kept", not "absent"
+            k2 = set(zip(kept["table_name"], kept["_seq"], kept["kept_file"], kept["kept_row"]))
+            absent = absent[[(t, s, f, r) not in k2 for t, s, f, r in
+                             zip(absent["table_name"], absent["_seq"], absent["source_file"], absent["source_row"])]]
+        if len(absent) and wd_ids:
+            absent = absent[~absent["patient_id"].isin(wd_ids)]
+        if len(quarantine) and "_cross_table" in quarantine:
+            # rows of other tables failing because a patients row of a delivery failed or was not delivered
+            cross = quarantine[quarantine["_cross_table"].eq(True) & quarantine["rule"].eq("patient_known")]
+            for d, tes in (plan.applied.get(("A", "patients"), []) + plan.applied.get(("B", "patients"), [])):
+                bad = set(p for te in tes if len(te.quarantine) for p in te.quarantine["patient_id"].dropna())
+                hit = cross[cross["patient_id"].isin(bad)]
+                if len(hit):
+                    affected_frames.append(pd.DataFrame({
+                        "_seq": d.seq, "source_file": hit["file_name"].to_numpy(), "source_row": hit["row_number"].to_numpy(),
+                        "patient_id": hit["patient_id"].to_numpy(), "table_name": hit["table_name"].to_numpy(), "rule": "patient_known",
+                    }))
+        affected = pd.concat(affected_frames, ignore_index=True) if affected_frames else pd.DataFrame()
 
+        deliveries = _delivery_records(manifest, plan, extracts, unreadable, quarantine, kept, absent, seq_of)
         con.execute("DELETE FROM analytics.quarantine WHERE center = ?", [center])
         if len(quarantine):
             wh.insert_frame(con, "analytics.quarantine", quarantine.assign(center=center), wh.QUARANTINE_COLUMNS)
         con.execute("DELETE FROM analytics.deliveries WHERE center = ?", [center])
         wh.insert_frame(con, "analytics.deliveries", deliveries, wh.DELIVERY_COLUMNS)
+        _write_withdrawals(con, center, withdrawn, affected)
+        notes = _notes(center, plan, seq_of, kept, absent, affected)
+        con.execute("DELETE FROM analytics.delivery_notes WHERE center = ?", [center])
+        wh.insert_frame(con, "analytics.delivery_notes", notes, wh.NOTE_COLUMNS)
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
@@ -268,45 +469,132 @@ def _load_center(con, paths, profile, crf, report, manifest, known, previous_row
         report.staged_rows[t] = con.execute(f"SELECT count(*) FROM staging.{t} WHERE center = ?", [center]).fetchone()[0]
     if len(quarantine):
         report.quarantined_rows = quarantine.groupby("table_name")["row_number"].nunique().astype(int).to_dict()
-    for items in current.values():
-        for _, te in items:
-            report.rows_in[te.table] = report.rows_in.get(te.table, 0) + te.rows_in
+    for (rnd, t), d in plan.latest.items():
+        for dd, tes in plan.applied[(rnd, t)]:
+            if dd.seq == d.seq:
+                report.rows_in[t] = report.rows_in.get(t, 0) + sum(te.rows_in for te in tes)
+    report.kept, report.absent, report.withdrawn = len(kept), len(absent), len(wd_ids)
+    for (seq, _t), (st, msg) in sorted(plan.status.items()):
+        if st == "held":
+            report.held.append(f"{seq_of[seq].file_name}: {msg}")
+        elif st == "older_than_current":
+            report.older.append(f"{seq_of[seq].file_name}: {msg}")
 
-    # Coordinator feedback for every delivery processed for the first time.
-    # (also for a delivery whose report is missing: a crash between the commit above and
-    # this point must not cost the coordinator the report)
-    for d in accepted:
-        is_new = d.sha256 not in known
-        if not is_new and ((paths.outbox(center) / report_name(d.file_name)).exists() or d.seq not in extracts):
+    # Coordinator feedback: every delivery's report is rewritten from the state just
+    # committed, so an earlier file's report never contradicts the warehouse.
+    by_seq = lambda df: {s: g for s, g in df.groupby("_seq")} if len(df) else {}  # noqa: E731
+    kept_by, absent_by, affected_by = by_seq(kept), by_seq(absent), by_seq(affected)
+    states = deliveries.groupby("seq")[["table_name", "status", "message"]].apply(lambda g: list(g.itertuples(index=False))).to_dict()
+    for d in manifest:
+        if d.status != "accepted":
             continue
-        if is_new:
+        if d.sha256 not in known:
             report.new_deliveries.append(d.file_name)
+        sections = _report_sections(profile, d, plan, seq_of, kept_by.get(d.seq), absent_by.get(d.seq), affected_by.get(d.seq))
+        state = [_state_line(t, s, m) for t, s, m in states.get(d.seq, [])]
         if d.seq in unreadable:
-            msg = f"{d.file_name}: {unreadable[d.seq]}"
-            report.errors.append(msg)
-            report.reports.append(
-                write_delivery_report(paths.outbox(center), center, d.file_name, None, error=unreadable[d.seq], profile=profile)
-            )
-        elif d.seq in extracts:
+            if d.sha256 not in known:
+                report.errors.append(f"{d.file_name}: {unreadable[d.seq]}")
+            report.reports.append(write_delivery_report(
+                paths.outbox(center), center, d.file_name, None, error=unreadable[d.seq], profile=profile))
+        elif d.seq in extracts or d.seq in plan.withdrawal_files:
             extra = (
                 quarantine[(quarantine["delivery_id"] == d.sha256) & quarantine["_cross_table"].eq(True)]
                 if len(quarantine) and "_cross_table" in quarantine
                 else None
             )
-            report.reports.append(
-                write_delivery_report(paths.outbox(center), center, d.file_name, extracts[d.seq], profile=profile, extra_quarantine=extra)
-            )
+            report.reports.append(write_delivery_report(
+                paths.outbox(center), center, d.file_name, extracts.get(d.seq, []), profile=profile,
+                extra_quarantine=extra, state=state, sections=sections,
+            ))
+    from .status_page import write_status_page
+
+    write_status_page(con, paths, profile)
     return report
 
 
-def _delivery_records(profile, manifest, extracts, unreadable, current, all_rejected, quarantine, previous_rows) -> pd.DataFrame:
+
+
+def _state_line(table, status, message) -> str:
+    zh, en = _STATE_TEXT.get(status, (status, status))
+    return f"{table or ''}: {zh} / {en}" + (f" - {message}" if message else "")
+
+
+def _report_sections(profile, d, plan, seq_of, kept, absent, affected) -> list[tuple[str, list[str], list[list]]]:
+    """Extra report sections (title, header, rows) for one delivery."""
+    out = []
+    date_of = lambda s: plan.dates.get(int(s), "")  # noqa: E731
+    if kept is not None and len(kept):
+        rows = []
+        for r in kept.itertuples(index=False):
+            now = "" if pd.isna(r.now_file) or r.now_file == r.kept_file else f"; 现为 now {r.now_file}"
+            rows.append([r.table_name, "" if pd.isna(r.sheet) else r.sheet, r.row_number, r.patient_id,
+                         f"保留 {date_of(r.kept_seq)} 的版本（{r.kept_file} 第 {r.kept_row} 行）：新行未通过 {r.rules} / "
+                         f"kept the version of {date_of(r.kept_seq)} ({r.kept_file}, row {r.kept_row}): the new row failed {r.rules}{now}"])
+        out.append(("保留已接受版本的记录 Records that kept their accepted version",
+                    ["数据表 Table", "工作表 Sheet", "行号 Row", "患者 Patient id", "说明 What happened"], rows))
+    if absent is not None and len(absent):
+        rows = [[r.table_name, r.source_file, r.source_row, r.patient_id, "不在最新交付中，已保留 / not in the latest delivery, kept"]
+                for r in absent.itertuples(index=False)]
+        out.append(("不在最新交付中的记录 Records not in the latest delivery (kept; to remove a patient use the withdrawal list)",
+                    ["数据表 Table", "来源文件 Source file", "行号 Row", "患者 Patient id", "说明 What happened"], rows))
+    if affected is not None and len(affected):
+        rows = [[r.table_name, r.source_file, r.source_row, r.patient_id,
+                 "因撤回而移除 / removed: the patient was withdrawn" if r.rule == "withdrawn"
+                 else "患者行未被接受，此行被拒绝 / rejected: its patient's row was not accepted (patient_known)"]
+                for r in affected.itertuples(index=False)]
+        out.append(("受影响的其他数据表的行 Affected rows of other tables",
+                    ["数据表 Table", "文件 File", "行号 Row", "患者 Patient id", "说明 What happened"], rows))
+    w = plan.withdrawal_files.get(d.seq)
+    if w is not None:
+        rows = [[r.row_number, r.patient_id, r.withdrawn_on or "", r.reason] for r in w.itertuples(index=False)]
+        out.append(("撤回的患者 Withdrawn patients", ["行号 Row", "患者 Patient id", "撤回日期 Withdrawn on", "原因 Reason"], rows))
+    return out
+
+
+def _notes(center, plan, seq_of, kept, absent, affected) -> pd.DataFrame:
+    """analytics.delivery_notes: the rows of every delivery's report sections."""
+    rows = []
+    for d in seq_of.values():
+        for kind in ("kept", "absent", "affected"):
+            sec = {"kept": kept, "absent": absent, "affected": affected}[kind]
+            sub = sec[sec["_seq"] == d.seq] if len(sec) else sec
+            if not len(sub):
+                continue
+            args = {k: (sub if k == kind else None) for k in ("kept", "absent", "affected")}
+            (_title, _hdr, lines), *_ = _report_sections(None, d, plan, seq_of, args["kept"], args["absent"], args["affected"])
+            for r, line in zip(sub.itertuples(index=False), lines):
+                src = r.file_name if kind == "kept" else r.source_file
+                row = r.row_number if kind == "kept" else r.source_row
+                rows.append({"center": center, "file_name": d.file_name, "kind": r.rule if kind == "affected" else kind,
+                             "table_name": r.table_name, "source_file": src, "row_number": row,
+                             "patient_id": r.patient_id, "note": line[-1]})
+    return pd.DataFrame(rows, columns=[c for c, _ in wh.NOTE_COLUMNS])
+
+
+def _write_withdrawals(con, center, withdrawn: pd.DataFrame, affected: pd.DataFrame) -> None:
+    """The audit table ``analytics.withdrawals``: who (which file, recorded by), when, why,
+    and how many rows each withdrawal removed."""
+    con.execute(wh._ddl("analytics.withdrawals", wh.WITHDRAWAL_COLUMNS))
+    con.execute("DELETE FROM analytics.withdrawals WHERE center = ?", [center])
+    if not len(withdrawn):
+        return
+    removed = (
+        affected[affected["rule"] == "withdrawn"].groupby("patient_id").size() if len(affected) else pd.Series(dtype=int)
+    )
+    out = withdrawn.assign(center=center, rows_removed=withdrawn["patient_id"].map(removed).fillna(0).astype(int))
+    wh.insert_frame(con, "analytics.withdrawals", out, wh.WITHDRAWAL_COLUMNS)
+
+
+def _delivery_records(manifest, plan: _Plan, extracts, unreadable, quarantine, kept, absent, seq_of) -> pd.DataFrame:
     # Delivery records: every file of the manifest, with its per-table outcome.
     rows = []
-    current_ids = {(d.sha256, te.table) for items in current.values() for d, te in items}
     q_counts = (
         quarantine.groupby(["delivery_id", "table_name"])["row_number"].nunique().to_dict() if len(quarantine) else {}
     )
-    prev = {(r.sha256, r.table_name): r for r in previous_rows.itertuples()} if len(previous_rows) else {}
+    still = set(zip(absent["_ord"], absent["table_name"])) if len(absent) else set()
+    still |= set(zip(kept["kept_seq"], kept["table_name"])) if len(kept) else set()
+    latest = {(d.seq, t) for (_r, t), d in plan.latest.items()}
     for d in manifest:
         if d.status != "accepted":
             rows.append(_delivery_row(d, None, None, None, None, None, None, d.status, d.message))
@@ -314,31 +602,17 @@ def _delivery_records(profile, manifest, extracts, unreadable, current, all_reje
         if d.seq in unreadable:
             rows.append(_delivery_row(d, None, None, None, None, 0, 0, "unreadable", unreadable[d.seq]))
             continue
-        if d.seq in extracts:
-            for te in extracts[d.seq]:
-                nq = int(q_counts.get((d.sha256, te.table), 0))
-                if (d.sha256, te.table) in current_ids and te.round != "ADJ":
-                    nq = int(
-                        quarantine[(quarantine.delivery_id == d.sha256) & (quarantine.table_name == te.table)]["row_number"].nunique()
-                    ) if len(quarantine) else 0
-                status = "current" if (d.sha256, te.table) in current_ids else "superseded"
-                if (d.sha256, te.table) in all_rejected:
-                    status = "all_rows_rejected"
-                rows.append(
-                    _delivery_row(d, te.round, te.table, te.sheet, te.rows_in, te.rows_in - nq, nq, status, "; ".join(te.warnings))
-                )
+        if d.seq in plan.withdrawal_files:
+            w = plan.withdrawal_files[d.seq]
+            rows.append(_delivery_row(d, WITHDRAWAL_ROUND, None, None, len(w), len(w), 0, "withdrawal", ""))
             continue
-        # not read this time: keep what an earlier run recorded, now superseded
-        old = [r for (sha, _t), r in prev.items() if sha == d.sha256]
-        if old:
-            for r in old:
-                rows.append(
-                    _delivery_row(d, r.round, r.table_name, r.sheet, r.rows_in, r.rows_accepted, r.rows_quarantined,
-                                  "superseded" if r.status in ("current", "superseded") else r.status, r.message)
-                )
-        else:
-            name = parse_delivery_name(profile, d.file_name)
-            rows.append(_delivery_row(d, name.round, name.table, None, None, None, None, "superseded", "replaced by a newer delivery before it was loaded"))
+        for te in extracts.get(d.seq, []):
+            st, msg = plan.status.get((d.seq, te.table), (None, ""))
+            if st is None:
+                st = "current" if (d.seq, te.table) in latest else ("partly_current" if (d.seq, te.table) in still else "superseded")
+            nq = int(q_counts.get((d.sha256, te.table), 0)) if st in ("current", "all_rows_rejected") else te.rows_quarantined
+            msg = "; ".join(x for x in [msg, *te.warnings] if x)
+            rows.append(_delivery_row(d, te.round, te.table, te.sheet, te.rows_in, te.rows_in - nq, nq, st, msg))
     return pd.DataFrame(rows, columns=[c for c, _ in wh.DELIVERY_COLUMNS])
 
 
@@ -361,7 +635,7 @@ def mrn_map(con: duckdb.DuckDBPyConnection, paths: DataPaths, profile: CenterPro
     crf = crf or load_crf()
     rows = con.execute(
         "SELECT DISTINCT seq, sha256, file_name FROM analytics.deliveries WHERE center = ? AND table_name = 'patients' "
-        "AND status = 'current' ORDER BY seq",
+        "AND status IN ('current', 'partly_current', 'all_rows_rejected') ORDER BY seq",
         [profile.id],
     ).fetchall()
     cache_key = (profile.id, hashlib.sha256(key).hexdigest(), tuple(rows))

@@ -19,7 +19,8 @@ from pathlib import Path
 import yaml
 
 from .config import PROJECT_ROOT, DataPaths, data_paths, load_centers, load_settings
-from .intake import accepted_deliveries, drain_inbox
+from .intake import accepted_deliveries, drain_inbox, stray_entries
+from .privacy import redact
 
 # the project's instance settings (run queue of one), ensured in every DAGSTER_HOME it uses
 INSTANCE_SETTINGS_FILE = PROJECT_ROOT / "dagster.yaml"
@@ -88,24 +89,52 @@ class RunSummary:
     center_runs: dict = field(default_factory=dict)  # center -> (success, message)
     study_run: tuple | None = None
     seconds: float = 0.0
+    notes: list = field(default_factory=list)  # repairs and clear stops, one line each
+    stopped: bool = False  # a clear stop: nothing ran
+    check_errors: list = field(default_factory=list)  # failed ERROR-level checks of runs that succeeded
+
+    @property
+    def exit_status(self) -> int:
+        """0 all good; 1 a run failed or nothing could run; 2 the runs succeeded but an
+        ERROR-level (non-blocking) quality check failed (issue 18: not silent)."""
+        if not self.success:
+            return 1
+        return 2 if self.check_errors else 0
 
     @property
     def success(self) -> bool:
+        if self.stopped:
+            return False
         ok = all(s for s, _ in self.center_runs.values())
         return ok and (self.study_run is None or self.study_run[0])
 
     def lines(self) -> list[str]:
-        out = [f"intake {o.center}/{o.file_name}: {o.status}{' - ' + o.message if o.message else ''}" for o in self.intake]
+        """The run's summary; every line passes the privacy redaction (docs/STUDY_RULES.md#privacy)."""
+        out = list(self.notes)
+        out += [f"intake {o.center}/{o.file_name}: {o.status}{' - ' + o.message if o.message else ''}" for o in self.intake]
         for c, (ok, msg) in self.center_runs.items():
             out.append(f"center {c}: {'ok' if ok else 'FAILED'}{' - ' + msg if msg else ''}")
         if self.study_run is not None:
             out.append(f"study: {'ok' if self.study_run[0] else 'FAILED'}{' - ' + self.study_run[1] if self.study_run[1] else ''}")
+        out += [f"ERROR-level check failed: {m}" for m in self.check_errors]
         out.append(f"finished in {self.seconds:.1f} s")
-        return out
+        return [redact(line) for line in out]
 
 
 # headless runs print a summary; the full event log stays in the Dagster instance (UI)
 QUIET = {"loggers": {"console": {"config": {"log_level": os.environ.get("IBD_LOG_LEVEL", "WARNING")}}}}
+
+
+def _error_checks(result) -> list[str]:
+    """The ERROR-level checks that failed in a run, blocking or not."""
+    out = []
+    for ev in result.all_events:
+        if ev.event_type_value == "ASSET_CHECK_EVALUATION":
+            data = ev.event_specific_data
+            if not data.passed and data.severity.value == "ERROR":
+                m = (data.metadata or {}).get("message")
+                out.append(f"{data.asset_key.to_user_string()} {data.check_name}" + (f": {m.value}" if m is not None else ""))
+    return out
 
 
 def _failure_message(result) -> str:
@@ -121,6 +150,39 @@ def _failure_message(result) -> str:
                 m = meta.get("message")
                 msgs.append(f"check {data.check_name} failed" + (f": {m.value}" if m is not None else ""))
     return " | ".join(msgs)
+
+
+def clear_stop(paths: DataPaths, centers_with_files: list[str]) -> str | None:
+    """Why nothing can run at all (one sentence: cause and fix), or None (issue 18):
+    the pseudonymization key is missing, unreadable or short - every center would fail
+    on it and the study job would run on an empty warehouse."""
+    if not centers_with_files:
+        return None
+    from .config import MissingKeyError, read_pseudonym_key
+
+    try:
+        read_pseudonym_key(paths)
+    except MissingKeyError as exc:
+        return f"stop: {exc}"
+    return None
+
+
+def _has_patients(paths: DataPaths) -> bool:
+    """Whether the working warehouse holds any staged patient (read-only look)."""
+    if not paths.warehouse.exists():
+        return False
+    import duckdb
+
+    try:
+        con = duckdb.connect(str(paths.warehouse), read_only=True)
+    except duckdb.Error:
+        return True  # cannot tell: let the study job decide
+    try:
+        return bool(con.execute("SELECT count(*) FROM staging.patients").fetchone()[0])
+    except duckdb.Error:
+        return False
+    finally:
+        con.close()
 
 
 def run_pipeline(
@@ -142,8 +204,15 @@ def run_pipeline(
     settle = load_settings()["ingestion"]["settle_seconds"] if settle_seconds is None else settle_seconds
     summary = RunSummary()
     if take_inbox:
+        summary.intake += stray_entries(paths, profiles)
         for c in centers:
             summary.intake += drain_inbox(paths, profiles[c], settle)
+    stop = clear_stop(paths, [c for c in centers if accepted_deliveries(paths, c)])
+    if stop is not None:  # one message naming cause and fix; no job runs on nothing
+        summary.notes.append(stop)
+        summary.stopped = True
+        summary.seconds = time.time() - t0
+        return summary
     defs = build_definitions(paths.root)
     instance = instance or get_instance(paths)
     center_job = defs.resolve_job_def("center_job")
@@ -154,9 +223,20 @@ def run_pipeline(
         tags = {CENTER_TAG: c, TRIGGER_TAG: "cli", ARCHIVE_SEQ_TAG: str(accepted[-1].seq)}
         r = center_job.execute_in_process(partition_key=c, instance=instance, raise_on_error=False, run_config=QUIET, tags=tags)
         summary.center_runs[c] = (r.success, "" if r.success else _failure_message(r))
-    if study and summary.center_runs:
+        if r.success:
+            summary.check_errors += _error_checks(r)
+    if study and summary.center_runs and not _has_patients(paths):
+        summary.notes.append(
+            "stop: the warehouse holds no patient (every center run failed, or every patients delivery was rejected "
+            "or unreadable: see the center lines above and the outbox reports), so the study job was not run; "
+            "fix those, then `ibd-pipeline run` again"
+        )
+        summary.stopped = True
+    elif study and summary.center_runs:
         r = defs.resolve_job_def("study_job").execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET, tags={TRIGGER_TAG: "cli"})
         summary.study_run = (r.success, "" if r.success else _failure_message(r))
+        if r.success:
+            summary.check_errors += _error_checks(r)
     summary.seconds = time.time() - t0
     return summary
 
@@ -164,9 +244,17 @@ def run_pipeline(
 def rebuild(data_dir: str | Path | None = None, instance=None) -> RunSummary:
     """Rebuild the warehouse from the archive alone: the old warehouse is moved aside
     (kept as ``warehouse.duckdb.before-rebuild``) and every center is replayed."""
+    from .intake import center_lock, repair_manifest
+
     paths = data_paths(data_dir)
+    repaired = []
+    for c in load_centers():  # a torn manifest tail is cut, every archived file recorded again
+        with center_lock(paths, c):
+            repaired += repair_manifest(paths, c)
     for suffix in ("", ".wal"):
         src = Path(str(paths.warehouse) + suffix)
         if src.exists():
             shutil.move(str(src), str(paths.warehouse) + ".before-rebuild" + suffix)
-    return run_pipeline(paths.root, take_inbox=False, instance=instance)
+    summary = run_pipeline(paths.root, take_inbox=False, instance=instance)
+    summary.notes = repaired + summary.notes
+    return summary

@@ -37,6 +37,17 @@ DELIVERY_COLUMNS = [
     ("status", "VARCHAR"), ("message", "VARCHAR"),
 ]
 
+WITHDRAWAL_COLUMNS = [  # the audit of withdrawal lists (record-level delivery semantics)
+    ("center", "VARCHAR"), ("patient_id", "VARCHAR"), ("withdrawn_on", "VARCHAR"), ("reason", "VARCHAR"),
+    ("recorded_by", "VARCHAR"), ("file_name", "VARCHAR"), ("sha256", "VARCHAR"), ("row_number", "BIGINT"),
+    ("received_at", "VARCHAR"), ("rows_removed", "BIGINT"),
+]
+
+NOTE_COLUMNS = [  # per delivery: records kept / not in the latest delivery / affected rows of other tables
+    ("center", "VARCHAR"), ("file_name", "VARCHAR"), ("kind", "VARCHAR"), ("table_name", "VARCHAR"),
+    ("source_file", "VARCHAR"), ("row_number", "BIGINT"), ("patient_id", "VARCHAR"), ("note", "VARCHAR"),
+]
+
 
 def canonical_columns(table: str, crf: Crf | None = None) -> list[tuple[str, str]]:
     """(column, DuckDB type) of a CRF table in canonical form: ``mrn`` -> ``patient_id``,
@@ -79,6 +90,8 @@ def ensure_warehouse(con: duckdb.DuckDBPyConnection, crf: Crf | None = None) -> 
             con.execute(_ddl(f"reconciled.{t}", reconciled_columns(t, crf)))
     con.execute(_ddl("analytics.quarantine", QUARANTINE_COLUMNS))
     con.execute(_ddl("analytics.deliveries", DELIVERY_COLUMNS))
+    con.execute(_ddl("analytics.withdrawals", WITHDRAWAL_COLUMNS))
+    con.execute(_ddl("analytics.delivery_notes", NOTE_COLUMNS))
 
 
 @contextmanager

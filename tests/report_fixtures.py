@@ -16,10 +16,11 @@ import pandas as pd
 
 from ibd_pipeline import stats
 from ibd_pipeline.cohort import patient_flow
-from ibd_pipeline.config import load_settings
+from ibd_pipeline.config import load_crf, load_settings
 from ibd_pipeline.pseudonym import patient_id
 from ibd_pipeline.report.data import flatten_settings
 from ibd_pipeline.stats._example import example_frames
+from ibd_pipeline.stats.safety import DECIMALS as AE_DECIMALS
 
 KEY = b"report-test-key"
 SMALL_CENTER = "hz_c"  # gets a re-abstraction sample of 3 patients (a small cell)
@@ -71,7 +72,9 @@ def tables() -> dict[str, pd.DataFrame]:
     p = stats.params_from_settings(settings)
     cands = [c for c in st["covariates"] if c in cov.columns]
     pred = _predictor_tables(cands)
-    ae_t = stats.ae_tables(ae, exposure, exposure[["patient_id", "diagnosis"]])
+    # as the rates asset writes analytics.ae_summary: every CRF term, rounded
+    ae_t = stats.ae_tables(ae, exposure, exposure[["patient_id", "diagnosis"]], terms=load_crf().ae_terms,
+                           decimals=AE_DECIMALS)
 
     centers = sorted(cov["center"].unique())
     deliveries = pd.DataFrame([

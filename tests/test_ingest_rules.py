@@ -52,7 +52,10 @@ def test_code(tmp_path):
                               patient_row("M3")])
     assert qrows(ex) == [(2, "diagnosis", "code"), (3, "smoking", "code")]
     m = ex.quarantine["message"].iloc[0]
-    assert "'Crohn'" in m and "UC" in m and "CD" in m and "IBDU" in m
+    assert "UC" in m and "CD" in m and "IBDU" in m
+    # row, field and what is accepted, in Chinese and English; the delivered text only in `value`
+    assert "第2行" in m and "row 2, field diagnosis" in m and "编码表" in m and "not a code of the CRF" in m
+    assert "Crohn" not in m and ex.quarantine["value"].iloc[0] == "Crohn"
 
 
 def test_range(tmp_path):

@@ -13,9 +13,13 @@ FRACTION, SEED = SETTINGS["sample_fraction"], SETTINGS["sample_seed"]
 
 
 def patients(spec: dict[tuple[str, str], int], start: int = 0) -> pd.DataFrame:
-    """{(center, diagnosis): n} -> a round-A patients frame with ids like zcmu1-CD-007."""
+    """{(center, diagnosis): n} -> a round-A patients frame with ids like zcmu1-CD-007
+    (UPA start i days after 2023-01-01, so each record differs in its order fields)."""
     rows = [
-        {"center": c, "round": "A", "patient_id": f"{c}-{d}-{i:03d}", "diagnosis": d}
+        {"center": c, "round": "A", "patient_id": f"{c}-{d}-{i:03d}", "diagnosis": d,
+         "upa_start_date": pd.Timestamp("2023-01-01") + pd.Timedelta(days=i),
+         "birth_date": pd.Timestamp("1990-05-01"), "sex": "F", "diagnosis_date": pd.Timestamp("2015-03-01"),
+         "source_row": i + 2}
         for (c, d), n in spec.items()
         for i in range(start, start + n)
     ]
@@ -50,13 +54,38 @@ def test_size_is_not_inflated_by_float_rounding():
     assert len(s) == 7
 
 
-def test_draw_is_the_seeded_keyed_hash_order():
-    s = draw_sample(patients(BASE), None, FRACTION, SEED)
-    uc = [f"zcmu1-UC-{i:03d}" for i in range(12)]
-    first3 = sorted(uc, key=lambda p: hashlib.sha256(f"{SEED}:{p}".encode()).hexdigest())[:3]
-    assert set(s.loc[s["diagnosis"] == "UC", "patient_id"]) == set(first3)
-    other_seed = draw_sample(patients(BASE), None, FRACTION, SEED + 1)
+def test_draw_is_the_seeded_hash_of_the_record_not_of_the_patient_id():
+    p = patients(BASE)
+    s = draw_sample(p, None, FRACTION, SEED)
+    uc = p[(p["center"] == "zcmu1") & (p["diagnosis"] == "UC")]
+
+    def rank(r):
+        text = "\x1f".join([str(SEED), r.center, r.upa_start_date.date().isoformat(),
+                             r.birth_date.date().isoformat(), r.sex, r.diagnosis_date.date().isoformat(), r.diagnosis])
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    first3 = sorted(uc.itertuples(), key=rank)[:3]
+    assert set(s.loc[s["diagnosis"] == "UC", "patient_id"]) == {r.patient_id for r in first3}
+    other_seed = draw_sample(p, None, FRACTION, SEED + 1)
     assert set(other_seed["patient_id"]) != set(s["patient_id"])
+
+
+def test_another_pseudonymization_key_draws_the_same_records():
+    # issue 13: the ids follow each site's secret key; the sample must not
+    p = patients(BASE)
+    renamed = p.assign(patient_id="K2-" + p["patient_id"].str[::-1])
+    back = dict(zip(renamed["patient_id"], p["patient_id"]))
+    s1 = draw_sample(p, None, FRACTION, SEED)
+    s2 = draw_sample(renamed, None, FRACTION, SEED)
+    assert sorted(s2["patient_id"].map(back)) == sorted(s1["patient_id"])
+
+
+def test_records_equal_on_every_order_field_are_drawn_in_source_row_order():
+    p = patients({("zju2", "UC"): 10}).assign(upa_start_date=pd.Timestamp("2023-06-01"))
+    s = draw_sample(p, None, FRACTION, SEED)
+    assert list(s["patient_id"]) == ["zju2-UC-000", "zju2-UC-001"]
+    with pytest.raises(KeyError, match="upa_start_date"):
+        draw_sample(p.drop(columns=["upa_start_date"]), None, FRACTION, SEED)
 
 
 def test_same_input_gives_same_sample_whatever_the_row_order():

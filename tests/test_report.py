@@ -273,3 +273,124 @@ def test_format_helpers():
     assert F.fmt_rate_cell(19, 28, 67.857, 49.34, 82.07) == "19/28 (67.9%; 49.3\u201382.1)"
     assert F.small_cell(3, 5) and not F.small_cell(0, 5) and not F.small_cell(5, 5)
     assert F.Cell("<b>", flag=True).html().startswith('<td class="small-cell">&lt;b&gt;<sup')
+
+
+# ------------------------------------------------------------------ issue 13: report defects
+def _rows(sec: str, caption: str) -> list[list[str]]:
+    """The body rows (cell texts) of the table with this caption in a section."""
+    m = re.search(r"<caption>%s</caption>(.*?)</table>" % re.escape(caption), sec, re.S)
+    assert m, f"table {caption!r} missing"
+    body = m.group(1).split("</thead>", 1)[1]
+    return [[re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S)]
+            for tr in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)]
+
+
+def test_adverse_events_by_term_states_each_diagnosis_denominator(full):
+    _, html = full
+    sec = _section(html, "safety")
+    m = re.search(r"<caption>Adverse events by term</caption>(.*?)</thead>", sec, re.S)
+    assert "N = \u2014" not in m.group(1)
+    assert "UC (N = 28)" in m.group(1) and "CD (N = 52)" in m.group(1) and "Overall (N = 80)" in m.group(1)
+    # the three safety tables carry one denominator column name
+    for name in ("ae_summary", "safety_serious", "safety_discontinuation"):
+        assert "n_included" in RF.tables()[name].columns and "N" not in RF.tables()[name].columns
+
+
+def test_every_crf_adverse_event_term_is_listed_with_zeros(full):
+    _, html = full
+    from ibd_pipeline.config import load_crf
+
+    t = RF.tables()["ae_summary"]
+    terms = list(load_crf().ae_terms)
+    assert list(t.loc[t["diagnosis"] == "UC", "term"]) == ["any", *terms]  # the CRF's order, zeros included
+    zoster = t[(t["term"] == "herpes_zoster") & (t["diagnosis"] == "overall")].iloc[0]
+    assert (zoster["n_patients"], zoster["n_events"], zoster["pct_patients"], zoster["rate_per_100py"]) == (0, 0, 0.0, 0.0)
+    assert zoster["rate_ci_high"] > 0  # the exact upper limit of a zero count
+    assert (t["pct_patients"].round(1) == t["pct_patients"]).all() and (t["rate_ci_high"].round(2) == t["rate_ci_high"]).all()
+    rows = {r[0]: r for r in _rows(_section(html, "safety"), "Adverse events by term")}
+    for label in ("Herpes zoster", "Tuberculosis", "Venous thromboembolism (VTE)",
+                  "Major adverse cardiovascular event (MACE)", "Malignancy"):
+        assert rows[label][1:3] == ["0 (0.0%)", "0"], label
+
+
+def test_jak_events_of_special_interest_are_shown_even_when_none_occurred(full):
+    _, html = full
+    rows = {r[0]: r[1:] for r in _rows(_section(html, "safety"), "Adverse events of special interest for JAK inhibitors")}
+    assert list(rows) == ["Herpes zoster", "Serious infection", "Tuberculosis", "Venous thromboembolism (VTE)",
+                          "Major adverse cardiovascular event (MACE)", "Malignancy",
+                          "Non-melanoma skin cancer (NMSC)"]
+    assert rows["Malignancy"] == ["0 (0.0%)", "0"] * 3
+    ser = RF.tables()["safety_serious"]
+    inf = ser[(ser["term"] == "infection") & (ser["diagnosis"] == "overall")]
+    n = int(inf.iloc[0]["n_patients"]) if len(inf) else 0
+    assert rows["Serious infection"][4].startswith(f"{n} (")
+
+
+def test_nri_rows_equal_to_complete_case_are_stated_once_not_listed(full):
+    _, html = full
+    sec = _section(html, "endpoints")
+    assert "the NRI table below lists them" not in sec
+    r = RF.tables()["endpoint_rates"]
+    same = [ep for ep in r["endpoint"].unique()
+            if r[(r["endpoint"] == ep) & (r["analysis"] == "complete_case")].set_index(["diagnosis", "timepoint"])[["n", "n_total"]].sort_index()
+            .equals(r[(r["endpoint"] == ep) & (r["analysis"] == "nri")].set_index(["diagnosis", "timepoint"])[["n", "n_total"]].sort_index())]
+    assert "crp_normal" in same and "sf_clinical_remission" not in same
+    nri = [row[0] for row in _rows(sec, "Endpoint rates \u2014 Non-responder imputation (NRI)") if row[0]]
+    cc = [row[0] for row in _rows(sec, "Endpoint rates \u2014 Complete case") if row[0]]
+    assert "CRP normal (&lt; 8 mg/L)" in cc and "CRP normal (&lt; 8 mg/L)" not in nri
+    assert "Steroid-free clinical remission" in nri
+    assert "NRI table rows are not repeated" in sec
+
+
+def test_km_groups_are_named_with_the_study_thresholds(full, tmp_path):
+    from ibd_pipeline.report.build import _group_labels
+    from ibd_pipeline.stats.figures import km_plot
+
+    _, html = full
+    sec = _section(html, "persistence")
+    assert "albumin_le_35 =" not in sec and "bmi_le_18_5 =" not in sec
+    assert "Albumin \u2264 35 g/L" in sec and "Albumin &gt; 35 g/L" in sec and "BMI \u2264 18.5 kg/m\u00b2" in sec
+    # labels follow study.yaml, not literals
+    s = load_settings()
+    s["baseline"]["albumin_low"] = 30
+    labels = _group_labels("albumin_le_35", s)
+    assert (labels["yes"], labels["no"]) == ("Albumin \u2264 30 g/L", "Albumin > 30 g/L")
+    t = RF.tables()
+    fig = km_plot(t["persistence"], t["baseline_covariates"][["patient_id", "albumin_le_35"]], "albumin_le_35",
+                  at_risk=False, group_labels=labels)
+    legend = sorted(x.get_text() for x in fig.axes[0].get_legend().get_texts())
+    assert legend == ["Albumin > 30 g/L", "Albumin \u2264 30 g/L"]
+
+
+def test_integer_counts_print_without_decimals(full):
+    from ibd_pipeline.stats.table1 import fmt_median_iqr
+
+    assert fmt_median_iqr([2, 2, 2, 3, 2]) == "2 [2-2]"
+    assert fmt_median_iqr([20, 30, 40, 50]) == "35.0 [27.5-42.5]"  # quartiles between counts keep decimals
+    assert fmt_median_iqr([1.5, 2.0, 2.5]) == "2.0 [1.8-2.2]"
+    _, html = full
+    t1 = _section(html, "table1")
+    row = re.search(r"Prior advanced mechanisms, n</td><td></td><td>([^<]*)</td>", t1).group(1)
+    assert re.fullmatch(r"\d+ \[\d+-\d+\]", row), row
+
+
+def test_settings_are_an_appendix_after_every_result(full):
+    res, html = full
+    assert res.sections[-1] == "settings" and SECTION_IDS[-1] == "settings"
+    assert html.index('<section id="settings">') > html.index('<section id="published">')
+    first = re.search(r'<section id="([a-z0-9]+)">', html).group(1)
+    assert first == "provenance"
+    assert re.search(r'<section id="settings">\s*<h2>Appendix: settings', html)
+
+
+def test_print_stylesheet_keeps_wide_tables_whole(full):
+    _, html = full
+    css = re.search(r"<style>(.*?)</style>", html, re.S).group(1)
+    m = re.search(r"@media print\{(.*)\}\s*$", css, re.S)
+    assert m, "no print stylesheet"
+    pr = m.group(1)
+    assert re.search(r"\.table-wrap\{overflow:visible\}", pr)  # no scroll box that clips when printed
+    assert re.search(r"table\.data\{[^}]*width:100%[^}]*min-width:0", pr)
+    assert re.search(r"table\.data thead\{display:table-header-group\}", pr)  # headers repeat on each page
+    assert re.search(r"table\.data tr\{break-inside:avoid\}", pr)
+    assert re.search(r"@page\{size:A4 landscape", pr)

@@ -94,7 +94,8 @@ def test_cox_models_wrapper_equals_phreg_stratified_by_center():
     f = example_frames(5)
     cands = ["age", "male", "albumin_le_35", "steroid_at_baseline"]
     data = with_covariates(f["persistence"], f["covariates"], cands)
-    out = cox_models(data, cands, strata="center", entry_p=1.0)  # entry p 1.0: every candidate enters
+    # entry p 1.0 and no events-per-variable cap: every candidate enters
+    out = cox_models(data, cands, strata="center", entry_p=1.0, events_per_variable=1)
     multi = out[out["model"] == "multivariable"]
     assert sorted(multi["variable"]) == sorted(cands)
     order = multi["variable"].tolist()

@@ -63,11 +63,13 @@ def staging_tables(context: dg.AssetExecutionContext, study: StudyResource, ware
     center = context.partition_key
     settings = study.settings()["ingestion"]
     with warehouse.get_connection() as con:
-        rep = load_center(con, study.paths(), study.profile(center), CRF, study.key())
+        rep = load_center(con, study.paths(), study.profile(center), CRF, study.key(), study.settings())
         for t in TABLES:
             sm.document_table(con, "staging", t)
         sm.document_table(con, "analytics", "deliveries")
         sm.document_table(con, "analytics", "quarantine")
+        sm.document_table(con, "analytics", "delivery_notes")
+        sm.document_table(con, "analytics", "withdrawals")
         meta = {t: table_metadata(con, "staging", t, rows=rep.staged_rows.get(t, 0)) for t in TABLES}
         n_files = con.execute("SELECT count(*) FROM analytics.deliveries WHERE center = ?", [center]).fetchone()[0]
         by_rule = con.execute(

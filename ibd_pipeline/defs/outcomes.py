@@ -9,6 +9,7 @@ from dagster_duckdb import DuckDBResource
 
 from .. import endpoints as ep
 from .. import stats
+from ..stats.safety import DECIMALS as AE_DECIMALS
 from .cohort import core_frames
 from .resources import StudyResource
 from .tables import BatchWriter, akey, core, md_table, publish, read, table_checks, table_spec
@@ -113,8 +114,10 @@ def rate_tables(study: StudyResource, warehouse: DuckDBResource):
         ae = read(con, "analytics.adverse_events")
         expo = read(con, "analytics.exposure")
         diagnoses = expo[["patient_id", "diagnosis"]]
-        by_term = stats.ae_tables(ae, expo, diagnoses, **params["ae_tables"])["by_term"]
-        summary = by_term.rename(columns={"N": "n_included"})[["term", "diagnosis", "n_patients", "n_included", "pct_patients", "n_events", "patient_years", "rate_per_100py", "rate_ci_low", "rate_ci_high"]]
+        # docs/STUDY_RULES.md#safety, by term: every CRF term is listed, zeros included
+        by_term = stats.ae_tables(ae, expo, diagnoses, **params["ae_tables"], terms=study.crf().ae_terms,
+                                  decimals=AE_DECIMALS)["by_term"]
+        summary = by_term[["term", "diagnosis", "n_patients", "n_included", "pct_patients", "n_events", "patient_years", "rate_per_100py", "rate_ci_low", "rate_ci_high"]]
         cc = rates[(rates["analysis"] == "complete_case") & (rates["timepoint"] == "month12")]
         r1, c1 = publish(con, "endpoint_rates", rates, extra_meta={"month12_complete_case": md_table(cc)})
         primary = by_center[(by_center["analysis"] == "complete_case") & (by_center["timepoint"] == "month12")

@@ -11,6 +11,7 @@ from .. import reconcile as rc
 from .. import sqlmodels as sm
 from .. import warehouse as wh
 from ..loading import mrn_map
+from ..reconcile.sample import ORDER_FIELDS
 from ..spreadsheet import neutralise_frame
 from .ingest import CRF, TABLES, staging_key
 from .partitions import center_check_spec, center_partitions
@@ -96,15 +97,17 @@ def _center_rows(con, qualified: str, center: str) -> int:
 )
 def reabstraction_sample(context: dg.AssetExecutionContext, study: StudyResource, warehouse: DuckDBResource):
     """The senior reviewer's seeded random 20% of each center's screened patients,
-    stratified by diagnosis (at least one per stratum), stable when patients are added.
+    stratified by diagnosis (at least one per stratum), drawn in an order made of the study
+    seed and the records (not of the keyed ids), kept when patients are added.
     Also written to the center's outbox as the reviewer's list (with the center's own
     record numbers, which only the outbox may carry)."""
     center = context.partition_key
     s = study.settings()["reconciliation"]
     paths = study.paths()
     with warehouse.get_connection() as con:
-        pats = con.execute(
-            "SELECT center, patient_id, diagnosis FROM staging.patients WHERE center = ? AND round = 'A'", [center]
+        fields = ", ".join(dict.fromkeys(["center", "patient_id", *ORDER_FIELDS, "source_row"]))
+        pats = con.execute(  # the draw order comes from these fields, never from the (keyed) patient_id
+            f"SELECT {fields} FROM staging.patients WHERE center = ? AND round = 'A'", [center]
         ).df()
         prev = (
             con.execute(f"SELECT * FROM {'.'.join(SAMPLE.path)} WHERE center = ?", [center]).df()

@@ -142,6 +142,8 @@ def persistence_models(study: StudyResource, warehouse: DuckDBResource):
             "logrank_tests": stats.logrank_tests(pers, cov),
             "cox_model": stats.cox_models(data, [c for c in cands if c in cov.columns], strata="center",
                                           entry_p=params["cox_models"]["entry_p"], alpha=params["cox_models"]["alpha"],
+                                          events_per_variable=params["cox_models"]["events_per_variable"],
+                                          tolerance=params["cox_models"]["tolerance"],
                                           workers=None),
             "discontinuation_rates": stats.discontinuation_rate(pers, **params["discontinuation_rate"]),
         }

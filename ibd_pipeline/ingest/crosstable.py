@@ -16,7 +16,7 @@ import pandas as pd
 
 from ibd_pipeline.config import Crf, load_crf
 
-from .rules import QUARANTINE_COLUMNS, empty_quarantine
+from .rules import QUARANTINE_COLUMNS, empty_quarantine, reason
 
 HBI_FIELDS = ("hbi_wellbeing", "hbi_pain", "hbi_liquid_stools", "hbi_mass", "hbi_complications")
 MAYO_FIELDS = ("mayo_stool", "mayo_bleeding", "mayo_pga", "mayo_endo")
@@ -41,6 +41,14 @@ def _fmt(s: pd.Series) -> np.ndarray:
     if pd.api.types.is_bool_dtype(s):
         return s.map({True: "true", False: "false"}).fillna("").astype(object).to_numpy()
     return s.astype(object).where(s.notna(), "").astype(str).to_numpy(dtype=object)
+
+
+def _reasons(df: pd.DataFrame, pos: np.ndarray, fld: str, text) -> np.ndarray:
+    """The reason of each failed row (``text(i)`` -> (Chinese, English)), with its row
+    number; never the delivered value (STUDY.md "Privacy"): made only of pseudonymous
+    ids and CRF codes of rows that passed validation, so no redaction is needed."""
+    rows = df["source_row"].to_numpy(dtype=np.int64)
+    return np.array([reason(int(rows[i]), fld, *text(i)) for i in pos], dtype=object)
 
 
 def _split_source(src: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -93,10 +101,11 @@ def cross_table_checks(
         rnd = df["round"].astype(str).to_numpy(dtype=object)
         pos = np.flatnonzero(~known)
         if len(pos):
-            msg = (
-                "patient " + pd.Series(pid[pos]) + " is not in round " + pd.Series(rnd[pos])
-                + "'s patients table of this center (missing there, or that row was rejected)"
-            ).to_numpy(dtype=object)
+            msg = _reasons(df, pos, "mrn", lambda i: (
+                f"患者 {pid[i]} 不在本中心第 {rnd[i]} 轮的患者表中（缺失或该行被拒收）",
+                f"is patient {pid[i]}, who is not in round {rnd[i]}'s patients table of this center "
+                "(missing there, or that row was rejected)",
+            ))
             fails.append((pos, "mrn", "patient_known", pid[pos], msg))
         for f in event_dates.get(t, []):
             if f not in df:
@@ -106,8 +115,7 @@ def cross_table_checks(
             pos = np.flatnonzero(bad)
             if len(pos):
                 val = _fmt(df[f].iloc[pos])
-                b = pd.Series(birth[pos]).dt.strftime("%Y-%m-%d")
-                msg = (f + " '" + pd.Series(val) + "' is before the patient's birth date " + b).to_numpy(dtype=object)
+                msg = _reasons(df, pos, f, lambda i: ("早于患者的出生日期", "is before the patient's birth date"))
                 fails.append((pos, f, "event_after_birth", val, msg))
         for dx, flds in score_fields.items():
             for f in flds:
@@ -117,10 +125,11 @@ def cross_table_checks(
                 pos = np.flatnonzero(bad)
                 if len(pos):
                     val = _fmt(df[f].iloc[pos])
-                    msg = (
-                        f + " is filled but the patient's diagnosis is " + pd.Series(diag[pos]).astype(str)
-                        + f" ({f.split('_')[0].upper()} items are scored only for {dx} patients)"
-                    ).to_numpy(dtype=object)
+                    score = f.split("_")[0].upper()
+                    msg = _reasons(df, pos, f, lambda i, score=score, dx=dx: (
+                        f"已填写，但患者诊断为 {diag[i]}（{score} 评分仅用于 {dx} 患者）",
+                        f"is filled but the patient's diagnosis is {diag[i]} ({score} items are scored only for {dx} patients)",
+                    ))
                     fails.append((pos, f, "score_matches_diagnosis", val, msg))
         if not fails:
             out[t] = df

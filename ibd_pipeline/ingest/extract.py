@@ -12,6 +12,8 @@ import pandas as pd
 
 from ibd_pipeline.config import CenterProfile, Crf, load_crf
 
+from ibd_pipeline.privacy import safe_label
+
 from .errors import UnreadableFileError
 from .names import parse_delivery_name
 from .normalize import Normaliser
@@ -58,6 +60,10 @@ class ExtractChunk:
     quarantine: pd.DataFrame
     warnings: list[str]
     last: bool
+    # key columns + source_row of the rows that failed (record-level delivery semantics:
+    # a failed row whose record was accepted before keeps that version; NaN where a key
+    # value itself could not be read)
+    rejected_keys: pd.DataFrame | None = None
 
 
 def source_file_of(file_name: str, sheet: str | None) -> str:
@@ -94,6 +100,21 @@ def _code_lists(spec, profile: CenterProfile, limit: int = 15) -> dict[str, str]
     return out
 
 
+def _columns_found(part: RawPart, profile: CenterProfile, crf: Crf) -> str:
+    """What the first line held, without quoting it: a file whose header row is missing
+    has a data row there (record number, name, phone). Only headers of this center's
+    profile are named; the others are counted (STUDY.md "Privacy")."""
+    known = {header_key(profile.header_for(t, f)): profile.header_for(t, f) for t in crf.tables for f in crf.table(t).fields}
+    cells = [h for h in part.header if h]
+    named = [known[header_key(h)] for h in cells if header_key(h) in known]
+    other = len(cells) - len(named)
+    first = "the header line" if part.sheet is None else "the sheet's first filled row"
+    text = f"Columns found in {first}: " + (", ".join(repr(h) for h in named) if named else "none of this center's headers")
+    if other:
+        text += f"; {other} other cell(s), not shown here (they may be data: is the header line missing?)"
+    return text + "."
+
+
 def _map_header(part: RawPart, profile: CenterProfile, crf: Crf, file_name: str) -> tuple[dict[str, int], list[str]]:
     """canonical field -> column position; warnings. Raises for missing required columns."""
     spec = crf.table(part.table)
@@ -109,15 +130,16 @@ def _map_header(part: RawPart, profile: CenterProfile, crf: Crf, file_name: str)
             continue
         f = by_key.get(header_key(h))
         if f is None:
-            unknown.append(h)
+            unknown.append(f"{safe_label(h)} (column {j + 1})")
             continue
         if f in pos:
             raise UnreadableFileError(
-                file_name, f"column {h!r} appears twice in {where}; keep one and deliver the file again."
+                file_name,
+                f"column {profile.header_for(part.table, f)!r} appears twice in {where}; keep one and deliver the file again.",
             )
         pos[f] = j
     if unknown:
-        warnings.append(f"{where}: unknown columns ignored: " + ", ".join(repr(u) for u in unknown))
+        warnings.append(f"{where}: unknown columns ignored: " + ", ".join(unknown))
     missing_req = [f for f, s in spec.fields.items() if s.required and f not in pos]
     if missing_req:
         names = ", ".join(f"{f} ({profile.header_for(part.table, f)})" if profile.header_for(part.table, f) != f else f for f in missing_req)
@@ -130,10 +152,7 @@ def _map_header(part: RawPart, profile: CenterProfile, crf: Crf, file_name: str)
             )
         raise UnreadableFileError(
             file_name,
-            f"required columns missing in {where} ({part.table}): {names}. Columns found: "
-            + ", ".join(repr(h) for h in part.header if h)
-            + "."
-            + hint,
+            f"required columns missing in {where} ({part.table}): {names}. " + _columns_found(part, profile, crf) + hint,
         )
     missing_opt = [f for f, s in spec.fields.items() if not s.required and s.phi != "drop" and f not in pos]
     if missing_opt:
@@ -228,9 +247,16 @@ def iter_extract(
             frame["source_file"] = src
             frame["source_row"] = rows
             valid, q = validate_chunk(frame, fails, texts, rows, schema, tracker, keys, ctx)
+            rejected = None
+            if len(q):
+                bad = np.flatnonzero(np.isin(np.asarray(rows), q["row_number"].unique()))
+                rejected = frame.iloc[bad][[*keys, "source_row"]].reset_index(drop=True)
+            del frame
             if pending is not None:
                 yield pending
-            pending = ExtractChunk(part.table, name.round, file_name, part.sheet, n, valid.reset_index(drop=True), q, [], False)
+            pending = ExtractChunk(
+                part.table, name.round, file_name, part.sheet, n, valid.reset_index(drop=True), q, [], False, rejected
+            )
         if pending is None:
             pending = ExtractChunk(
                 part.table, name.round, file_name, part.sheet, 0, empty_canonical(part.table, crf), empty_quarantine(), [], False

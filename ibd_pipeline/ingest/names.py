@@ -15,6 +15,9 @@ _PLACEHOLDERS = {
 }
 
 
+WITHDRAWAL_ROUND = "WD"  # a center's withdrawal list (profile ``withdrawals``), not an abstraction round
+
+
 @dataclass(frozen=True)
 class DeliveryName:
     round: str
@@ -56,6 +59,10 @@ def parse_delivery_name(profile: CenterProfile, file_name: str, *, crf: Crf | No
         raise ValueError(f"file name {file_name!r} contains control characters; name it like {example}")
     if len(file_name) > 255:
         raise ValueError("file name is longer than 255 characters")
+    wd = profile.raw.get("withdrawals") or {}
+    if wd.get("files") and (w := _pattern_regex(wd["files"]).fullmatch(file_name)):
+        # the center's withdrawal list (record-level delivery semantics: the only way to remove a patient)
+        return DeliveryName(round=WITHDRAWAL_ROUND, table=None, date=_name_date(file_name, w.groupdict().get("date")))
     m = _pattern_regex(pattern).fullmatch(file_name)
     if not m:
         raise ValueError(
@@ -78,13 +85,15 @@ def parse_delivery_name(profile: CenterProfile, file_name: str, *, crf: Crf | No
                 f"file name {file_name!r}: round ADJ carries only the adjudications table, "
                 "and the adjudications table is delivered only in round ADJ"
             )
-    raw_date = g.get("date")
-    iso = ""
-    if raw_date is not None:
-        if not re.fullmatch(r"\d{8}", raw_date):
-            raise ValueError(f"file name {file_name!r}: the date {raw_date!r} must be 8 digits, yyyymmdd")
-        try:
-            iso = _dt.date(int(raw_date[:4]), int(raw_date[4:6]), int(raw_date[6:])).isoformat()
-        except ValueError:
-            raise ValueError(f"file name {file_name!r}: {raw_date} is not a calendar date (yyyymmdd)") from None
-    return DeliveryName(round=rnd, table=table, date=iso)
+    return DeliveryName(round=rnd, table=table, date=_name_date(file_name, g.get("date")))
+
+
+def _name_date(file_name: str, raw_date: str | None) -> str:
+    if raw_date is None:
+        return ""
+    if not re.fullmatch(r"\d{8}", raw_date):
+        raise ValueError(f"file name {file_name!r}: the date {raw_date!r} must be 8 digits, yyyymmdd")
+    try:
+        return _dt.date(int(raw_date[:4]), int(raw_date[4:6]), int(raw_date[6:])).isoformat()
+    except ValueError:
+        raise ValueError(f"file name {file_name!r}: {raw_date} is not a calendar date (yyyymmdd)") from None

@@ -3,7 +3,9 @@
 Every column is factorized first; parsing, code translation, unit lookup and date
 parsing run once per *distinct* delivered text, and the results are taken back onto the
 rows. Parse failures come back as failure records ``(pos, field, rule, message)``
-where ``pos`` is the row position inside the chunk.
+where ``pos`` is the row position inside the chunk and ``message`` the reason as a
+(Chinese, English) pair that never quotes the delivered text (``validate`` adds row and
+field: ``rules.reason``).
 
 Rules found here: ``type`` (not a number/date/yes-no value), ``unit`` (labs: a unit the
 test does not accept). Unknown codes are *kept* as delivered so that the pandera
@@ -23,6 +25,7 @@ import pandas as pd
 from ibd_pipeline.config import CenterProfile, Crf, FieldSpec, TableSpec, load_unit_aliases
 from ibd_pipeline.pseudonym import patient_ids
 
+from .rules import human_date_formats
 from .schemas import LAB_EXTRA_COLUMNS, canonical_columns, column_name
 
 _INT_RE = re.compile(r"^[+-]?\d+(?:\.0*)?$")
@@ -34,6 +37,14 @@ _BOOL_TEXT = {"true": True, "false": False, "1": True, "0": False, "1.0": True, 
 _INT64_MAX = 2**63 - 1
 
 FAILURE_COLUMNS = ["pos", "field", "rule", "message"]
+
+
+def _const(text: np.ndarray, zh: str, en: str) -> np.ndarray:
+    """The same (Chinese, English) reason for every distinct text: a reason never quotes
+    the delivered value (STUDY.md "Privacy")."""
+    out = np.empty(len(text), dtype=object)
+    out.fill((zh, en))
+    return out
 
 
 def _failures(pos: np.ndarray, field: str, rule: str, message) -> pd.DataFrame:
@@ -111,7 +122,7 @@ class Normaliser:
             bad = np.array([v is None for v in out]) & ~col.missing
             arr = pd.array([None if m else v for v, m in zip(out, col.missing)], dtype="boolean")
             accepted = ", ".join(["true/false", "1/0"] + list(cmap))
-            msgs = np.array([f"'{t}' is not a yes/no value (accepted: {accepted})" for t in col.text], dtype=object)
+            msgs = _const(col.text, f"不是“是/否”值（可填：{accepted}）", f"is not a yes/no value (accepted: {accepted})")
             return arr.take(col.codes), self._fail(fname, "type", col, bad, msgs)
         if s.type == "int":
             out = []
@@ -130,16 +141,16 @@ class Normaliser:
                     bad[i] = True
                     out.append(None)
             arr = pd.array(out, dtype="Int64")
-            msgs = np.array([f"'{t}' is not a whole number" for t in col.text], dtype=object)
+            msgs = _const(col.text, "不是整数", "is not a whole number")
             return arr.take(col.codes), self._fail(fname, "type", col, bad, msgs)
         if s.type == "float":
             vals, bad = _parse_floats(col.text, col.missing)
-            msgs = np.array([f"'{t}' is not a number (use '.' as the decimal point)" for t in col.text], dtype=object)
+            msgs = _const(col.text, "不是数字（小数点请用“.”）", "is not a number (use '.' as the decimal point)")
             return vals[col.codes], self._fail(fname, "type", col, bad, msgs)
         if s.type == "date":
             vals, bad = parse_dates(col.text, col.missing, self.date_formats)
-            fmts = ", ".join("an Excel date cell" if f == "excel_date_cell" else f for f in self.date_formats)
-            msgs = np.array([f"'{t}' is not a date (accepted: {fmts})" for t in col.text], dtype=object)
+            zh, en = human_date_formats(self.date_formats)
+            msgs = _const(col.text, f"不是日期（可填写为：{zh}）", f"is not a date (write it like {en})")
             return vals[col.codes], self._fail(fname, "type", col, bad, msgs)
         raise ValueError(f"CRF field {fname} has an unknown type {s.type!r}")
 
@@ -205,7 +216,7 @@ class Normaliser:
         num_missing = vcol.missing | np.array([x is None or x == "" for x in num_u])
         fv, bad = _parse_floats(np.array(["" if x is None else x for x in num_u], dtype=object), num_missing)
         bad |= ~vcol.missing & num_missing  # a lone qualifier ("<") is not a value
-        msgs = np.array([f"'{t}' is not a number (optionally with '<' or '>')" for t in vcol.text], dtype=object)
+        msgs = _const(vcol.text, "不是数字（可带“<”或“>”）", "is not a number (optionally with '<' or '>')")
         f = self._fail("value", "type", vcol, bad, msgs)
         if f is not None:
             fails.append(f)
@@ -233,7 +244,7 @@ class Normaliser:
             res = self._unit_lookup.factor(t, u)
             if res is None:
                 bad_u[k] = True
-                msg_u[k] = self._unit_lookup.message(t, ucol.text[uc])
+                msg_u[k] = self._unit_lookup.message(t)
             else:
                 factor_u[k], canon_u[k] = res
         factor = factor_u[pair_inv]
@@ -345,10 +356,10 @@ class _UnitLookup:
             return conv[unit], canon
         return None
 
-    def message(self, test: str, delivered: str) -> str:
+    def message(self, test: str) -> tuple[str, str]:
         canon = self.crf.canonical_unit(test)
-        acc = [canon] + [f"{u} (x{f:g})" for u, f in self.profile_units.get(test, {}).items() if u != _squash(canon)]
-        return f"unit '{delivered}' is not accepted for {test}; accepted units: {', '.join(acc)}"
+        acc = ", ".join([canon] + [f"{u} (x{f:g})" for u, f in self.profile_units.get(test, {}).items() if u != _squash(canon)])
+        return f"该单位不适用于检验项目 {test}（可用单位：{acc}）", f"is a unit not accepted for {test} (accepted units: {acc})"
 
 
 def _squash(u: str) -> str:

@@ -108,9 +108,52 @@ def scan_text_file(path: Path, encoding: str, file_name: str) -> None:
         raise UnreadableFileError(file_name, "the file is empty (no header line).")
 
 
+def csv_tail_problem(path: Path, encoding: str) -> str | None:
+    """Why a CSV looks cut off at its end (a torn last row: an open quoted value, or fewer
+    fields than the header line and no line end), or None. The intake holds such a copy;
+    the reader rejects it (a torn row never becomes part of a delivery)."""
+    import io
+
+    size = path.stat().st_size
+    if size == 0:
+        return None
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+        if size > len(head):
+            fh.seek(max(size - (1 << 16), 0))
+            tail = fh.read()
+        else:
+            tail = head
+    if tail.endswith((b"\n", b"\r")):
+        return None  # ends with a line end (a quoted value left open is the parser's error)
+    try:
+        header_text = head.decode(encoding, errors="ignore")
+        header = next(csv.reader(io.StringIO(header_text.lstrip("\ufeff").split("\n", 1)[0])), [])
+        last_line = tail.rsplit(b"\n", 1)[-1].decode(encoding, errors="ignore")
+    except (UnicodeError, LookupError, csv.Error):
+        return None
+    if size > len(head) or b"\n" in head:  # the last line is a data row, not the header
+        if last_line.count('"') % 2 == 1:
+            return "the last row ends inside a quoted value and has no line end (the copy is incomplete)"
+        try:
+            fields = next(csv.reader([last_line]), [])
+        except csv.Error:
+            return "the last row cannot be read and has no line end (the copy is incomplete)"
+        if len(fields) < len(header):
+            return (
+                f"the last row has {len(fields)} of the header's {len(header)} fields and no line end "
+                "(the copy is incomplete)"
+            )
+    return None
+
+
+
 def read_csv_part(path: Path, profile: CenterProfile, table: str, file_name: str, chunk_rows: int) -> RawPart:
     encoding = profile.encoding or "utf-8-sig"
     scan_text_file(path, encoding, file_name)
+    torn = csv_tail_problem(path, encoding)
+    if torn is not None:
+        raise UnreadableFileError(file_name, f"{torn}. Nothing of it was loaded; deliver the whole file again.")
     header: list[str] = []
     try:
         with open(path, encoding=encoding, newline="") as fh:
@@ -222,6 +265,15 @@ def cells_to_text(values: np.ndarray) -> np.ndarray:
     return out
 
 
+def _sheet_label(names: list[str], name: str) -> str:
+    """A delivered sheet name as shown in a message: its position, and the name itself
+    only when it passes the privacy check (STUDY.md "Privacy")."""
+    from ibd_pipeline.privacy import safe_label
+
+    pos = names.index(name) + 1 if name in names else 0
+    return f"{safe_label(name)} (sheet no. {pos})" if pos else safe_label(name)
+
+
 def _sheet_matcher(profile: CenterProfile):
     base = {header_key(s): (s, t) for s, t in profile.sheets.items()}
     pat = profile.raw.get("sheet_continuation")
@@ -312,7 +364,7 @@ def read_xlsx_parts(
     order: dict[str, int] = {}
     for name in names:
         if kinds.get(name, pc.SheetTypeEnum.WorkSheet) != pc.SheetTypeEnum.WorkSheet:
-            warnings.append(f"sheet {name!r} is not a worksheet (a chart or macro sheet) and was ignored")
+            warnings.append(f"sheet {_sheet_label(names, name)} is not a worksheet (a chart or macro sheet) and was ignored")
             continue
         hit = match(name)
         if hit is None or hit[0] not in allowed_tables:
@@ -320,14 +372,14 @@ def read_xlsx_parts(
             try:
                 empty = _sheet_is_empty(sheet)
             except Exception as e:  # noqa: BLE001
-                raise UnreadableFileError(file_name, f"sheet {name!r} cannot be read ({type(e).__name__}: {e}).") from None
+                raise UnreadableFileError(file_name, f"sheet {_sheet_label(names, name)} cannot be read ({type(e).__name__}).") from None
             if empty:
-                warnings.append(f"empty sheet {name!r} ignored")
+                warnings.append(f"empty sheet {_sheet_label(names, name)} ignored")
                 continue
             if hit is None:
                 raise UnreadableFileError(
                     file_name,
-                    f"sheet {name!r} is not one of this center's sheets ({expected}; a long table continues on "
+                    f"sheet {_sheet_label(names, name)} is not one of this center's sheets ({expected}; a long table continues on "
                     "'<sheet>_2', '<sheet>_3', ...). Rename or remove the sheet and deliver the workbook again.",
                 )
             raise UnreadableFileError(
@@ -342,7 +394,7 @@ def read_xlsx_parts(
         raise UnreadableFileError(
             file_name,
             f"the workbook has none of this center's sheets ({expected}); sheets found: "
-            + (", ".join(repr(n) for n in names) or "none") + ".",
+            + (", ".join(_sheet_label(names, n) for n in names) or "none") + ".",
         )
 
     def parts() -> Iterator[RawPart]:

@@ -23,6 +23,17 @@ th{background:#eef2f7}td.n{text-align:right}.ok{color:#1a7f37}.bad{color:#b42318
 """
 
 
+STATE_TEXT = {  # delivery state (analytics.deliveries.status) -> (中文, English)
+    "current": ("当前交付", "the current delivery of this table"),
+    "partly_current": ("部分记录仍有效", "partly current: some of its records are still the accepted version"),
+    "superseded": ("已被更新的交付取代", "superseded: every record has a newer accepted version"),
+    "all_rows_rejected": ("全部行被拒绝，已接受的记录保留", "every row failed: the accepted records were kept"),
+    "held": ("暂不载入，待确认", "held for the coordinator's confirmation"),
+    "older_than_current": ("日期早于当前交付，未载入", "dated older than the current delivery: not applied"),
+    "withdrawal": ("撤回名单已执行", "withdrawal list applied"),
+}
+
+
 def _e(x) -> str:
     if x is None or (isinstance(x, float) and x != x):
         return ""
@@ -57,6 +68,8 @@ def write_delivery_report(
     profile: CenterProfile,
     extra_quarantine: pd.DataFrame | None = None,
     max_rows: int = 20_000,
+    state: list[str] | None = None,
+    sections: list[tuple[str, list[str], list[list]]] | None = None,
 ) -> Path:
     """Write ``<outbox>/<file_name>.report.html`` (pass the center's outbox folder).
 
@@ -64,7 +77,10 @@ def write_delivery_report(
     ``error`` saying why). ``extra_quarantine``: cross-table rejections
     (``cross_table_checks``); the rows of this file are added to the listing.
     At most ``max_rows`` rejected rows are listed in the page; all of them are then
-    also written to ``<file_name>.rejected.csv`` next to it.
+    also written to ``<file_name>.rejected.csv`` next to it. ``state``: one line per
+    table saying what the file is now in the warehouse (current, superseded, held...);
+    ``sections``: further listings (title, header, rows) - records that kept their
+    accepted version, records not in the latest delivery, affected rows of other tables.
     """
     outbox = Path(outbox)
     outbox.mkdir(parents=True, exist_ok=True)
@@ -90,6 +106,8 @@ def write_delivery_report(
         f"<tr><th>中心 Center</th><td>{_e(center)} - {_e(profile.raw.get('name', ''))}</td></tr>",
         f"<tr><th>文件 File</th><td>{_e(file_name)}</td></tr>",
     ]
+    if state:
+        h.append("<tr><th>当前状态 State now</th><td>" + "<br>".join(_e(s) for s in state) + "</td></tr>")
     if error is not None:
         h += [
             '<tr><th>结果 Result</th><td class="bad">整个文件未被接受 The whole file was rejected</td></tr></table>',
@@ -160,6 +178,10 @@ def write_delivery_report(
                     f"<td><code>{_e(r.rule)}</code><br>{_e(zh)}</td><td>{_e(r.message)}</td><td>{_e(r.patient_id)}</td></tr>"
                 )
             h.append("</table>")
+    for title, header, rows in sections or []:
+        h.append(f"<h2>{_e(title)}</h2><p class=note>{len(rows)} 行 rows</p><table><tr>" + "".join(f"<th>{_e(c)}</th>" for c in header) + "</tr>")
+        h += ["<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>" for r in rows[:max_rows]]
+        h.append("</table>")
     h.append("</body></html>")
     path.write_text("\n".join(h), encoding="utf-8")
     return path

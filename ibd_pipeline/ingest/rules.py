@@ -51,3 +51,32 @@ def empty_quarantine():
     q = pd.DataFrame({c: pd.Series(dtype=object) for c in QUARANTINE_COLUMNS})
     q["row_number"] = q["row_number"].astype("int64")
     return q
+
+
+# ------------------------------------------------------------------ reasons (issue 18 item 1, issue 12 item 3)
+# A reason names row, field and rule and says what is accepted, in Chinese and in
+# English; it never quotes the delivered value (that stays in the working warehouse's
+# quarantine ``value`` column only: STUDY.md "Privacy").
+_EXAMPLE = {"%Y": "2023", "%y": "23", "%H": "14", "%M": "30", "%S": "00"}
+
+
+def human_date_format(fmt: str) -> tuple[str, str]:
+    """A date format as a person writes it: ``%Y/%m/%d`` -> 2023/02/28, ``%Y年%m月%d日`` ->
+    2023年2月28日 (the reader accepts unpadded months and days), Excel date cells."""
+    if fmt == "excel_date_cell":
+        return "Excel日期单元格", "an Excel date cell"
+    unpadded = "年" in fmt or "月" in fmt
+    text = fmt.replace("%m", "2" if unpadded else "02").replace("%d", "28")
+    for k, v in _EXAMPLE.items():
+        text = text.replace(k, v)
+    return text, text
+
+
+def human_date_formats(formats) -> tuple[str, str]:
+    shown = [human_date_format(f) for f in formats]
+    return "、".join(z for z, _ in shown), ", ".join(e for _, e in shown)
+
+
+def reason(row, hdr: str, zh: str, en: str) -> str:
+    """The text of one quarantine row: "第12行，性别 (sex)：… / the value in row 12, field sex, …"."""
+    return f"第{row}行，{hdr}：{zh} / the value in row {row}, field {hdr}, {en}"

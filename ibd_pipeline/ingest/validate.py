@@ -13,7 +13,9 @@ from pandera.config import config_context
 from ibd_pipeline.config import TableSpec
 
 from .normalize import FAILURE_COLUMNS
-from .rules import QUARANTINE_COLUMNS, empty_quarantine
+from ibd_pipeline.privacy import redact
+
+from .rules import QUARANTINE_COLUMNS, empty_quarantine, reason
 from .schemas import check_rule, cross_field_rules
 
 
@@ -111,41 +113,64 @@ def _s(a) -> pd.Series:
 
 
 def schema_messages(fails: pd.DataFrame, ctx: ChunkContext, texts: dict[str, np.ndarray], frame: pd.DataFrame) -> pd.Series:
-    """A sentence per failure found by the schema (vectorised per (rule, field))."""
-    msg = pd.Series([""] * len(fails), index=fails.index, dtype=object)
+    """A (Chinese, English) reason per failure found by the schema, per (rule, field).
+    Reasons say what is accepted, never what was delivered (STUDY.md "Privacy")."""
+    msg = pd.Series([None] * len(fails), index=fails.index, dtype=object)
     rules = {(r.rule, r.field): r for r in cross_field_rules(ctx.spec)}
     for (rule, fld), g in fails.groupby(["rule", "field"], sort=False):
-        pos = g["pos"].to_numpy()
-        hdr = ctx.hdr(fld)
-        txt = _s(texts[fld][pos]) if fld in texts else pd.Series([""] * len(pos))
+        spec = ctx.spec.fields.get(fld)
         if rule == "required":
-            m = pd.Series([f"{hdr} is required but empty"] * len(pos))
+            zh, en = "必填但为空", "is required but empty"
         elif rule == "code":
-            m = "'" + txt + f"' is not a valid value of {hdr}; accepted: {ctx.code_lists.get(fld, '')}"
-        elif rule == "range":
-            lo, hi = ctx.spec.fields[fld].range
+            acc = ctx.code_lists.get(fld, "")
+            zh, en = f"取值不在CRF编码表内（可填：{acc}）", f"is not a code of the CRF (accepted: {acc})"
+        elif rule == "range" and spec is not None and spec.range is not None:
+            lo, hi = spec.range
             rng = f"[{'' if lo is None else lo}, {'' if hi is None else hi}]"
             if ctx.table == "labs" and fld == "value":
-                conv = _s(frame["value"].to_numpy()[pos]) + " " + _s(frame["unit"].to_numpy()[pos])
-                m = "'" + txt + f"' is outside the allowed range {rng} (after conversion: " + conv + ")"
+                zh, en = f"换算为标准单位后超出允许范围 {rng}", f"is outside the allowed range {rng} after conversion to the canonical unit"
             else:
-                m = "'" + txt + f"' is outside the allowed range {rng}"
+                zh, en = f"超出允许范围 {rng}", f"is outside the allowed range {rng}"
         elif (rule, fld) in rules:
-            r = rules[(rule, fld)]
-            other = _s(texts[r.other][pos]) if r.other in texts else pd.Series([""] * len(pos))
-            ohdr = ctx.hdr(r.other)
+            ohdr = ctx.hdr(rules[(rule, fld)].other)
             if rule == "stop_reason_required":
-                m = f"{ohdr} is '" + other + f"' but {hdr} is empty: a stop date needs a stop reason"
+                zh, en = f"为空，但已填写{ohdr}：有停止日期时必须填写停止原因", f"is empty although {ohdr} is filled: a stop date needs a stop reason"
             elif rule == "event_after_birth":
-                m = f"{hdr} '" + txt + f"' is before the birth date {ohdr} '" + other + "'"
+                zh, en = f"早于出生日期 {ohdr}", f"is before the birth date {ohdr}"
             else:
-                m = f"{hdr} '" + txt + f"' is before {ohdr} '" + other + "'"
+                zh, en = f"早于 {ohdr}", f"is before {ohdr}"
         elif rule == "unit":
-            m = pd.Series([f"unit of {ctx.spec.name} is not the canonical unit of the test"] * len(pos))
+            zh, en = "不是该检验项目的标准单位", "is not the canonical unit of the test"
         else:
-            m = "'" + txt + f"' is not a valid {ctx.spec.fields[fld].type if fld in ctx.spec.fields else 'value'}"
-        msg.loc[g.index] = np.asarray(m, dtype=object)
+            typ = spec.type if spec is not None else "value"
+            zh, en = f"不是有效的 {typ} 值", f"is not a valid {typ}"
+        for i in g.index:
+            msg.at[i] = (zh, en)
     return msg
+
+
+_ROW = "\x00row\x00"
+
+
+def _reason_texts(fails: pd.DataFrame, ctx: ChunkContext, rows: np.ndarray) -> np.ndarray:
+    """The full reason of every failure: row, field (the center's header) and the
+    (Chinese, English) pair. Each distinct reason is made and passed through the
+    redaction once, the row numbers put in afterwards."""
+    if len(fails) == 0:
+        return np.empty(0, dtype=object)
+    pos = fails["pos"].to_numpy(dtype=np.int64)
+    keys = pd.Series(list(zip(fails["field"].to_numpy(dtype=object), fails["message"].to_numpy(dtype=object))), dtype=object)
+    codes, uniq = pd.factorize(keys)
+    templates = []
+    for fld, m in uniq:
+        hdr = "+".join(ctx.hdr(f) for f in str(fld).split("+"))
+        text = reason(_ROW, hdr, m[0], m[1]) if isinstance(m, tuple) else ("" if m is None else str(m))
+        templates.append(redact(text).split(_ROW))
+    row_text = pd.Series(rows[pos]).astype(str).to_numpy(dtype=object)
+    out = np.empty(len(fails), dtype=object)
+    for i, (c, r) in enumerate(zip(codes, row_text)):
+        out[i] = r.join(templates[c])
+    return out
 
 
 def build_quarantine(
@@ -182,7 +207,7 @@ def build_quarantine(
             "field": fails["field"].to_numpy(dtype=object),
             "value": value,
             "rule": fails["rule"].to_numpy(dtype=object),
-            "message": fails["message"].to_numpy(dtype=object),
+            "message": _reason_texts(fails, ctx, rows),
             "delivery_id": ctx.delivery_id,
         }
     )
@@ -218,15 +243,17 @@ def validate_chunk(
             col = frame["patient_id"].to_numpy()[dpos] if f == "mrn" else texts[f][dpos]
             val = (val + ("|" if i else "")) + _s(col).to_numpy()
         where = np.where(first_sheet == ctx.sheet, "", " of sheet " + _s(first_sheet).to_numpy(dtype=object))
-        msg = (
-            f"same key ({', '.join(ctx.hdr(f) for f in kf)}) as row "
-            + pd.Series(first_row).astype(str)
-            + where
-            + "; the first row with this key is kept"
-        )
+        where_zh = np.where(first_sheet == ctx.sheet, "", "（工作表 " + _s(first_sheet).to_numpy(dtype=object) + "）")
+        first = pd.Series(first_row).astype(str).to_numpy(dtype=object)
+        msg = np.empty(len(dpos), dtype=object)
+        for i in range(len(dpos)):
+            msg[i] = (
+                f"与第{first[i]}行{where_zh[i]}主键相同：保留第一行",
+                f"has the same key as row {first[i]}{where[i]}; the first row with this key is kept",
+            )
         parts.append(
             pd.DataFrame(
-                {"pos": dpos, "field": "+".join(kf), "rule": "unique_key", "message": msg.to_numpy(), "value": val.to_numpy()}
+                {"pos": dpos, "field": "+".join(kf), "rule": "unique_key", "message": msg, "value": val.to_numpy()}
             )
         )
     parts = [p for p in parts if len(p)]

@@ -1,6 +1,11 @@
 """The re-abstraction sample (STUDY.md Workflow step 3): a seeded random share of each
 center's screened patients, stratified by diagnosis, that is stable across re-runs and
-across later deliveries."""
+across later deliveries.
+
+The draw order is a hash of the study's seed and what the record says (center, UPA start,
+birth date, sex, diagnosis date, diagnosis - ``ORDER_FIELDS``), never of the pseudonymous
+id: ids depend on each site's secret key, and a study's sample must not (issue 13). Two
+records equal on every order field are drawn in their source-row order."""
 
 from __future__ import annotations
 
@@ -12,11 +17,23 @@ import pandas as pd
 
 SAMPLE_COLUMNS = ["center", "patient_id", "diagnosis"]
 _NO_DIAGNOSIS = "\x00"  # stratum of patients without a diagnosis (sorts first)
+# non-secret fields of a patient record that order the draw (with the center)
+ORDER_FIELDS = ("upa_start_date", "birth_date", "sex", "diagnosis_date", "diagnosis")
 
 
-def draw_order(seed: int, patient_id: str) -> str:
-    """The keyed-hash rank of a patient: lower is drawn first."""
-    return hashlib.sha256(f"{seed}:{patient_id}".encode("utf-8")).hexdigest()
+def _text(v) -> str:
+    if v is None or (not isinstance(v, str) and pd.isna(v)):
+        return ""
+    if isinstance(v, pd.Timestamp):
+        return v.date().isoformat()
+    return str(v)
+
+
+def draw_order(seed: int, center: str, values) -> str:
+    """The seeded rank of a patient record from its center and its ``ORDER_FIELDS``
+    values: lower is drawn first. Reproducible from the data and the seed alone."""
+    text = "\x1f".join([str(seed), str(center), *(_text(v) for v in values)])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def stratum_size(n: int, fraction: float, min_per_stratum: int = 1) -> int:
@@ -36,11 +53,12 @@ def draw_sample(
 ) -> pd.DataFrame:
     """The sample: per center and diagnosis, ``stratum_size`` patients.
 
-    ``patients``: the round-A patients frame (``center, patient_id, diagnosis``; a
-    ``round`` column, if present, is filtered to ``A``). ``previous``: the sample drawn
+    ``patients``: the round-A patients frame (``center, patient_id, diagnosis``, the
+    ``ORDER_FIELDS`` and ``source_row``; a ``round`` column, if present, is filtered to
+    ``A``). ``previous``: the sample drawn
     before (same columns) or None. Patients of ``previous`` that still exist stay drawn
     (in their current stratum, even if that makes it larger than its target); each
-    stratum is then topped up in the order of ``draw_order(seed, patient_id)``.
+    stratum is then topped up in the order of ``draw_order`` (ties: ``source_row``).
     Without ``previous`` the same patients always give the same sample.
     Returns ``center, patient_id, diagnosis`` sorted by center and patient_id.
     """
@@ -49,12 +67,18 @@ def draw_sample(
     p = patients
     if "round" in p.columns:
         p = p[p["round"] == "A"]
-    p = p[SAMPLE_COLUMNS].dropna(subset=["center", "patient_id"])
+    missing = [c for c in ORDER_FIELDS if c not in p.columns]
+    if missing:
+        raise KeyError(f"the sample's draw order needs the patient fields {missing}")
+    tie = ["source_row"] if "source_row" in p.columns else []
+    p = p[[*SAMPLE_COLUMNS, *(c for c in ORDER_FIELDS if c not in SAMPLE_COLUMNS), *tie]]
+    p = p.dropna(subset=["center", "patient_id"])
     p = p.drop_duplicates(["center", "patient_id"], keep="first").copy()
     if p.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in SAMPLE_COLUMNS})
     p["_stratum"] = p["diagnosis"].where(p["diagnosis"].notna(), _NO_DIAGNOSIS).astype(str)
-    p["_rank"] = [draw_order(seed, pid) for pid in p["patient_id"]]
+    p["_rank"] = [draw_order(seed, c, vals) for c, vals in
+                  zip(p["center"], p[list(ORDER_FIELDS)].itertuples(index=False, name=None))]
     if previous is not None and len(previous):
         kept = set(zip(previous["center"], previous["patient_id"]))
         p["_kept"] = [k in kept for k in zip(p["center"], p["patient_id"])]
@@ -66,7 +90,7 @@ def draw_sample(
         target = stratum_size(len(g), fraction, min_per_stratum)
         kept = g[g["_kept"]]
         need = max(0, target - len(kept))
-        drawn += [kept, g[~g["_kept"]].sort_values("_rank").head(need)]
+        drawn += [kept, g[~g["_kept"]].sort_values(["_rank", *tie], kind="mergesort").head(need)]
     out = pd.concat(drawn)[SAMPLE_COLUMNS]
     return out.sort_values(["center", "patient_id"]).reset_index(drop=True)
 

@@ -77,7 +77,6 @@ SETTINGS_GROUPS = {
     "statistics": "Statistics", "baseline": "Baseline characteristics (Table 1 and covariates)",
 }
 SECTIONS = [
-    ("settings", "Settings this report ran with"),
     ("provenance", "Data provenance"),
     ("flow", "Patient flow"),
     ("table1", "Table 1: baseline characteristics"),
@@ -91,6 +90,7 @@ SECTIONS = [
     ("safety", "Safety"),
     ("quality", "Data quality checks"),
     ("published", "Published vs derived"),
+    ("settings", "Appendix: settings this report ran with"),
 ]
 SECTION_IDS = [s for s, _ in SECTIONS]
 OPTIONAL_SECTIONS = {"quality": "quality_results"}  # only when the table exists
@@ -564,6 +564,11 @@ def _rates_table(c: _Ctx, r: pd.DataFrame, analysis: str) -> str:
     sub = r[r["analysis"] == analysis]
     if sub.empty:
         raise Unavailable(f"no {analysis} rates")
+    if analysis == "nri":  # endpoints where NRI equals complete case are stated once, not repeated
+        sub = sub[[not _same_analyses(r, ep) for ep in sub["endpoint"]]]
+        if sub.empty:
+            return para("Every NRI rate equals its complete-case rate (no result was 'not evaluable'); the "
+                        "complete-case table above applies to both analyses.", "note")
     rows = []
     for ep in _order(sub["endpoint"], ENDPOINT_ORDER):
         e = sub[sub["endpoint"] == ep]
@@ -640,8 +645,8 @@ def _sec_endpoints(c: _Ctx) -> str:
         out.append('<div class="grid">' + "".join(figs) + "</div>")
         if c.nri_same:
             out.append(para("Non-responder imputation gives exactly the complete-case n/N at every time point for: "
-                            + "; ".join(c.nri_same) + " (no result was 'not evaluable'), so those NRI figures are "
-                            "not repeated; the NRI table below lists them.", "note"))
+                            + "; ".join(c.nri_same) + " (no result was 'not evaluable'), so their NRI figures and "
+                            "NRI table rows are not repeated: read the complete-case ones.", "note"))
         out.append(F.heading(3, "Rates and UC vs CD comparisons"))
         for a in ANALYSES:
             out.append(c.part(_rates_table, c, r, a))
@@ -718,11 +723,40 @@ def _sec_biomarkers(c: _Ctx) -> str:
 
 
 # ------------------------------------------------------------------ persistence
+# baseline dichotomies: variable -> (what, threshold setting in study.yaml baseline, unit, at-or-below)
+THRESHOLD_GROUPS = {"albumin_le_35": ("albumin", "albumin_low", "g/L", True),
+                    "bmi_le_18_5": ("BMI", "bmi_low", "kg/m\u00b2", True),
+                    "crp_gt_8": ("CRP", "crp_high", "mg/L", False),
+                    "fc_gt_150": ("FC", "fc_high", "\u00b5g/g", False)}
+
+
 def _km_title(gv: str, settings: dict) -> str:
-    b = settings.get("baseline") or {}
-    return {"overall": "All patients", "diagnosis": "By diagnosis",
-            "albumin_le_35": f"By baseline albumin \u2264 {b.get('albumin_low', 35)} g/L (yes/no)",
-            "bmi_le_18_5": f"By baseline BMI \u2264 {b.get('bmi_low', 18.5)} kg/m\u00b2 (yes/no)"}.get(gv, f"By {gv}")
+    if gv in THRESHOLD_GROUPS:
+        what, key, unit, _ = THRESHOLD_GROUPS[gv]
+        return f"By baseline {what} ({(settings.get('baseline') or {}).get(key, DASH)} {unit})"
+    return {"overall": "All patients", "diagnosis": "By diagnosis"}.get(gv, f"By {F.label(gv)}")
+
+
+def _group_labels(gv: str, settings: dict) -> dict[str, str]:
+    """Readable names of a grouping's levels (the KM legends and tables): 'yes' / 'no' of
+    a baseline dichotomy become 'Albumin <= 35 g/L' / 'Albumin > 35 g/L' with the
+    threshold of study.yaml (baseline.albumin_low, ...)."""
+    if gv == "overall":
+        return {"all": "All patients"}
+    if gv == "diagnosis":
+        return {k: v for k, v in DX_LABELS.items() if k in ("UC", "CD")}
+    if gv in THRESHOLD_GROUPS:
+        what, key, unit, le = THRESHOLD_GROUPS[gv]
+        t = (settings.get("baseline") or {}).get(key, DASH)
+        what = what[0].upper() + what[1:]
+        at, beyond = ("\u2264", ">") if le else (">", "\u2264")
+        yes, no = f"{what} {at} {t} {unit}", f"{what} {beyond} {t} {unit}"
+        return {"yes": yes, "no": no, "True": yes, "False": no, "1": yes, "0": no}
+    return {}
+
+
+def _group_label(gv: str, group, settings: dict) -> str:
+    return _group_labels(gv, settings).get(str(group), f"{F.label(gv)}: {group}")
 
 
 def _km_figures(c: _Ctx) -> str:
@@ -744,7 +778,8 @@ def _km_figures(c: _Ctx) -> str:
             cv = None if cov is None or gv in pers.columns or gv == "overall" else cov[["patient_id", gv]]
             return c.figure(f"km_{gv}", km_plot, (pers[[x for x in pers.columns if x != "stop_reason"]], cv, gv),
                             {"days_per_month": dpm, "months": months, "alpha": c.alpha,
-                             "title": f"Persistence on UPA \u2014 {_km_title(gv, c.settings)}"},
+                             "title": f"Persistence on UPA \u2014 {_km_title(gv, c.settings)}",
+                             "group_labels": _group_labels(gv, c.settings)},
                             alt=f"Kaplan-Meier persistence, {_km_title(gv, c.settings)}",
                             caption=f"Kaplan-Meier: {_km_title(gv, c.settings)}; shaded 95% CI; numbers at risk below")
         out.append(c.part(one))
@@ -758,7 +793,7 @@ def _km_table(c: _Ctx) -> str:
     for gv in _order(km["group_var"], list(KM_GROUPS)):
         g = km[km["group_var"] == gv]
         for grp in sorted(g["group"].astype(str).unique()):
-            cells = [Cell(_km_title(gv, c.settings), cls="lbl"), grp]
+            cells = [Cell(_km_title(gv, c.settings), cls="lbl"), _group_label(gv, grp, c.settings)]
             for m in months:
                 x = g[(g["group"].astype(str) == grp) & (g["month"] == m)]
                 if x.empty:
@@ -774,14 +809,17 @@ def _km_table(c: _Ctx) -> str:
 
 def _logrank_table(c: _Ctx) -> str:
     lr = c.wh.get("logrank_tests", ["group_var", "groups", "n", "events", "test_statistic", "df", "p_value"])
-    rows = [[_km_title(r.group_var, c.settings), str(r.groups).replace("|", " vs "), fmt_int(r.n), fmt_int(r.events),
+    rows = [[_km_title(r.group_var, c.settings),
+             " vs ".join(_group_label(r.group_var, g, c.settings) for g in str(r.groups).split("|")),
+             fmt_int(r.n), fmt_int(r.events),
              fmt_num(r.test_statistic, 2), fmt_int(r.df), fmt_p(r.p_value)] for r in lr.itertuples()]
     return table(["Comparison", "Groups", "n", "Events", "Chi-square", "df", "p"], rows, caption="Log-rank tests")
 
 
 def _discontinuation_table(c: _Ctx) -> str:
     d = c.wh.get("discontinuation_rates", ["group_var", "group", "n", "events", "patient_years", "rate_per_100py"])
-    rows = [[DX_LABELS.get(str(r.group), str(r.group)) if r.group_var in ("overall", "diagnosis") else f"{r.group_var} = {r.group}",
+    rows = [[DX_LABELS.get(str(r.group), str(r.group)) if r.group_var in ("overall", "diagnosis")
+             else _group_label(r.group_var, r.group, c.settings),
              fmt_int(r.n), fmt_int(r.events), fmt_num(r.patient_years, 1),
              F.fmt_est_ci(r.rate_per_100py, getattr(r, "ci_low", None), getattr(r, "ci_high", None), lambda v: fmt_num(v, 1))]
             for r in d.itertuples()]
@@ -1002,13 +1040,15 @@ def _sec_centers(c: _Ctx) -> str:
 
 # ------------------------------------------------------------------ safety
 def _ae_table(c: _Ctx, name: str, caption: str) -> str:
-    t = c.wh.get(name, ["term", "diagnosis", "n_patients", "n_events"])
+    t = c.wh.get(name, ["term", "diagnosis", "n_patients", "n_included", "n_events"])
     dxs = _order(t["diagnosis"], list(DIAGNOSES))
-    ns = {dx: t.loc[t["diagnosis"] == dx, "n_total"].max() if "n_total" in t else None for dx in dxs}
-    terms = _order(t["term"], ["any"])
+    ns = {dx: t.loc[t["diagnosis"] == dx, "n_included"].max() for dx in dxs}
+    terms = list(dict.fromkeys(["any", *t["term"]]))  # the table's order: any, the CRF terms, others
+    if "any" not in set(t["term"]):
+        terms.remove("any")
     rows = []
     for term in terms:
-        cells = [Cell("Any adverse event" if term == "any" else AE_LABELS.get(term, F.label(term)), cls="lbl")]
+        cells = [Cell(_ae_label(term), cls="lbl")]
         for dx in dxs:
             x = t[(t["term"] == term) & (t["diagnosis"] == dx)]
             if x.empty:
@@ -1021,6 +1061,45 @@ def _ae_table(c: _Ctx, name: str, caption: str) -> str:
     hdr1 = [Cell("", colspan=1)] + [Cell(f"{DX_LABELS.get(dx, dx)} (N = {fmt_int(ns[dx])})", colspan=3) for dx in dxs]
     hdr2 = ["Term"] + ["Patients n (%)", "Events", "Per 100 PY (95% CI)"] * len(dxs)
     return table([hdr1, hdr2], rows, caption=caption)
+
+
+def _ae_label(term: str) -> str:
+    return "Any adverse event" if term == "any" else AE_LABELS.get(term, F.label(term))
+
+
+def _special_interest_table(c: _Ctx) -> str:
+    """The JAK-inhibitor events of special interest of study.yaml safety.special_interest,
+    each with its count even when no patient had one (0 is a result)."""
+    spec = (c.settings.get("safety") or {}).get("special_interest") or []
+    if not spec:
+        raise Unavailable("no events of special interest in the settings (safety.special_interest)")
+    t = c.wh.get("ae_summary", ["term", "diagnosis", "n_patients", "n_included", "n_events"])
+    ser = c.wh.try_get("safety_serious", ["term", "diagnosis", "n_patients", "n_included", "n_events"])
+    dxs = _order(t["diagnosis"], list(DIAGNOSES))
+    ns = {dx: t.loc[t["diagnosis"] == dx, "n_included"].max() for dx in dxs}
+    rows = []
+    for item in spec:
+        item = item if isinstance(item, dict) else {"name": item}
+        term, serious = str(item["name"]), bool(item.get("serious"))
+        src = t
+        label = _ae_label(term)
+        if serious:
+            label = f"Serious {label[0].lower()}{label[1:]}"
+            if ser is None:
+                rows.append([Cell(label, cls="lbl")] + [DASH] * (2 * len(dxs)))
+                continue
+            src = ser  # a serious table lists the terms with an event: an absent term had none
+        cells = [Cell(label, cls="lbl")]
+        for dx in dxs:
+            x = src[(src["term"] == term) & (src["diagnosis"] == dx)]
+            n_pat = int(x.iloc[0]["n_patients"]) if len(x) else 0
+            n_ev = int(x.iloc[0]["n_events"]) if len(x) else 0
+            cells += [f"{n_pat} ({fmt_pct(100.0 * n_pat / ns[dx] if ns[dx] else None)})", fmt_int(n_ev)]
+        rows.append(cells)
+    hdr1 = [Cell("", colspan=1)] + [Cell(f"{DX_LABELS.get(dx, dx)} (N = {fmt_int(ns[dx])})", colspan=2) for dx in dxs]
+    hdr2 = ["Event"] + ["Patients n (%)", "Events"] * len(dxs)
+    return table([hdr1, hdr2], rows, caption="Adverse events of special interest for JAK inhibitors",
+                 notes=["Listed whether or not they occurred (settings safety.special_interest)."])
 
 
 def _exposure(c: _Ctx) -> str:
@@ -1044,6 +1123,7 @@ def _sec_safety(c: _Ctx) -> str:
              "with at least one event per term (n, %), events, and events per 100 patient-years of exposure with "
              "exact Poisson 95% CIs."),
         c.part(_exposure, c),
+        F.heading(3, "Adverse events of special interest"), c.part(_special_interest_table, c),
         F.heading(3, "Adverse events by term and diagnosis"), c.part(_ae_table, c, "ae_summary", "Adverse events by term"),
         F.heading(3, "Serious adverse events"), c.part(_ae_table, c, "safety_serious", "Serious adverse events"),
         F.heading(3, "Adverse events leading to discontinuation"),
@@ -1208,7 +1288,26 @@ figcaption{font-size:.84em;color:#555}
 .keys{display:flex;flex-wrap:wrap;gap:10px;margin:14px 0}
 .keys div{background:#f3f6f9;border:1px solid #d8e0e8;padding:6px 12px;min-width:140px}
 .keys b{display:block;font-size:1.25em;color:#1f4e79}
-@media print{nav{display:none}section{page-break-before:always}.grid figure{max-width:48%}}
+@media print{
+@page{size:A4 landscape;margin:10mm}
+body{font-size:9pt}
+header{padding:6px 0;color:#000;background:none}
+main{padding:0;max-width:none}
+nav{display:none}
+section{break-before:page;border-top:none}
+.table-wrap{overflow:visible}
+table.data{width:100%;min-width:0;font-size:7pt;table-layout:auto;break-inside:auto}
+table.data th,table.data td{padding:1px 3px;overflow-wrap:anywhere;word-break:normal}
+table.data.settings td:first-child{white-space:normal}
+table.data thead{display:table-header-group}
+table.data tr{break-inside:avoid}
+.settings-grid{display:block}
+.grid{display:block}
+h2,h3{break-after:avoid}
+.grid figure{display:inline-block;width:32%;max-width:32%;margin:4px 0;vertical-align:top;break-inside:avoid}
+figure img{max-height:60vh}
+.keys div{break-inside:avoid}
+}
 """
 
 _ID_PATTERN = re.compile(r"\bP[0-9a-f]{20}\b")
@@ -1263,7 +1362,8 @@ def _key_box(k: dict) -> str:
     if k.get("km_12m_persistence_pct") is not None:
         add("On UPA at 12 months (KM)", f"{k['km_12m_persistence_pct']}%")
     if k.get("auc") is not None:
-        add("AUC (optimism-corrected)", f"{k['auc']} ({k.get('auc_optimism_corrected', DASH)})")
+        add("Model AUC, apparent", k["auc"])
+        add("Model AUC, optimism-corrected (bootstrap)", k.get("auc_optimism_corrected", DASH))
     if k.get("published_compared"):
         add("Published quantities matched", f"{k['published_compared'] - k.get('published_mismatches', 0)} / {k['published_compared']}")
     return '<div class="keys">' + "".join(items) + "</div>"

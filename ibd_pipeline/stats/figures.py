@@ -82,15 +82,17 @@ def forest_plot(labels, estimates, ci_low, ci_high, log_scale: bool = False, ref
 
 def km_plot(persistence: pd.DataFrame, covariates: pd.DataFrame | None = None, group_var: str = "overall",
             days_per_month: float = 30.4375, months=(0, 3, 6, 9, 12), alpha: float = 0.05,
-            at_risk: bool = True, title: str = "", duration_col: str = "time_days", event_col: str = "event"):
+            at_risk: bool = True, title: str = "", duration_col: str = "time_days", event_col: str = "event",
+            group_labels: dict | None = None):
     """Kaplan-Meier curves of persistence (x axis in months) with CI bands and the
-    numbers at risk under the axis (lifelines ``add_at_risk_counts``)."""
+    numbers at risk under the axis (lifelines ``add_at_risk_counts``). ``group_labels``
+    names the legend's groups ({level: label}, e.g. {"yes": "Albumin <= 35 g/L"})."""
     df = with_covariates(persistence, covariates, [group_var])
     fig = plt.figure(figsize=(7.5, 5.5))
     ax = fig.add_subplot(111)
     fitters = []
     for g, sub in _groups(df, group_var):
-        label = "All patients" if group_var == "overall" else f"{group_var} = {g}"
+        label = (group_labels or {}).get(str(g)) or ("All patients" if group_var == "overall" else f"{group_var} = {g}")
         kmf = KaplanMeierFitter(alpha=alpha).fit(sub[duration_col] / days_per_month, sub[event_col], label=label)
         kmf.plot_survival_function(ax=ax, ci_show=True, color=DX_COLORS.get(g))
         fitters.append(kmf)

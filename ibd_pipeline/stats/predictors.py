@@ -10,20 +10,24 @@
    confirmed / tentative / rejected. ``two_step=False`` gives the original Boruta test
    (Kursa & Rudnicki 2010): binomial test of the hit counts against shadow features,
    Bonferroni-corrected over the variables.
-3. **Multivariable logistic model** (statsmodels ``Logit``) on the elastic-net
-   selection (if that is empty: on the Boruta-confirmed variables; if that is empty
-   too: no model, reported in ``note``), center as a fixed effect. When a center's
-   outcome is constant (its dummy would predict perfectly: quasi-complete separation)
-   or the fixed-effect fit does not converge, the model falls back to cluster-robust
-   (CR1 sandwich) standard errors by center without center terms, with t(G-1)
-   reference distribution for G centers (Cameron & Miller 2015), said in ``method`` and
-   ``note`` - with three centers this is a weak fallback and the note says so.
-   Binary covariates with an empty cell against the outcome are flagged.
+3. **Multivariable logistic model** on the elastic-net selection (if that is empty: on
+   the Boruta-confirmed variables; if that is empty too: no model, reported in
+   ``note``), capped by the **events-per-variable** limit (``events_per_variable``,
+   study.yaml ``statistics.events_per_variable``, default 10; Peduzzi et al. 1996): at
+   most floor(smaller outcome class / limit) variables, those with the largest
+   |elastic-net coefficient|. Center is a fixed effect. Separation is checked first
+   (linear program, firthmodels ``detect_separation``); without separation the model is
+   statsmodels ``Logit`` (maximum likelihood), used only if it converged. With
+   separation or no convergence it is **Firth-penalized** (firthmodels
+   ``FirthLogisticRegression``, as R ``logistf``: profile penalized-likelihood CIs,
+   penalized likelihood-ratio p; Heinze & Schemper 2002). A variable whose estimate is
+   still not finite says "not estimable (events / n)" and carries no number.
+   ``method`` names the estimator, ``converged`` and ``estimable`` are columns.
 4. **ROC / AUC**: apparent ROC of the final model, AUC with DeLong's 95% CI, and
    Harrell's bootstrap optimism-corrected AUC (``bootstrap`` resamples, seeded): in
    each resample the elastic net is refitted at the CV-optimal (C, l1_ratio) (the
-   selection step is repeated, the CV tuning is not), the logistic model is refitted
-   on its selection, and optimism = AUC(resample) - AUC(original data).
+   selection step and the events-per-variable cap are repeated, the CV tuning is not),
+   the logistic model is refitted on its selection (Firth when the model is Firth), and optimism = AUC(resample) - AUC(original data).
 """
 
 from __future__ import annotations
@@ -40,9 +44,12 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
 from ..forking import Forked, init_worker
+from .order import stable_order
 
 MODEL_COLUMNS = ["variable", "coef", "odds_ratio", "ci_low", "ci_high", "p_value", "selected_by_enet",
-                 "boruta_decision", "n", "events", "method", "note"]
+                 "boruta_decision", "n", "events", "method", "note", "converged", "estimable"]
+# a |log odds ratio| or CI bound beyond this (OR outside 1e-9..1e9) is no estimate
+MAX_LOG_RATIO = 20.0
 SELECTION_COLUMNS = ["variable", "enet_coef", "selected_by_enet", "boruta_decision", "boruta_rank"]
 AUC_COLUMNS = ["auc", "ci_low", "ci_high", "ci_method", "optimism", "auc_optimism_corrected",
                "bootstrap_samples", "bootstrap_used", "n", "events"]
@@ -134,7 +141,7 @@ def _enet_at(X, y, C, l1_ratio, seed, max_iter):
         warnings.simplefilter("ignore")
         m = LogisticRegression(C=C, l1_ratio=l1_ratio, solver="saga", max_iter=max_iter, tol=1e-4,
                                random_state=seed).fit(Xs, y)
-    return np.abs(m.coef_[0]) > 1e-10
+    return np.abs(m.coef_[0])
 
 
 def _run_boruta(X, y, seed, max_iter, alpha):
@@ -155,64 +162,108 @@ def _center_dummies(center: pd.Series) -> pd.DataFrame:
     return d
 
 
-def _fit_logit(y, X, center, center_handling):
-    """Returns (result, design, method, notes)."""
+def _not_estimable(events: int, n: int) -> str:
+    return f"not estimable ({events} events / {n})"
+
+
+def _firth_logit(y, design: pd.DataFrame, alpha: float):
+    """Firth-penalized logistic regression (firthmodels, as R logistf): coefficients,
+    profile penalized-likelihood CIs and penalized likelihood-ratio p values.
+    ``design`` without the constant (the intercept is fitted)."""
+    from firthmodels import FirthLogisticRegression
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = FirthLogisticRegression(max_iter=200, gtol=1e-8, xtol=1e-8).fit(design.to_numpy(float), y)
+        k = design.shape[1]
+        ci = m.conf_int(alpha=alpha, method="pl", features=list(range(k)), max_iter=200, tol=1e-6)[:k]
+        m.lrt(features=list(range(k)))
+    params = pd.Series(m.coef_, index=design.columns)
+    return {"params": params, "ci": pd.DataFrame(ci, index=design.columns), "p": pd.Series(m.lrt_pvalues_[:k], index=design.columns),
+            "converged": bool(m.converged_), "predict": m.predict_proba(design.to_numpy(float))[:, 1]}
+
+
+def _separated(design: pd.DataFrame, y) -> bool:
+    """Complete or quasi-complete separation of the ML logistic fit (linear-programming
+    check of Konis 2007, firthmodels ``detect_separation``); a rank-deficient design
+    counts as not estimable by ML too."""
+    from firthmodels import detect_separation
+
+    try:
+        return bool(detect_separation(design.to_numpy(float), y, fit_intercept=True).separation)
+    except np.linalg.LinAlgError:
+        return True
+
+
+def _fit_logit(y, X, center, center_handling, alpha=0.05):
+    """The multivariable logistic fit: dict with params, ci (log-odds scale), p,
+    predict (fitted probabilities), converged, method, notes (see the module doc)."""
     import statsmodels.api as sm
 
     notes = []
-    base = sm.add_constant(X, has_constant="add")
     n_centers = center.nunique()
+    design = X
     if center_handling == "fixed" and n_centers > 1:
-        rates = pd.Series(y, index=X.index).groupby(center).agg(["min", "max"])
-        constant = rates.index[rates["min"] == rates["max"]].tolist()
-        if not constant:
-            design = pd.concat([base, _center_dummies(center)], axis=1)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                try:
-                    res = sm.Logit(y, design).fit(disp=0, maxiter=200)
-                    conv = bool(res.mle_retvals.get("converged", True))
-                    dummies = [c for c in design.columns if c.startswith("center_")]
-                    huge = (res.bse[dummies] > 100).any() or (res.params[dummies].abs() > 15).any()
-                except Exception as exc:  # singular matrix etc.
-                    conv, huge = False, True
-                    notes.append(f"center fixed-effect fit failed ({type(exc).__name__})")
-            if conv and not huge:
-                return res, design, "logit, center fixed effect", notes
-            notes.append("center fixed-effect model did not converge / separated")
-        else:
-            notes.append(f"outcome constant within center(s) {', '.join(map(str, constant))}: "
-                         "a center dummy predicts perfectly (quasi-complete separation)")
-        center_handling = "cluster"
-        notes.append("fell back to cluster-robust SEs by center")
+        design = pd.concat([X, _center_dummies(center)], axis=1)
+        where = ", center fixed effect"
+    else:
+        where = "" if n_centers > 1 else " (single center: no center term)"
     if center_handling == "cluster" and n_centers > 1:
         groups = pd.factorize(center)[0]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = sm.Logit(y, base).fit(disp=0, maxiter=200, cov_type="cluster", cov_kwds={"groups": groups},
-                                        use_t=True)
+            res = sm.Logit(y, sm.add_constant(X, has_constant="add")).fit(
+                disp=0, maxiter=200, cov_type="cluster", cov_kwds={"groups": groups}, use_t=True)
         if n_centers < 10:
             notes.append(f"only {n_centers} clusters: cluster-robust SEs are unreliable (CIs and p use "
                          f"t with {n_centers - 1} df; interpret with caution)")
-        return res, base, f"logit, cluster-robust SE by center (CR1, t with {n_centers - 1} df)", notes
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = sm.Logit(y, base).fit(disp=0, maxiter=200)
-    return res, base, "logit (single center: no center term)", notes
+        return {"params": res.params, "ci": res.conf_int(alpha=alpha), "p": res.pvalues,
+                "converged": bool(res.mle_retvals.get("converged", False)),
+                "predict": np.asarray(res.predict(sm.add_constant(X, has_constant="add")), float),
+                "method": f"logit, cluster-robust SE by center (CR1, t with {n_centers - 1} df)", "notes": notes}
+    separated = _separated(design, y)
+    if not separated:
+        base = sm.add_constant(design, has_constant="add")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                res = sm.Logit(y, base).fit(disp=0, maxiter=200)
+                converged = bool(res.mle_retvals.get("converged", False))
+            except np.linalg.LinAlgError:
+                converged = False
+        if converged:
+            return {"params": res.params, "ci": res.conf_int(alpha=alpha), "p": res.pvalues, "converged": True,
+                    "predict": np.asarray(res.predict(base), float),
+                    "method": f"logit (maximum likelihood, converged){where}", "notes": notes}
+        notes.append("the maximum-likelihood fit did not converge")
+    else:
+        notes.append("separation (the maximum-likelihood estimates are infinite)")
+    fit = _firth_logit(y, design, alpha)
+    notes.append("Firth-penalized fit (profile penalized-likelihood CIs, penalized LR p)"
+                 + ("" if fit["converged"] else " did not converge either"))
+    fit.update(method=f"Firth-penalized logit{where}", notes=notes)
+    return fit
+
+
+def _capped(names, strength, max_vars: int) -> list[str]:
+    """The ``max_vars`` names of largest ``strength`` (> 0), in their original order."""
+    keep = [i for i in np.argsort(-np.asarray(strength, float), kind="stable")[:max_vars] if strength[i] > 1e-10]
+    return [names[i] for i in sorted(keep)]
 
 
 def _one_resample(state, idx):
     """One bootstrap resample (Harrell): optimism = AUC of the resample's model on the
     resample - its AUC on the original data; None when the resample's outcome is
-    constant (skipped)."""
-    X, y, dummies, variables, enet_params, seed, max_iter = state
+    constant (skipped). The resample repeats the selection (elastic net at the tuned
+    C / l1_ratio, capped at ``max_vars``) and the fit (Firth when the model was Firth)."""
+    X, y, dummies, variables, enet_params, seed, max_iter, max_vars, firth = state
     yb = y[idx]
     if yb.min() == yb.max():
         return None
     Xb = X.iloc[idx]
     if enet_params is not None:
-        keep = _enet_at(Xb.to_numpy(float), yb, enet_params["C"], enet_params["l1_ratio"], seed, max_iter)
-        vars_b = [c for c, k in zip(X.columns, keep) if k]
+        strength = _enet_at(Xb.to_numpy(float), yb, enet_params["C"], enet_params["l1_ratio"], seed, max_iter)
+        vars_b = _capped(list(X.columns), strength, max_vars)
     else:
         vars_b = list(variables)
     D = pd.concat([X[vars_b], dummies], axis=1).to_numpy(float)
@@ -220,13 +271,19 @@ def _one_resample(state, idx):
         return 0.0  # intercept only: constant prediction, AUC 0.5 everywhere
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = LogisticRegression(C=np.inf, max_iter=5000).fit(D[idx], yb)
+        if firth:
+            from firthmodels import FirthLogisticRegression
+
+            m = FirthLogisticRegression(max_iter=200).fit(D[idx], yb)
+        else:
+            m = LogisticRegression(C=np.inf, max_iter=5000).fit(D[idx], yb)
     auc_b = roc_auc_score(yb, m.decision_function(D[idx]))
     auc_o = roc_auc_score(y, m.decision_function(D))
     return auc_b - auc_o
 
 
-def _bootstrap_optimism(X, y, center, variables, fe, enet_params, n_boot, seed, max_iter, workers=1):
+def _bootstrap_optimism(X, y, center, variables, fe, enet_params, n_boot, seed, max_iter, workers=1,
+                        max_vars=None, firth=False):
     """Harrell's optimism: mean over resamples of AUC(resample model on resample) -
     AUC(resample model on the original data). The resamples are drawn in order from one
     seeded generator, then evaluated (in ``workers`` forked processes): the same values
@@ -235,7 +292,8 @@ def _bootstrap_optimism(X, y, center, variables, fe, enet_params, n_boot, seed, 
     n = len(y)
     dummies = _center_dummies(center) if fe else pd.DataFrame(index=X.index)
     idxs = [rng.integers(0, n, n) for _ in range(n_boot)]
-    with Forked((X, y, dummies, variables, enet_params, seed, max_iter), workers) as pool:
+    state = (X, y, dummies, variables, enet_params, seed, max_iter, max_vars or X.shape[1], firth)
+    with Forked(state, workers) as pool:
         values = pool.map(_one_resample, idxs)
     return np.asarray([v for v in values if v is not None])
 
@@ -261,6 +319,7 @@ def predictor_analysis(
     alpha: float = 0.05,
     max_iter: int = 10000,
     workers: int | None = 1,
+    events_per_variable: float = 10,
 ) -> dict:
     """Elastic-net selection, Boruta confirmation, multivariable logistic model, ROC.
 
@@ -271,6 +330,9 @@ def predictor_analysis(
     diagnosis). ``center_handling``: "fixed" (default, with the cluster fallback) or
     "cluster". ``Cs``: number of C values (log grid 1e-4..1e4) or the list of C values
     searched by the elastic-net CV; ``l1_ratios``: the mixing values searched.
+    ``events_per_variable``: the model takes at most floor(smaller outcome class /
+    this) variables (those of largest |elastic-net coefficient|, else best Boruta rank);
+    none supportable: no model, "not estimable (events / n)".
     ``workers``: processes for the independent fits (Boruta beside the elastic-net CV,
     the CV paths, the bootstrap resamples; None = ``$IBD_STATS_WORKERS`` or the CPUs) -
     the results do not depend on it.
@@ -278,7 +340,8 @@ def predictor_analysis(
     Returns a dict of DataFrames ``selection`` [variable, enet_coef, selected_by_enet,
     boruta_decision, boruta_rank], ``logistic_model`` [variable, coef, odds_ratio,
     ci_low, ci_high, p_value, selected_by_enet, boruta_decision, n, events, method,
-    note], ``roc`` [fpr, tpr, threshold], ``auc`` (one row) [auc, ci_low, ci_high,
+    note, converged, estimable] (a variable that is not estimable has no numbers and a
+    note "not estimable (events / n)"), ``roc`` [fpr, tpr, threshold], ``auc`` (one row) [auc, ci_low, ci_high,
     ci_method, optimism, auc_optimism_corrected, bootstrap_samples, bootstrap_used, n,
     events]; plus ``enet`` (dict: C, l1_ratio, cv_folds), ``variables`` (model
     variables), ``note`` (str).
@@ -287,7 +350,9 @@ def predictor_analysis(
         candidates = [c for c in covariates.columns if c not in ("patient_id", center_col, "diagnosis")]
     candidates = list(candidates)
     notes: list[str] = []
-    y_all = _align_outcome(covariates, outcome)
+    # folds, resamples and the forest follow the row order: a stable one, not the keyed ids'
+    covariates = stable_order(covariates.assign(_outcome=_align_outcome(covariates, outcome)))
+    y_all = covariates.pop("_outcome")
     X_all = _numeric(covariates[candidates])
     ok = y_all.notna() & X_all.notna().all(axis=1)
     if (~ok).sum():
@@ -334,46 +399,72 @@ def predictor_analysis(
 
     variables = [c for c, s in zip(X.columns, sel) if s]
     boot_enet = enet_params
+    strength = dict(zip(X.columns, np.abs(coef)))
     if not variables:
         variables = [c for c, d in zip(X.columns, decision) if d == "confirmed"]
         boot_enet = None
+        strength = {c: -float(r) for c, r in zip(X.columns, ranking)}
         if variables:
             notes.append("elastic net selected no variable: model on the Boruta-confirmed variables")
+    # events per variable (Peduzzi 1996): the smaller outcome class caps the model's size
+    max_vars = int(min_class // events_per_variable)
+    if variables and len(variables) > max_vars:
+        kept = sorted(variables, key=lambda v: -strength[v])[:max_vars]
+        kept = [v for v in variables if v in kept]
+        notes.append(f"events-per-variable limit {events_per_variable:g}: {min_class} patients in the smaller "
+                     f"outcome class support {max_vars} variable(s); dropped "
+                     f"{', '.join(v for v in variables if v not in kept)}")
+        variables = kept
     if not variables:
-        notes.append("no variable selected by the elastic net or confirmed by Boruta: no multivariable model")
+        if max_vars == 0:
+            notes.append(f"{_not_estimable(events, n)}: fewer than {events_per_variable:g} patients in the "
+                         "smaller outcome class per variable")
+        else:
+            notes.append("no variable selected by the elastic net or confirmed by Boruta: no multivariable model")
         result["logistic_model"] = pd.DataFrame(
-            [{"variable": None, "n": n, "events": events, "method": None, "note": "; ".join(notes)}],
-            columns=MODEL_COLUMNS)
+            [{"variable": None, "n": n, "events": events, "method": None, "note": "; ".join(notes),
+              "converged": None, "estimable": False}], columns=MODEL_COLUMNS)
         result["note"] = "; ".join(notes)
         return result
     result["variables"] = variables
 
-    # 3. multivariable logistic
+    # 3. multivariable logistic: ML when it converges without separation, else Firth
     sep = _binary_separation(X[variables], y)
     if sep:
-        notes.append(f"quasi-complete separation (empty cell) for {', '.join(sep)}: OR not estimable")
-    res, design, method, fit_notes = _fit_logit(y, X[variables], center, center_handling)
-    notes += fit_notes
-    ci = res.conf_int(alpha=alpha)
-    note = "; ".join(notes) or None
+        notes.append(f"empty cell against the outcome for {', '.join(sep)}")
+    fit = _fit_logit(y, X[variables], center, center_handling, alpha)
+    notes += fit["notes"]
+    method = fit["method"]
     rows = []
     dec = dict(zip(selection["variable"], selection["boruta_decision"]))
     sel_map = dict(zip(selection["variable"], selection["selected_by_enet"]))
     for v in variables:
-        rows.append({"variable": v, "coef": float(res.params[v]), "odds_ratio": float(np.exp(res.params[v])),
-                     "ci_low": float(np.exp(ci.loc[v, 0])), "ci_high": float(np.exp(ci.loc[v, 1])),
-                     "p_value": float(res.pvalues[v]), "selected_by_enet": bool(sel_map[v]),
-                     "boruta_decision": dec[v], "n": n, "events": events, "method": method, "note": note})
+        b, lo, hi, p = (float(fit["params"][v]), float(fit["ci"].loc[v, 0]), float(fit["ci"].loc[v, 1]),
+                        float(fit["p"][v]))
+        ok = fit["converged"] and all(np.isfinite([b, lo, hi])) and max(abs(b), abs(lo), abs(hi)) < MAX_LOG_RATIO
+        row = {"variable": v, "selected_by_enet": bool(sel_map[v]), "boruta_decision": dec[v], "n": n,
+               "events": events, "method": method, "converged": fit["converged"], "estimable": ok}
+        if ok:
+            row.update(coef=b, odds_ratio=float(np.exp(b)), ci_low=float(np.exp(lo)), ci_high=float(np.exp(hi)),
+                       p_value=p)
+        rows.append(row)
+    bad = [r["variable"] for r in rows if not r["estimable"]]
+    if bad:
+        notes.append(f"{', '.join(bad)}: {_not_estimable(events, n)}")
+    note = "; ".join(notes) or None
+    for r in rows:
+        r["note"] = note if r["estimable"] else f"{_not_estimable(events, n)}; {note}"
     result["logistic_model"] = pd.DataFrame(rows, columns=MODEL_COLUMNS)
 
     # 4. ROC, DeLong CI, optimism
-    p_hat = np.asarray(res.predict(design), dtype=float)
+    p_hat = np.asarray(fit["predict"], dtype=float)
     fpr, tpr, thr = roc_curve(y, p_hat)
     result["roc"] = pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": thr})
     d = delong_auc(y, p_hat, alpha)
-    fe = method.startswith("logit, center fixed")
-    opt = _bootstrap_optimism(X, y, center, variables, fe, boot_enet, bootstrap, seed, max_iter, workers) \
-        if bootstrap else np.array([])
+    fe = center_handling == "fixed" and center.nunique() > 1
+    firth = method.startswith("Firth")
+    opt = _bootstrap_optimism(X, y, center, variables, fe, boot_enet, bootstrap, seed, max_iter, workers,
+                              max_vars=max_vars, firth=firth) if bootstrap else np.array([])
     mean_opt = float(opt.mean()) if opt.size else np.nan
     result["auc"] = pd.DataFrame([{
         "auc": d["auc"], "ci_low": d["ci_low"], "ci_high": d["ci_high"], "ci_method": "DeLong",

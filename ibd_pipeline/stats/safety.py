@@ -1,8 +1,9 @@
-"""Safety tables: treatment-emergent adverse events by term and diagnosis.
+"""Safety tables: treatment-emergent adverse events by term and diagnosis (STUDY.md
+"Safety").
 
 Per diagnosis (UC, CD, overall) and term (plus ``term='any'``): patients with >= 1
-event (n, % of the included patients N of that diagnosis), number of events, and
-events per 100 patient-years of UPA exposure with the exact Poisson CI.
+event (n, % of the included patients n_included of that diagnosis), number of events,
+and events per 100 patient-years of UPA exposure with the exact Poisson CI.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ import pandas as pd
 
 from .survival import poisson_exact_ci
 
-AE_COLUMNS = ["diagnosis", "term", "n_patients", "N", "pct_patients", "n_events", "patient_years",
+AE_COLUMNS = ["diagnosis", "term", "n_patients", "n_included", "pct_patients", "n_events", "patient_years",
               "rate_per_100py", "rate_ci_low", "rate_ci_high"]
 ANY = "any"
+# decimals for a published table (``ae_tables(decimals=DECIMALS)``): percent to 0.1,
+# patient-years and rates to 0.01
+DECIMALS = {"pct_patients": 1, "patient_years": 2, "rate_per_100py": 2, "rate_ci_low": 2, "rate_ci_high": 2}
 
 
 def _flag(s: pd.Series) -> pd.Series:
@@ -42,23 +46,37 @@ def _table(ae: pd.DataFrame, cohort: pd.DataFrame, exposure: pd.DataFrame, terms
             k = int(len(t))
             lo, hi = poisson_exact_ci(k, py, alpha) if py > 0 else (np.nan, np.nan)
             n_pat = int(t["patient_id"].nunique())
-            rows.append({"diagnosis": dx, "term": term, "n_patients": n_pat, "N": N,
+            rows.append({"diagnosis": dx, "term": term, "n_patients": n_pat, "n_included": N,
                          "pct_patients": 100.0 * n_pat / N if N else np.nan, "n_events": k,
                          "patient_years": py, "rate_per_100py": 100.0 * k / py if py > 0 else np.nan,
                          "rate_ci_low": 100.0 * lo, "rate_ci_high": 100.0 * hi})
     return pd.DataFrame(rows, columns=AE_COLUMNS)
 
 
-def ae_tables(adverse_events: pd.DataFrame, exposure: pd.DataFrame, diagnoses, alpha: float = 0.05) -> dict:
+def _terms(observed: pd.Series, listed) -> list[str]:
+    """The listed terms in their order, then any other observed term (sorted)."""
+    seen = sorted(observed.dropna().astype(str).unique())
+    listed = list(dict.fromkeys(str(t) for t in (listed or ())))
+    return listed + [t for t in seen if t not in listed]
+
+
+def ae_tables(adverse_events: pd.DataFrame, exposure: pd.DataFrame, diagnoses, alpha: float = 0.05,
+              terms=None, decimals: dict | None = None) -> dict:
     """``diagnoses``: the included cohort (DataFrame patient_id, diagnosis, or a Series
     diagnosis indexed by patient_id) - the denominators. ``exposure``: patient_id,
     exposure_years. Events of patients outside the cohort are ignored; if the events
     frame has a ``treatment_emergent`` column only treatment-emergent events count.
+    ``terms``: the terms the by-term table always lists, zeros included (the CRF's
+    ``ae_terms``, so that no event of herpes zoster, VTE, MACE, ... shows as 0 rather
+    than not at all); other observed terms follow. ``decimals``: {column: decimals} to
+    round to (e.g. ``DECIMALS``; default exact).
 
     Returns {"by_term", "serious", "discontinuation"}: DataFrames with columns
-    diagnosis, term (``any`` first), n_patients, N, pct_patients, n_events,
-    patient_years, rate_per_100py, rate_ci_low, rate_ci_high. Every term observed in the
-    cohort appears for every diagnosis (zeros included).
+    diagnosis, term (``any`` first), n_patients, n_included, pct_patients, n_events,
+    patient_years, rate_per_100py, rate_ci_low, rate_ci_high.
+    ``by_term`` has every listed and every observed term for every diagnosis; the serious
+    and discontinuation tables every term with at least one such event in the cohort
+    (zeros included for the other diagnoses).
     """
     cohort = _cohort(diagnoses)
     ae = adverse_events[adverse_events["patient_id"].isin(cohort["patient_id"])].copy()
@@ -66,11 +84,11 @@ def ae_tables(adverse_events: pd.DataFrame, exposure: pd.DataFrame, diagnoses, a
         ae = ae[_flag(ae["treatment_emergent"])]
     ae["serious"] = _flag(ae["serious"]) if "serious" in ae else False
     ae["led_to_discontinuation"] = _flag(ae["led_to_discontinuation"]) if "led_to_discontinuation" in ae else False
-    terms = sorted(ae["term"].dropna().astype(str).unique())
     serious = ae[ae["serious"]]
     disc = ae[ae["led_to_discontinuation"]]
-    return {
-        "by_term": _table(ae, cohort, exposure, terms, alpha),
-        "serious": _table(serious, cohort, exposure, sorted(serious["term"].dropna().astype(str).unique()), alpha),
-        "discontinuation": _table(disc, cohort, exposure, sorted(disc["term"].dropna().astype(str).unique()), alpha),
+    out = {
+        "by_term": _table(ae, cohort, exposure, _terms(ae["term"], terms), alpha),
+        "serious": _table(serious, cohort, exposure, _terms(serious["term"], ()), alpha),
+        "discontinuation": _table(disc, cohort, exposure, _terms(disc["term"], ()), alpha),
     }
+    return {k: v.round(decimals) for k, v in out.items()} if decimals else out

@@ -8,7 +8,9 @@ patient_id.
 Kaplan-Meier confidence intervals use Greenwood's variance with either the
 log-log transform (``ci_type='log-log'``: lifelines' and SAS' default, always inside
 [0, 1]) or the log transform (``ci_type='log'``: R survival's ``survfit`` default).
-Cox models are lifelines ``CoxPHFitter`` (Efron ties, as R ``coxph``).
+Cox models are lifelines ``CoxPHFitter`` (Efron ties, as R ``coxph``) converged to R's
+rule (relative change of the log partial likelihood < 1e-9), with the Firth-penalized
+fallback of :func:`cox_models`.
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ from lifelines.statistics import logrank_test, multivariate_logrank_test, propor
 from scipy import stats
 
 from ..forking import Forked
+from .order import stable_order
 
 KM_COLUMNS = ["group_var", "group", "month", "survival", "ci_low", "ci_high", "n_at_risk"]
 LOGRANK_COLUMNS = ["group_var", "groups", "n", "events", "test_statistic", "df", "p_value", "test"]
 COX_COLUMNS = ["model", "variable", "coef", "hr", "ci_low", "ci_high", "p_value", "ph_test_p",
-               "step", "n", "events", "note"]
+               "step", "n", "events", "note", "method", "converged", "estimable"]
 RATE_COLUMNS = ["group_var", "group", "n", "events", "patient_years", "rate_per_100py", "ci_low", "ci_high"]
 DEFAULT_GROUPS = ("overall", "diagnosis", "albumin_le_35", "bmi_le_18_5")
 
@@ -165,36 +168,105 @@ def logrank_tests(
 
 
 # ------------------------------------------------------------------------ Cox
-def _fit_cox(df, variables, duration_col, event_col, strata, alpha):
+# a |log hazard ratio| or standard error beyond these: the partial likelihood is
+# monotone (e.g. no event in one level) - the ML estimate is infinite
+MONOTONE_COEF, MONOTONE_SE = 10.0, 10.0
+ML_METHOD = "Cox (partial likelihood, Efron ties), stratified by center"
+FIRTH_METHOD = ("Firth-penalized Cox (Heinze & Schemper 2001; Breslow ties; center as covariate, "
+                "profile penalized-likelihood CI, penalized LR p)")
+
+
+class _Fit:
+    """One Cox fit's per-variable numbers on the log scale (coef, lo, hi, p), the
+    proportional-hazards p values, method, converged."""
+
+    def __init__(self, coef, lo, hi, p, method, converged, ph=None):
+        self.coef, self.lo, self.hi, self.p = coef, lo, hi, p
+        self.method, self.converged, self.ph = method, converged, ph or {}
+
+
+def _cox_data(df, variables, duration_col, event_col, strata):
     cols = [duration_col, event_col, *variables] + ([strata] if strata else [])
     data = df[cols].dropna().copy()
     for v in variables:
         data[v] = pd.to_numeric(data[v].astype("Float64") if str(data[v].dtype) == "boolean" else data[v],
                                 errors="coerce").astype(float)
-    data = data.dropna()
-    note = None
+    return data.dropna()
+
+
+def _firth_cox(data, variables, duration_col, event_col, strata, alpha):
+    """Firth-penalized Cox (firthmodels ``FirthCoxPH``, as R coxphf): it has no strata, so
+    the centers enter as covariates."""
+    from firthmodels import FirthCoxPH
+
+    X = data[list(variables)]
+    if strata and strata in data and data[strata].nunique() > 1:
+        X = pd.concat([X, pd.get_dummies(data[strata].astype(str), prefix=strata, drop_first=True, dtype=float)],
+                      axis=1)
+    k = len(variables)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = FirthCoxPH(max_iter=200, gtol=1e-8, xtol=1e-9).fit(
+            X.to_numpy(float), (data[event_col].to_numpy().astype(bool), data[duration_col].to_numpy(float)))
+        ci = m.conf_int(alpha=alpha, method="pl", features=list(range(k)), max_iter=200, tol=1e-6)
+        m.lrt(features=list(range(k)))
+    return _Fit(dict(zip(variables, m.coef_[:k])), dict(zip(variables, ci[:k, 0])), dict(zip(variables, ci[:k, 1])),
+                dict(zip(variables, m.lrt_pvalues_[:k])), FIRTH_METHOD, bool(m.converged_))
+
+
+def _fit_cox(df, variables, duration_col, event_col, strata, alpha, tolerance=1e-9, firth=True):
+    """(fit or None, data, note). The ML fit (lifelines, Efron ties, a baseline hazard per
+    stratum) to R coxph's convergence rule (relative change of the log partial
+    likelihood < ``tolerance``); when it does not converge or the likelihood is monotone,
+    the Firth-penalized fit (``firth``)."""
+    data = _cox_data(df, variables, duration_col, event_col, strata)
+    notes = []
     if strata and data[strata].nunique() < 2:
         strata_arg = None
-        data = data.drop(columns=[strata])
-        note = f"one {strata} only: not stratified"
+        notes.append(f"one {strata} only: not stratified")
     else:
         strata_arg = [strata] if strata else None
     const = [v for v in variables if data[v].nunique() < 2]
     if const:
         return None, data, f"no variation in {', '.join(const)}"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    fit_data = data if strata_arg else data.drop(columns=[strata] if strata else [])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         try:
-            cph = CoxPHFitter(alpha=alpha).fit(data, duration_col, event_col, strata=strata_arg)
+            cph = CoxPHFitter(alpha=alpha).fit(
+                fit_data, duration_col, event_col, strata=strata_arg,
+                fit_options={"precision": 1e-12, "r_precision": tolerance, "max_steps": 500})
+            error = None
         except Exception as exc:  # lifelines ConvergenceError, singular matrices ...
-            return None, data, f"Cox fit failed: {type(exc).__name__}: {exc}"[:300]
-    summ = cph.summary  # computed once per fit (lifelines rebuilds it on every access)
-    cph._ibd_summary = summ
-    big = summ.index[(summ["se(coef)"] > 10) | (summ["coef"].abs() > 10)].tolist()
-    if big:
-        extra = f"possible monotone likelihood (e.g. no events in a level) for {', '.join(map(str, big))}"
-        note = f"{note}; {extra}" if note else extra
-    return cph, data, note
+            cph, error = None, f"{type(exc).__name__}"
+    converged = cph is not None and not any("converge" in str(w.message).lower() for w in caught)
+    monotone: list[str] = []
+    if cph is not None:
+        summ = cph.summary
+        monotone = summ.index[(summ["se(coef)"] > MONOTONE_SE) | (summ["coef"].abs() > MONOTONE_COEF)].tolist()
+    if converged and not monotone:
+        lo_col = [c for c in summ.columns if c.startswith("coef lower")][0]
+        hi_col = [c for c in summ.columns if c.startswith("coef upper")][0]
+        fit = _Fit(summ["coef"].to_dict(), summ[lo_col].to_dict(), summ[hi_col].to_dict(), summ["p"].to_dict(),
+                   ML_METHOD if strata_arg else ML_METHOD.replace(", stratified by center", ""), True,
+                   _ph_pvalues(cph, fit_data))
+        return fit, data, "; ".join(notes) or None
+    if error:
+        notes.append(f"maximum-likelihood fit failed ({error})")
+    elif monotone:
+        notes.append(f"monotone likelihood (the ML estimate is infinite, e.g. no event in a level) for "
+                     f"{', '.join(map(str, monotone))}")
+    else:
+        notes.append("the maximum-likelihood fit did not converge")
+    if not firth:
+        return None, data, "; ".join(notes)
+    try:
+        fit = _firth_cox(data, variables, duration_col, event_col, strata if strata_arg else None, alpha)
+    except Exception as exc:  # a design the penalized fit cannot handle either
+        notes.append(f"Firth-penalized fit failed ({type(exc).__name__})")
+        return None, data, "; ".join(notes)
+    notes.append("Firth-penalized fit" + ("" if fit.converged else " did not converge either"))
+    return fit, data, "; ".join(notes)
 
 
 def _ph_pvalues(cph, data):
@@ -207,46 +279,53 @@ def _ph_pvalues(cph, data):
         return {}
 
 
-def _summary(cph):
-    summ = getattr(cph, "_ibd_summary", None)
-    return summ if summ is not None else cph.summary
+def _not_estimable(events: int, n: int) -> str:
+    return f"not estimable ({events} events / {n})"
 
 
-def _cox_rows(model, cph, data, variables, event_col, note, step=None):
-    ph = _ph_pvalues(cph, data)
-    s = _summary(cph)
-    lo_col = [c for c in s.columns if c.startswith("coef lower")][0]
-    hi_col = [c for c in s.columns if c.startswith("coef upper")][0]
+def _estimable(fit: _Fit, v) -> bool:
+    vals = [fit.coef[v], fit.lo[v], fit.hi[v]]
+    return bool(fit.converged and np.all(np.isfinite(vals)) and max(abs(x) for x in vals) < 2 * MONOTONE_COEF)
+
+
+def _cox_rows(model, fit, data, variables, event_col, note, step=None):
     rows = []
+    n, events = int(len(data)), int(data[event_col].sum())
     for i, v in enumerate(variables):
-        rows.append({"model": model, "variable": v, "coef": float(s.loc[v, "coef"]),
-                     "hr": float(np.exp(s.loc[v, "coef"])), "ci_low": float(np.exp(s.loc[v, lo_col])),
-                     "ci_high": float(np.exp(s.loc[v, hi_col])), "p_value": float(s.loc[v, "p"]),
-                     "ph_test_p": float(ph.get(v, np.nan)),
-                     "step": (i + 1) if step else None, "n": int(len(data)),
-                     "events": int(data[event_col].sum()), "note": note})
+        row = {"model": model, "variable": v, "ph_test_p": float(fit.ph.get(v, np.nan)),
+               "step": (i + 1) if step else None, "n": n, "events": events, "note": note,
+               "method": fit.method, "converged": fit.converged, "estimable": _estimable(fit, v)}
+        if row["estimable"]:
+            row.update(coef=float(fit.coef[v]), hr=float(np.exp(fit.coef[v])), ci_low=float(np.exp(fit.lo[v])),
+                       ci_high=float(np.exp(fit.hi[v])), p_value=float(fit.p[v]))
+        else:
+            row["note"] = _not_estimable(events, n) + (f"; {note}" if note else "")
+        rows.append(row)
     return rows
 
 
 def _univariate_cox(state, v):
-    """(rows, p) of the univariate model of ``v`` (p None when it could not be fitted)."""
-    data, duration_col, event_col, strata, alpha = state
-    cph, d, note = _fit_cox(data, [v], duration_col, event_col, strata, alpha)
-    if cph is None:
+    """(rows, p) of the univariate model of ``v`` (p None when it could not be fitted or
+    is not estimable)."""
+    data, duration_col, event_col, strata, alpha, tolerance = state
+    fit, d, note = _fit_cox(data, [v], duration_col, event_col, strata, alpha, tolerance)
+    if fit is None:
         return [{"model": "univariate", "variable": v, "n": int(len(d)),
-                 "events": int(d[event_col].sum()) if len(d) else 0, "note": note}], None
-    r = _cox_rows("univariate", cph, d, [v], event_col, note)
-    return r, r[-1]["p_value"]
+                 "events": int(d[event_col].sum()) if len(d) else 0, "estimable": False,
+                 "note": _not_estimable(int(d[event_col].sum()) if len(d) else 0, int(len(d))) + f"; {note}"}], None
+    r = _cox_rows("univariate", fit, d, [v], event_col, note)
+    return r, (r[-1]["p_value"] if r[-1]["estimable"] else None)
 
 
 def _candidate_p(state, item):
-    """Wald p of candidate ``v`` added to the ``selected`` variables (None: no fit)."""
-    data, duration_col, event_col, strata, alpha = state
+    """Wald p of candidate ``v`` added to the ``selected`` variables (None: no ML fit -
+    forward selection enters only variables the unpenalized model can estimate)."""
+    data, duration_col, event_col, strata, alpha, tolerance = state
     selected, v = item
-    cph, _, _ = _fit_cox(data, list(selected) + [v], duration_col, event_col, strata, alpha)
-    if cph is None:
+    fit, _, _ = _fit_cox(data, list(selected) + [v], duration_col, event_col, strata, alpha, tolerance, firth=False)
+    if fit is None:
         return None
-    return float(_summary(cph).loc[v, "p"])
+    return float(fit.p[v])
 
 
 def cox_models(
@@ -258,6 +337,8 @@ def cox_models(
     event_col: str = "event",
     alpha: float = 0.05,
     workers: int | None = 1,
+    events_per_variable: float = 10,
+    tolerance: float = 1e-9,
 ) -> pd.DataFrame:
     """Univariate Cox model per candidate, then a multivariable model by forward
     selection (at each step add the candidate with the smallest Wald p while
@@ -266,15 +347,27 @@ def cox_models(
     (scaled Schoenfeld residuals, rank-transformed time) per variable of that model.
     Each model uses the patients with complete data on its variables (``n``).
 
+    Honest fits (issue 13): the maximum-likelihood fit is used when it converged (to
+    ``tolerance``, R coxph's rule) and the likelihood is not monotone; otherwise the
+    Firth-penalized Cox model (``method`` says which); a variable still without a finite
+    estimate is "not estimable (events / n)" with no number (``estimable`` false). The
+    multivariable model takes at most floor(events / ``events_per_variable``) variables
+    (forward selection stops there, said in ``note``) and enters only variables the
+    ML fit estimates.
+
     ``data``: persistence joined with the covariates (see :func:`with_covariates`).
     ``step`` gives the order in which the multivariable variables entered.
     ``workers``: processes for the independent fits (None = ``$IBD_STATS_WORKERS`` or the
     CPUs); the result does not depend on it.
     """
     candidates = list(candidates)
+    data = stable_order(data)  # the fits do not follow the keyed ids' order
     rows = []
     uni_p = {}
-    with Forked((data, duration_col, event_col, strata, alpha), workers) as pool:
+    events = int(pd.to_numeric(data[event_col], errors="coerce").fillna(0).sum())
+    max_vars = int(events // events_per_variable)
+    capped = False
+    with Forked((data, duration_col, event_col, strata, alpha, tolerance), workers) as pool:
         # the univariate models, then each forward step's candidate models, are independent fits
         for v, (v_rows, p) in zip(candidates, pool.map(_univariate_cox, candidates)):
             rows += v_rows
@@ -291,11 +384,26 @@ def cox_models(
                     best, best_p = v, p
             if best is None or not best_p < entry_p:
                 break
+            if len(selected) >= max_vars:
+                capped = True
+                break
             selected.append(best)
             remaining.remove(best)
+    cap_note = (f"events-per-variable limit {events_per_variable:g}: {events} events support {max_vars} "
+                f"variable(s); forward selection stopped there") if capped else None
     if selected:
-        cph, d, note = _fit_cox(data, selected, duration_col, event_col, strata, alpha)
-        rows += _cox_rows("multivariable", cph, d, selected, event_col, note, step=True)
+        fit, d, note = _fit_cox(data, selected, duration_col, event_col, strata, alpha, tolerance)
+        note = "; ".join(x for x in (note, cap_note) if x) or None
+        if fit is None:
+            rows += [{"model": "multivariable", "variable": v, "n": int(len(d)), "events": int(d[event_col].sum()),
+                      "estimable": False, "step": i + 1,
+                      "note": _not_estimable(int(d[event_col].sum()), int(len(d))) + f"; {note}"}
+                     for i, v in enumerate(selected)]
+        else:
+            rows += _cox_rows("multivariable", fit, d, selected, event_col, note, step=True)
+    elif capped:
+        rows.append({"model": "multivariable", "variable": None, "n": int(len(data)), "events": events,
+                     "estimable": False, "note": f"{_not_estimable(events, int(len(data)))}; {cap_note}"})
     else:
         rows.append({"model": "multivariable", "variable": None,
                      "note": f"no candidate entered (forward selection, entry p < {entry_p})"})
@@ -303,6 +411,8 @@ def cox_models(
     out["step"] = out["step"].astype("Int64")
     out["n"] = out["n"].astype("Int64")
     out["events"] = out["events"].astype("Int64")
+    out["converged"] = out["converged"].astype("boolean")
+    out["estimable"] = out["estimable"].astype("boolean")
     return out
 
 

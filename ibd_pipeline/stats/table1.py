@@ -1,7 +1,9 @@
 """Table 1: baseline characteristics by diagnosis (UC, CD) and overall.
 
 Continuous variables: median [Q1-Q3] (numpy/R type-7 quantiles) with the Wilcoxon
-rank-sum test (``scipy.stats.mannwhitneyu``, two-sided, scipy's default method), or
+rank-sum test as R's ``wilcox.test`` (gtsummary's default) computes it
+(:func:`rank_sum_test`: exact p when both groups have fewer than 50 values and there are
+no ties, otherwise the normal approximation with continuity correction), or
 mean +/- SD (ddof=1) with Welch's t-test where the variable is declared normal.
 Categorical and binary variables: n (%) of the non-missing values, Pearson chi-square
 without continuity correction, or Fisher's exact test when an expected count is below
@@ -28,6 +30,8 @@ def fmt_median_iqr(values, digits: int = 1) -> str:
     if v.size == 0:
         return ""
     q1, med, q3 = np.percentile(v, [25, 50, 75])
+    if np.all(v == np.round(v)) and all(float(q).is_integer() for q in (q1, med, q3)):
+        digits = 0  # counts (e.g. prior mechanisms): "2 [2-3]", not "2.0 [2.0-3.0]"
     return f"{med:.{digits}f} [{q1:.{digits}f}-{q3:.{digits}f}]"
 
 
@@ -63,6 +67,19 @@ def _infer_type(s: pd.Series) -> str:
     return "categorical"
 
 
+def rank_sum_test(a, b, exact_below: int = 50) -> tuple[float, float]:
+    """Two-sided Wilcoxon rank-sum (Mann-Whitney) W (of ``a``) and p with R's defaults:
+    ``wilcox.test(a, b)`` uses the exact distribution when both samples have fewer than
+    ``exact_below`` values and no value is tied, else the normal approximation with tie
+    correction and continuity correction (``correct=TRUE``)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    pooled = np.concatenate([a, b])
+    exact = a.size < exact_below and b.size < exact_below and np.unique(pooled).size == pooled.size
+    res = stats.mannwhitneyu(a, b, alternative="two-sided", use_continuity=True,
+                             method="exact" if exact else "asymptotic")
+    return float(res.statistic), float(res.pvalue)
+
+
 def _continuous_rows(df, name, normal, digits):
     x = pd.to_numeric(df[name], errors="coerce").astype(float)
     groups = {g: x[df["diagnosis"] == g].dropna() for g in GROUPS}
@@ -77,8 +94,8 @@ def _continuous_rows(df, name, normal, digits):
             res = stats.ttest_ind(a, b, equal_var=False)
             row.update(statistic=float(res.statistic), p_value=float(res.pvalue), test=WELCH)
         else:
-            res = stats.mannwhitneyu(a, b, alternative="two-sided")
-            row.update(statistic=float(res.statistic), p_value=float(res.pvalue), test=WILCOXON)
+            stat, p = rank_sum_test(a, b)
+            row.update(statistic=stat, p_value=p, test=WILCOXON)
     else:
         row.update(statistic=np.nan, p_value=np.nan, test=NOT_TESTED)
     rows = [row]

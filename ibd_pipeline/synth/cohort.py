@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ._util import MISSING_DAY, day_of, rng_for, years_before
-from .design import TIMES
+from .design import TARGETS, TIMES
 
 CORE_TESTS = ["CRP", "FC", "ESR", "ALB", "VITD25", "WBC", "HB", "PLT", "ALT", "AST", "HDL", "TC", "LDL"]
 OCCASIONAL_TESTS = {"EGFR": 0.3, "NEUT": 0.4, "CK": 0.2, "FIB": 0.2}
@@ -153,6 +153,7 @@ def _patient_arrays(ctx: Context) -> None:
     a["birth"], a["dx"] = birth, dx
     a["dx_rel"] = dx - start
     a["g"] = np.array([s["g"] for s in S])
+    a["alb_low"] = np.array([bool(s.get("alb_low")) for s in S])
     a["post_dose"] = np.where(rng.random(n) < 0.8, 15, 30)
     a["ind_target"] = ind
 
@@ -487,7 +488,9 @@ def _lab_values(rng, test, z, t_index, normal, extra):
         lo = rng.random(m) < 0.15
         lim = np.where(rng.random(m) < 0.7, 0.5, 1.0)
         v_norm = np.where(lo, lim, 0.6 + 6.9 * rng.beta(1.2, 2.5, m))
-        v_abn = np.minimum(8.5 + np.exp(rng.normal(0.4, 0.9, m)), 180.0)
+        # abnormal CRP close above 8 mg/L: the published baseline mean (5.3) with 51 of 80
+        # patients at >= 8 mg/L leaves little room above the threshold
+        v_abn = np.minimum(8.2 + np.exp(rng.normal(-0.3, 0.9, m)), 180.0)
         v = np.where(normal, v_norm, v_abn)
         q = np.where(normal & lo, "<", "")
         return v, q.astype(object)
@@ -568,6 +571,8 @@ def _labs(ctx: Context) -> pd.DataFrame:
             if role == "bl" and test in ("ALT", "AST"):
                 p = 1.0
             keep = rng.random(m) < p
+            if role == "bl" and test == "ALB":  # the designed albumin <= 35 g/L is measured
+                keep |= a["alb_low"][idx] & inc[idx]
             if role == "bl" and test in ("ALT", "AST", "EGFR"):
                 keep |= lab_excl[idx] == test
             ii = idx[keep]
@@ -661,6 +666,48 @@ def _labs(ctx: Context) -> pd.DataFrame:
     df = df.sort_values(["pidx", "sample_day", "test"], kind="stable")
     df = df.drop_duplicates(["pidx", "sample_day", "test"], keep="first").reset_index(drop=True)
     df["test"] = df["test"].astype(object)
+    return _calibrate_baseline(df, a, rng)
+
+
+# baseline albumin of the patients designed with albumin <= 35 g/L (design.ALBUMIN_LOW_SHARE)
+ALB_LOW_RANGE = (27.0, 34.9)
+ALB_ABOVE_MIN = 35.5  # every other included patient's baseline albumin is above 35 g/L
+
+
+def _calibrate_baseline(df: pd.DataFrame, a: dict, rng) -> pd.DataFrame:
+    """Baseline samples of the included patients: albumin <= 35 g/L exactly for the
+    designed ``alb_low`` patients (others above, shifted to the published mean), and the
+    other continuous tests scaled to the published baseline means
+    (design.TARGETS["baseline_means"]); FC keeps its designed normal / abnormal status (the
+    abnormal values are scaled); CRP is left as designed (51 of 80 patients at >= 8 mg/L
+    cannot average the published 5.3 mg/L)."""
+    means = TARGETS["baseline_means"]
+    pid = df["pidx"].to_numpy()
+    bl = (df["role"] == "bl").to_numpy() & a["included"][pid]
+    v = df["dvalue"].to_numpy(dtype=float).copy()
+    for test, target in means.items():
+        sel = bl & (df["test"] == test).to_numpy()
+        if not sel.any() or test == "CRP":
+            continue
+        if test == "FC":  # the abnormal values (>= 160 ug/g) carry the mean, capped at '>1800'
+            ab = sel & ~df["normal"].to_numpy(dtype=bool)
+            if ab.any():
+                f = (target * sel.sum() - v[sel & ~ab].sum()) / v[ab].sum()
+                v[ab] = np.clip(v[ab] * f, 160.0, 1800.0)
+                q = df["qualifier"].to_numpy(dtype=object).copy()
+                q[ab] = np.where(v[ab] >= 1800.0, ">", "")
+                df["qualifier"] = q
+            continue
+        if test == "ALB":
+            low = sel & a["alb_low"][pid]
+            high = sel & ~a["alb_low"][pid]
+            v[low] = np.round(rng.uniform(*ALB_LOW_RANGE, int(low.sum())), 1)
+            if high.any():
+                want = (target * sel.sum() - v[low].sum()) / high.sum()
+                v[high] = np.maximum(v[high] + (want - v[high].mean()), ALB_ABOVE_MIN)
+            continue
+        v[sel] = v[sel] * (target / v[sel].mean())
+    df["dvalue"] = v
     return df
 
 

@@ -87,6 +87,9 @@ TARGETS: dict = {
         "anti_il17a": {"CD": 1, "UC": 0},
     },
     "steroid_at_baseline": {"CD": 20, "UC": 18},
+    # published baseline means of the included patients (canonical units), by CRF lab code
+    "baseline_means": {"FC": 834.6, "CRP": 5.3, "ESR": 19.8, "VITD25": 40.3, "ALB": 41.1, "WBC": 6.5, "HB": 122.4,
+                       "PLT": 296.3, "ALT": 14.8, "AST": 18.2, "LDL": 2.3},
     "concomitant_with_upa": {"thalidomide": {"CD": 2, "UC": 1}, "mesalazine": {"CD": 2, "UC": 3}},
 }
 
@@ -102,6 +105,26 @@ STOPS = {
     "UC": {"S_a": ["inefficacy"], "S_b": ["adverse_event"]},
 }
 STOP_PHASE_TIMES = {None: 3, "S_c": 3, "S_b": 2, "S_a": 1}  # number of evaluable clinical time points
+
+# What outcomes depend on (a realistic demo: the published associations can be
+# recovered, roughly, from the observed covariates). The latent responsiveness g of an
+# included patient is a linear predictor of the published multicenter Table 2
+# (multivariable logistic model: odds ratios per year of age and for prior anti-integrin,
+# prior anti-IL-12/23 or anti-IL-23 and IBD surgery history) plus logistic noise; the
+# designed remission / response states go to the patients of highest g (exact counts).
+# Discontinuation is more likely with baseline albumin <= 35 g/L (the single-center CD
+# study's Cox HR 3.05) and, for inefficacy or surgery, with low g. Copied from
+# reference/published_figures.yaml (tests/test_synth_calibration.py checks the copy).
+OUTCOME_ODDS_RATIOS = {"age": 0.87, "prior_anti_integrin": 0.04, "prior_anti_il12_23_or_il23": 8.77,
+                       "surgery_history": 5.00}
+ALBUMIN_LOW_STOP_HR = 3.05
+ALBUMIN_LOW_SHARE = 0.15  # included patients designed with baseline albumin <= 35 g/L
+# scale of g's logistic noise: the time-point noise N(0, 0.5) the states add makes the
+# total latent variance that of a standard logistic (pi^2 / 3)
+LATENT_SCALE = float(np.sqrt(max(np.pi**2 / 3 - 0.25, 0.1) * 3) / np.pi)
+# inefficacy / surgery stoppers are drawn with weight exp(-STOP_G_WEIGHT * g): the
+# non-responders stop, without letting g swamp the albumin effect
+STOP_G_WEIGHT = 0.75
 
 # Treatment-emergent AE term sets of the AE patients (published: CD 12 patients, UC 4;
 # patients per term acne 5/2, infection 2/1, neutropenia 2/1, anemia 3/1, CK 1/0,
@@ -260,6 +283,8 @@ def _base_slot(diag, category, detail=""):
         "crp": None,
         "fc": None,
         "g": 0.0,
+        "alb_low": False,
+        "mechanisms": (),
         "male": True,
         "montreal": None,
         "age": 40,
@@ -325,32 +350,57 @@ def _random_cd_phenotype(rng, s):
 
 
 # ------------------------------------------------------------------ included
-def _included_slots(rng, n, dx):
-    """The included patients of one diagnosis: their slots with the designed stops
-    (STUDY.md "Failures and gaps") and a latent responsiveness g (stoppers for
-    inefficacy or surgery respond worse); ev_by_t[t] = patients still on UPA at the
-    t-th clinical time point."""
+def outcome_covariates(slot: dict) -> dict[str, float]:
+    """The designed baseline covariates of OUTCOME_ODDS_RATIOS for one slot (as the
+    pipeline derives them: age at UPA start, any prior episode of the class, any
+    IBD-related surgery before UPA)."""
+    mechs = slot.get("mechanisms") or ()
+    return {"age": float(slot["age"]), "prior_anti_integrin": float("integrin" in mechs),
+            "prior_anti_il12_23_or_il23": float("il" in mechs), "surgery_history": float(bool(slot["surgeries"]))}
+
+
+def _linear_predictor(S) -> np.ndarray:
+    """log-odds of OUTCOME_ODDS_RATIOS for each slot, centred on the diagnosis's mean."""
+    X = np.array([[outcome_covariates(s)[k] for k in OUTCOME_ODDS_RATIOS] for s in S], dtype=float)
+    lp = X @ np.log(np.array(list(OUTCOME_ODDS_RATIOS.values())))
+    return lp - lp.mean()
+
+
+def _included_slots(rng, S, dx):
+    """The designed outcomes of the included patients of one diagnosis, whose covariates
+    are designed: baseline albumin <= 35 g/L (``alb_low``), the latent responsiveness g
+    (the Table 2 linear predictor plus logistic noise), and the designed stops (STUDY.md
+    "Failures and gaps"), each drawn with weight ALBUMIN_LOW_STOP_HR ** alb_low, times
+    exp(-STOP_G_WEIGHT g) for inefficacy and surgery; those stoppers respond worse
+    afterwards (g - 3). ev_by_t[t] = patients still on UPA at the t-th clinical time point."""
+    n = len(S)
     ids = list(range(n))
-    S = [_base_slot(dx, "included") for _ in ids]
-    perm = list(rng.permutation(n))
-    k = 0
+    alb = _subset(rng, ids, int(round(ALBUMIN_LOW_SHARE * n)))
+    for i in ids:
+        S[i]["alb_low"] = i in alb
+    g = _linear_predictor(S) + rng.logistic(0.0, LATENT_SCALE, size=n)
+    w_alb = np.array([ALBUMIN_LOW_STOP_HR if S[i]["alb_low"] else 1.0 for i in ids])
+    free = np.ones(n, bool)
     for phase, reasons in STOPS[dx].items():
         for r in reasons:
-            S[perm[k]]["stop_phase"], S[perm[k]]["stop_reason"] = phase, r
-            k += 1
-    g = rng.normal(size=n)
+            w = w_alb * (np.exp(-STOP_G_WEIGHT * (g - g.max())) if r in ("inefficacy", "surgery") else 1.0) * free
+            i = int(rng.choice(n, p=w / w.sum()))
+            S[i]["stop_phase"], S[i]["stop_reason"] = phase, r
+            free[i] = False
     for i in ids:
         if S[i]["stop_reason"] in ("inefficacy", "surgery"):
             g[i] -= 3.0
         S[i]["g"] = float(g[i])
     ev_by_t = [[i for i in ids if STOP_PHASE_TIMES[S[i]["stop_phase"]] > t] for t in range(3)]
-    return ids, S, g, ev_by_t
+    return ids, g, ev_by_t
 
 
 def _design_cd(rng, n):
     """The included CD patients (STUDY.md "Endpoints", CD)."""
     T = TARGETS
-    ids, S, g, ev_by_t = _included_slots(rng, n, "CD")
+    S = [_base_slot("CD", "included") for _ in range(n)]
+    _design_covariates_cd(rng, S)
+    ids, g, ev_by_t = _included_slots(rng, S, "CD")
     clin = {i: ["NR"] * 3 for i in ids}
     endo = {i: ["NR"] * 3 for i in ids}
     counts = []
@@ -387,7 +437,6 @@ def _design_cd(rng, n):
     for i in ids:
         S[i]["clin"], S[i]["endo"] = tuple(clin[i]), tuple(endo[i])
     _design_labs(rng, S, g, "CD")
-    _design_covariates_cd(rng, S)
     _design_common(rng, S, "CD")
     return S
 
@@ -395,7 +444,9 @@ def _design_cd(rng, n):
 def _design_uc(rng, n):
     """The included UC patients (STUDY.md "Endpoints", UC: adapted Mayo)."""
     T = TARGETS
-    ids, S, g, ev_by_t = _included_slots(rng, n, "UC")
+    S = [_base_slot("UC", "included") for _ in range(n)]
+    _design_covariates_uc(rng, S)
+    ids, g, ev_by_t = _included_slots(rng, S, "UC")
     plan = []
     for t in range(3):
         R = T["endpoints"]["sf_clinical_remission"]["UC"][t]
@@ -431,7 +482,6 @@ def _design_uc(rng, n):
         S[i]["uc_e0"] = 1 if i in low else 3 if "S2" in st[i] else (3 if rng.random() < 0.7 else 2)
         S[i]["uc_need7"] = "S4" in st[i]
     _design_labs(rng, S, g, "UC")
-    _design_covariates_uc(rng, S)
     _design_common(rng, S, "UC")
     return S
 
@@ -501,6 +551,7 @@ def _design_mechanisms(rng, S, diag):
             failed = set(mechs) if rng.random() < 0.7 else set()
             singles.append(i)
         S[i]["advanced"] = _advanced_sequence(rng, diag, mechs, failed)
+        S[i]["mechanisms"] = tuple(mechs)
     return singles
 
 
@@ -791,7 +842,9 @@ def design_block(rng: np.random.Generator) -> list[dict]:
     ``crp``/``fc`` (normal at each lab time point); Table 1 characteristics (``male``,
     ``montreal``, ``age``, ``dx_age``, Montreal codes, ``eim``), drug history
     (``advanced`` = [(drug, stop_reason)], ``conv`` flags), ``surgeries`` before UPA,
-    ``ae_terms``, ``dtt`` (the IOIBD criteria designed to hold).
+    ``ae_terms``, ``dtt`` (the IOIBD criteria designed to hold); ``mechanisms`` (prior
+    advanced mechanisms), ``g`` (latent responsiveness, OUTCOME_ODDS_RATIOS) and
+    ``alb_low`` (baseline albumin <= 35 g/L designed).
     """
     slots = _design_cd(rng, TARGETS["included"]["CD"]) + _design_uc(rng, TARGETS["included"]["UC"])
     slots += [_design_excluded(rng, c, d, dg) for c, d, dg in EXCLUDED]
