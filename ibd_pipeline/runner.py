@@ -109,7 +109,7 @@ class RunSummary:
         return ok and (self.study_run is None or self.study_run[0])
 
     def lines(self) -> list[str]:
-        """The run's summary; every line passes the privacy redaction (STUDY.md "Privacy")."""
+        """The run's summary; every line passes the privacy redaction (docs/STUDY_RULES.md#privacy)."""
         out = list(self.notes)
         out += [f"intake {o.center}/{o.file_name}: {o.status}{' - ' + o.message if o.message else ''}" for o in self.intake]
         for c, (ok, msg) in self.center_runs.items():

@@ -374,8 +374,9 @@ def test_eligibility_columns_and_included_rows():
     st.dtt_cd("A")
     st.dtt_uc("B")
     el = st.eligibility()
-    assert list(el.columns) == ["patient_id", "center", "diagnosis", "included", "exclusion_reason", "all_reasons"]
+    assert list(el.columns) == ["patient_id", "center", "diagnosis", "included", "exclusion_reason", "all_reasons", "insufficient_data_detail"]
     assert el["included"].all() and el["exclusion_reason"].isna().all() and el["all_reasons"].isna().all()
+    assert el["insufficient_data_detail"].isna().all()
     assert list(st.dtt().columns) == [
         "patient_id", "center", "diagnosis", "age_at_upa_start", "failed_mechanisms", "n_failed_mechanisms",
         "crit1_advanced_failure", "n_bowel_resections", "active_disease_baseline", "crit2_cd_resections",
@@ -406,7 +407,7 @@ def small_flow_study() -> Study:
 def test_patient_flow_counts_overall_and_per_center():
     el = small_flow_study().eligibility()
     f = patient_flow(el, settings())
-    assert list(f.columns) == ["step", "reason", "center", "n"]
+    assert list(f.columns) == ["step", "reason", "center", "n", "counts"]
 
     def n(step, reason=None, center="all"):
         sel = f[(f["step"] == step) & (f["center"] == center)]

@@ -24,7 +24,7 @@ ANALYTICS_TABLES = {
     "dtt_criteria", "eligibility", "patient_flow",
     # endpoints
     "endpoints", "biomarkers", "adverse_events", "exposure", "persistence", "baseline_covariates",
-    "endpoint_rates", "ae_summary",
+    "endpoint_rates", "endpoint_rates_by_center", "ae_summary",
     # statistics
     "table1", "endpoint_comparisons", "cochran_q", "biomarker_summary", "biomarker_tests",
     "predictor_selection", "logistic_model", "roc_curve", "model_auc",

@@ -150,3 +150,43 @@ def test_the_ui_stops_within_ten_seconds_of_a_signal_to_its_process_group(tmp_pa
     assert (data / "dagster_home" / "dagster.yaml").exists()
     assert "Warning" not in text, text[-2000:]
     assert "Launched run" not in text  # nothing new in the inboxes: nothing runs
+
+
+def test_every_table_asset_has_typed_column_metadata(reference):
+    instance = dg.DagsterInstance.from_config(clean_env(reference.data.root)["DAGSTER_HOME"])
+    defs = build_definitions(reference.data.root)
+    tables = [k for k in defs.resolve_asset_graph().get_all_asset_keys() if len(k.path) == 2]
+    assert len(tables) > 50
+    for key in tables:
+        event = instance.get_latest_materialization_event(key)
+        assert event is not None, key
+        meta = event.asset_materialization.metadata
+        schema = meta["dagster/column_schema"].schema
+        assert schema.columns and all(c.type for c in schema.columns), key
+        assert meta["dagster/table_name"].value == "warehouse." + ".".join(key.path)
+        assert meta["catalog"].value.endswith("#" + ".".join(key.path))
+
+
+def test_the_catalog_lists_every_table_of_the_snapshot(reference, tmp_path):
+    import duckdb
+
+    from ibd_pipeline.catalog import build_catalog
+    from ibd_pipeline.snapshot import connect_snapshot
+
+    snap = connect_snapshot(reference.data.snapshot)
+    try:
+        published = {f"{s}.{t}" for s, t in snap.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = current_database()").fetchall()}
+    finally:
+        snap.close()
+    con = duckdb.connect(str(reference.data.warehouse), read_only=True)
+    try:
+        listed = build_catalog(con, tmp_path / "catalog.html")
+    finally:
+        con.close()
+    page = (tmp_path / "catalog.html").read_text(encoding="utf-8")
+    assert published and published <= set(listed)
+    for q in published:
+        assert f'<section id="{q}">' in page, q
+    assert "FAIL (" not in page  # every column test of the reference run passes
+    assert "CREATE" not in page and "SELECT" in page  # the models' SQL, not DDL

@@ -1,4 +1,4 @@
-"""Inclusion and exclusion (STUDY.md "Inclusion and exclusion"): every criterion is
+"""Inclusion and exclusion (docs/STUDY_RULES.md#eligibility): every criterion is
 evaluated for every screened patient; an excluded patient gets the first failed one in
 the settings order (``eligibility.order``, with ``other`` expanded by
 ``eligibility.other_order``), and ``all_reasons`` lists every failed one."""
@@ -20,7 +20,10 @@ from ibd_pipeline.endpoints.biomarkers import compare
 from ibd_pipeline.endpoints.windows import BASELINE, add_day, labs_at, scores_at
 
 OTHER = "other"
-OUTPUT_COLUMNS = ["patient_id", "center", "diagnosis", "included", "exclusion_reason", "all_reasons"]
+OUTPUT_COLUMNS = ["patient_id", "center", "diagnosis", "included", "exclusion_reason", "all_reasons", "insufficient_data_detail"]
+# what made a scored (UC/CD) patient's data insufficient (docs/STUDY_RULES.md#eligibility, 3)
+MISSING_BASELINE = {"CD": "no_baseline_hbi", "UC": "no_baseline_adapted_mayo"}
+MISSING_POST_BASELINE = "no_post_baseline_assessment"
 REASON_SEPARATOR = "|"
 # the lab tests eligibility reads (liver_or_kidney); callers may pass only these
 LAB_TESTS = ("ALT", "AST", "EGFR")
@@ -33,7 +36,7 @@ POST_BASELINE_SCORES = ("hbi_wellbeing", "hbi_pain", "hbi_liquid_stools", "hbi_m
 def reason_order(settings: dict) -> list[str]:
     """The exclusion reason codes in the settings order: ``eligibility.order`` with
     ``other`` replaced by ``other:<name>`` for each ``eligibility.other_order`` entry
-    (STUDY.md "Inclusion and exclusion": each excluded patient gets the first reason)."""
+    (docs/STUDY_RULES.md#eligibility: each excluded patient gets the first reason)."""
     e = settings["eligibility"]
     out: list[str] = []
     for r in e["order"]:
@@ -47,7 +50,7 @@ def reason_order(settings: dict) -> list[str]:
 def has_baseline_activity(
     assessments: pd.DataFrame, patients: pd.DataFrame, settings: dict
 ) -> pd.Series:
-    """patient_id -> has a baseline activity score (STUDY.md "Inclusion and exclusion" 3):
+    """patient_id -> has a baseline activity score (docs/STUDY_RULES.md#eligibility, 3):
     CD: an HBI total (five items of one visit) in the baseline window; UC: an adapted Mayo -
     stool + bleeding from the closest baseline visit having both AND the Mayo endoscopic
     subscore from the closest endoscopy in the baseline endoscopy window. Other diagnoses
@@ -64,8 +67,8 @@ def has_baseline_activity(
 
 def liver_or_kidney(labs: pd.DataFrame, patients: pd.DataFrame, settings: dict, crf: Crf) -> pd.Series:
     """patient_id -> baseline ALT or AST > ``eligibility.liver_uln_multiple`` x the upper
-    normal limit of the CRF lab_tests, or eGFR < ``eligibility.egfr_min`` (STUDY.md
-    "Inclusion and exclusion" 5); each baseline lab is the closest to day 0 in the baseline
+    normal limit of the CRF lab_tests, or eGFR < ``eligibility.egfr_min``
+    (docs/STUDY_RULES.md#eligibility, 5); each baseline lab is the closest to day 0 in the baseline
     window. A qualified value that cannot be decided ("<200" against 120) does not exclude."""
     e = settings["eligibility"]
     dx = patients.set_index(PATIENT_KEY)["diagnosis"]
@@ -92,7 +95,7 @@ def eligibility(
     settings: dict,
     crf: Crf | None = None,
 ) -> pd.DataFrame:
-    """Inclusion/exclusion of every screened patient (STUDY.md "Inclusion and exclusion").
+    """Inclusion/exclusion of every screened patient (docs/STUDY_RULES.md#eligibility).
 
     Reason codes: ``not_dtt`` (``dtt.is_dtt`` false, or the patient missing from ``dtt``), ``under_18`` (age at UPA start <
     ``eligibility.adult_age``), ``insufficient_data`` (UC/CD: no baseline activity score -
@@ -108,7 +111,10 @@ def eligibility(
 
     Columns: patient_id, center, diagnosis, included (bool), exclusion_reason (first
     reason in the settings order, None if included), all_reasons (every reason in the
-    settings order joined by '|', None if included)."""
+    settings order joined by '|', None if included), insufficient_data_detail (for a
+    patient with the insufficient_data reason, first or not: what was missing -
+    ``no_baseline_hbi`` (CD) or ``no_baseline_adapted_mayo`` (UC), and/or
+    ``no_post_baseline_assessment``, joined by '|'; None otherwise)."""
     crf = crf_or_default(crf)
     e = settings["eligibility"]
     pt = patient_table(patients)
@@ -167,4 +173,25 @@ def eligibility(
     out["included"] = [not rs for rs in all_reasons]
     out["exclusion_reason"] = [rs[0] if rs else None for rs in all_reasons]
     out["all_reasons"] = [REASON_SEPARATOR.join(rs) if rs else None for rs in all_reasons]
+    out["insufficient_data_detail"] = insufficient_data_detail(
+        p["diagnosis"], base.astype(bool), post.astype(bool), table["insufficient_data"] if "insufficient_data" in table else None
+    ).reindex(out[PATIENT_KEY]).to_numpy()
     return out[OUTPUT_COLUMNS]
+
+
+def insufficient_data_detail(diagnosis: pd.Series, has_baseline: pd.Series, has_post: pd.Series, insufficient) -> pd.Series:
+    """patient_id -> what was missing for the ``insufficient_data`` reason (None where the
+    reason does not apply): the baseline score of the diagnosis and/or any assessment
+    after day 0, in that order, joined by '|'."""
+    out = {}
+    for pid, dx in diagnosis.items():
+        if insufficient is None or not bool(insufficient.get(pid, False)):
+            out[pid] = None
+            continue
+        missing = []
+        if not has_baseline[pid]:
+            missing.append(MISSING_BASELINE.get(dx, f"no_baseline_score_{dx}"))
+        if not has_post[pid]:
+            missing.append(MISSING_POST_BASELINE)
+        out[pid] = REASON_SEPARATOR.join(missing) or None
+    return pd.Series(out, dtype=object)

@@ -1,5 +1,5 @@
-"""Patient flow table and STROBE/RECORD-style flow diagram (STUDY.md Workflow step 5,
-"Inclusion and exclusion": screened -> excluded by reason -> included -> UC / CD)."""
+"""Patient flow table and STROBE/RECORD-style flow diagram (docs/STUDY_RULES.md#eligibility,
+workflow step 5: screened -> excluded by reason -> included -> UC / CD)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ from ibd_pipeline.cohort.eligibility import OTHER
 from ibd_pipeline.config import load_settings
 
 ALL = "all"
-FLOW_COLUMNS = ["step", "reason", "center", "n"]
+FLOW_COLUMNS = ["step", "reason", "center", "n", "counts"]
+# what a row's n counts: patients, except other_reason rows, which count reasons
+# (a patient excluded as other may have several named other reasons)
+REASON_STEPS = {"other_reason"}
 DIAGNOSES = ("UC", "CD")
 REASON_LABELS = {
     "not_dtt": "Not difficult-to-treat (IOIBD)",
@@ -46,7 +49,7 @@ def _reason_rows(settings: dict, seen: list[str]) -> list[str]:
 
 
 def patient_flow(eligibility: pd.DataFrame, settings: dict | None = None) -> pd.DataFrame:
-    """The patient flow (STUDY.md "Inclusion and exclusion"; published flow: 122 screened
+    """The patient flow (docs/STUDY_RULES.md#eligibility; published flow: 122 screened
     -> 8 not DTT, 1 under 18, 23 incomplete data, 2 concomitant biologics, 10 other -> 80
     included), overall (center 'all') and per center.
 
@@ -56,7 +59,7 @@ def patient_flow(eligibility: pd.DataFrame, settings: dict | None = None) -> pd.
     ('other_reason', 'other:<name>') = every named other reason among the patients
     excluded as 'other' (a patient may have several), ('other_reason', 'other') their
     total; ('included', None); ('included_by_diagnosis', 'UC'|'CD'|...). Columns: step,
-    reason, center, n."""
+    reason, center, n, counts ('patients', or 'reasons' for the other_reason rows)."""
     settings = settings if settings is not None else load_settings()
     el = eligibility
     seen = [r for r in el["exclusion_reason"].dropna().unique()]
@@ -74,7 +77,7 @@ def patient_flow(eligibility: pd.DataFrame, settings: dict | None = None) -> pd.
         for r in reasons:
             n = first.fillna("").str.startswith(f"{OTHER}:").sum() if r == OTHER else (first == r).sum()
             rows.append(("excluded_by_reason", r, center, int(n)))
-        # STUDY.md: "Other, each reported by name" - a patient excluded as 'other' can
+        # docs/STUDY_RULES.md#eligibility: "other, each reported by name" - a patient excluded as 'other' can
         # have several other reasons; each is counted under its name (the published
         # flow's "10 other" are such reasons: 8 + 1 + 23 + 2 + 10 = 44 > 122 - 80 = 42).
         other_pts = g[first.fillna("").str.startswith(f"{OTHER}:")]
@@ -86,7 +89,7 @@ def patient_flow(eligibility: pd.DataFrame, settings: dict | None = None) -> pd.
         rows.append(("included", None, center, int(inc.sum())))
         for dx in diagnoses:
             rows.append(("included_by_diagnosis", dx, center, int((inc & (g["diagnosis"] == dx)).sum())))
-    out = pd.DataFrame(rows, columns=FLOW_COLUMNS)
+    out = pd.DataFrame([(*r, "reasons" if r[0] in REASON_STEPS else "patients") for r in rows], columns=FLOW_COLUMNS)
     out["n"] = out["n"].astype("int64")
     return out
 

@@ -1,4 +1,4 @@
-"""Cohort: IOIBD DTT criteria, eligibility and the patient flow (STUDY.md Workflow
+"""Cohort: IOIBD DTT criteria, eligibility and the patient flow (docs/STUDY_RULES.md#workflow
 step 5, "DTT-IBD per the IOIBD consensus", "Inclusion and exclusion")."""
 
 import dagster as dg

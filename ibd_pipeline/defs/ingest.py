@@ -1,4 +1,4 @@
-"""Extraction and validation per center (STUDY.md Workflow steps 1-2)."""
+"""Extraction and validation per center (docs/STUDY_RULES.md#workflow, steps 1-2)."""
 
 
 import dagster as dg
@@ -8,7 +8,9 @@ from .. import sqlmodels as sm
 from ..config import load_crf
 from ..loading import load_center
 from .partitions import center_partitions
+from .partitions import center_check_spec
 from .resources import StudyResource
+from .tables import description, documented_schema, table_metadata
 
 CRF = load_crf()
 TABLES = list(CRF.tables)
@@ -31,18 +33,21 @@ _specs = [
         ),
         kinds={"duckdb", "pandera"},
         group_name="ingest",
+        metadata={"dagster/column_schema": documented_schema(sm.model_by_name(f"staging.{t}"))},
     )
     for t in TABLES
 ] + [
-    dg.AssetSpec(DELIVERIES, description="Every delivered file: round, table, hash, rows in/accepted/quarantined, status.", kinds={"duckdb"}, group_name="ingest"),
-    dg.AssetSpec(QUARANTINE, description="Every rejected row with every reason: file, row, field, value, rule, message.", kinds={"duckdb"}, group_name="ingest"),
+    dg.AssetSpec(key, description=description(key.path[1]), kinds={"duckdb"}, group_name="ingest",
+                 metadata={"dagster/column_schema": documented_schema(sm.model_by_name(f"analytics.{key.path[1]}"))})
+    for key in (DELIVERIES, QUARANTINE)
 ]
 
 _checks = [
-    dg.AssetCheckSpec(
+    center_check_spec(
         "quarantine_share_within_limit",
         asset=staging_key(t),
-        description="Rows in and accepted for this center and table; warns or fails when the quarantined share exceeds the study settings.",
+        description="Rows in and accepted for this center and table; warns or fails when the quarantined share exceeds "
+        "the study settings (docs/STUDY_RULES.md#workflow, step 2).",
     )
     for t in TABLES
 ]
@@ -65,18 +70,29 @@ def staging_tables(context: dg.AssetExecutionContext, study: StudyResource, ware
         sm.document_table(con, "analytics", "quarantine")
         sm.document_table(con, "analytics", "delivery_notes")
         sm.document_table(con, "analytics", "withdrawals")
+        meta = {t: table_metadata(con, "staging", t, rows=rep.staged_rows.get(t, 0)) for t in TABLES}
+        n_files = con.execute("SELECT count(*) FROM analytics.deliveries WHERE center = ?", [center]).fetchone()[0]
+        by_rule = con.execute(
+            "SELECT table_name, rule, count(*) AS n FROM analytics.quarantine WHERE center = ? GROUP BY ALL ORDER BY ALL", [center]
+        ).df()
+        deliveries_meta = table_metadata(con, "analytics", "deliveries", rows=n_files)
+        quarantine_meta = table_metadata(con, "analytics", "quarantine", rows=int(by_rule["n"].sum()) if len(by_rule) else 0)
     for t in TABLES:
         yield dg.MaterializeResult(
             asset_key=staging_key(t),
             metadata={
-                "dagster/row_count": rep.staged_rows.get(t, 0),
+                **meta[t],
                 "center": center,
                 "rows_in_current_deliveries": rep.rows_in.get(t, 0),
                 "rows_quarantined": rep.quarantined_rows.get(t, 0),
             },
         )
-    yield dg.MaterializeResult(asset_key=DELIVERIES, metadata={"new_files": dg.MetadataValue.json(rep.new_deliveries)})
-    yield dg.MaterializeResult(asset_key=QUARANTINE, metadata={"dagster/row_count": sum(rep.quarantined_rows.values())})
+    yield dg.MaterializeResult(asset_key=DELIVERIES, metadata={**deliveries_meta, "center": center, "new_files": dg.MetadataValue.json(rep.new_deliveries)})
+    yield dg.MaterializeResult(asset_key=QUARANTINE, metadata={
+        **quarantine_meta, "center": center,
+        "rows_quarantined_now": sum(rep.quarantined_rows.values()),
+        "by_table_and_rule": dg.MetadataValue.md(by_rule.to_markdown(index=False) if len(by_rule) else "_no rows_"),
+    })
     for t in TABLES:
         n_in, n_q = rep.rows_in.get(t, 0), rep.quarantined_rows.get(t, 0)
         share = n_q / n_in if n_in else 0.0

@@ -1,5 +1,5 @@
-"""Endpoints, biomarkers, safety and persistence of the included patients (STUDY.md
-Workflow step 6, "Time points and windows", "Endpoints")."""
+"""Endpoints, biomarkers, safety and persistence of the included patients
+(docs/STUDY_RULES.md#windows, #endpoints, #safety, #persistence; workflow step 6)."""
 
 import os
 
@@ -78,12 +78,24 @@ def outcome_tables(study: StudyResource, warehouse: DuckDBResource):
     yield from checks
 
 
-RATE_TABLES = ["endpoint_rates", "ae_summary"]
+RATE_TABLES = ["endpoint_rates", "endpoint_rates_by_center", "ae_summary"]
+
+
+def rates_by_center(endpoints: pd.DataFrame, alpha: float, small_cell_below: int) -> pd.DataFrame:
+    """``stats.endpoint_rates`` of each center's patients, with the center as the first
+    column and the small-cell flag (n_total below the study's limit)."""
+    parts = [stats.endpoint_rates(g, alpha=alpha).assign(center=c) for c, g in endpoints.groupby("center", sort=True)]
+    if not parts:
+        return pd.DataFrame(columns=["center", *stats.endpoint_rates(endpoints, alpha=alpha).columns, "small_cell"])
+    out = pd.concat(parts, ignore_index=True)
+    out["small_cell"] = out["n_total"] < small_cell_below
+    return out[["center", *[c for c in out.columns if c not in ("center", "small_cell")], "small_cell"]]
 
 
 @dg.multi_asset(
     specs=[
         table_spec("endpoint_rates", [akey("endpoints")], "endpoints"),
+        table_spec("endpoint_rates_by_center", [akey("endpoints")], "endpoints"),
         table_spec("ae_summary", [akey("adverse_events"), akey("exposure")], "endpoints"),
     ],
     check_specs=table_checks(RATE_TABLES),
@@ -91,24 +103,31 @@ RATE_TABLES = ["endpoint_rates", "ae_summary"]
 )
 def rate_tables(study: StudyResource, warehouse: DuckDBResource):
     """Endpoint rates n/N with Wilson 95% intervals by UC, CD and overall, complete-case
-    and NRI; adverse events by term and diagnosis with events per 100 patient-years."""
-    params = stats.params_from_settings(study.settings())
+    and NRI, pooled and by center; adverse events by term and diagnosis with events per
+    100 patient-years."""
+    settings = study.settings()
+    params = stats.params_from_settings(settings)
     with warehouse.get_connection() as con:
         endpoints = read(con, "analytics.endpoints")
         rates = stats.endpoint_rates(endpoints, **params["endpoint_rates"])
+        by_center = rates_by_center(endpoints, params["endpoint_rates"]["alpha"], settings["statistics"]["small_cell_below"])
         ae = read(con, "analytics.adverse_events")
         expo = read(con, "analytics.exposure")
         diagnoses = expo[["patient_id", "diagnosis"]]
-        # STUDY.md Safety, by term: every CRF term is listed, zeros included
+        # docs/STUDY_RULES.md#safety, by term: every CRF term is listed, zeros included
         by_term = stats.ae_tables(ae, expo, diagnoses, **params["ae_tables"], terms=study.crf().ae_terms,
                                   decimals=AE_DECIMALS)["by_term"]
         summary = by_term[["term", "diagnosis", "n_patients", "n_included", "pct_patients", "n_events", "patient_years", "rate_per_100py", "rate_ci_low", "rate_ci_high"]]
         cc = rates[(rates["analysis"] == "complete_case") & (rates["timepoint"] == "month12")]
         r1, c1 = publish(con, "endpoint_rates", rates, extra_meta={"month12_complete_case": md_table(cc)})
+        primary = by_center[(by_center["analysis"] == "complete_case") & (by_center["timepoint"] == "month12")
+                            & (by_center["endpoint"] == "sf_clinical_remission")]
+        r3, c3 = publish(con, "endpoint_rates_by_center", by_center, extra_meta={"month12_sf_clinical_remission": md_table(primary)})
         r2, c2 = publish(con, "ae_summary", summary, extra_meta={"any_ae": md_table(summary[summary["term"] == "any"])})
     yield r1
+    yield r3
     yield r2
-    yield from c1 + c2
+    yield from c1 + c3 + c2
 
 
 outcome_assets = [outcome_tables, rate_tables]

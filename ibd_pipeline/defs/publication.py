@@ -4,6 +4,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from .. import warehouse as wh
+from ..catalog import build_catalog, catalog_path
 from .resources import StudyResource
 
 SNAPSHOT = dg.AssetKey(["analytics_snapshot"])
@@ -18,12 +19,17 @@ def build_snapshot_asset(upstream: list[dg.AssetKey]) -> dg.AssetsDefinition:
         (no staging, no raw quarantined values, no PHI) with their table and column
         descriptions, written to a temporary file and atomically renamed over the old one
         after every asset of the run (and its blocking checks) succeeded. Analysts keep it
-        open while the pipeline runs; they never open the working warehouse."""
+        open while the pipeline runs; they never open the working warehouse. Then the
+        warehouse catalog (reports/catalog.html, ibd_pipeline.catalog) is rewritten."""
         target = study.paths().snapshot
+        catalog = catalog_path(study.paths())
         with warehouse.get_connection() as con:
             copied = wh.publish_snapshot(con, target, drop_columns=SNAPSHOT_DROP_COLUMNS)
+            listed = build_catalog(con, catalog)
         return dg.MaterializeResult(
             metadata={
+                "catalog": dg.MetadataValue.url(catalog.as_uri()),
+                "catalog_tables": len(listed),
                 "path": dg.MetadataValue.path(str(target)),
                 "tables": len(copied),
                 "rows": dg.MetadataValue.json(copied),

@@ -1,4 +1,4 @@
-"""Double-abstraction reconciliation per center (STUDY.md Workflow step 3)."""
+"""Double-abstraction reconciliation per center (docs/STUDY_RULES.md#double-abstraction)."""
 
 
 import datetime as dt
@@ -15,8 +15,9 @@ from ..loading import mrn_map
 from ..reconcile.sample import ORDER_FIELDS
 from ..spreadsheet import neutralise_frame
 from .ingest import CRF, TABLES, staging_key
-from .partitions import center_partitions
+from .partitions import center_check_spec, center_partitions
 from .resources import StudyResource
+from .tables import description, documented_schema, table_metadata
 
 DATA_TABLES = CRF.data_tables
 SAMPLE = dg.AssetKey(["analytics", "reabstraction_sample"])
@@ -79,12 +80,21 @@ def _replace_center_rows(con, qualified: str, center: str, df: pd.DataFrame) -> 
     sm.document_table(con, *qualified.split("."))
 
 
+def _doc_meta(schema: str, name: str) -> dict:
+    return {"dagster/column_schema": documented_schema(sm.model_by_name(f"{schema}.{name}"))}
+
+
+def _center_rows(con, qualified: str, center: str) -> int:
+    return con.execute(f"SELECT count(*) FROM {qualified} WHERE center = ?", [center]).fetchone()[0]
+
+
 @dg.asset(
     key=SAMPLE,
     deps=[staging_key("patients")],
     partitions_def=center_partitions,
     kinds={"duckdb"},
     group_name="reconcile",
+    metadata=_doc_meta("analytics", "reabstraction_sample"),
 )
 def reabstraction_sample(context: dg.AssetExecutionContext, study: StudyResource, warehouse: DuckDBResource):
     """The senior reviewer's seeded random 20% of each center's screened patients,
@@ -107,6 +117,7 @@ def reabstraction_sample(context: dg.AssetExecutionContext, study: StudyResource
         )
         sample = rc.draw_sample(pats, prev, s["sample_fraction"], s["sample_seed"], s["min_per_stratum"])
         _replace_center_rows(con, ".".join(SAMPLE.path), center, sample)
+        table_meta = table_metadata(con, *SAMPLE.path, rows=len(sample))
         mrns = mrn_map(con, paths, study.profile(center), study.key())
     listing = rc.reviewer_list(sample, mrns)
     out = paths.outbox(center)
@@ -116,7 +127,8 @@ def reabstraction_sample(context: dg.AssetExecutionContext, study: StudyResource
     by_dx = sample.groupby("diagnosis").size().to_dict() if len(sample) else {}
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": len(sample),
+            **table_meta,
+            "center": center,
             "screened": len(pats),
             "by_diagnosis": dg.MetadataValue.json({k: int(v) for k, v in by_dx.items()}),
             "reviewer_list": dg.MetadataValue.path(str(path)),
@@ -127,15 +139,18 @@ def reabstraction_sample(context: dg.AssetExecutionContext, study: StudyResource
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(AGREEMENT, deps=[SAMPLE] + [staging_key(t) for t in DATA_TABLES], kinds={"duckdb"}, group_name="reconcile",
-                     description="Round A vs round B agreement on the sampled patients: percent agreement per center, table and field; Cohen's kappa (coded, boolean) and ICC(2,1) (numeric)."),
+                     description=description("agreement"), metadata=_doc_meta("analytics", "agreement")),
         dg.AssetSpec(DISCREPANCIES, deps=[SAMPLE, staging_key("adjudications")] + [staging_key(t) for t in DATA_TABLES], kinds={"duckdb"}, group_name="reconcile",
-                     description="Every A/B disagreement on the sampled patients with its adjudicated value and status; the worklist in the center's outbox."),
+                     description=description("discrepancies"), metadata=_doc_meta("analytics", "discrepancies")),
     ],
     check_specs=[
-        dg.AssetCheckSpec("agreement_meets_threshold", asset=AGREEMENT, blocking=True,
-                          description="Overall agreement of the center on its sample is at least the study threshold (95%). Below it nothing downstream of this center's data is built."),
-        dg.AssetCheckSpec("discrepancies_resolved", asset=DISCREPANCIES, blocking=True,
-                          description="Every discrepancy has an adjudicated value; blocks only when the study setting says so (default: warn)."),
+        center_check_spec("agreement_meets_threshold", asset=AGREEMENT, blocking=True,
+                          description="Overall agreement of the center on its sample is at least the study threshold "
+                          "(study.yaml reconciliation.agreement_threshold_pct, 95%; docs/STUDY_RULES.md#double-abstraction). "
+                          "Below it nothing downstream of this center's data is built."),
+        center_check_spec("discrepancies_resolved", asset=DISCREPANCIES, blocking=True,
+                          description="Every discrepancy has an adjudicated value; blocks only when the study setting says so "
+                          "(reconciliation.unresolved_discrepancies, default: warn)."),
     ],
     partitions_def=center_partitions,
     name="reconciliation",
@@ -164,6 +179,8 @@ def reconciliation(context: dg.AssetExecutionContext, study: StudyResource, ware
         disc = rc.discrepancies(comparison, prev, adj)
         _replace_center_rows(con, ".".join(AGREEMENT.path), center, agreement)
         _replace_center_rows(con, ".".join(DISCREPANCIES.path), center, disc)
+        agreement_meta = table_metadata(con, *AGREEMENT.path, rows=len(agreement))
+        discrepancies_meta = table_metadata(con, *DISCREPANCIES.path, rows=len(disc))
         mrns = mrn_map(con, paths, profile, study.key())
     open_disc = disc[disc["status"] == "open"] if len(disc) else disc
     worklist = None
@@ -173,11 +190,14 @@ def reconciliation(context: dg.AssetExecutionContext, study: StudyResource, ware
         write_status_page(con, paths, profile)  # the open discrepancies and the worklist to return
     passed, message = rc.agreement_gate(agreement, center, s["agreement_threshold_pct"])
     overall = agreement[(agreement["table_name"] == "*") & (agreement["field"] == "*")]
-    pct = float(overall["pct_agree"].iloc[0]) if len(overall) else float("nan")
+    # figures as a reader wants them: percentages to two decimals (the table keeps full precision)
+    pct = round(float(overall["pct_agree"].iloc[0]), 2) if len(overall) else float("nan")
     per_table = agreement[(agreement["field"] == "*") & (agreement["table_name"] != "*")][["table_name", "n_compared", "pct_agree"]]
+    per_table = per_table.assign(pct_agree=per_table["pct_agree"].round(2))
     yield dg.MaterializeResult(
         asset_key=AGREEMENT,
         metadata={
+            **agreement_meta,
             "center": center,
             "overall_pct_agree": pct,
             "sampled_patients": len(sample),
@@ -188,6 +208,8 @@ def reconciliation(context: dg.AssetExecutionContext, study: StudyResource, ware
     yield dg.MaterializeResult(
         asset_key=DISCREPANCIES,
         metadata={
+            **discrepancies_meta,
+            "center": center,
             "open": int(len(open_disc)),
             "resolved": int(len(disc) - len(open_disc)),
             "worklist": dg.MetadataValue.path(str(worklist)) if worklist else "none",
@@ -242,15 +264,15 @@ def _insert_reconciled(con, table: str, center: str, changed: pd.DataFrame, touc
     specs=[
         dg.AssetSpec(["reconciled", t], deps=[AGREEMENT, DISCREPANCIES, staging_key(t), staging_key("adjudications")],
                      kinds={"duckdb"}, group_name="reconcile",
-                     description=f"The analysis version of `{t}`: round A with the senior reviewer's adjudicated values applied.")
+                     description=description(t, "reconciled"), metadata=_doc_meta("reconciled", t))
         for t in DATA_TABLES
     ],
     partitions_def=center_partitions,
     name="reconciled_tables",
 )
 def reconciled_tables(context: dg.AssetExecutionContext, study: StudyResource, warehouse: DuckDBResource):
-    """Round A with adjudicated values applied, per center (STUDY.md Workflow step 3:
-    "The analysis uses round A with the adjudicated values applied"). Adjudications that
+    """Round A with adjudicated values applied, per center (docs/STUDY_RULES.md#double-abstraction:
+    the analysis uses round A with the adjudicated values applied). Adjudications that
     name no open discrepancy are quarantined with that reason."""
     center = context.partition_key
     with warehouse.get_connection() as con:
@@ -279,11 +301,11 @@ def reconciled_tables(context: dg.AssetExecutionContext, study: StudyResource, w
         except Exception:
             con.execute("ROLLBACK")
             raise
-        counts = {t: con.execute(f"SELECT count(*) FROM reconciled.{t} WHERE center = ?", [center]).fetchone()[0] for t in DATA_TABLES}
         for t in DATA_TABLES:
             sm.document_table(con, "reconciled", t)
+        meta = {t: table_metadata(con, "reconciled", t, rows=_center_rows(con, f"reconciled.{t}", center)) for t in DATA_TABLES}
     for t in DATA_TABLES:
         yield dg.MaterializeResult(
             asset_key=["reconciled", t],
-            metadata={"dagster/row_count": counts[t], "center": center, "adjudications_applied": int(len(resolved)), "adjudications_rejected": int(len(rejected))},
+            metadata={**meta[t], "center": center, "adjudications_applied": int(len(resolved)), "adjudications_rejected": int(len(rejected))},
         )

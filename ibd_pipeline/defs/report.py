@@ -1,4 +1,4 @@
-"""The study report (STUDY.md Workflow step 7): one self-contained HTML file."""
+"""The study report (docs/STUDY_RULES.md#statistics): one self-contained HTML file."""
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource

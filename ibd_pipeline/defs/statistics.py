@@ -1,4 +1,4 @@
-"""Pooled statistical models (STUDY.md "Statistics"): Table 1, endpoint comparisons,
+"""Pooled statistical models (docs/STUDY_RULES.md#statistics): Table 1, endpoint comparisons,
 biomarker trajectories, predictors of month-12 steroid-free remission, persistence
 (Kaplan-Meier, Cox), center heterogeneity and safety tables."""
 

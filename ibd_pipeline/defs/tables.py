@@ -32,12 +32,78 @@ def description(name: str, schema: str = "analytics") -> str | None:
     return m.description.strip() if m else None
 
 
+def documented_schema(model: sm.Model) -> dg.TableSchema:
+    """The columns the YAML documents (definition metadata, before the first run; the
+    materializations carry the typed schema DuckDB holds)."""
+    return dg.TableSchema(columns=[dg.TableColumn(c, "", description=d, constraints=_constraints(model, c)) for c, d in model.columns.items()])
+
+
+def _constraints(model: sm.Model | None, column: str) -> dg.TableColumnConstraints:
+    """A column's YAML tests as Dagster column constraints (not_null, unique, others)."""
+    tests = [t for t in (model.tests if model else ()) if t.column == column]
+    other = []
+    for t in tests:
+        if t.kind == "accepted_values":
+            other.append("accepted values: " + ", ".join(str(v) for v in t.arg.get("values", [])))
+        elif t.kind == "relationships":
+            other.append(f"references {t.arg['to']}.{t.arg.get('field', column)}")
+    return dg.TableColumnConstraints(
+        nullable=not any(t.kind == "not_null" for t in tests),
+        unique=any(t.kind == "unique" for t in tests),
+        other=other,
+    )
+
+
+def typed_column_schema(con, schema: str, name: str) -> dg.TableSchema:
+    """The table's columns as DuckDB holds them - name, SQL type, description (its YAML
+    doc, else the DuckDB comment) and the YAML column tests as constraints."""
+    m = doc_model(schema, name)
+    rows = con.execute(
+        "SELECT column_name, data_type, comment FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND schema_name = ? AND table_name = ? ORDER BY column_index",
+        [schema, name],
+    ).fetchall()
+    return dg.TableSchema(columns=[
+        dg.TableColumn(c, ty, description=((m.columns.get(c) if m else None) or comment or None), constraints=_constraints(m, c))
+        for c, ty, comment in rows
+    ])
+
+
+def catalog_url(con, schema: str, name: str) -> dg.MetadataValue | None:
+    """The table's entry in the warehouse catalog next to the report (ibd_pipeline.catalog)
+    of the data directory the connection's warehouse file is in (None in memory)."""
+    from ..catalog import catalog_path, table_anchor
+    from ..config import data_paths
+
+    row = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+    if not row or not row[0]:
+        return None
+    return dg.MetadataValue.url(catalog_path(data_paths(Path(row[0]).parent)).as_uri() + "#" + table_anchor(schema, name))
+
+
+def table_metadata(con, schema: str, name: str, rows: int | None = None) -> dict:
+    """Materialization metadata of a warehouse table as Dagster users expect it: typed
+    column schema, table name, row count (``rows``: e.g. one center's partition; default
+    the whole table) and the link to the table in the catalog."""
+    if rows is None:
+        rows = con.execute(f'SELECT count(*) FROM {schema}."{name}"').fetchone()[0]
+    meta = {
+        "dagster/column_schema": typed_column_schema(con, schema, name),
+        "dagster/table_name": f"warehouse.{schema}.{name}",
+        "dagster/row_count": int(rows),
+    }
+    url = catalog_url(con, schema, name)
+    if url is not None:
+        meta["catalog"] = url
+    return meta
+
+
 def table_spec(name: str, deps, group: str, schema: str = "analytics", description_text: str | None = None) -> dg.AssetSpec:
     """The spec of a Python-built table: its description comes from its YAML doc."""
     m = doc_model(schema, name)
     meta = {}
     if m is not None:
-        meta["dagster/column_schema"] = dg.TableSchema(columns=[dg.TableColumn(c, "", description=d) for c, d in m.columns.items()])
+        meta["dagster/column_schema"] = documented_schema(m)
     return dg.AssetSpec(
         akey(name, schema),
         deps=list(deps),
@@ -152,9 +218,10 @@ def published(con, name: str, n_rows: int, schema: str = "analytics", extra_meta
     """Descriptions and column tests of a table just written: (MaterializeResult, checks)."""
     m = doc_model(schema, name)
     checks = []
-    meta = {"dagster/row_count": n_rows}
     if m is not None:
         sm.document(con, m)
+    meta = table_metadata(con, schema, name, rows=n_rows)
+    if m is not None:
         meta["undocumented_columns"] = dg.MetadataValue.json(sm.undocumented_columns(con, m))
         checks = column_tests_result(con, m)
     if extra_meta:
@@ -165,7 +232,7 @@ def published(con, name: str, n_rows: int, schema: str = "analytics", extra_meta
 def md_table(df: pd.DataFrame, max_rows: int = 40) -> dg.MetadataValue:
     if df is None or not len(df):
         return dg.MetadataValue.md("_no rows_")
-    return dg.MetadataValue.md(df.head(max_rows).to_markdown(index=False))
+    return dg.MetadataValue.md(df.head(max_rows).to_markdown(index=False, floatfmt=".4g"))
 
 
 def md_image(png: bytes, alt: str) -> dg.MetadataValue:

@@ -1,5 +1,5 @@
 """The pooled warehouse: reference tables and the SQL models of dbt_like_sql/
-(STUDY.md Workflow step 4, harmonization). Each SQL model is an asset whose upstream
+(docs/STUDY_RULES.md#harmonization). Each SQL model is an asset whose upstream
 assets are read from its SQL; its YAML column tests are one asset check per model."""
 
 
@@ -9,14 +9,15 @@ from dagster_duckdb import DuckDBResource
 from .. import sqlmodels as sm
 from .. import warehouse as wh
 from .resources import StudyResource
-from .tables import column_tests_result, column_tests_spec
+from .tables import column_tests_result, column_tests_spec, description, documented_schema, table_metadata
 
 REF_TABLES = ["drugs", "procedures", "lab_tests", "settings", "centers"]
 
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(["ref", t], description=f"Reference table `ref.{t}` from the CRF, the study settings and the center profiles.", kinds={"duckdb"}, group_name="warehouse")
+        dg.AssetSpec(["ref", t], description=description(t, "ref"), kinds={"duckdb"}, group_name="warehouse",
+                     metadata={"dagster/column_schema": documented_schema(sm.model_by_name(f"ref.{t}"))})
         for t in REF_TABLES
     ],
     name="reference_tables",
@@ -30,18 +31,12 @@ def reference_tables(study: StudyResource, warehouse: DuckDBResource):
         for t in REF_TABLES:
             wh.replace_table(con, f"ref.{t}", frames[t])
             sm.document_table(con, "ref", t)
-            yield dg.MaterializeResult(asset_key=["ref", t], metadata={"dagster/row_count": len(frames[t])})
-
-
-def column_schema(model: sm.Model) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(c, "", description=d) for c, d in model.columns.items()])
+            yield dg.MaterializeResult(asset_key=["ref", t], metadata=table_metadata(con, "ref", t, rows=len(frames[t])))
 
 
 def model_metadata(con, model: sm.Model) -> dict:
-    rows = con.execute(f"SELECT count(*) FROM {model.qualified}").fetchone()[0]
     return {
-        "dagster/row_count": rows,
-        "dagster/column_schema": column_schema(model),
+        **table_metadata(con, model.schema, model.name),
         "undocumented_columns": dg.MetadataValue.json(sm.undocumented_columns(con, model)),
     }
 
@@ -56,7 +51,7 @@ def sql_model_asset(model: sm.Model) -> dg.AssetsDefinition:
         kinds={"duckdb", "sql"},
         group_name=model.schema,
         check_specs=column_tests_spec(model),
-        metadata={"sql": dg.MetadataValue.md(f"```sql\n{model.sql.strip()}\n```"), "dagster/column_schema": column_schema(model)},
+        metadata={"sql": dg.MetadataValue.md(f"```sql\n{model.sql.strip()}\n```"), "dagster/column_schema": documented_schema(model)},
     )
     def _build(warehouse: DuckDBResource):
         with warehouse.get_connection() as con:

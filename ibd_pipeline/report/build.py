@@ -1463,6 +1463,7 @@ def build_report(
         f"<p>Study report \u2014 study period {esc(period.get('start', DASH))} to {esc(period.get('end', DASH))}; "
         f"generated {esc(generated_at)}</p>",
         "<p>Pooled across centers, by UC, CD and overall. Only aggregate results: no patient identifiers.</p>",
+        '<p><a href="catalog.html">Warehouse catalog</a> (every table and column, with its SQL, lineage and tests)</p>',
         "</header><main>",
     ]
     nav = "<nav>" + "".join(f'<a href="#{esc(sid)}">{esc(title)}</a>' for sid, title, _ in bodies) + "</nav>"
