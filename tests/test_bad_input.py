@@ -632,6 +632,10 @@ def test_a_bad_later_file_never_costs_the_center_its_earlier_data(center, bases,
         (o,) = drain_inbox(paths, CENTERS[center], settle_seconds=0)
         if o.status == "duplicate":
             return  # the same bytes as a loaded file: nothing new
+        if o.status == "held":  # looks like an incomplete copy (issue 18): not archived, the coordinator told
+            assert o.message and any(n.name.endswith(".held.txt") for n in paths.outbox(center).iterdir())
+            assert (paths.inbox(center) / doc.name).exists()
+            return
         assert o.status == "accepted"
         con = duckdb.connect(str(root / "w.duckdb"))
         try:
