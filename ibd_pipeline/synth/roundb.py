@@ -149,7 +149,13 @@ def make_round_b(
             if k <= 0:
                 continue
             df = B[t]
-            rows = rng.choice(len(df), size=min(k, len(df)), replace=False)
+            # a record B leaves out is one discrepancy ("*"), never also a field discrepancy:
+            # draw only among records whose fields round B kept as A wrote them
+            changed = {(d[1], d[3]) for d in disc if d[2] == t}
+            cand = np.flatnonzero([
+                (mrn_of[p], k) not in changed for p, k in zip(df["pidx"].to_numpy(), record_keys(t, df))
+            ])
+            rows = cand[rng.choice(len(cand), size=min(k, len(cand)), replace=False)]
             keys = record_keys(t, df.iloc[rows])
             pidx = df["pidx"].to_numpy()
             for r, key in zip(rows, keys):
