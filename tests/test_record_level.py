@@ -296,12 +296,12 @@ def test_a_delivery_dated_older_than_the_current_one_never_replaces_it(center, s
     deliver(paths, center, patients_name(center, "20250601"), patients_sheets(center, [header] + newer))
     _, current = load(paths, center, tmp_path)
     older = [list(r) for r in body]
-    older[0][wt] = 55.5 if CENTERS[center].format == "xlsx" else "55.5"
+    older[0][wt] = 144.4 if CENTERS[center].format == "xlsx" else "144.4"
     old_name = patients_name(center, "20250501")
     deliver(paths, center, old_name, patients_sheets(center, [header] + older))
     rep, after = load(paths, center, tmp_path)
     assert after["patients"].equals(current["patients"])
-    assert 66.6 in set(after["patients"]["weight_kg"]) and 55.5 not in set(after["patients"]["weight_kg"])
+    assert 66.6 in set(after["patients"]["weight_kg"]) and 144.4 not in set(after["patients"]["weight_kg"])
     assert [o.split(":")[0] for o in rep.older] == [old_name]
     assert "older_than_current" in {s for (s,) in query(tmp_path, "SELECT status FROM analytics.deliveries WHERE file_name = ?", [old_name])}
     assert "dated older than the current delivery" in (paths.outbox(center) / "index.html").read_text(encoding="utf-8")

@@ -180,7 +180,7 @@ def plausibility_failures(frame: pd.DataFrame, texts: dict[str, np.ndarray], ctx
         add(bad.to_numpy(), "birth_date", "implausible_age",
             f"乌帕替尼开始时的年龄不在 {lo}–{hi} 岁之间", f"gives an age at the upadacitinib start outside {lo}-{hi} years")
     if pl.get("dates_not_after_delivery") and ctx.delivery_date:
-        limit = np.datetime64(ctx.delivery_date, "ns")
+        limit = np.datetime64(ctx.delivery_date, "ns") + np.timedelta64(int(pl.get("delivery_grace_days", 0)), "D")
         for f, spec in ctx.spec.fields.items():
             c = column_name(f)
             if spec.type == "date" and c in cols:
