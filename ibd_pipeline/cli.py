@@ -220,8 +220,8 @@ def main(argv: list[str] | None = None) -> int:
 
     s = sub.add_parser("synth", help="write synthetic deliveries in the three centers' formats")
     s.add_argument("--out", default=None, help="inbox root to write into (default <data-dir>/inbox)")
-    s.add_argument("--patients", type=int, default=122)
-    s.add_argument("--seed", type=int, default=20250401)
+    s.add_argument("--patients", type=int, default=122, help="screened patients over the three centers (default 122, as published)")
+    s.add_argument("--seed", type=int, default=20250401, help="random seed: the same seed gives the same files (default 20250401)")
     s.add_argument("--discrepancy-share", default=0.015, help="share of round-B fields differing from round A")
     s.add_argument("--center-share", action="append", metavar="CENTER=SHARE", help="per-center discrepancy share")
     s.add_argument("--date", default="20250401", help="delivery date in the file names (yyyymmdd)")
@@ -253,8 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     s.set_defaults(fn=cmd_verify)
 
     s = sub.add_parser("demo", help="synthetic deliveries -> whole study -> report")
-    s.add_argument("--patients", type=int, default=122)
-    s.add_argument("--seed", type=int, default=20250401)
+    s.add_argument("--patients", type=int, default=122, help="screened patients over the three centers (default 122, as published)")
+    s.add_argument("--seed", type=int, default=20250401, help="random seed: the same seed gives the same files (default 20250401)")
     s.set_defaults(fn=cmd_demo)
 
     s = sub.add_parser("query", help="run SQL on the analysts' snapshot (data/analytics.duckdb, read-only)")

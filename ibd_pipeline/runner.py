@@ -18,12 +18,14 @@ from pathlib import Path
 
 import yaml
 
-from .config import PROJECT_ROOT, DataPaths, data_paths, load_centers, load_settings
+from .config import DataPaths, data_paths, load_centers, load_settings
 from .intake import accepted_deliveries, drain_inbox, stray_entries
 from .privacy import redact
 
 # the project's instance settings (run queue of one), ensured in every DAGSTER_HOME it uses
-INSTANCE_SETTINGS_FILE = PROJECT_ROOT / "dagster.yaml"
+# (in the package, not the repository root: `dagster dev` warns about a dagster.yaml in its
+# working directory that is not $DAGSTER_HOME's)
+INSTANCE_SETTINGS_FILE = Path(__file__).with_name("dagster.yaml")
 
 
 def dagster_home(paths: DataPaths) -> Path:
@@ -36,7 +38,7 @@ def dagster_home(paths: DataPaths) -> Path:
 
 def instance_config(existing: dict | None) -> dict:
     """``existing`` (a user's dagster.yaml, or None) with the project's settings
-    (dagster.yaml of the repository) laid over it: a queued run coordinator with one run
+    (ibd_pipeline/dagster.yaml) laid over it: a queued run coordinator with one run
     at a time; storage and the rest are kept. Dagster refuses the coordinator's
     ``max_concurrent_runs`` beside a ``concurrency`` section, so a file that has one gets
     the limit as ``concurrency: runs: max_concurrent_runs: 1`` instead."""
@@ -66,7 +68,7 @@ def ensure_dagster_home(paths: DataPaths) -> Path:
     wanted = instance_config(existing)
     if wanted != existing:
         cfg.write_text(
-            "# amended by ibd-pipeline: the project's run queue of one (see its dagster.yaml)\n"
+            "# amended by ibd-pipeline: the project's run queue of one (see ibd_pipeline/dagster.yaml)\n"
             + yaml.safe_dump(wanted, sort_keys=False),
             encoding="utf-8",
         )

@@ -149,6 +149,7 @@ def test_the_ui_stops_within_ten_seconds_of_a_signal_to_its_process_group(tmp_pa
     text = (tmp_path / "ui.log").read_text()
     assert (data / "dagster_home" / "dagster.yaml").exists()
     assert "Warning" not in text, text[-2000:]
+    assert "WARNING" not in text, text[-2000:]  # e.g. no "dagster.yaml in the current folder" from `dagster dev`
     assert "Launched run" not in text  # nothing new in the inboxes: nothing runs
 
 
