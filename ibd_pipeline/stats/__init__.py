@@ -58,7 +58,7 @@ def params_from_settings(settings: dict) -> dict:
                          "days_per_month": pers.get("days_per_month", 30.4375), "alpha": alpha},
         "cox_models": {"candidates": st.get("covariates"), "entry_p": st.get("cox_entry_p", 0.05),
                        "alpha": alpha, "events_per_variable": st.get("events_per_variable", 10),
-                       "tolerance": st.get("cox_tolerance", 1e-9)},
+                       "tolerance": st.get("cox_tolerance", 1e-13)},
         "discontinuation_rate": {"alpha": alpha,
                                  "days_per_year": 12 * float(pers.get("days_per_month", 30.4375))},
         "center_heterogeneity": {"small_cell_below": st.get("small_cell_below", 5), "alpha": alpha},

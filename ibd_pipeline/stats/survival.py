@@ -9,7 +9,7 @@ Kaplan-Meier confidence intervals use Greenwood's variance with either the
 log-log transform (``ci_type='log-log'``: lifelines' and SAS' default, always inside
 [0, 1]) or the log transform (``ci_type='log'``: R survival's ``survfit`` default).
 Cox models are lifelines ``CoxPHFitter`` (Efron ties, as R ``coxph``) converged to R's
-rule (relative change of the log partial likelihood < 1e-9), with the Firth-penalized
+rule (relative change of the log partial likelihood below `statistics.cox_tolerance`, 1e-13), with the Firth-penalized
 fallback of :func:`cox_models`.
 """
 
