@@ -6,8 +6,7 @@ from dagster_duckdb import DuckDBResource
 from .. import warehouse as wh
 from ..catalog import build_catalog, catalog_path
 from .resources import StudyResource
-
-SNAPSHOT = dg.AssetKey(["analytics_snapshot"])
+from .keys import SNAPSHOT
 # Raw delivered values stay in the working warehouse; analysts get the counts and rules.
 SNAPSHOT_DROP_COLUMNS = {"analytics.quarantine": ["value"], "analytics.withdrawals": ["reason", "recorded_by"]}
 
