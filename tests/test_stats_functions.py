@@ -29,7 +29,7 @@ from ibd_pipeline.stats import (
     uc_vs_cd_tests,
     with_covariates,
 )
-from ibd_pipeline.stats._example import example_frames
+from stats_examples import example_frames
 
 FAST = dict(cv_folds=5, Cs=6, l1_ratios=(0.5, 0.9), boruta_max_iter=25, bootstrap=8)
 
