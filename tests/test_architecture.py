@@ -36,7 +36,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # outbox_lists: the outbox workbooks of the worklist branch (s4-xlsx), placed here
     # so the rule holds when it lands
     ("files", ("intake", "withdrawal", "status_page", "catalog", "outbox_lists")),
-    ("loading", ("loading", "verify")),
+    ("loading", ("loading", "verify", "fingerprint")),
     ("dagster assets", ("defs",)),
     ("definitions", ("definitions",)),
     ("headless runner", ("runner",)),
