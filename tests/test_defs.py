@@ -140,3 +140,29 @@ def test_snapshot_diff_names_the_changed_dependency(tmp_path, monkeypatch, snaps
         test_definitions_match_the_committed_snapshot(snapshot)
     added = [line for line in str(err.value).splitlines() if line.startswith("+") and not line.startswith("+++")]
     assert added == [f'+        "{_key(keys.SAMPLE)}",']
+
+
+def _key_literals(path: Path) -> list[str]:
+    """Places in a module that build an asset key themselves: an ``AssetKey(...)`` call,
+    or a list/tuple literal given as ``key=``/``asset_key=``/``asset=`` or as the first
+    argument of ``AssetSpec``."""
+    import ast
+
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.Call):
+            continue
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        literal = (ast.List, ast.Tuple)
+        if name == "AssetKey" or (
+            name == "AssetSpec" and node.args and isinstance(node.args[0], literal)
+        ) or any(k.arg in ("key", "asset_key", "asset") and isinstance(k.value, literal) for k in node.keywords):
+            out.append(f"{path.relative_to(Path(__file__).parents[1])}:{node.lineno}")
+    return out
+
+
+def test_asset_keys_are_built_only_in_defs_keys():
+    package = Path(keys.__file__).parents[1]
+    found = [hit for p in sorted(package.rglob("*.py")) if p != Path(keys.__file__) for hit in _key_literals(p)]
+    assert not found, "asset keys built outside ibd_pipeline/defs/keys.py (use its helpers): " + ", ".join(found)
+    assert _key_literals(Path(keys.__file__)), "the reader finds no key in keys.py itself"

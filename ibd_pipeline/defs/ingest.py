@@ -7,8 +7,8 @@ from dagster_duckdb import DuckDBResource
 from .. import sqlmodels as sm
 from ..config import load_crf
 from ..loading import load_center
-from .partitions import center_partitions
 from .keys import DELIVERIES, QUARANTINE, staging_key
+from .partitions import center_partitions
 from .partitions import center_check_spec
 from .resources import StudyResource
 from .tables import description, documented_schema, table_metadata
