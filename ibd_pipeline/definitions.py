@@ -15,6 +15,7 @@ import dagster as dg
 
 from .config import data_paths
 from .defs import ingest, reconcile, warehouse_models
+from .defs.keys import AGREEMENT, DELIVERIES, DISCREPANCIES
 from .defs.publication import build_snapshot_asset
 from .defs.report import build_report_asset
 from .defs.resources import build_resources
@@ -25,7 +26,7 @@ CENTER_ASSETS = [ingest.staging_tables, reconcile.reabstraction_sample, reconcil
 POOLED_ASSETS = [warehouse_models.reference_tables, *warehouse_models.sql_model_assets, *study_assets]
 POOLED_KEYS = sorted({k for a in POOLED_ASSETS for k in a.keys}, key=lambda k: k.to_user_string())
 # the report reads every pooled table and the center-level provenance tables
-REPORT_ASSET = build_report_asset(POOLED_KEYS + [dg.AssetKey(["analytics", t]) for t in ("deliveries", "agreement", "discrepancies")])
+REPORT_ASSET = build_report_asset(POOLED_KEYS + [DELIVERIES, AGREEMENT, DISCREPANCIES])
 # the analysts' snapshot is published last, after every pooled asset and the report succeeded
 SNAPSHOT_ASSET = build_snapshot_asset(POOLED_KEYS + [REPORT_ASSET.key])
 

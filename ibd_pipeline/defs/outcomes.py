@@ -11,10 +11,11 @@ from .. import endpoints as ep
 from .. import stats
 from ..stats.safety import DECIMALS as AE_DECIMALS
 from .cohort import core_frames
+from .keys import analytics_key, core_key
 from .resources import StudyResource
-from .tables import BatchWriter, akey, core, md_table, publish, read, table_checks, table_spec
+from .tables import BatchWriter, md_table, publish, read, table_checks, table_spec
 
-INPUTS = [akey("eligibility")] + [core(t) for t in ("patients", "medications", "surgeries", "assessments", "labs", "adverse_events")]
+INPUTS = [analytics_key("eligibility")] + [core_key(t) for t in ("patients", "medications", "surgeries", "assessments", "labs", "adverse_events")]
 TABLES = ["endpoints", "biomarkers", "adverse_events", "exposure", "persistence", "baseline_covariates"]
 # included patients per batch of outcome_tables (memory: about 40 MB per 1,000 patients)
 BATCH_PATIENTS = int(os.environ.get("IBD_OUTCOME_BATCH_PATIENTS", "10000"))
@@ -94,9 +95,9 @@ def rates_by_center(endpoints: pd.DataFrame, alpha: float, small_cell_below: int
 
 @dg.multi_asset(
     specs=[
-        table_spec("endpoint_rates", [akey("endpoints")], "endpoints"),
-        table_spec("endpoint_rates_by_center", [akey("endpoints")], "endpoints"),
-        table_spec("ae_summary", [akey("adverse_events"), akey("exposure")], "endpoints"),
+        table_spec("endpoint_rates", [analytics_key("endpoints")], "endpoints"),
+        table_spec("endpoint_rates_by_center", [analytics_key("endpoints")], "endpoints"),
+        table_spec("ae_summary", [analytics_key("adverse_events"), analytics_key("exposure")], "endpoints"),
     ],
     check_specs=table_checks(RATE_TABLES),
     name="rate_tables",

@@ -9,14 +9,14 @@ from .. import quality
 from ..config import load_crf, load_settings
 from ..forking import in_child
 from .resources import StudyResource
-from .tables import akey, core, publish, read, table_spec
+from .keys import QUALITY_RESULTS, analytics_key, core_key, qualified_key
+from .tables import publish, read, table_spec
 
 QUALITY_INPUTS = ["patients", "medications", "surgeries", "assessments", "labs", "adverse_events"]
-QUALITY_RESULTS = akey("quality_results")
 
 
 @dg.multi_asset(
-    specs=[table_spec("quality_results", [core(t) for t in QUALITY_INPUTS] + [akey("eligibility")], "quality")],
+    specs=[table_spec("quality_results", [core_key(t) for t in QUALITY_INPUTS] + [analytics_key("eligibility")], "quality")],
     name="quality_results",
 )
 def quality_results(study: StudyResource, warehouse: DuckDBResource):
@@ -41,11 +41,6 @@ def quality_results(study: StudyResource, warehouse: DuckDBResource):
     yield result
 
 
-def _asset_of(table_name: str) -> dg.AssetKey:
-    schema, name = table_name.split(".", 1) if "." in table_name else ("core", table_name)
-    return dg.AssetKey([schema, name])
-
-
 def _check_specs() -> list[dg.AssetCheckSpec]:
     """One check per (table, Kahn category) of the suite, described by its expectations."""
     groups: dict[tuple[str, str], list] = {}
@@ -53,7 +48,7 @@ def _check_specs() -> list[dg.AssetCheckSpec]:
         groups.setdefault((c.table, c.category), []).append(c)
     return [
         dg.AssetCheckSpec(
-            quality.check_group_name(category), asset=_asset_of(table), additional_deps=[QUALITY_RESULTS],
+            quality.check_group_name(category), asset=qualified_key(table), additional_deps=[QUALITY_RESULTS],
             description=f"{category.capitalize()} (Kahn framework) of `{table}`: {len(cs)} expectations, each within "
             "its threshold of failing rows - " + "; ".join(f"{c.check_id} ({c.description})" for c in cs),
         )
@@ -85,7 +80,7 @@ def quality_checks(warehouse: DuckDBResource):
     for g in quality.grouped_results(results):
         failing = [r for r in g["expectations"] if r["severity"] != "ok"]
         yield dg.AssetCheckResult(
-            asset_key=_asset_of(g["table_name"]),
+            asset_key=qualified_key(g["table_name"]),
             check_name=g["check_name"],
             passed=g["passed"],
             severity=dg.AssetCheckSeverity.ERROR if g["severity"] == "error" else dg.AssetCheckSeverity.WARN,

@@ -7,8 +7,9 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from .. import stats
+from .keys import analytics_key
 from .resources import StudyResource
-from .tables import akey, md_table, publish, read, table_checks, table_spec
+from .tables import md_table, publish, read, table_checks, table_spec
 
 
 def _run(names_and_frames: dict, con, extra: dict | None = None):
@@ -23,7 +24,7 @@ def _run(names_and_frames: dict, con, extra: dict | None = None):
 T1 = ["table1"]
 
 
-@dg.multi_asset(specs=[table_spec("table1", [akey("baseline_covariates")], "statistics")], check_specs=table_checks(T1), name="table1")
+@dg.multi_asset(specs=[table_spec("table1", [analytics_key("baseline_covariates")], "statistics")], check_specs=table_checks(T1), name="table1")
 def table1(study: StudyResource, warehouse: DuckDBResource):
     """Baseline characteristics by diagnosis and overall: median [IQR] with Wilcoxon
     rank-sum (mean +/- SD with Welch's t for variables the settings declare normal);
@@ -42,7 +43,7 @@ ENDPOINT_TESTS = ["endpoint_comparisons", "cochran_q"]
 
 
 @dg.multi_asset(
-    specs=[table_spec(n, [akey("endpoints")], "statistics") for n in ENDPOINT_TESTS],
+    specs=[table_spec(n, [analytics_key("endpoints")], "statistics") for n in ENDPOINT_TESTS],
     check_specs=table_checks(ENDPOINT_TESTS),
     name="endpoint_tests",
 )
@@ -65,7 +66,7 @@ BIOMARKER_TABLES = ["biomarker_summary", "biomarker_tests"]
 
 
 @dg.multi_asset(
-    specs=[table_spec(n, [akey("biomarkers")], "statistics") for n in BIOMARKER_TABLES],
+    specs=[table_spec(n, [analytics_key("biomarkers")], "statistics") for n in BIOMARKER_TABLES],
     check_specs=table_checks(BIOMARKER_TABLES),
     name="biomarker_statistics",
 )
@@ -86,7 +87,7 @@ PREDICTOR_TABLES = ["predictor_selection", "logistic_model", "roc_curve", "model
 
 
 @dg.multi_asset(
-    specs=[table_spec(n, [akey("baseline_covariates"), akey("endpoints")], "statistics") for n in PREDICTOR_TABLES],
+    specs=[table_spec(n, [analytics_key("baseline_covariates"), analytics_key("endpoints")], "statistics") for n in PREDICTOR_TABLES],
     check_specs=table_checks(PREDICTOR_TABLES),
     name="predictor_models",
 )
@@ -122,7 +123,7 @@ SURVIVAL_TABLES = ["km_estimates", "logrank_tests", "cox_model", "discontinuatio
 
 
 @dg.multi_asset(
-    specs=[table_spec(n, [akey("persistence"), akey("baseline_covariates")], "statistics") for n in SURVIVAL_TABLES],
+    specs=[table_spec(n, [analytics_key("persistence"), analytics_key("baseline_covariates")], "statistics") for n in SURVIVAL_TABLES],
     check_specs=table_checks(SURVIVAL_TABLES),
     name="persistence_models",
 )
@@ -153,7 +154,7 @@ def persistence_models(study: StudyResource, warehouse: DuckDBResource):
 
 
 @dg.multi_asset(
-    specs=[table_spec("center_heterogeneity", [akey("endpoints")], "statistics")],
+    specs=[table_spec("center_heterogeneity", [analytics_key("endpoints")], "statistics")],
     check_specs=table_checks(["center_heterogeneity"]),
     name="center_heterogeneity",
 )
@@ -176,7 +177,7 @@ SAFETY_TABLES = ["safety_serious", "safety_discontinuation"]
 
 
 @dg.multi_asset(
-    specs=[table_spec(n, [akey("adverse_events"), akey("exposure")], "statistics") for n in SAFETY_TABLES],
+    specs=[table_spec(n, [analytics_key("adverse_events"), analytics_key("exposure")], "statistics") for n in SAFETY_TABLES],
     check_specs=table_checks(SAFETY_TABLES),
     name="safety_tables",
 )
