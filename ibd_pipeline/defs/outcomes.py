@@ -119,11 +119,15 @@ def rate_tables(study: StudyResource, warehouse: DuckDBResource):
         by_term = stats.ae_tables(ae, expo, diagnoses, **params["ae_tables"], terms=study.crf().ae_terms,
                                   decimals=AE_DECIMALS)["by_term"]
         summary = by_term[["term", "diagnosis", "n_patients", "n_included", "pct_patients", "n_events", "patient_years", "rate_per_100py", "rate_ci_low", "rate_ci_high"]]
-        cc = rates[(rates["analysis"] == "complete_case") & (rates["timepoint"] == "month12")]
-        r1, c1 = publish(con, "endpoint_rates", rates, extra_meta={"month12_complete_case": md_table(cc)})
-        primary = by_center[(by_center["analysis"] == "complete_case") & (by_center["timepoint"] == "month12")
-                            & (by_center["endpoint"] == "sf_clinical_remission")]
-        r3, c3 = publish(con, "endpoint_rates_by_center", by_center, extra_meta={"month12_sf_clinical_remission": md_table(primary)})
+        # previews in the UI: the primary outcome's time point and analysis (statistics.predictor_outcome)
+        po = settings["statistics"]["predictor_outcome"]
+        at_primary = (rates["analysis"] == po["analysis"]) & (rates["timepoint"] == po["timepoint"])
+        r1, c1 = publish(con, "endpoint_rates", rates,
+                         extra_meta={f"{po['timepoint']}_{po['analysis']}": md_table(rates[at_primary])})
+        primary = by_center[(by_center["analysis"] == po["analysis"]) & (by_center["timepoint"] == po["timepoint"])
+                            & (by_center["endpoint"] == po["endpoint"])]
+        r3, c3 = publish(con, "endpoint_rates_by_center", by_center,
+                         extra_meta={f"{po['timepoint']}_{po['endpoint']}": md_table(primary)})
         r2, c2 = publish(con, "ae_summary", summary, extra_meta={"any_ae": md_table(summary[summary["term"] == "any"])})
     yield r1
     yield r3

@@ -3,10 +3,10 @@ biomarker trajectories, predictors of month-12 steroid-free remission, persisten
 (Kaplan-Meier, Cox), center heterogeneity and safety tables."""
 
 import dagster as dg
-import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from .. import stats
+from ..stats import analyses
 from .keys import analytics_key
 from .resources import StudyResource
 from .tables import md_table, publish, read, table_checks, table_spec
@@ -99,20 +99,13 @@ def predictor_models(study: StudyResource, warehouse: DuckDBResource):
     and the bootstrap optimism-corrected AUC. Seeds fixed in the settings."""
     s = study.settings()
     params = stats.params_from_settings(s)["predictor_analysis"]
-    spec = s["statistics"]["predictor_outcome"]
     with warehouse.get_connection() as con:
         cov = read(con, "analytics.baseline_covariates")
         e = read(con, "analytics.endpoints")
-        y = stats.outcome_from_endpoints(e, spec["endpoint"], spec["timepoint"], spec["analysis"])
-        res = stats.predictor_analysis(cov, y, **params, workers=None)  # independent fits on every CPU
-        out = {
-            "predictor_selection": res["selection"],
-            "logistic_model": res["logistic_model"],
-            "roc_curve": res["roc"],
-            "model_auc": pd.DataFrame(res["auc"] if isinstance(res["auc"], list) else [res["auc"]]) if not isinstance(res["auc"], pd.DataFrame) else res["auc"],
-        }
+        # independent fits on every CPU
+        out, note = analyses.predictor_tables(cov, e, s["statistics"]["predictor_outcome"], params, workers=None)
         results, checks = _run(out, con, {
-            "logistic_model": {"model": md_table(res["logistic_model"]), "note": str(res.get("note") or "")},
+            "logistic_model": {"model": md_table(out["logistic_model"]), "note": note},
             "model_auc": {"auc": md_table(out["model_auc"])},
         })
     yield from results
@@ -136,18 +129,7 @@ def persistence_models(study: StudyResource, warehouse: DuckDBResource):
     with warehouse.get_connection() as con:
         pers = read(con, "analytics.persistence")
         cov = read(con, "analytics.baseline_covariates")
-        cands = params["cox_models"]["candidates"]
-        data = stats.with_covariates(pers, cov, [c for c in cands if c in cov.columns])
-        out = {
-            "km_estimates": stats.km_estimates(pers, cov, **params["km_estimates"]),
-            "logrank_tests": stats.logrank_tests(pers, cov),
-            "cox_model": stats.cox_models(data, [c for c in cands if c in cov.columns], strata="center",
-                                          entry_p=params["cox_models"]["entry_p"], alpha=params["cox_models"]["alpha"],
-                                          events_per_variable=params["cox_models"]["events_per_variable"],
-                                          tolerance=params["cox_models"]["tolerance"],
-                                          workers=None),
-            "discontinuation_rates": stats.discontinuation_rate(pers, **params["discontinuation_rate"]),
-        }
+        out = analyses.persistence_analysis(pers, cov, params, workers=None)
         results, checks = _run(out, con, {"km_estimates": {"overall": md_table(out["km_estimates"][out["km_estimates"]["group_var"] == "overall"])}})
     yield from results
     yield from checks
