@@ -13,7 +13,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from .config import data_paths
+from .config import data_paths, load_crf, load_settings
 from .defs import ingest, reconcile, warehouse_models
 from .defs.keys import AGREEMENT, DELIVERIES, DISCREPANCIES
 from .defs.publication import build_snapshot_asset
@@ -48,6 +48,7 @@ def build_definitions(
 ) -> dg.Definitions:
     """The study's Definitions for one data directory (tests build their own)."""
     paths = data_paths(data_dir)
+    settings_file = settings_file or os.environ.get("IBD_STUDY_SETTINGS")
     center_selection = dg.AssetSelection.assets(*CENTER_ASSETS)
     center_job = dg.define_asset_job(
         "center_job",
@@ -61,10 +62,10 @@ def build_definitions(
     )
     return dg.Definitions(
         assets=[*CENTER_ASSETS, *POOLED_ASSETS, REPORT_ASSET, SNAPSHOT_ASSET],
-        asset_checks=study_asset_checks,
+        asset_checks=study_asset_checks(load_settings(settings_file), load_crf()),
         jobs=[center_job, study_job],
         sensors=build_sensors(center_job, study_job),
-        resources=build_resources(paths.root, settings_file or os.environ.get("IBD_STUDY_SETTINGS"), key_file or os.environ.get("IBD_PSEUDONYM_KEY_FILE")),
+        resources=build_resources(paths.root, settings_file, key_file or os.environ.get("IBD_PSEUDONYM_KEY_FILE")),
         executor=executor_from_env(executor),
     )
 

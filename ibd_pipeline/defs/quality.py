@@ -6,7 +6,6 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from .. import quality
-from ..config import load_crf, load_settings
 from ..forking import in_child
 from .resources import StudyResource
 from .keys import QUALITY_RESULTS, analytics_key, core_key, qualified_key
@@ -41,10 +40,10 @@ def quality_results(study: StudyResource, warehouse: DuckDBResource):
     yield result
 
 
-def _check_specs() -> list[dg.AssetCheckSpec]:
+def _check_specs(settings: dict, crf) -> list[dg.AssetCheckSpec]:
     """One check per (table, Kahn category) of the suite, described by its expectations."""
     groups: dict[tuple[str, str], list] = {}
-    for c in quality.quality_checks(load_settings(), load_crf()):
+    for c in quality.quality_checks(settings, crf):
         groups.setdefault((c.table, c.category), []).append(c)
     return [
         dg.AssetCheckSpec(
@@ -66,33 +65,35 @@ def _expectations_md(rows: list[dict]) -> dg.MetadataValue:
     return dg.MetadataValue.md("\n".join(lines))
 
 
-@dg.multi_asset_check(
-    specs=_check_specs(),
-    name="quality_checks",
-)
-def quality_checks(warehouse: DuckDBResource):
-    """The stored results of the quality suite, one check per table and Kahn category
-    (conformance, completeness, plausibility): passed when every expectation is within its
-    threshold; WARN above a threshold, ERROR above an error threshold (not blocking). The
-    metadata lists every expectation and the failing rows of those that failed."""
-    with warehouse.get_connection() as con:
-        results = read(con, "analytics.quality_results")
-    for g in quality.grouped_results(results):
-        failing = [r for r in g["expectations"] if r["severity"] != "ok"]
-        yield dg.AssetCheckResult(
-            asset_key=qualified_key(g["table_name"]),
-            check_name=g["check_name"],
-            passed=g["passed"],
-            severity=dg.AssetCheckSeverity.ERROR if g["severity"] == "error" else dg.AssetCheckSeverity.WARN,
-            metadata={
-                "expectations": g["n_expectations"],
-                "failed_expectations": g["n_failed_expectations"],
-                "worst_severity": g["severity"],
-                "results": _expectations_md(g["expectations"]),
-                "failing_rows": dg.MetadataValue.json({r["check_id"]: r["examples"] for r in failing}),
-            },
-        )
+def build_quality_checks(settings: dict, crf) -> dg.AssetChecksDefinition:
+    """The quality checks of the study's settings and CRF (built with the Definitions, so
+    a settings file passed to ``build_definitions`` decides them, not an import-time default)."""
+
+    @dg.multi_asset_check(specs=_check_specs(settings, crf), name="quality_checks")
+    def quality_checks(warehouse: DuckDBResource):
+        """The stored results of the quality suite, one check per table and Kahn category
+        (conformance, completeness, plausibility): passed when every expectation is within its
+        threshold; WARN above a threshold, ERROR above an error threshold (not blocking). The
+        metadata lists every expectation and the failing rows of those that failed."""
+        with warehouse.get_connection() as con:
+            results = read(con, "analytics.quality_results")
+        for g in quality.grouped_results(results):
+            failing = [r for r in g["expectations"] if r["severity"] != "ok"]
+            yield dg.AssetCheckResult(
+                asset_key=qualified_key(g["table_name"]),
+                check_name=g["check_name"],
+                passed=g["passed"],
+                severity=dg.AssetCheckSeverity.ERROR if g["severity"] == "error" else dg.AssetCheckSeverity.WARN,
+                metadata={
+                    "expectations": g["n_expectations"],
+                    "failed_expectations": g["n_failed_expectations"],
+                    "worst_severity": g["severity"],
+                    "results": _expectations_md(g["expectations"]),
+                    "failing_rows": dg.MetadataValue.json({r["check_id"]: r["examples"] for r in failing}),
+                },
+            )
+
+    return quality_checks
 
 
 quality_assets = [quality_results]
-quality_asset_checks = [quality_checks]
