@@ -57,7 +57,7 @@ def staging_tables(context: dg.AssetExecutionContext, study: StudyResource, ware
     center = context.partition_key
     settings = study.settings()["ingestion"]
     with warehouse.get_connection() as con:
-        rep = load_center(con, study.paths(), study.profile(center), CRF, study.key(), study.settings())
+        rep = load_center(con, study.paths(), study.profile(center), study.crf(), study.key(), study.settings())
         for t in TABLES:
             sm.document_table(con, "staging", t)
         sm.document_table(con, "analytics", "deliveries")
