@@ -270,7 +270,13 @@ def main(argv: list[str] | None = None) -> int:
     s.set_defaults(fn=cmd_ui)
 
     args = p.parse_args(argv)
-    return args.fn(args)
+    from .study_model import StudySettingsError
+
+    try:
+        return args.fn(args)
+    except StudySettingsError as exc:  # one clear error naming the file and each key; no job ran
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -241,8 +241,28 @@ def settings_path() -> Path:
 
 
 @lru_cache(maxsize=8)
-def _load_settings(path: str, mtime: float) -> dict:
+def _load_yaml(path: str, mtime: float):
     return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=8)
+def _load_settings(path: str, mtime: float) -> dict:
+    """The settings file, validated once per version against the typed study model
+    (:mod:`ibd_pipeline.study_model`: a typo or a wrong type is one clear error naming
+    the file and the key)."""
+    from .study_model import validate_settings
+
+    data = _load_yaml(path, mtime)
+    validate_settings(data, path)
+    return data
+
+
+def load_study_model(path: str | Path | None = None):
+    """The study settings as the typed model (:class:`ibd_pipeline.study_model.StudySettings`)."""
+    from .study_model import validate_settings
+
+    p = Path(path) if path else settings_path()
+    return validate_settings(_load_yaml(str(p), p.stat().st_mtime), str(p))
 
 
 def load_settings(path: str | Path | None = None) -> dict:
@@ -262,7 +282,7 @@ def published_path() -> Path:
 def load_published(path: str | Path | None = None) -> dict:
     """The published study's figures (default: :func:`published_path`). A fresh copy."""
     p = Path(path) if path else published_path()
-    return copy.deepcopy(_load_settings(str(p), p.stat().st_mtime)) or {}
+    return copy.deepcopy(_load_yaml(str(p), p.stat().st_mtime)) or {}
 
 
 def with_overrides(settings: dict, overrides: dict) -> dict:

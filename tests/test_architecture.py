@@ -23,6 +23,7 @@ PACKAGE = "ibd_pipeline"
 # of a LOWER layer - never a unit of a higher layer, nor another unit of its own layer
 # (units of one layer are independent of each other).
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("study model", ("study_model",)),
     ("foundation", ("ibd_pipeline", "config", "forking")),
     ("basic services", ("pseudonym", "privacy", "spreadsheet")),
     ("clinical and extraction", ("clinical", "ingest", "quality")),
