@@ -199,7 +199,7 @@ class Study:
         from ibd_pipeline.endpoints import endpoints
 
         return endpoints(self.patients, self.medications, self.surgeries, self.assessments, self.labs,
-                         s or settings())
+                         s or settings(), load_crf())
 
 
 def row(df: pd.DataFrame, **match) -> pd.Series:

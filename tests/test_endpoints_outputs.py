@@ -10,6 +10,7 @@ import pytest
 from test_cohort_frames import START, Study, row, settings
 
 from ibd_pipeline.clinical.labs import compare
+from ibd_pipeline.config import load_crf
 from ibd_pipeline.endpoints import (
     baseline_covariates,
     biomarkers,
@@ -46,7 +47,7 @@ def test_biomarkers_per_timepoint_each_test_on_its_own_with_hdl_tc_ratio():
     st.lab("U", "FC", 84 + 1, 50)  # outside the UC induction window
     st.lab("U", "VITD25", 547, 40)
     st.lab("U", "HDL", 182, 1.0)  # no TC at month 6: no ratio
-    b = biomarkers(st.patients, st.labs, settings())
+    b = biomarkers(st.patients, st.labs, settings(), load_crf())
     assert list(b.columns) == ["patient_id", "center", "diagnosis", "timepoint", "test", "value", "qualifier",
                                "sample_date", "day", "unit"]
     got = {(r.patient_id, r.timepoint, r.test): (r.value, r.qualifier, r.day, r.unit) for r in b.itertuples()}
@@ -67,7 +68,7 @@ def test_biomarkers_refuse_non_canonical_units():
     st.dtt_cd("C")
     st.lab("C", "CRP", -2, 0.5, unit="mg/dL")
     with pytest.raises(ValueError, match="canonical unit"):
-        biomarkers(st.patients, st.labs, settings())
+        biomarkers(st.patients, st.labs, settings(), load_crf())
 
 
 # ---------------------------------------------------------------------- safety
@@ -81,7 +82,7 @@ def test_treatment_emergent_window():
     st.dtt_cd("O", followup_day=500)  # ongoing: every onset from day 0
     st.ae("O", "vte", 450)
     st.ae("O", "neutropenia", 451, serious=True, led_to_discontinuation=True)
-    ae = treatment_emergent_aes(st.patients, st.adverse_events, settings())
+    ae = treatment_emergent_aes(st.patients, st.adverse_events, settings(), load_crf())
     assert list(ae.columns) == ["patient_id", "center", "diagnosis", "onset_date", "day", "term", "serious",
                                 "led_to_discontinuation"]
     assert sorted(zip(ae["patient_id"], ae["term"])) == [
@@ -91,14 +92,14 @@ def test_treatment_emergent_window():
     assert row(ae, term="neutropenia")["led_to_discontinuation"]
     assert row(ae, term="infection")["day"] == 130
     s = settings(safety={"treatment_emergent_days_after_stop": 31})
-    assert "anemia" in set(treatment_emergent_aes(st.patients, st.adverse_events, s)["term"])
+    assert "anemia" in set(treatment_emergent_aes(st.patients, st.adverse_events, s, load_crf())["term"])
 
 
 def test_exposure_and_persistence():
     st = Study()
     st.dtt_cd("STOP", stop_day=120, stop_reason="inefficacy", followup_day=300)
     st.dtt_uc("ON", followup_day=365)
-    ex = exposure(st.patients)
+    ex = exposure(st.patients, settings())
     assert list(ex.columns) == ["patient_id", "center", "diagnosis", "exposure_days", "exposure_years"]
     assert row(ex, patient_id="STOP")["exposure_days"] == 120
     assert row(ex, patient_id="ON")["exposure_years"] == pytest.approx(365 / 365.25)
@@ -111,7 +112,7 @@ def test_exposure_and_persistence():
 
 # ------------------------------------------------------------ baseline covariates
 def covariates(st: Study, s=None) -> pd.DataFrame:
-    return baseline_covariates(st.patients, st.medications, st.surgeries, st.labs, st.assessments, s or settings())
+    return baseline_covariates(st.patients, st.medications, st.surgeries, st.labs, st.assessments, s or settings(), load_crf())
 
 
 def test_baseline_covariates_thresholds_and_prior_therapy():
@@ -174,7 +175,7 @@ def test_covariate_groups_and_mechanisms_follow_the_settings():
     s = settings(dtt={"mechanism_groups": {"anti_il23_pathway": []}},
                  baseline={"prior_drug_groups": {"il23_only": {"classes": ["anti_il23"]}},
                            "concomitant_drugs": ["azathioprine"]})
-    c = baseline_covariates(st.patients, meds, st.surgeries, st.labs, st.assessments, s)
+    c = baseline_covariates(st.patients, meds, st.surgeries, st.labs, st.assessments, s, load_crf())
     r = row(c, patient_id="P")
     assert r["n_prior_mechanisms"] == 4 and r["prior_il23_only"] and "concomitant_azathioprine" in c.columns
     assert row(covariates(st), patient_id="P")["n_prior_mechanisms"] == 3

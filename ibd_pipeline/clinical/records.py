@@ -12,13 +12,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ibd_pipeline.config import Crf, load_crf, load_settings
+from ibd_pipeline.config import Crf
 
 PATIENT_KEY = "patient_id"
-
-
-def crf_or_default(crf: Crf | None) -> Crf:
-    return crf if crf is not None else load_crf()
 
 
 def as_bool(s: pd.Series) -> pd.Series:
@@ -45,10 +41,9 @@ def days_between(later: pd.Series, earlier: pd.Series) -> pd.Series:
     return (pd.to_datetime(later) - pd.to_datetime(earlier)).dt.days.astype("Int64")
 
 
-def days_per_year(settings: dict | None = None) -> float:
+def days_per_year(settings: dict) -> float:
     """Days in a year for exposure in patient-years: 12 x ``persistence.days_per_month``
     (30.4375 -> 365.25)."""
-    settings = settings if settings is not None else load_settings()
     return 12 * float(settings["persistence"]["days_per_month"])
 
 
@@ -98,7 +93,7 @@ def mechanism_map(settings: dict) -> dict[str, str]:
 
 
 def medication_table(
-    medications: pd.DataFrame, patients: pd.DataFrame, settings: dict, crf: Crf | None = None
+    medications: pd.DataFrame, patients: pd.DataFrame, settings: dict, crf: Crf
 ) -> pd.DataFrame:
     """Medication episodes joined to their patient's UPA dates, with ``drug_class`` and
     ``advanced`` from the CRF drug list, ``mechanism`` (class after the settings'
@@ -106,7 +101,6 @@ def medication_table(
     follow-up - STUDY.md: an ongoing episode runs to the last follow-up) and
     ``overlaps_upa`` (shares >= 1 day with UPA treatment [start, stop or last follow-up],
     both ends inclusive - STUDY.md "Time points and windows")."""
-    crf = crf_or_default(crf)
     p = treatment_dates(patients)
     m = medications.drop(
         columns=[c for c in p.columns if c != PATIENT_KEY and c in medications.columns]
@@ -131,11 +125,10 @@ def medication_table(
     return m
 
 
-def surgery_table(surgeries: pd.DataFrame, patients: pd.DataFrame, crf: Crf | None = None) -> pd.DataFrame:
+def surgery_table(surgeries: pd.DataFrame, patients: pd.DataFrame, crf: Crf) -> pd.DataFrame:
     """Surgeries joined to the patient's UPA start, with ``bowel_resection`` (the CRF
     procedure flag AND ``ibd_related`` - STUDY.md "DTT-IBD" 2), ``total_colectomy`` (CRF
     procedure flag), ``before_upa`` (surgery date < UPA start) and ``day``."""
-    crf = crf_or_default(crf)
     p = treatment_dates(patients)[[PATIENT_KEY, "upa_start_date"]]
     s = surgeries.drop(columns=[c for c in ("upa_start_date",) if c in surgeries.columns]).merge(
         p, on=PATIENT_KEY, how="inner"

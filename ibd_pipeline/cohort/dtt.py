@@ -8,7 +8,6 @@ import pandas as pd
 from ibd_pipeline.clinical.records import (
     PATIENT_KEY,
     as_bool,
-    crf_or_default,
     medication_table,
     patient_table,
     surgery_table,
@@ -90,7 +89,7 @@ def dtt_criteria(
     surgeries: pd.DataFrame,
     assessments: pd.DataFrame,
     settings: dict,
-    crf: Crf | None = None,
+    crf: Crf,
 ) -> pd.DataFrame:
     """One row per screened patient: which IOIBD difficult-to-treat criteria hold
     (STUDY.md "DTT-IBD per the IOIBD consensus"; a patient is DTT if any holds).
@@ -106,7 +105,6 @@ def dtt_criteria(
     ``n_bowel_resections`` counts procedure records (surgeries rows). ``criteria_met`` lists
     the names of the criteria met (advanced_failure, cd_resections, pouchitis,
     complex_perianal, psychosocial)."""
-    crf = crf_or_default(crf)
     d = settings["dtt"]
     p = patient_table(patients)
     pid = p[PATIENT_KEY]

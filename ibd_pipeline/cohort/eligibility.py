@@ -11,7 +11,6 @@ from ibd_pipeline.clinical.labs import compare
 from ibd_pipeline.clinical.records import (
     PATIENT_KEY,
     as_bool,
-    crf_or_default,
     medication_table,
     patient_table,
     surgery_table,
@@ -93,7 +92,7 @@ def eligibility(
     labs: pd.DataFrame,
     surgeries: pd.DataFrame,
     settings: dict,
-    crf: Crf | None = None,
+    crf: Crf,
 ) -> pd.DataFrame:
     """Inclusion/exclusion of every screened patient (docs/STUDY_RULES.md#eligibility).
 
@@ -115,7 +114,6 @@ def eligibility(
     patient with the insufficient_data reason, first or not: what was missing -
     ``no_baseline_hbi`` (CD) or ``no_baseline_adapted_mayo`` (UC), and/or
     ``no_post_baseline_assessment``, joined by '|'; None otherwise)."""
-    crf = crf_or_default(crf)
     e = settings["eligibility"]
     pt = patient_table(patients)
     p = pt.set_index(PATIENT_KEY)

@@ -8,7 +8,6 @@ import io
 import pandas as pd
 
 from ibd_pipeline.cohort.eligibility import OTHER
-from ibd_pipeline.config import load_settings
 
 ALL = "all"
 FLOW_COLUMNS = ["step", "reason", "center", "n", "counts"]
@@ -48,7 +47,7 @@ def _reason_rows(settings: dict, seen: list[str]) -> list[str]:
     return out
 
 
-def patient_flow(eligibility: pd.DataFrame, settings: dict | None = None) -> pd.DataFrame:
+def patient_flow(eligibility: pd.DataFrame, settings: dict) -> pd.DataFrame:
     """The patient flow (docs/STUDY_RULES.md#eligibility; published flow: 122 screened
     -> 8 not DTT, 1 under 18, 23 incomplete data, 2 concomitant biologics, 10 other -> 80
     included), overall (center 'all') and per center.
@@ -60,7 +59,6 @@ def patient_flow(eligibility: pd.DataFrame, settings: dict | None = None) -> pd.
     excluded as 'other' (a patient may have several), ('other_reason', 'other') their
     total; ('included', None); ('included_by_diagnosis', 'UC'|'CD'|...). Columns: step,
     reason, center, n, counts ('patients', or 'reasons' for the other_reason rows)."""
-    settings = settings if settings is not None else load_settings()
     el = eligibility
     seen = [r for r in el["exclusion_reason"].dropna().unique()]
     reasons = _reason_rows(settings, seen)

@@ -40,7 +40,7 @@ def outcome_tables(study: StudyResource, warehouse: DuckDBResource):
     status, non-responder-imputed status, the value and the reason), biomarkers in
     canonical units, treatment-emergent adverse events, exposure, persistence, and the
     baseline covariates of Table 1 and the models."""
-    settings = study.settings()
+    settings, crf = study.settings(), study.crf()
     with warehouse.get_connection() as con:
         pts = included_patients(con)
         # Every output row depends on one patient's data only: the patients are taken in
@@ -53,12 +53,12 @@ def outcome_tables(study: StudyResource, warehouse: DuckDBResource):
                             lab_tests=ep.LAB_TESTS, included_only=True,
                             patients=None if len(part) == len(pts) else list(part["patient_id"]))
             out = {
-                "endpoints": ep.endpoints(part, f["medications"], f["surgeries"], f["assessments"], f["labs"], settings),
-                "biomarkers": ep.biomarkers(part, f["labs"], settings),
-                "adverse_events": ep.treatment_emergent_aes(part, f["adverse_events"], settings),
+                "endpoints": ep.endpoints(part, f["medications"], f["surgeries"], f["assessments"], f["labs"], settings, crf),
+                "biomarkers": ep.biomarkers(part, f["labs"], settings, crf),
+                "adverse_events": ep.treatment_emergent_aes(part, f["adverse_events"], settings, crf),
                 "exposure": ep.exposure(part, settings),
                 "persistence": ep.persistence(part),
-                "baseline_covariates": ep.baseline_covariates(part, f["medications"], f["surgeries"], f["labs"], f["assessments"], settings),
+                "baseline_covariates": ep.baseline_covariates(part, f["medications"], f["surgeries"], f["labs"], f["assessments"], settings, crf),
             }
             del f
             for name, df in out.items():

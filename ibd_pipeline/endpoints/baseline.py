@@ -9,7 +9,6 @@ from ibd_pipeline.clinical.labs import check_canonical_units, compare
 from ibd_pipeline.clinical.records import (
     PATIENT_KEY,
     as_bool,
-    crf_or_default,
     days_per_year,
     medication_table,
     patient_table,
@@ -52,7 +51,7 @@ def baseline_covariates(
     labs: pd.DataFrame,
     assessments: pd.DataFrame,
     settings: dict,
-    crf: Crf | None = None,
+    crf: Crf,
 ) -> pd.DataFrame:
     """One row of baseline characteristics per (included) patient, derived per study.yaml
     ``baseline`` (STUDY.md "Statistics": Table 1, predictor and Cox covariates).
@@ -71,7 +70,6 @@ def baseline_covariates(
     montreal_age (CD only), cd_location, cd_behavior, uc_extent, disease_duration_years
     (UPA start - diagnosis date, in years), smoking. ``assessments`` is accepted for
     interface symmetry (no baseline covariate is taken from it yet)."""
-    crf = crf_or_default(crf)
     check_canonical_units(labs, crf)
     b = settings["baseline"]
     p = patient_table(patients)

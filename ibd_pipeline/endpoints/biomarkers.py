@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ibd_pipeline.clinical.labs import check_canonical_units, clean_qualifier
-from ibd_pipeline.clinical.records import PATIENT_KEY, crf_or_default
+from ibd_pipeline.clinical.records import PATIENT_KEY
 from ibd_pipeline.clinical.windows import add_day, labs_at
 from ibd_pipeline.config import Crf
 
@@ -30,7 +30,7 @@ def _combine_ratio_qualifier(q_num, q_den):
 
 
 def biomarkers(
-    patients: pd.DataFrame, labs: pd.DataFrame, settings: dict, crf: Crf | None = None
+    patients: pd.DataFrame, labs: pd.DataFrame, settings: dict, crf: Crf
 ) -> pd.DataFrame:
     """Biomarker values per included patient and lab time point (settings
     ``timepoints.labs``: baseline, induction, months 6, 12, 18), each test chosen on its own
@@ -42,7 +42,6 @@ def biomarkers(
     unit (an input row in another unit raises). Only values found in a window are listed.
     Columns: patient_id, center, diagnosis, timepoint, test, value, qualifier,
     sample_date, day, unit."""
-    crf = crf_or_default(crf)
     check_canonical_units(labs, crf)
     dx = patients.set_index(PATIENT_KEY)["diagnosis"]
     lab = add_day(labs, patients, "sample_date")

@@ -11,7 +11,6 @@ import pandas as pd
 from ibd_pipeline.clinical.labs import check_canonical_units, compare, lab_text
 from ibd_pipeline.clinical.records import (
     PATIENT_KEY,
-    crf_or_default,
     fmt_num,
     fmt_value,
     medication_table,
@@ -327,7 +326,7 @@ def endpoints(
     assessments: pd.DataFrame,
     labs: pd.DataFrame,
     settings: dict,
-    crf: Crf | None = None,
+    crf: Crf,
 ) -> pd.DataFrame:
     """Every endpoint of every included patient at every time point (STUDY.md "Endpoints",
     "Time points and windows").
@@ -347,7 +346,6 @@ def endpoints(
 
     Columns: patient_id, center, diagnosis, timepoint, endpoint, status, status_nri, value,
     reason."""
-    crf = crf_or_default(crf)
     check_canonical_units(labs, crf)
     p = patient_table(patients)
     dx = p.set_index(PATIENT_KEY)["diagnosis"]

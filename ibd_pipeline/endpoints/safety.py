@@ -8,7 +8,6 @@ import pandas as pd
 from ibd_pipeline.clinical.records import (
     PATIENT_KEY,
     as_bool,
-    crf_or_default,
     days_between,
     days_per_year,
     patient_table,
@@ -20,7 +19,7 @@ EXPOSURE_COLUMNS = ["patient_id", "center", "diagnosis", "exposure_days", "expos
 
 
 def treatment_emergent_aes(
-    patients: pd.DataFrame, adverse_events: pd.DataFrame, settings: dict, crf: Crf | None = None
+    patients: pd.DataFrame, adverse_events: pd.DataFrame, settings: dict, crf: Crf
 ) -> pd.DataFrame:
     """Treatment-emergent adverse events of the given (included) patients (STUDY.md
     Safety: onset from day 0 to ``safety.treatment_emergent_days_after_stop`` days after
@@ -28,7 +27,6 @@ def treatment_emergent_aes(
     recorded flag, or true for a CRF ``serious_by_definition`` term.
     Columns: patient_id, center, diagnosis, onset_date, day, term, serious,
     led_to_discontinuation."""
-    crf = crf_or_default(crf)
     after = int(settings["safety"]["treatment_emergent_days_after_stop"])
     p = patient_table(patients)[[PATIENT_KEY, "center", "diagnosis", "upa_start_date", "upa_stop_date"]]
     ae = adverse_events.drop(columns=[c for c in ("center", "diagnosis", "day") if c in adverse_events.columns])
@@ -44,7 +42,7 @@ def treatment_emergent_aes(
     return ae.sort_values([PATIENT_KEY, "onset_date", "term"], kind="mergesort")[AE_COLUMNS].reset_index(drop=True)
 
 
-def exposure(patients: pd.DataFrame, settings: dict | None = None) -> pd.DataFrame:
+def exposure(patients: pd.DataFrame, settings: dict) -> pd.DataFrame:
     """UPA exposure per patient (STUDY.md "Inclusion and exclusion" 5 and Safety):
     exposure_days = stop date (or last follow-up while ongoing) - start date;
     exposure_years = exposure_days / ``days_per_year``.
