@@ -244,6 +244,9 @@ def run_pipeline(
         return summary
     from .definitions import build_definitions  # Dagster and the assets: only when a job runs
     from .defs.sensors import ARCHIVE_SEQ_TAG, CENTER_TAG, TRIGGER_TAG
+    from .defs.tables import RECOMPUTE_TAG
+
+    recompute = {RECOMPUTE_TAG: "true"} if force else {}  # --force: derived tables recomputed too
 
     defs = build_definitions(paths.root)
     instance = instance or get_instance(paths)
@@ -251,7 +254,7 @@ def run_pipeline(
     done.pop(STUDY, None)  # the study is current again only when it succeeds below
     for c in to_run:
         accepted = accepted_deliveries(paths, c)
-        tags = {CENTER_TAG: c, TRIGGER_TAG: "cli", ARCHIVE_SEQ_TAG: str(accepted[-1].seq)}
+        tags = {CENTER_TAG: c, TRIGGER_TAG: "cli", ARCHIVE_SEQ_TAG: str(accepted[-1].seq), **recompute}
         r = center_job.execute_in_process(partition_key=c, instance=instance, raise_on_error=False, run_config=QUIET, tags=tags)
         summary.center_runs[c] = (r.success, "" if r.success else _failure_message(r))
         done.pop(c, None)
@@ -267,7 +270,8 @@ def run_pipeline(
         )
         summary.stopped = True
     elif run_study:
-        r = defs.resolve_job_def("study_job").execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET, tags={TRIGGER_TAG: "cli"})
+        r = defs.resolve_job_def("study_job").execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET,
+                                                                  tags={TRIGGER_TAG: "cli", **recompute})
         summary.study_run = (r.success, "" if r.success else _failure_message(r))
         errors[STUDY] = _error_checks(r) if r.success else []
         summary.check_errors += errors[STUDY]

@@ -167,6 +167,46 @@ def table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
     )
 
 
+# ---------------------------------------------------------- inputs of derived tables
+# ``meta.asset_inputs``: the fingerprint of the inputs each derived asset was last computed
+# from (issue 14: a step whose inputs are unchanged is not recomputed). Working warehouse
+# only; never published; gone with a rebuild (then everything is computed again).
+ASSET_INPUTS = "meta.asset_inputs"
+
+
+def table_fingerprint(con: duckdb.DuckDBPyConnection, qualified: str) -> str:
+    """The content of a table, independent of row order: row count and the sum of the
+    rows' hashes, computed in the database (no rows leave DuckDB)."""
+    if not table_exists(con, qualified):
+        return f"{qualified}:absent"
+    n, h = con.execute(f"SELECT count(*), coalesce(sum(hash(t)::HUGEINT), 0) FROM {qualified} t").fetchone()
+    return f"{qualified}:{n}:{h}"
+
+
+def inputs_fingerprint(con: duckdb.DuckDBPyConnection, tables: list[str], extra: str = "") -> str:
+    """One hash of the content of ``tables`` and ``extra`` (settings, code version)."""
+    import hashlib
+
+    h = hashlib.sha256(extra.encode())
+    for t in sorted(tables):
+        h.update(table_fingerprint(con, t).encode() + b";")
+    return h.hexdigest()
+
+
+def last_inputs(con: duckdb.DuckDBPyConnection, asset: str) -> tuple[str, str] | None:
+    """(fingerprint, computed_at) of the asset's last computation, or None."""
+    if not table_exists(con, ASSET_INPUTS):
+        return None
+    row = con.execute(f"SELECT fingerprint, CAST(computed_at AS VARCHAR) FROM {ASSET_INPUTS} WHERE asset = ?", [asset]).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def record_inputs(con: duckdb.DuckDBPyConnection, asset: str, fingerprint: str) -> None:
+    con.execute("CREATE SCHEMA IF NOT EXISTS meta")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {ASSET_INPUTS} (asset VARCHAR PRIMARY KEY, fingerprint VARCHAR, computed_at TIMESTAMP)")
+    con.execute(f"INSERT OR REPLACE INTO {ASSET_INPUTS} VALUES (?, ?, now()::TIMESTAMP)", [asset, fingerprint])
+
+
 def publish_snapshot(
     con: duckdb.DuckDBPyConnection,
     target: Path,

@@ -91,9 +91,48 @@ def test_a_run_with_nothing_new_runs_no_job_and_changes_nothing(copied):
     assert not copied.dagster_home.exists()  # no Dagster run was even started
 
 
+STAT_INPUTS = {"table1": ["baseline_covariates"], "endpoint_tests": ["endpoints"], "biomarker_statistics": ["biomarkers"],
+               "predictor_models": ["baseline_covariates", "endpoints"],
+               "persistence_models": ["persistence", "baseline_covariates"], "center_heterogeneity": ["endpoints"],
+               "safety_tables": ["adverse_events", "exposure"]}
+
+
+def _statistics_state(db) -> tuple[dict, dict]:
+    """(asset -> when its tables were computed, table -> content fingerprint)."""
+    import duckdb
+
+    from ibd_pipeline import warehouse as wh
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        computed = dict(con.execute("SELECT asset, computed_at FROM meta.asset_inputs").fetchall())
+        tables = {t: wh.table_fingerprint(con, f"analytics.{t}") for ts in STAT_INPUTS.values() for t in ts}
+    finally:
+        con.close()
+    return computed, tables
+
+
+def test_a_delivery_that_changes_no_table_recomputes_no_statistics(copied):
+    import json
+
+    computed0, _ = _statistics_state(copied.warehouse)
+    entry = next(json.loads(ln) for ln in (copied.archive("hzfph") / "manifest.jsonl").read_text().splitlines()
+                 if '"A_surgeries_' in ln)
+    again = copied.inbox("hzfph") / entry["file_name"].replace("_2025", "_2026")  # the same bytes, a later date
+    shutil.copy(copied.archive("hzfph") / entry["archive_name"], again)
+    run = run_cli(copied, "run", "--settle", "0")
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    assert any(ln.startswith("intake hzfph/") and ": duplicate" in ln for ln in lines), lines
+    assert "center hzfph: ok" in lines and "study: ok" in lines, lines
+    assert _statistics_state(copied.warehouse)[0] == computed0  # inputs identical: reported, not recomputed
+
+
 def test_a_one_center_update_reruns_that_center_and_the_study_and_equals_a_full_rerun(copied, tmp_path_factory):
     from ibd_pipeline.cli import adjudicate_outboxes
 
+    computed0, inputs0 = _statistics_state(copied.warehouse)
+    assert set(computed0) == set(STAT_INPUTS)
     dropped = adjudicate_outboxes(copied, truth_dir(tmp_path_factory))
     for f in dropped:  # keep only hzfph's reviewed worklist
         if f.parent.name != "hzfph":
@@ -104,7 +143,14 @@ def test_a_one_center_update_reruns_that_center_and_the_study_and_equals_a_full_
     assert "center hzfph: ok" in lines and "study: ok" in lines, lines
     assert any(ln.startswith("center zcmu1: unchanged") for ln in lines), lines
     assert any(ln.startswith("center zju2: unchanged") for ln in lines), lines
+    # a statistics asset is recomputed exactly when a table it reads changed
+    computed1, inputs1 = _statistics_state(copied.warehouse)
+    for asset, tables in STAT_INPUTS.items():
+        changed = any(inputs0[t] != inputs1[t] for t in tables)
+        assert (computed1[asset] != computed0[asset]) == changed, (asset, changed)
     incremental = warehouse_contents(copied.warehouse)
     full = run_cli(copied, "run", "--settle", "0", "--force")
     assert full.returncode == 0 and "center zju2: ok" in full.stdout.splitlines(), full.stdout + full.stderr
     assert differences(warehouse_contents(copied.warehouse), incremental) == []
+    computed2, _ = _statistics_state(copied.warehouse)
+    assert all(computed2[a] > computed1[a] for a in STAT_INPUTS)  # --force recomputes every table

@@ -1,97 +1,117 @@
 """Pooled statistical models (docs/STUDY_RULES.md#statistics): Table 1, endpoint comparisons,
 biomarker trajectories, predictors of month-12 steroid-free remission, persistence
-(Kaplan-Meier, Cox), center heterogeneity and safety tables."""
+(Kaplan-Meier, Cox), center heterogeneity and safety tables.
+
+Each asset computes only when its inputs changed (``tables.inputs_unchanged``: the
+content of the tables it reads, the settings and the code); otherwise it reports its
+tables as they are, with the time of the computation they come from."""
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from .. import stats
+from .. import warehouse as wh
 from ..stats import analyses
 from .keys import analytics_key
 from .resources import StudyResource
-from .tables import md_table, publish, read, table_checks, table_spec
+from .tables import inputs_unchanged, md_table, publish, read, table_checks, table_spec
 
 
-def _run(names_and_frames: dict, con, extra: dict | None = None):
+def _run(names_and_frames: dict, con, extra: dict | None = None, data_version: str | None = None):
     results, checks = [], []
     for name, df in names_and_frames.items():
-        r, c = publish(con, name, df, extra_meta=(extra or {}).get(name))
+        r, c = publish(con, name, df, extra_meta=(extra or {}).get(name), data_version=data_version)
         results.append(r)
         checks += c
     return results, checks
 
 
-T1 = ["table1"]
+def _specs(outputs: list[str], inputs: list[str]) -> list[dg.AssetSpec]:
+    return [table_spec(n, [analytics_key(i) for i in inputs], "statistics") for n in outputs]
 
 
-@dg.multi_asset(specs=[table_spec("table1", [analytics_key("baseline_covariates")], "statistics")], check_specs=table_checks(T1), name="table1")
-def table1(study: StudyResource, warehouse: DuckDBResource):
+def _qualified(inputs: list[str]) -> list[str]:
+    return [f"analytics.{i}" for i in inputs]
+
+
+T1, T1_IN = ["table1"], ["baseline_covariates"]
+
+
+@dg.multi_asset(specs=_specs(T1, T1_IN), check_specs=table_checks(T1), name="table1")
+def table1(context: dg.AssetExecutionContext, study: StudyResource, warehouse: DuckDBResource):
     """Baseline characteristics by diagnosis and overall: median [IQR] with Wilcoxon
     rank-sum (mean +/- SD with Welch's t for variables the settings declare normal);
     n (%) with Pearson chi-square, or Fisher's exact when an expected count is below 5."""
     s = study.settings()
     params = stats.params_from_settings(s)["table1"]
     with warehouse.get_connection() as con:
-        cov = read(con, "analytics.baseline_covariates")
-        t1 = stats.table1(cov, s["statistics"]["table1_variables"], **params)
-        results, checks = _run({"table1": t1}, con, {"table1": {"table": md_table(t1, 80)}})
+        fp, results = inputs_unchanged(context, con, "table1", _qualified(T1_IN), T1, s)
+        checks = []
+        if results is None:
+            cov = read(con, "analytics.baseline_covariates")
+            t1 = stats.table1(cov, s["statistics"]["table1_variables"], **params)
+            results, checks = _run({"table1": t1}, con, {"table1": {"table": md_table(t1, 80)}}, fp)
+            wh.record_inputs(con, "table1", fp)
     yield from results
     yield from checks
 
 
-ENDPOINT_TESTS = ["endpoint_comparisons", "cochran_q"]
+ENDPOINT_TESTS, ENDPOINT_TESTS_IN = ["endpoint_comparisons", "cochran_q"], ["endpoints"]
 
 
-@dg.multi_asset(
-    specs=[table_spec(n, [analytics_key("endpoints")], "statistics") for n in ENDPOINT_TESTS],
-    check_specs=table_checks(ENDPOINT_TESTS),
-    name="endpoint_tests",
-)
-def endpoint_tests(study: StudyResource, warehouse: DuckDBResource):
+@dg.multi_asset(specs=_specs(ENDPOINT_TESTS, ENDPOINT_TESTS_IN), check_specs=table_checks(ENDPOINT_TESTS),
+                name="endpoint_tests")
+def endpoint_tests(context: dg.AssetExecutionContext, study: StudyResource, warehouse: DuckDBResource):
     """UC vs CD per time point and endpoint (chi-square or Fisher by the expected-count
     rule) and Cochran's Q across the clinical time points on patients with all points."""
-    params = stats.params_from_settings(study.settings())
+    s = study.settings()
+    params = stats.params_from_settings(s)
     with warehouse.get_connection() as con:
-        e = read(con, "analytics.endpoints")
-        out = {
-            "endpoint_comparisons": stats.uc_vs_cd_tests(e, **params["uc_vs_cd_tests"]),
-            "cochran_q": stats.cochran_q(e, **params["cochran_q"]),
-        }
-        results, checks = _run(out, con)
+        fp, results = inputs_unchanged(context, con, "endpoint_tests", _qualified(ENDPOINT_TESTS_IN), ENDPOINT_TESTS, s)
+        checks = []
+        if results is None:
+            e = read(con, "analytics.endpoints")
+            out = {
+                "endpoint_comparisons": stats.uc_vs_cd_tests(e, **params["uc_vs_cd_tests"]),
+                "cochran_q": stats.cochran_q(e, **params["cochran_q"]),
+            }
+            results, checks = _run(out, con, data_version=fp)
+            wh.record_inputs(con, "endpoint_tests", fp)
     yield from results
     yield from checks
 
 
-BIOMARKER_TABLES = ["biomarker_summary", "biomarker_tests"]
+BIOMARKER_TABLES, BIOMARKER_TABLES_IN = ["biomarker_summary", "biomarker_tests"], ["biomarkers"]
 
 
-@dg.multi_asset(
-    specs=[table_spec(n, [analytics_key("biomarkers")], "statistics") for n in BIOMARKER_TABLES],
-    check_specs=table_checks(BIOMARKER_TABLES),
-    name="biomarker_statistics",
-)
-def biomarker_statistics(warehouse: DuckDBResource):
+@dg.multi_asset(specs=_specs(BIOMARKER_TABLES, BIOMARKER_TABLES_IN), check_specs=table_checks(BIOMARKER_TABLES),
+                name="biomarker_statistics")
+def biomarker_statistics(context: dg.AssetExecutionContext, study: StudyResource, warehouse: DuckDBResource):
     """Biomarker summaries per time point and diagnosis; Kruskal-Wallis across time
     points and Wilcoxon signed-rank of baseline vs each time point."""
+    s = study.settings()
     with warehouse.get_connection() as con:
-        b = con.execute(
-            "SELECT patient_id, diagnosis, test, timepoint, value FROM analytics.biomarkers ORDER BY rowid"
-        ).df()
-        out = {"biomarker_summary": stats.biomarker_summary(b), "biomarker_tests": stats.biomarker_tests(b)}
-        results, checks = _run(out, con)
+        fp, results = inputs_unchanged(context, con, "biomarker_statistics", _qualified(BIOMARKER_TABLES_IN),
+                                       BIOMARKER_TABLES, s)
+        checks = []
+        if results is None:
+            b = con.execute(
+                "SELECT patient_id, diagnosis, test, timepoint, value FROM analytics.biomarkers ORDER BY rowid"
+            ).df()
+            out = {"biomarker_summary": stats.biomarker_summary(b), "biomarker_tests": stats.biomarker_tests(b)}
+            results, checks = _run(out, con, data_version=fp)
+            wh.record_inputs(con, "biomarker_statistics", fp)
     yield from results
     yield from checks
 
 
 PREDICTOR_TABLES = ["predictor_selection", "logistic_model", "roc_curve", "model_auc"]
+PREDICTOR_TABLES_IN = ["baseline_covariates", "endpoints"]
 
 
-@dg.multi_asset(
-    specs=[table_spec(n, [analytics_key("baseline_covariates"), analytics_key("endpoints")], "statistics") for n in PREDICTOR_TABLES],
-    check_specs=table_checks(PREDICTOR_TABLES),
-    name="predictor_models",
-)
-def predictor_models(study: StudyResource, warehouse: DuckDBResource):
+@dg.multi_asset(specs=_specs(PREDICTOR_TABLES, PREDICTOR_TABLES_IN), check_specs=table_checks(PREDICTOR_TABLES),
+                name="predictor_models")
+def predictor_models(context: dg.AssetExecutionContext, study: StudyResource, warehouse: DuckDBResource):
     """Predictors of steroid-free clinical remission at month 12 (pooled): elastic-net
     logistic regression with 10-fold cross-validation for selection, Boruta random-forest
     importance as confirmation, a multivariable logistic model with center as a fixed
@@ -100,47 +120,57 @@ def predictor_models(study: StudyResource, warehouse: DuckDBResource):
     s = study.settings()
     params = stats.params_from_settings(s)["predictor_analysis"]
     with warehouse.get_connection() as con:
-        cov = read(con, "analytics.baseline_covariates")
-        e = read(con, "analytics.endpoints")
-        # independent fits on every CPU
-        out, note = analyses.predictor_tables(cov, e, s["statistics"]["predictor_outcome"], params, workers=None)
-        results, checks = _run(out, con, {
-            "logistic_model": {"model": md_table(out["logistic_model"]), "note": note},
-            "model_auc": {"auc": md_table(out["model_auc"])},
-        })
+        fp, results = inputs_unchanged(context, con, "predictor_models", _qualified(PREDICTOR_TABLES_IN),
+                                       PREDICTOR_TABLES, s)
+        checks = []
+        if results is None:
+            cov = read(con, "analytics.baseline_covariates")
+            e = read(con, "analytics.endpoints")
+            # independent fits on every CPU
+            out, note = analyses.predictor_tables(cov, e, s["statistics"]["predictor_outcome"], params, workers=None)
+            results, checks = _run(out, con, {
+                "logistic_model": {"model": md_table(out["logistic_model"]), "note": note},
+                "model_auc": {"auc": md_table(out["model_auc"])},
+            }, fp)
+            wh.record_inputs(con, "predictor_models", fp)
     yield from results
     yield from checks
 
 
 SURVIVAL_TABLES = ["km_estimates", "logrank_tests", "cox_model", "discontinuation_rates"]
+SURVIVAL_TABLES_IN = ["persistence", "baseline_covariates"]
 
 
-@dg.multi_asset(
-    specs=[table_spec(n, [analytics_key("persistence"), analytics_key("baseline_covariates")], "statistics") for n in SURVIVAL_TABLES],
-    check_specs=table_checks(SURVIVAL_TABLES),
-    name="persistence_models",
-)
-def persistence_models(study: StudyResource, warehouse: DuckDBResource):
+@dg.multi_asset(specs=_specs(SURVIVAL_TABLES, SURVIVAL_TABLES_IN), check_specs=table_checks(SURVIVAL_TABLES),
+                name="persistence_models")
+def persistence_models(context: dg.AssetExecutionContext, study: StudyResource, warehouse: DuckDBResource):
     """Persistence on upadacitinib: Kaplan-Meier rates at 3, 6, 9 and 12 months overall,
     by diagnosis, by baseline albumin <= 35 g/L and BMI <= 18.5, with log-rank tests; Cox
     models univariate then multivariable by forward selection (entry p < 0.05) stratified
     by center with the proportional-hazards test; discontinuations per 100 patient-years."""
-    params = stats.params_from_settings(study.settings())
+    s = study.settings()
+    params = stats.params_from_settings(s)
     with warehouse.get_connection() as con:
-        pers = read(con, "analytics.persistence")
-        cov = read(con, "analytics.baseline_covariates")
-        out = analyses.persistence_analysis(pers, cov, params, workers=None)
-        results, checks = _run(out, con, {"km_estimates": {"overall": md_table(out["km_estimates"][out["km_estimates"]["group_var"] == "overall"])}})
+        fp, results = inputs_unchanged(context, con, "persistence_models", _qualified(SURVIVAL_TABLES_IN),
+                                       SURVIVAL_TABLES, s)
+        checks = []
+        if results is None:
+            pers = read(con, "analytics.persistence")
+            cov = read(con, "analytics.baseline_covariates")
+            out = analyses.persistence_analysis(pers, cov, params, workers=None)
+            km = out["km_estimates"]
+            results, checks = _run(out, con, {"km_estimates": {"overall": md_table(km[km["group_var"] == "overall"])}}, fp)
+            wh.record_inputs(con, "persistence_models", fp)
     yield from results
     yield from checks
 
 
-@dg.multi_asset(
-    specs=[table_spec("center_heterogeneity", [analytics_key("endpoints")], "statistics")],
-    check_specs=table_checks(["center_heterogeneity"]),
-    name="center_heterogeneity",
-)
-def center_heterogeneity(study: StudyResource, warehouse: DuckDBResource):
+HETEROGENEITY, HETEROGENEITY_IN = ["center_heterogeneity"], ["endpoints"]
+
+
+@dg.multi_asset(specs=_specs(HETEROGENEITY, HETEROGENEITY_IN), check_specs=table_checks(HETEROGENEITY),
+                name="center_heterogeneity")
+def center_heterogeneity(context: dg.AssetExecutionContext, study: StudyResource, warehouse: DuckDBResource):
     """Per-center rates of the primary endpoints at month 12, the DerSimonian-Laird
     random-effects pooled estimate on the logit scale, I-squared and Cochran's Q; cells
     under 5 patients flagged."""
@@ -148,30 +178,38 @@ def center_heterogeneity(study: StudyResource, warehouse: DuckDBResource):
     params = stats.params_from_settings(s)["center_heterogeneity"]
     h = s["statistics"]["heterogeneity"]
     with warehouse.get_connection() as con:
-        e = read(con, "analytics.endpoints")
-        out = {"center_heterogeneity": stats.center_heterogeneity(e, timepoint=h["timepoint"], endpoint_names=h["endpoints"], **params)}
-        results, checks = _run(out, con)
+        fp, results = inputs_unchanged(context, con, "center_heterogeneity", _qualified(HETEROGENEITY_IN),
+                                       HETEROGENEITY, s)
+        checks = []
+        if results is None:
+            e = read(con, "analytics.endpoints")
+            out = {"center_heterogeneity": stats.center_heterogeneity(e, timepoint=h["timepoint"], endpoint_names=h["endpoints"], **params)}
+            results, checks = _run(out, con, data_version=fp)
+            wh.record_inputs(con, "center_heterogeneity", fp)
     yield from results
     yield from checks
 
 
-SAFETY_TABLES = ["safety_serious", "safety_discontinuation"]
+SAFETY_TABLES, SAFETY_TABLES_IN = ["safety_serious", "safety_discontinuation"], ["adverse_events", "exposure"]
 
 
-@dg.multi_asset(
-    specs=[table_spec(n, [analytics_key("adverse_events"), analytics_key("exposure")], "statistics") for n in SAFETY_TABLES],
-    check_specs=table_checks(SAFETY_TABLES),
-    name="safety_tables",
-)
-def safety_tables(study: StudyResource, warehouse: DuckDBResource):
+@dg.multi_asset(specs=_specs(SAFETY_TABLES, SAFETY_TABLES_IN), check_specs=table_checks(SAFETY_TABLES),
+                name="safety_tables")
+def safety_tables(context: dg.AssetExecutionContext, study: StudyResource, warehouse: DuckDBResource):
     """Serious adverse events and adverse events leading to discontinuation, by term and
     diagnosis, with events per 100 patient-years (exact Poisson intervals)."""
-    params = stats.params_from_settings(study.settings())["ae_tables"]
+    s = study.settings()
+    params = stats.params_from_settings(s)["ae_tables"]
     with warehouse.get_connection() as con:
-        ae = read(con, "analytics.adverse_events")
-        expo = read(con, "analytics.exposure")
-        t = stats.ae_tables(ae, expo, expo[["patient_id", "diagnosis"]], **params)
-        results, checks = _run({"safety_serious": t["serious"], "safety_discontinuation": t["discontinuation"]}, con)
+        fp, results = inputs_unchanged(context, con, "safety_tables", _qualified(SAFETY_TABLES_IN), SAFETY_TABLES, s)
+        checks = []
+        if results is None:
+            ae = read(con, "analytics.adverse_events")
+            expo = read(con, "analytics.exposure")
+            t = stats.ae_tables(ae, expo, expo[["patient_id", "diagnosis"]], **params)
+            results, checks = _run({"safety_serious": t["serious"], "safety_discontinuation": t["discontinuation"]},
+                                   con, data_version=fp)
+            wh.record_inputs(con, "safety_tables", fp)
     yield from results
     yield from checks
 

@@ -3,6 +3,7 @@ warehouse, writing a table with its YAML documentation (dbt_like_sql/analytics/*
 and turning that YAML's column tests into asset checks."""
 
 import base64
+import json
 from pathlib import Path
 
 import dagster as dg
@@ -166,10 +167,11 @@ def _storable(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def publish(con, name: str, df: pd.DataFrame, schema: str = "analytics", extra_meta: dict | None = None):
+def publish(con, name: str, df: pd.DataFrame, schema: str = "analytics", extra_meta: dict | None = None,
+            data_version: str | None = None):
     """Replace the table, write its descriptions, and return (MaterializeResult, checks)."""
     wh.replace_table(con, f"{schema}.{name}", _storable(df))
-    return published(con, name, len(df), schema, extra_meta)
+    return published(con, name, len(df), schema, extra_meta, data_version)
 
 
 class BatchWriter:
@@ -207,7 +209,8 @@ class BatchWriter:
         return published(self.con, self.name, self.rows, self.schema, extra_meta)
 
 
-def published(con, name: str, n_rows: int, schema: str = "analytics", extra_meta: dict | None = None):
+def published(con, name: str, n_rows: int, schema: str = "analytics", extra_meta: dict | None = None,
+              data_version: str | None = None):
     """Descriptions and column tests of a table just written: (MaterializeResult, checks)."""
     m = doc_model(schema, name)
     checks = []
@@ -219,7 +222,8 @@ def published(con, name: str, n_rows: int, schema: str = "analytics", extra_meta
         checks = column_tests_result(con, m)
     if extra_meta:
         meta.update(extra_meta)
-    return dg.MaterializeResult(asset_key=table_key(schema, name), metadata=meta), checks
+    return dg.MaterializeResult(asset_key=table_key(schema, name), metadata=meta,
+                                data_version=dg.DataVersion(data_version) if data_version else None), checks
 
 
 def md_table(df: pd.DataFrame, max_rows: int = 40) -> dg.MetadataValue:
@@ -240,3 +244,34 @@ def save_figure(paths, name: str, png: bytes, svg: str | None = None) -> Path:
     if svg is not None:
         (d / f"{name}.svg").write_text(svg, encoding="utf-8")
     return p
+
+
+# a run tagged so recomputes every derived table even when its inputs are unchanged
+# (``ibd-pipeline run --force``)
+RECOMPUTE_TAG = "ibd/recompute"
+
+
+def inputs_unchanged(context, con, asset: str, inputs: list[str], outputs: list[str], settings: dict,
+                     schema: str = "analytics"):
+    """Skip a derived asset whose inputs are unchanged (issue 14: only what changed is
+    recomputed): returns (fingerprint, results). ``results`` is None when the asset must
+    compute (inputs, settings or code changed; an output is missing; the run is tagged
+    ``RECOMPUTE_TAG``); then the asset calls ``wh.record_inputs(con, asset, fingerprint)``
+    after publishing. Otherwise ``results`` are the materializations and column checks of
+    the tables as they are, with the time of the computation they come from; the
+    fingerprint is their data version."""
+    from ..fingerprint import code_and_config
+
+    fp = wh.inputs_fingerprint(con, inputs, json.dumps(settings, sort_keys=True, default=str) + code_and_config())
+    last = wh.last_inputs(con, asset)
+    if (context.run.tags.get(RECOMPUTE_TAG) == "true" or last is None or last[0] != fp
+            or not all(wh.table_exists(con, f"{schema}.{o}") for o in outputs)):
+        return fp, None
+    results, checks = [], []
+    for o in outputs:
+        n = con.execute(f"SELECT count(*) FROM {schema}.{o}").fetchone()[0]
+        r, c = published(con, o, n, schema, {"recomputed": False, "inputs_unchanged_since": last[1]},
+                         data_version=fp)
+        results.append(r)
+        checks += c
+    return fp, results + checks
