@@ -5,7 +5,8 @@ inline CSS, no JavaScript, no external resources) built from the warehouse's
 This module only orchestrates: the sections are ``report/sections/`` (registry
 :data:`~ibd_pipeline.report.sections.SECTIONS`), their shared context
 ``report/context.py``, labels ``report/labels.py``, figures ``report/figures.py``, the
-privacy guard ``report/privacy.py`` and the key numbers ``report/key_numbers.py``."""
+privacy guard ``report/privacy.py``, the key numbers ``report/key_numbers.py`` and the
+page skeleton ``report/templates/report.html.j2`` (jinja2, with ``report.css`` inlined)."""
 
 from __future__ import annotations
 
@@ -16,18 +17,20 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import duckdb
+import jinja2
 import pandas as pd
 import yaml
+from markupsafe import Markup
 
-from . import fmt as F
 from .context import ReportContext
 from .data import Warehouse
 from .figures import DPI, place_figures, render_all, workers_for
-from .fmt import DASH, esc
-from .key_numbers import key_box, key_numbers
+from .fmt import DASH
+from .key_numbers import key_items, key_numbers
 from .labels import group_labels as _group_labels  # noqa: F401 - the name tests and callers import from here
 from .privacy import privacy_guard
 from .privacy import privacy_guard as _privacy_guard  # noqa: F401 - the name tests and callers import from here
@@ -37,6 +40,23 @@ from .sections import OPTIONAL_SECTIONS, SECTION_IDS, SECTIONS
 __all__ = ["DPI", "SECTION_IDS", "ReportResult", "build_report"]
 
 log = logging.getLogger(__name__)
+
+TEMPLATE = "report.html.j2"  # in report/templates/, with the report.css it inlines
+
+
+@cache
+def _page() -> jinja2.Template:
+    """The page template (head with the inlined CSS, key-numbers box, nav, sections,
+    footer); autoescape on: every value is escaped unless it is Markup (the section
+    bodies, already escaped by report/fmt.py)."""
+    env = jinja2.Environment(loader=jinja2.PackageLoader("ibd_pipeline.report", "templates"),
+                             autoescape=True, undefined=jinja2.StrictUndefined)
+    return env.get_template(TEMPLATE)
+
+
+def _text(v) -> str:
+    """A page value as text (None is empty, as in report/fmt.py's esc)."""
+    return "" if v is None else str(v)
 
 
 @dataclass
@@ -50,72 +70,6 @@ class ReportResult:
     seconds: float = 0.0
 
 
-
-CSS = """
-body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:0;color:#1d1d1f;background:#fff;line-height:1.4}
-header{background:#1f4e79;color:#fff;padding:18px 32px}
-header h1{margin:0 0 4px;font-size:1.5em}
-header p{margin:2px 0;opacity:.9}
-main{padding:8px 32px 48px;max-width:1400px}
-nav{background:#f3f6f9;border:1px solid #d8e0e8;padding:8px 16px;margin:16px 0;columns:3;font-size:.92em}
-nav a{display:block;color:#1f4e79;text-decoration:none;padding:1px 0}
-section{border-top:2px solid #1f4e79;margin-top:28px;padding-top:4px}
-h2{color:#1f4e79;margin:.4em 0}
-h3{color:#333;margin:1.2em 0 .4em;font-size:1.08em}
-.table-wrap{overflow-x:auto;margin:6px 0 4px}
-table.data{border-collapse:collapse;font-size:.86em;min-width:40%}
-table.data caption{caption-side:top;text-align:left;font-weight:600;padding:4px 0;color:#333}
-table.data th,table.data td{border:1px solid #d0d7de;padding:3px 7px;vertical-align:top;text-align:left}
-table.data th{background:#eef2f6}
-table.data tr.first td{border-top:2px solid #9fb3c8}
-table.data tr.pooled td{background:#fbf3e6;font-weight:600}
-table.data td.lbl{font-weight:600}
-table.data.settings td:first-child{font-family:ui-monospace,Menlo,Consolas,monospace;white-space:nowrap}
-td.mono{font-family:ui-monospace,Menlo,Consolas,monospace}
-td.em{font-style:italic}
-td.warn{background:#fff3cd}
-td.small-cell{background:#fdecea}
-sup.dagger{color:#b00020;font-weight:700;margin-left:1px}
-td.match{color:#1a7f37;font-weight:600}
-td.mismatch{color:#b00020;font-weight:700}
-tr.mismatch-row td{background:#fdf0ef}
-td.muted{color:#777}
-p.note{font-size:.84em;color:#555;margin:2px 0 8px}
-p.na{background:#fff3cd;border-left:4px solid #e0a800;padding:6px 10px;margin:8px 0}
-p.warn{color:#8a5300;font-weight:600}
-p.ok{color:#1a7f37}
-div.warn-box{border:1px solid #e0a800;background:#fffbea;padding:4px 12px;margin:8px 0}
-.grid{display:flex;flex-wrap:wrap;gap:12px}
-.settings-grid{display:flex;flex-wrap:wrap;gap:0 28px;align-items:flex-start}
-.settings-grid>div{flex:0 1 auto;max-width:100%}
-.grid figure{flex:1 1 560px;max-width:700px}
-figure{margin:8px 0}
-figure img{max-width:100%;height:auto;border:1px solid #e3e3e3}
-figcaption{font-size:.84em;color:#555}
-.keys{display:flex;flex-wrap:wrap;gap:10px;margin:14px 0}
-.keys div{background:#f3f6f9;border:1px solid #d8e0e8;padding:6px 12px;min-width:140px}
-.keys b{display:block;font-size:1.25em;color:#1f4e79}
-@media print{
-@page{size:A4 landscape;margin:10mm}
-body{font-size:9pt}
-header{padding:6px 0;color:#000;background:none}
-main{padding:0;max-width:none}
-nav{display:none}
-section{break-before:page;border-top:none}
-.table-wrap{overflow:visible}
-table.data{width:100%;min-width:0;font-size:7pt;table-layout:auto;break-inside:auto}
-table.data th,table.data td{padding:1px 3px;overflow-wrap:anywhere;word-break:normal}
-table.data.settings td:first-child{white-space:normal}
-table.data thead{display:table-header-group}
-table.data tr{break-inside:avoid}
-.settings-grid{display:block}
-.grid{display:block}
-h2,h3{break-after:avoid}
-.grid figure{display:inline-block;width:32%;max-width:32%;margin:4px 0;vertical-align:top;break-inside:avoid}
-figure img{max-height:60vh}
-.keys div{break-inside:avoid}
-}
-"""
 
 
 def build_report(
@@ -170,27 +124,11 @@ def build_report(
 
     st = settings.get("study") or {}
     period = st.get("period") or {}
-    head = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{esc(st.get('title', 'Study report'))}</title>", f"<style>{CSS}</style></head><body>",
-        "<header>", f"<h1>{esc(st.get('title', 'Study report'))}</h1>",
-        f"<p>Study report \u2014 study period {esc(period.get('start', DASH))} to {esc(period.get('end', DASH))}; "
-        f"generated {esc(generated_at)}</p>",
-        "<p>Pooled across centers, by UC, CD and overall. Only aggregate results: no patient identifiers.</p>",
-        '<p><a href="catalog.html">Warehouse catalog</a> (every table and column, with its SQL, lineage and tests)</p>',
-        "</header><main>",
-    ]
-    nav = "<nav>" + "".join(f'<a href="#{esc(sid)}">{esc(title)}</a>' for sid, title, _ in bodies) + "</nav>"
-    parts = head + [key_box(key), nav]
-    for sid, title, body in bodies:
-        parts.append(f'<section id="{esc(sid)}">')
-        parts.append(F.heading(2, title))
-        parts.append(body)
-        parts.append("</section>")
-    parts.append(f'<footer><p class="note">Generated by ibd_pipeline.report at {esc(generated_at)}.</p>'
-                 "</footer></main></body></html>")
-    text = "\n".join(parts)
+    text = _page().render(
+        title=_text(st.get("title", "Study report")), period_start=_text(period.get("start", DASH)),
+        period_end=_text(period.get("end", DASH)),
+        generated_at=generated_at, key_items=key_items(key),
+        sections=[{"id": sid, "title": title, "body": Markup(body)} for sid, title, body in bodies])
 
     t_fig = time.perf_counter()
     rendered = render_all(ctx.jobs, workers_for(workers))

@@ -6,7 +6,7 @@ import math
 
 from . import fmt as F
 from .context import ReportContext
-from .fmt import DASH, esc
+from .fmt import DASH
 from .labels import DIAGNOSES
 
 
@@ -57,12 +57,14 @@ def key_numbers(c: ReportContext) -> dict:
 
 
 
-def key_box(k: dict) -> str:
-    items = []
+def key_items(k: dict) -> list[tuple[str, str]]:
+    """The (label, value) pairs of the key-numbers box at the top of the page (the
+    template escapes them); a number that is not available is left out."""
+    items: list[tuple[str, str]] = []
 
     def add(lbl, val):
         if val is not None:
-            items.append(f"<div>{esc(lbl)}<b>{esc(val)}</b></div>")
+            items.append((lbl, str(val)))
 
     add("Screened", k.get("screened"))
     add("Included (UC / CD)", None if k.get("included") is None else f"{k['included']} ({k.get('included_uc')} / {k.get('included_cd')})")
@@ -77,4 +79,4 @@ def key_box(k: dict) -> str:
         add("Model AUC, optimism-corrected (bootstrap)", k.get("auc_optimism_corrected", DASH))
     if k.get("published_compared"):
         add("Published quantities matched", f"{k['published_compared'] - k.get('published_mismatches', 0)} / {k['published_compared']}")
-    return '<div class="keys">' + "".join(items) + "</div>"
+    return items
