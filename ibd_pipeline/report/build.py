@@ -70,8 +70,6 @@ class ReportResult:
     seconds: float = 0.0
 
 
-
-
 def build_report(
     con: duckdb.DuckDBPyConnection,
     out: Path,

@@ -13,7 +13,7 @@ import pandas as pd
 from . import fmt as F
 from .data import Unavailable, Warehouse
 from .figures import Job
-from .fmt import Cell, DASH, fmt_int, fmt_p, not_available
+from .fmt import DASH, Cell, fmt_int, fmt_p, not_available
 from .labels import var_label
 
 log = logging.getLogger(__name__)
@@ -79,10 +79,8 @@ class ReportContext:
                 "publish without aggregation.")
 
 
-
 def yesno(v) -> str:
     return DASH if F.missing(v) else ("yes" if bool(v) else "no")
-
 
 
 def estimable(df: pd.DataFrame, est: str, lo: str = "ci_low", hi: str = "ci_high") -> pd.Series:

@@ -11,6 +11,8 @@ from .labels import DIAGNOSES
 
 
 def key_numbers(c: ReportContext) -> dict:
+    """The headline numbers of the built report (flow, primary outcome, AUC, 12-month
+    persistence, discontinuations), JSON-friendly: a missing table leaves its numbers out."""
     k: dict = {}
     wh = c.wh
     f = wh.try_get("patient_flow", ["step", "reason", "center", "n"])
@@ -54,7 +56,6 @@ def key_numbers(c: ReportContext) -> dict:
             k["discontinuation_per_100py"] = round(F.num(x.iloc[0]["rate_per_100py"]), 1)
     # JSON-friendly (no NaN)
     return {key: (None if isinstance(v, float) and math.isnan(v) else v) for key, v in k.items()}
-
 
 
 def key_items(k: dict) -> list[tuple[str, str]]:

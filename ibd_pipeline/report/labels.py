@@ -62,7 +62,6 @@ THRESHOLD_GROUPS = {"albumin_le_35": ("albumin", "albumin_low", "g/L", True),
                     "fc_gt_150": ("FC", "fc_high", "\u00b5g/g", False)}
 
 
-
 def tp_key(tp) -> int:
     return TIMEPOINTS.index(tp) if tp in TIMEPOINTS else len(TIMEPOINTS)
 
@@ -88,7 +87,6 @@ def endpoint_label(ep: str, settings: dict) -> str:
         "crp_normal": f"CRP normal (< {crp} mg/L)",
         "fc_normal": f"FC normal (< {fc} \u00b5g/g)",
     }.get(ep, F.label(ep))
-
 
 
 def km_title(gv: str, settings: dict) -> str:
@@ -120,7 +118,6 @@ def group_label(gv: str, group, settings: dict) -> str:
     return group_labels(gv, settings).get(str(group), f"{F.label(gv)}: {group}")
 
 
-
 def flow_label(step, reason) -> str:
     from ibd_pipeline.cohort.flow import REASON_LABELS
 
@@ -140,7 +137,6 @@ def flow_label(step, reason) -> str:
     if step == "included_by_diagnosis":
         return f"\u2003{r}"
     return f"{step}: {lab}"
-
 
 
 def ae_label(term: str) -> str:

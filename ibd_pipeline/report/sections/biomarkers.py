@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from ..context import ReportContext
-from ..fmt import Cell, DASH, EN, fmt_int, fmt_num, fmt_p, table
-from ..labels import BIOMARKER_LABELS, BIOMARKER_ORDER, DIAGNOSES, DX_LABELS, order, tp_key, TP_LABELS
+from ..fmt import DASH, EN, Cell, fmt_int, fmt_num, fmt_p, table
+from ..labels import BIOMARKER_LABELS, BIOMARKER_ORDER, DIAGNOSES, DX_LABELS, TP_LABELS, order, tp_key
 
 
 def _units(c: ReportContext) -> dict:

@@ -7,7 +7,7 @@ import pandas as pd
 from .. import fmt as F
 from ..context import ReportContext
 from ..fmt import Cell, fmt_int, fmt_num, fmt_p, para, table
-from ..labels import DIAGNOSES, DX_LABELS, endpoint_label, ENDPOINT_ORDER, order, TP_LABELS
+from ..labels import DIAGNOSES, DX_LABELS, ENDPOINT_ORDER, TP_LABELS, endpoint_label, order
 
 
 def _center_flag(c: ReportContext, r) -> tuple[bool, bool, bool]:

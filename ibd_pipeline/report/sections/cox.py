@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import fmt as F
-from ..context import ratio_forest, ratio_rows, ReportContext
+from ..context import ReportContext, ratio_forest, ratio_rows
 from ..fmt import DASH, fmt_int, fmt_num, para, table
 
 

@@ -7,8 +7,8 @@ import pandas as pd
 from .. import fmt as F
 from ..context import ReportContext
 from ..data import Unavailable
-from ..fmt import Cell, DASH, fmt_int, fmt_num, fmt_p, para, table
-from ..labels import ANALYSES, DIAGNOSES, endpoint_label, ENDPOINT_ORDER, order, tp_key, TP_LABELS
+from ..fmt import DASH, Cell, fmt_int, fmt_num, fmt_p, para, table
+from ..labels import ANALYSES, DIAGNOSES, ENDPOINT_ORDER, TP_LABELS, endpoint_label, order, tp_key
 
 
 def _rates(c: ReportContext) -> pd.DataFrame:

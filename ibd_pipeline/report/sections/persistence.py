@@ -5,8 +5,8 @@ from __future__ import annotations
 from .. import fmt as F
 from ..context import ReportContext
 from ..data import Unavailable
-from ..fmt import Cell, DASH, EN, fmt_int, fmt_num, fmt_p, para, table
-from ..labels import DX_LABELS, group_label, group_labels, KM_GROUPS, km_title, order
+from ..fmt import DASH, EN, Cell, fmt_int, fmt_num, fmt_p, para, table
+from ..labels import DX_LABELS, KM_GROUPS, group_label, group_labels, km_title, order
 
 
 def _km_figures(c: ReportContext) -> str:

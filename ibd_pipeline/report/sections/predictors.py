@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from .. import fmt as F
-from ..context import ratio_forest, ratio_rows, ReportContext, yesno
+from ..context import ReportContext, ratio_forest, ratio_rows, yesno
 from ..fmt import Cell, fmt_int, fmt_num, para, table
-from ..labels import ANALYSES, endpoint_label, TP_LABELS, var_label
+from ..labels import ANALYSES, TP_LABELS, endpoint_label, var_label
 
 
 def build(c: ReportContext) -> str:

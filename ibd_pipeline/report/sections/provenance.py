@@ -8,7 +8,7 @@ import pandas as pd
 
 from .. import fmt as F
 from ..context import ReportContext
-from ..fmt import Cell, DASH, EN, fmt_int, fmt_num, fmt_pct, para, table
+from ..fmt import DASH, EN, Cell, fmt_int, fmt_num, fmt_pct, para, table
 
 
 def _deliveries(c: ReportContext) -> str:

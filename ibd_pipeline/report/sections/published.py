@@ -5,7 +5,7 @@ from __future__ import annotations
 from .. import fmt as F
 from ..context import ReportContext
 from ..data import Unavailable
-from ..fmt import Cell, DASH, para, table
+from ..fmt import DASH, Cell, para, table
 from ..labels import DX_LABELS, TP_LABELS
 from ..published import compare_published
 

@@ -7,8 +7,8 @@ import pandas as pd
 from .. import fmt as F
 from ..context import ReportContext
 from ..data import Unavailable
-from ..fmt import Cell, DASH, EN, fmt_int, fmt_num, fmt_pct, para, table
-from ..labels import ae_label, DIAGNOSES, DX_LABELS, order
+from ..fmt import DASH, EN, Cell, fmt_int, fmt_num, fmt_pct, para, table
+from ..labels import DIAGNOSES, DX_LABELS, ae_label, order
 
 
 def _ae_table(c: ReportContext, name: str, caption: str) -> str:

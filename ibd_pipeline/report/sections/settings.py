@@ -6,8 +6,8 @@ import json
 
 from .. import fmt as F
 from ..context import ReportContext
-from ..data import flatten_settings, Unavailable
-from ..fmt import Cell, DASH, para, table
+from ..data import Unavailable, flatten_settings
+from ..fmt import DASH, Cell, para, table
 from ..labels import SETTINGS_GROUPS
 
 

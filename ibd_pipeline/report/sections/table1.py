@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import fmt as F
 from ..context import ReportContext
-from ..fmt import Cell, DASH, fmt_p, table
+from ..fmt import DASH, Cell, fmt_p, table
 from ..labels import DIAGNOSES, DX_LABELS, var_label
 
 
