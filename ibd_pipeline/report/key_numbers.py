@@ -1,0 +1,83 @@
+"""The report's key numbers (returned to the caller and shown in the box at the top)."""
+
+from __future__ import annotations
+
+import math
+
+from . import fmt as F
+from .context import ReportContext
+from .fmt import DASH
+from .labels import DIAGNOSES
+
+
+def key_numbers(c: ReportContext) -> dict:
+    """The headline numbers of the built report (flow, primary outcome, AUC, 12-month
+    persistence, discontinuations), JSON-friendly: a missing table leaves its numbers out."""
+    k: dict = {}
+    wh = c.wh
+    f = wh.try_get("patient_flow", ["step", "reason", "center", "n"])
+    if f is not None:
+        a = f[f["center"].astype(str) == "all"]
+
+        def n(step, reason=None):
+            s = a[(a["step"] == step) & (a["reason"].isna() if reason is None else a["reason"] == reason)]
+            return int(s["n"].sum()) if len(s) else None
+
+        k.update(screened=n("screened"), excluded=n("excluded"), included=n("included"),
+                 included_uc=n("included_by_diagnosis", "UC"), included_cd=n("included_by_diagnosis", "CD"))
+    r = wh.try_get("endpoint_rates", ["diagnosis", "timepoint", "endpoint", "analysis", "n", "n_total", "pct"])
+    if r is not None:
+        po = (c.settings.get("statistics") or {}).get("predictor_outcome") or {}
+        ep, tp = po.get("endpoint", "sf_clinical_remission"), po.get("timepoint", "month12")
+        for dx in DIAGNOSES:
+            x = r[(r["endpoint"] == ep) & (r["timepoint"] == tp) & (r["diagnosis"] == dx) & (r["analysis"] == "complete_case")]
+            if len(x):
+                k[f"{ep}_{tp}_{dx.lower()}_pct"] = round(F.num(x.iloc[0]["pct"]), 1)
+                k[f"{ep}_{tp}_{dx.lower()}"] = f"{int(x.iloc[0]['n'])}/{int(x.iloc[0]['n_total'])}"
+    auc = wh.try_get("model_auc", ["auc"])
+    if auc is not None:
+        a = auc.iloc[0]
+        k["auc"] = round(F.num(a["auc"]), 3)
+        for col in ("ci_low", "ci_high", "auc_optimism_corrected"):
+            if col in auc:
+                k[f"auc_{col}" if col != "auc_optimism_corrected" else col] = round(F.num(a[col]), 3)
+    km = wh.try_get("km_estimates", ["group_var", "month", "survival"])
+    if km is not None:
+        x = km[(km["group_var"] == "overall") & (km["month"] == 12)]
+        if len(x):
+            k["km_12m_persistence_pct"] = round(100 * F.num(x.iloc[0]["survival"]), 1)
+            if "ci_low" in x:
+                k["km_12m_persistence_ci"] = f"{100 * F.num(x.iloc[0]['ci_low']):.1f}-{100 * F.num(x.iloc[0]['ci_high']):.1f}"
+    dr = wh.try_get("discontinuation_rates", ["group_var", "rate_per_100py", "events"])
+    if dr is not None:
+        x = dr[dr["group_var"] == "overall"]
+        if len(x):
+            k["discontinuations"] = int(x.iloc[0]["events"])
+            k["discontinuation_per_100py"] = round(F.num(x.iloc[0]["rate_per_100py"]), 1)
+    # JSON-friendly (no NaN)
+    return {key: (None if isinstance(v, float) and math.isnan(v) else v) for key, v in k.items()}
+
+
+def key_items(k: dict) -> list[tuple[str, str]]:
+    """The (label, value) pairs of the key-numbers box at the top of the page (the
+    template escapes them); a number that is not available is left out."""
+    items: list[tuple[str, str]] = []
+
+    def add(lbl, val):
+        if val is not None:
+            items.append((lbl, str(val)))
+
+    add("Screened", k.get("screened"))
+    add("Included (UC / CD)", None if k.get("included") is None else f"{k['included']} ({k.get('included_uc')} / {k.get('included_cd')})")
+    for dx in ("uc", "cd"):
+        v = k.get(f"sf_clinical_remission_month12_{dx}")
+        if v:
+            add(f"SF clinical remission, month 12, {dx.upper()}", f"{v} ({k.get(f'sf_clinical_remission_month12_{dx}_pct')}%)")
+    if k.get("km_12m_persistence_pct") is not None:
+        add("On UPA at 12 months (KM)", f"{k['km_12m_persistence_pct']}%")
+    if k.get("auc") is not None:
+        add("Model AUC, apparent", k["auc"])
+        add("Model AUC, optimism-corrected (bootstrap)", k.get("auc_optimism_corrected", DASH))
+    if k.get("published_compared"):
+        add("Published quantities matched", f"{k['published_compared'] - k.get('published_mismatches', 0)} / {k['published_compared']}")
+    return items

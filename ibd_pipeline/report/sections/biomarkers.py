@@ -1,0 +1,75 @@
+"""Biomarker trajectories: figures and the table per time point."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ..context import ReportContext
+from ..fmt import DASH, EN, Cell, fmt_int, fmt_num, fmt_p, table
+from ..labels import BIOMARKER_LABELS, BIOMARKER_ORDER, DIAGNOSES, DX_LABELS, TP_LABELS, order, tp_key
+
+
+def _units(c: ReportContext) -> dict:
+    b = c.wh.try_get("biomarkers", ["test", "unit"])
+    if b is None:
+        return {}
+    return b.dropna(subset=["unit"]).groupby("test")["unit"].first().to_dict()
+
+
+def _biomarker_table(c: ReportContext, s: pd.DataFrame, units: dict) -> str:
+    tests = c.wh.try_get("biomarker_tests", ["diagnosis", "test", "comparison", "p_value"])
+    rows = []
+    for test in order(s["test"], BIOMARKER_ORDER):
+        g = s[s["test"] == test]
+        name = f"{BIOMARKER_LABELS.get(test, test)} ({units[test]})" if units.get(test) else BIOMARKER_LABELS.get(test, test)
+        first = True
+        for tp in sorted(g["timepoint"].unique(), key=tp_key):
+            cells = [Cell(name if first else "", cls="lbl"), TP_LABELS.get(tp, tp)]
+            for dx in DIAGNOSES:
+                x = g[(g["timepoint"] == tp) & (g["diagnosis"] == dx)]
+                cells.append(DASH if x.empty else
+                             f"{fmt_num(x.iloc[0]['median'], 2)} [{fmt_num(x.iloc[0]['q1'], 2)}{EN}"
+                             f"{fmt_num(x.iloc[0]['q3'], 2)}] (n = {fmt_int(x.iloc[0]['n'])})")
+                p = DASH
+                if tests is not None and tp != "baseline":
+                    y = tests[(tests["test"] == test) & (tests["diagnosis"] == dx)
+                              & (tests["comparison"] == f"baseline_vs_{tp}")]
+                    if len(y):
+                        p = fmt_p(y.iloc[0]["p_value"])
+                cells.append(p)
+            rows.append({"cls": "first" if first else "sub", "cells": cells})
+            first = False
+        if tests is not None:
+            cells = [Cell("", cls="lbl"), Cell("Across time points (Kruskal-Wallis)", cls="em")]
+            for dx in DIAGNOSES:
+                y = tests[(tests["test"] == test) & (tests["diagnosis"] == dx) & (tests["comparison"] == "across_timepoints")]
+                cells += [DASH, fmt_p(y.iloc[0]["p_value"]) if len(y) else DASH]
+            rows.append({"cls": "sub", "cells": cells})
+    hdr = ["Test", "Time point"]
+    for dx in DIAGNOSES:
+        hdr += [f"{DX_LABELS[dx]} median [IQR] (n)", "p vs baseline"]
+    notes = ["p vs baseline: Wilcoxon signed-rank on patients with both values; across time points: Kruskal-Wallis "
+             "(as published)."]
+    if tests is None:
+        notes.append("Tests not available: table analytics.biomarker_tests not found or empty.")
+    return table(hdr, rows, caption="Biomarkers per time point", notes=notes)
+
+
+def build(c: ReportContext) -> str:
+    s = c.wh.get("biomarker_summary", ["diagnosis", "test", "timepoint", "n", "median", "q1", "q3"])
+    units = _units(c)
+
+    def figs():
+        from ibd_pipeline.stats.figures import biomarker_trajectory_plot
+
+        out = []
+        for test in order(s["test"], BIOMARKER_ORDER):
+            lab = BIOMARKER_LABELS.get(test, test)
+            out.append(c.figure(f"biomarker_{test}", biomarker_trajectory_plot, (s[s["test"] == test], test),
+                                {"diagnoses": ("UC", "CD"), "unit": f"({units[test]})" if units.get(test) else "",
+                                 "title": f"{lab} over time"},
+                                alt=f"{lab} median and IQR per time point",
+                                caption=f"{lab}: median [IQR] per time point, UC and CD", tight=False))
+        return '<div class="grid">' + "".join(out) + "</div>"
+
+    return c.part(figs) + c.part(_biomarker_table, c, s, units)

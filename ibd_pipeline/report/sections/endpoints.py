@@ -1,0 +1,139 @@
+"""Endpoints: rates over time with Wilson CIs, UC vs CD tests, Cochran's Q."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .. import fmt as F
+from ..context import ReportContext
+from ..data import Unavailable
+from ..fmt import DASH, Cell, fmt_int, fmt_num, fmt_p, para, table
+from ..labels import ANALYSES, DIAGNOSES, ENDPOINT_ORDER, TP_LABELS, endpoint_label, order, tp_key
+
+
+def _rates(c: ReportContext) -> pd.DataFrame:
+    r = c.wh.get("endpoint_rates", ["diagnosis", "timepoint", "endpoint", "analysis", "n", "n_total", "pct",
+                                    "ci_low", "ci_high"])
+    r["N"] = r["n_total"]  # figure code of either vintage (r.N / r.n_total)
+    return r
+
+
+def _same_analyses(r: pd.DataFrame, ep: str) -> bool:
+    s = r[r["endpoint"] == ep]
+    a = s[s["analysis"] == "complete_case"].set_index(["diagnosis", "timepoint"])[["n", "n_total"]]
+    b = s[s["analysis"] == "nri"].set_index(["diagnosis", "timepoint"])[["n", "n_total"]]
+    return len(a) > 0 and a.sort_index().equals(b.sort_index())
+
+
+def _endpoint_figures(c: ReportContext, r: pd.DataFrame, ep: str) -> str:
+    label = endpoint_label(ep, c.settings)
+    analyses = [a for a in ANALYSES if (r[(r["endpoint"] == ep)]["analysis"] == a).any()]
+    same = "nri" in analyses and _same_analyses(r, ep)
+    figs = []
+    for a in analyses:
+        if a == "nri" and same:
+            c.nri_same.append(label)
+            continue
+        from ibd_pipeline.stats.figures import endpoint_plot
+
+        figs.append(c.figure(f"endpoint_{ep}_{a}", endpoint_plot, (r[r["endpoint"] == ep], ep, a),
+                             {"diagnoses": ("UC", "CD"), "title": f"{label} \u2014 {ANALYSES[a]}"},
+                             alt=f"{label}, {ANALYSES[a]}",
+                             caption=f"{label}: % of patients (n/N) with 95% Wilson CI, {ANALYSES[a].lower()}"))
+    return "".join(figs)
+
+
+def _rates_table(c: ReportContext, r: pd.DataFrame, analysis: str) -> str:
+    comp = c.wh.try_get("endpoint_comparisons", ["timepoint", "endpoint", "analysis", "p_value"])
+    sub = r[r["analysis"] == analysis]
+    if sub.empty:
+        raise Unavailable(f"no {analysis} rates")
+    if analysis == "nri":  # endpoints where NRI equals complete case are stated once, not repeated
+        sub = sub[[not _same_analyses(r, ep) for ep in sub["endpoint"]]]
+        if sub.empty:
+            return para("Every NRI rate equals its complete-case rate (no result was 'not evaluable'); the "
+                        "complete-case table above applies to both analyses.", "note")
+    rows = []
+    for ep in order(sub["endpoint"], ENDPOINT_ORDER):
+        e = sub[sub["endpoint"] == ep]
+        first = True
+        for tp in sorted(e["timepoint"].unique(), key=tp_key):
+            cells = [Cell(endpoint_label(ep, c.settings) if first else "", cls="lbl"), TP_LABELS.get(tp, tp)]
+            for dx in DIAGNOSES:
+                x = e[(e["timepoint"] == tp) & (e["diagnosis"] == dx)]
+                cells.append(DASH if x.empty else F.fmt_rate_cell(*x.iloc[0][["n", "n_total", "pct", "ci_low", "ci_high"]]))
+            p = test = DASH
+            if comp is not None:
+                y = comp[(comp["endpoint"] == ep) & (comp["timepoint"] == tp) & (comp["analysis"] == analysis)]
+                if len(y):
+                    p, test = fmt_p(y.iloc[0]["p_value"]), str(y.iloc[0].get("test", DASH))
+            cells += [p, test]
+            rows.append({"cls": "first" if first else "sub", "cells": cells})
+            first = False
+    notes = ["n/N (%; 95% Wilson CI)."]
+    if comp is None:
+        notes.append("UC vs CD tests not available: table analytics.endpoint_comparisons not found or empty.")
+    return table(["Endpoint", "Time point", "UC", "CD", "Overall", "UC vs CD p", "Test"], rows,
+                 caption=f"Endpoint rates \u2014 {ANALYSES[analysis]}", notes=notes)
+
+
+def _cochran_table(c: ReportContext) -> str:
+    q = c.wh.get("cochran_q", ["diagnosis", "endpoint", "analysis", "q", "df", "p", "n_patients"])
+    rows = []
+    for ep in order(q["endpoint"], ENDPOINT_ORDER):
+        for a in order(q.loc[q["endpoint"] == ep, "analysis"], list(ANALYSES)):
+            cells = [Cell(endpoint_label(ep, c.settings), cls="lbl"), ANALYSES.get(a, a)]
+            for dx in DIAGNOSES:
+                x = q[(q["endpoint"] == ep) & (q["analysis"] == a) & (q["diagnosis"] == dx)]
+                if x.empty:
+                    cells.append(DASH)
+                    continue
+                x = x.iloc[0]
+                if F.missing(x["q"]):
+                    note = x.get("note")
+                    cells.append(f"{'not computed' if F.missing(note) else note} (n = {fmt_int(x['n_patients'])})")
+                else:
+                    cells.append(f"Q = {fmt_num(x['q'], 2)}, df {fmt_int(x['df'])}, p = {fmt_p(x['p'])} "
+                                 f"(n = {fmt_int(x['n_patients'])})")
+            rows.append(cells)
+    tps = q["timepoints"].dropna().astype(str).iloc[0] if "timepoints" in q and q["timepoints"].notna().any() else ""
+    return table(["Endpoint", "Analysis", "UC", "CD", "Overall"], rows,
+                 caption=f"Change across time points: Cochran's Q ({tps.replace(',', ', ')}) on patients with "
+                         "every time point")
+
+
+def build(c: ReportContext) -> str:
+    out = []
+    ep_set = c.settings.get("endpoints") or {}
+    cd, uc = ep_set.get("CD") or {}, ep_set.get("UC") or {}
+    if cd or uc:
+        out.append(para(
+            f"CD: steroid-free clinical remission HBI \u2264 {cd.get('remission_hbi_max', 4)}; clinical response HBI "
+            f"decrease \u2265 {cd.get('response_hbi_drop_points', 3)} or \u2265 {cd.get('response_hbi_drop_pct', 50)}%; "
+            f"endoscopic remission SES-CD \u2264 {cd.get('endoscopic_remission_ses_cd_max', 3)} (or Rutgeerts "
+            f"{'/'.join(cd.get('endoscopic_remission_rutgeerts', ['i0', 'i1']))}). UC: steroid-free clinical "
+            f"remission adapted Mayo \u2264 {uc.get('remission_adapted_mayo_max', 2)} with no subscore > "
+            f"{uc.get('remission_subscore_max', 1)}; clinical response decrease \u2265 {uc.get('response_drop_points', 2)} "
+            f"points and \u2265 {uc.get('response_drop_pct', 30)}%. Stopping UPA or an IBD-related bowel resection before "
+            "a time point counts as non-response (both analyses); otherwise a missing component is not evaluable "
+            "(complete case, primary) or a non-response (NRI, sensitivity)."))
+    try:
+        r = _rates(c)
+    except Unavailable as e:
+        out.append(c.na(str(e)))
+        r = None
+    if r is not None:
+        c.nri_same = []
+        figs = [c.part(_endpoint_figures, c, r, ep) for ep in order(r["endpoint"], ENDPOINT_ORDER)]
+        out.append(F.heading(3, "Rates over time, UC and CD"))
+        out.append('<div class="grid">' + "".join(figs) + "</div>")
+        if c.nri_same:
+            out.append(para("Non-responder imputation gives exactly the complete-case n/N at every time point for: "
+                            + "; ".join(c.nri_same) + " (no result was 'not evaluable'), so their NRI figures and "
+                            "NRI table rows are not repeated: read the complete-case ones.", "note"))
+        out.append(F.heading(3, "Rates and UC vs CD comparisons"))
+        for a in ANALYSES:
+            out.append(c.part(_rates_table, c, r, a))
+    out.append(F.heading(3, "Cochran's Q across time points"))
+    out.append(c.part(_cochran_table, c))
+    return "\n".join(out)
