@@ -46,13 +46,15 @@ def cmd_synth(args) -> int:
 def adjudicate_outboxes(paths, truth_dir: Path | None = None) -> list[Path]:
     """Fill the newest worklist of every center's outbox from the ground truth and drop
     it into the center's inbox (the demo's senior reviewer)."""
+    from .ingest.names import is_worklist_file
     from .synth import fill_worklist
 
     truth_dir = truth_dir or paths.ground_truth
     written = []
-    for center in load_centers():
+    for center, profile in load_centers().items():
         out = paths.outbox(center)
-        candidates = sorted((p for p in out.glob("ADJ_*") if p.is_file()), key=lambda p: p.stat().st_mtime) if out.exists() else []
+        candidates = sorted((p for p in out.iterdir() if p.is_file() and is_worklist_file(profile, p.name)),
+                            key=lambda p: p.stat().st_mtime) if out.exists() else []
         if not candidates:
             continue
         written.append(fill_worklist(candidates[-1], center, truth_dir, paths.inbox(center)))

@@ -13,7 +13,7 @@ from .. import warehouse as wh
 from ..status_page import write_status_page
 from ..loading import mrn_map
 from ..reconcile.sample import ORDER_FIELDS
-from ..spreadsheet import neutralise_frame
+from ..outbox_lists import write_center_rejected_rows, write_reabstraction_list
 from .ingest import CRF, TABLES, staging_key
 from .partitions import center_check_spec, center_partitions
 from .resources import StudyResource
@@ -120,10 +120,7 @@ def reabstraction_sample(context: dg.AssetExecutionContext, study: StudyResource
         table_meta = table_metadata(con, *SAMPLE.path, rows=len(sample))
         mrns = mrn_map(con, paths, study.profile(center), study.key())
     listing = rc.reviewer_list(sample, mrns)
-    out = paths.outbox(center)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"reabstraction_sample_{center}.csv"
-    neutralise_frame(listing).to_csv(path, index=False, encoding="utf-8-sig")
+    path = write_reabstraction_list(listing, study.profile(center), paths.outbox(center), CRF)
     by_dx = sample.groupby("diagnosis").size().to_dict() if len(sample) else {}
     return dg.MaterializeResult(
         metadata={
@@ -184,8 +181,9 @@ def reconciliation(context: dg.AssetExecutionContext, study: StudyResource, ware
         mrns = mrn_map(con, paths, profile, study.key())
     open_disc = disc[disc["status"] == "open"] if len(disc) else disc
     worklist = None
-    if len(open_disc):
-        worklist = rc.write_worklist(open_disc, center, profile, mrns, paths.outbox(center), dt.date.today().strftime("%Y%m%d"))
+    if len(open_disc):  # in the center's own terms; returned filled in to the center's inbox
+        worklist = rc.write_worklist(open_disc, center, profile, mrns, paths.outbox(center),
+                                     dt.date.today().strftime("%Y%m%d"), return_to=str(paths.inbox(center)), crf=CRF)
     with warehouse.get_connection() as con:
         write_status_page(con, paths, profile)  # the open discrepancies and the worklist to return
     passed, message = rc.agreement_gate(agreement, center, s["agreement_threshold_pct"])
@@ -303,6 +301,8 @@ def reconciled_tables(context: dg.AssetExecutionContext, study: StudyResource, w
             raise
         for t in DATA_TABLES:
             sm.document_table(con, "reconciled", t)
+        # the rejected adjudications join the center's rejected-rows list
+        write_center_rejected_rows(con, study.paths().outbox(center), study.profile(center), CRF)
         meta = {t: table_metadata(con, "reconciled", t, rows=_center_rows(con, f"reconciled.{t}", center)) for t in DATA_TABLES}
     for t in DATA_TABLES:
         yield dg.MaterializeResult(
