@@ -518,10 +518,12 @@ def _apply(con, paths, profile, crf, report, manifest, known, plan: _Plan, extra
                 extra_quarantine=extra, state=state, sections=sections,
             ))
     from .outbox_lists import write_center_rejected_rows
+    from .spreadsheet import set_outbox_modes
     from .status_page import write_status_page
 
     write_status_page(con, paths, profile)
     write_center_rejected_rows(con, paths.outbox(center), profile, crf)
+    set_outbox_modes(paths.outbox(center))
     return report
 
 

@@ -110,3 +110,19 @@ def write_table_workbook(
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def set_outbox_modes(folder: str | Path) -> None:
+    """Give every file of a center's outbox ``OUTBOX_FILE_MODE`` (reports, notes and the
+    status page are written by ``open`` under the process umask; the workbooks through a
+    private temporary file): one mode for all, whatever the umask."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    for p in folder.iterdir():
+        try:
+            if p.is_file() and not p.is_symlink() and not p.name.startswith(".tmp-"):
+                if (p.stat().st_mode & 0o777) != OUTBOX_FILE_MODE:
+                    os.chmod(p, OUTBOX_FILE_MODE)
+        except OSError:  # a file removed meanwhile, or not ours: left as it is
+            continue

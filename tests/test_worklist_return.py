@@ -11,6 +11,7 @@ import math
 import os
 import re
 import shutil
+import stat
 import time
 
 import duckdb
@@ -22,6 +23,7 @@ from ibd_pipeline import reconcile as rc
 from ibd_pipeline.config import data_paths, load_centers, load_crf
 from ibd_pipeline.intake import drain_inbox
 from ibd_pipeline.loading import load_center, mrn_map
+from ibd_pipeline.spreadsheet import OUTBOX_FILE_MODE
 from ibd_pipeline.reconcile.values import compared_fields, record_keys, to_text
 from ibd_pipeline.reconcile.worklist import worklist_headers, worklist_sheet
 
@@ -152,6 +154,9 @@ def test_a_worklist_written_filled_in_returned_and_applied(center, study, tmp_pa
     # ---- read back through the profile (round ADJ) and applied
     a, b, adj, quarantine, _ = _load(paths, center, tmp_path / "w.duckdb")
     assert len(adj) == len(disc) - 1  # every decided row; the undecided one is not a decision
+    outbox = list(paths.outbox(center).iterdir())  # worklist, reports, status page: one mode, group-readable
+    assert {p.name for p in outbox} >= {wl.name, "index.html", f"{wl.name}.report.html"}
+    assert {stat.S_IMODE(p.stat().st_mode) for p in outbox} == {OUTBOX_FILE_MODE}
     assert quarantine.empty
     assert set(adj["source_file"]) == {wl.name} and set(adj["reviewer_id"]) == {"REV07"}
     assert set(adj["table_name"]) <= set(CRF.data_tables)  # canonical, whatever the center calls them

@@ -14,6 +14,7 @@ from ..status_page import write_status_page
 from ..loading import mrn_map
 from ..reconcile.sample import ORDER_FIELDS
 from ..outbox_lists import write_center_rejected_rows, write_reabstraction_list
+from ..spreadsheet import set_outbox_modes
 from .ingest import CRF, TABLES, staging_key
 from .partitions import center_check_spec, center_partitions
 from .resources import StudyResource
@@ -186,6 +187,7 @@ def reconciliation(context: dg.AssetExecutionContext, study: StudyResource, ware
                                      dt.date.today().strftime("%Y%m%d"), return_to=str(paths.inbox(center)), crf=CRF)
     with warehouse.get_connection() as con:
         write_status_page(con, paths, profile)  # the open discrepancies and the worklist to return
+    set_outbox_modes(paths.outbox(center))
     passed, message = rc.agreement_gate(agreement, center, s["agreement_threshold_pct"])
     overall = agreement[(agreement["table_name"] == "*") & (agreement["field"] == "*")]
     # figures as a reader wants them: percentages to two decimals (the table keeps full precision)
@@ -303,6 +305,7 @@ def reconciled_tables(context: dg.AssetExecutionContext, study: StudyResource, w
             sm.document_table(con, "reconciled", t)
         # the rejected adjudications join the center's rejected-rows list
         write_center_rejected_rows(con, study.paths().outbox(center), study.profile(center), CRF)
+    set_outbox_modes(study.paths().outbox(center))
         meta = {t: table_metadata(con, "reconciled", t, rows=_center_rows(con, f"reconciled.{t}", center)) for t in DATA_TABLES}
     for t in DATA_TABLES:
         yield dg.MaterializeResult(
