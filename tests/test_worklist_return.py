@@ -20,6 +20,8 @@ import pandas as pd
 import pytest
 
 from ibd_pipeline import reconcile as rc
+from ibd_pipeline import warehouse as wh
+from ibd_pipeline.cli import next_step_lines
 from ibd_pipeline.config import data_paths, load_centers, load_crf
 from ibd_pipeline.intake import drain_inbox
 from ibd_pipeline.loading import load_center, mrn_map
@@ -78,13 +80,26 @@ def test_a_worklist_written_filled_in_returned_and_applied(center, study, tmp_pa
     for f in (study / "inbox" / center).iterdir():
         shutil.copy(f, paths.inbox(center) / f.name)
     drain_inbox(paths, profile, settle_seconds=0)
-    a, b, _, _, mrns = _load(paths, center, tmp_path / "w.duckdb")
+    a, b, _, _, mrns = _load(paths, center, paths.warehouse)
     comparison = rc.compare_rounds(a, b, a["patients"][["center", "patient_id", "diagnosis"]], CRF)
     disc = rc.discrepancies(comparison)
     assert len(disc) >= 8, len(disc)
 
     wl = rc.write_worklist(disc, center, profile, mrns, paths.outbox(center), "20250415",
                            return_to=str(paths.inbox(center)))
+    # the demo's output tells the coordinator where the worklist is and where it goes back to
+    con = duckdb.connect(str(paths.warehouse))
+    wh.replace_table(con, "analytics.discrepancies", disc)
+    con.close()
+    lines = next_step_lines(paths)
+    start = lines.index(f"{center}: status page     {paths.outbox(center) / 'index.html'}")
+    ends = [i for i, x in enumerate(lines) if i > start and not x.startswith(" ")]
+    lines = lines[start:ends[0] if ends else None]
+    (line,) = [x for x in lines if x.strip().startswith("worklist")]
+    assert str(wl) in line and f"{len(disc)} open" in line and str(paths.inbox(center)) in line
+    assert worklist_headers(profile)["resolved_value"] in line
+    assert any(x.strip().startswith("withdrawal") and "withdrawals_<yyyymmdd>" in x for x in lines)
+
     wb = openpyxl.load_workbook(wl)
     ws = wb[worklist_sheet(profile)]
     header = [c.value for c in ws[1]]
@@ -152,7 +167,7 @@ def test_a_worklist_written_filled_in_returned_and_applied(center, study, tmp_pa
     assert outcome.status == "accepted", outcome
 
     # ---- read back through the profile (round ADJ) and applied
-    a, b, adj, quarantine, _ = _load(paths, center, tmp_path / "w.duckdb")
+    a, b, adj, quarantine, _ = _load(paths, center, paths.warehouse)
     assert len(adj) == len(disc) - 1  # every decided row; the undecided one is not a decision
     outbox = list(paths.outbox(center).iterdir())  # worklist, reports, status page: one mode, group-readable
     assert {p.name for p in outbox} >= {wl.name, "index.html", f"{wl.name}.report.html"}
