@@ -305,8 +305,8 @@ def reconciled_tables(context: dg.AssetExecutionContext, study: StudyResource, w
             sm.document_table(con, "reconciled", t)
         # the rejected adjudications join the center's rejected-rows list
         write_center_rejected_rows(con, study.paths().outbox(center), study.profile(center), CRF)
-    set_outbox_modes(study.paths().outbox(center))
         meta = {t: table_metadata(con, "reconciled", t, rows=_center_rows(con, f"reconciled.{t}", center)) for t in DATA_TABLES}
+    set_outbox_modes(study.paths().outbox(center))
     for t in DATA_TABLES:
         yield dg.MaterializeResult(
             asset_key=["reconciled", t],
