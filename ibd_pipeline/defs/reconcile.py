@@ -182,9 +182,9 @@ def reconciliation(context: dg.AssetExecutionContext, study: StudyResource, ware
         mrns = mrn_map(con, paths, profile, study.key())
     open_disc = disc[disc["status"] == "open"] if len(disc) else disc
     worklist = None
-    if len(open_disc):  # in the center's own terms; returned filled in to the center's inbox
+    if len(open_disc):  # in the center's own terms; returned filled in to inbox/<center>/ of the data directory
         worklist = rc.write_worklist(open_disc, center, profile, mrns, paths.outbox(center),
-                                     dt.date.today().strftime("%Y%m%d"), return_to=str(paths.inbox(center)), crf=CRF)
+                                     dt.date.today().strftime("%Y%m%d"), crf=CRF)
     with warehouse.get_connection() as con:
         write_status_page(con, paths, profile)  # the open discrepancies and the worklist to return
     set_outbox_modes(paths.outbox(center))

@@ -148,7 +148,8 @@ def write_worklist(
 ) -> Path:
     """Write the center's open discrepancies to ``out_dir`` (the center's outbox) as the
     worklist workbook (module docstring); ``return_to``: the folder the instructions
-    name for the return (default ``inbox/<center>/``). Written atomically with the
+    name for the return (default ``inbox/<center>/``, the center's inbox in the data
+    directory - the same text in every data directory, as the coordinator sees it). Written atomically with the
     outbox file mode; returns the path (also for no open rows: the header only).
     Older worklists of the outbox are removed (this one lists every open discrepancy)."""
     crf = crf or load_crf()
