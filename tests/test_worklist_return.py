@@ -172,6 +172,8 @@ def test_a_worklist_written_filled_in_returned_and_applied(center, study, tmp_pa
     outbox = list(paths.outbox(center).iterdir())  # worklist, reports, status page: one mode, group-readable
     assert {p.name for p in outbox} >= {wl.name, "index.html", f"{wl.name}.report.html"}
     assert {stat.S_IMODE(p.stat().st_mode) for p in outbox} == {OUTBOX_FILE_MODE}
+    status = (paths.outbox(center) / "index.html").read_text(encoding="utf-8")
+    assert f"{wl.name}" in status and f"{wl.name}.report" not in status.split("下一步")[1].split("</ol>")[0]
     assert quarantine.empty
     assert set(adj["source_file"]) == {wl.name} and set(adj["reviewer_id"]) == {"REV07"}
     assert set(adj["table_name"]) <= set(CRF.data_tables)  # canonical, whatever the center calls them
