@@ -6,8 +6,8 @@ from dagster_duckdb import DuckDBResource
 from .. import warehouse as wh
 from ..catalog import build_catalog, catalog_path
 from .resources import StudyResource
+from .keys import SNAPSHOT
 
-SNAPSHOT = dg.AssetKey(["analytics_snapshot"])
 # Raw delivered values stay in the working warehouse; analysts get the counts and rules.
 SNAPSHOT_DROP_COLUMNS = {"analytics.quarantine": ["value"], "analytics.withdrawals": ["reason", "recorded_by"]}
 
