@@ -167,3 +167,12 @@ def test_unknown_mrn_and_bad_date_are_errors(tmp_path):
 def test_neutralise(text, expected):
     assert neutralise(text) == expected
     assert unneutralise(neutralise(text)) == text
+
+
+@pytest.mark.parametrize("center", ["zju2", "hzfph", "zcmu1"])
+def test_a_returned_worklist_is_named_as_a_round_adj_delivery(center):
+    from ibd_pipeline.ingest import DeliveryName, parse_delivery_name
+
+    assert parse_delivery_name(CENTERS[center], "worklist_20250415.xlsx") == DeliveryName("ADJ", "adjudications", "2025-04-15")
+    with pytest.raises(ValueError, match="calendar date"):
+        parse_delivery_name(CENTERS[center], "worklist_20251345.xlsx")
