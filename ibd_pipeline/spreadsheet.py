@@ -13,8 +13,9 @@ import os
 import re
 import tempfile
 import unicodedata
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import pandas as pd
 
@@ -48,6 +49,33 @@ def text_width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
+HEADER_FORMAT = {"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True, "valign": "top"}
+
+
+@contextmanager
+def outbox_workbook(path: str | Path) -> Iterator:
+    """An xlsxwriter Workbook for ``path``, written atomically: into a private temporary
+    file beside it (every cell text as given - no number, formula or URL guessing), which
+    replaces ``path`` with ``OUTBOX_FILE_MODE`` when the block ends without error."""
+    import xlsxwriter
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix or ".xlsx", dir=path.parent)
+    os.close(fd)
+    try:
+        wb = xlsxwriter.Workbook(tmp, {"strings_to_numbers": False, "strings_to_formulas": False, "strings_to_urls": False})
+        try:
+            yield wb
+        finally:
+            wb.close()
+        os.chmod(tmp, OUTBOX_FILE_MODE)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def _cell(v) -> str:
     if v is None:
         return ""
@@ -72,43 +100,29 @@ def write_table_workbook(
     as neutralised text cells, frozen header, widths that fit, an autofilter, and a
     sheet ``说明 Instructions`` with ``notes`` (Chinese, English) when given. Written
     atomically with ``OUTBOX_FILE_MODE``."""
-    import xlsxwriter
-
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     cells = [[neutralise(_cell(v)) for v in r] for r in rows]
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".xlsx", dir=path.parent)
-    os.close(fd)
-    try:
-        wb = xlsxwriter.Workbook(tmp, {"strings_to_numbers": False, "strings_to_formulas": False, "strings_to_urls": False})
-        try:
-            head = wb.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True, "valign": "top"})
-            ws = wb.add_worksheet(sheet)
-            for c, h in enumerate(headers):
-                ws.write_string(0, c, neutralise(str(h)), head)
-                width = max([text_width(str(h))] + [text_width(r[c]) for r in cells[:5000]])
-                ws.set_column(c, c, min(MAX_WIDTH, max(8, width + 2)))
-            for r, row in enumerate(cells, start=1):
-                for c, v in enumerate(row):
-                    if v != "":
-                        ws.write_string(r, c, v)
-            ws.freeze_panes(1, 0)
-            if cells:
-                ws.autofilter(0, 0, len(cells), len(headers) - 1)
-            if notes:
-                wrap = wb.add_format({"text_wrap": True, "valign": "top"})
-                info = wb.add_worksheet("说明 Instructions")
-                info.set_column(0, 1, 80, wrap)
-                for r, (zh, en) in enumerate(notes):
-                    info.write_string(r, 0, neutralise(zh), wrap)
-                    info.write_string(r, 1, neutralise(en), wrap)
-        finally:
-            wb.close()
-        os.chmod(tmp, OUTBOX_FILE_MODE)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with outbox_workbook(path) as wb:
+        head = wb.add_format(HEADER_FORMAT)
+        ws = wb.add_worksheet(sheet)
+        for c, h in enumerate(headers):
+            ws.write_string(0, c, neutralise(str(h)), head)
+            width = max([text_width(str(h))] + [text_width(r[c]) for r in cells[:5000]])
+            ws.set_column(c, c, min(MAX_WIDTH, max(8, width + 2)))
+        for r, row in enumerate(cells, start=1):
+            for c, v in enumerate(row):
+                if v != "":
+                    ws.write_string(r, c, v)
+        ws.freeze_panes(1, 0)
+        if cells:
+            ws.autofilter(0, 0, len(cells), len(headers) - 1)
+        if notes:
+            wrap = wb.add_format({"text_wrap": True, "valign": "top"})
+            info = wb.add_worksheet("说明 Instructions")
+            info.set_column(0, 1, 80, wrap)
+            for r, (zh, en) in enumerate(notes):
+                info.write_string(r, 0, neutralise(zh), wrap)
+                info.write_string(r, 1, neutralise(en), wrap)
     return path
 
 

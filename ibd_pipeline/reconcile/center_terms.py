@@ -50,7 +50,7 @@ class CenterTerms:
         self.profile = profile
         self.crf = crf
         self.zh = bool(profile.raw.get("vocabulary"))
-        self._date_format = next((f for f in profile.date_formats if f != EXCEL_DATE_CELL), "%Y-%m-%d")
+        self.date_format = next((f for f in profile.date_formats if f != EXCEL_DATE_CELL), "%Y-%m-%d")
         self._table_local = _first(profile.code_map("table"))
         self._table_canon = {**{t: t for t in crf.tables}, **profile.code_map("table")}
 
@@ -89,17 +89,9 @@ class CenterTerms:
     def _key_fields(self, table: str) -> list[str]:
         return [k for k in self.crf.table(table).key if k != "mrn"]
 
-    def record_key_label(self, table: str, record_key: str) -> str:
-        """``2023-03-01|HDL`` -> ``2023-03-01|高密度脂蛋白胆固醇`` (zju2), ``2023/03/01|...`` (hzfph)."""
-        if table not in self.crf.tables or record_key == PATIENT_RECORD_KEY:
-            return record_key
-        kf = self._key_fields(table)
-        parts = record_key.split("|")
-        if len(parts) != len(kf):
-            return record_key
-        return "|".join(self._to(table, k, p, None) or "" for k, p in zip(kf, parts))
-
-    def record_key_from(self, table: str, text: str) -> str:
+    def _map_key(self, table: str, text: str, convert) -> str:
+        """Each part of a record key converted by ``convert(table, key field, part, None)``;
+        a key that is not of the table's shape is returned as it is."""
         s = text.strip()
         if table not in self.crf.tables or s == PATIENT_RECORD_KEY:
             return s
@@ -107,7 +99,15 @@ class CenterTerms:
         parts = s.split("|")
         if len(parts) != len(kf):
             return s
-        return "|".join(self._from(table, k, p.strip(), None) or "" for k, p in zip(kf, parts))
+        return "|".join(convert(table, k, p.strip(), None) or "" for k, p in zip(kf, parts))
+
+    def record_key_label(self, table: str, record_key: str) -> str:
+        """``2023-03-01|HDL`` -> ``2023-03-01|高密度脂蛋白胆固醇`` (zju2), ``2023/03/01|...`` (hzfph)."""
+        return self._map_key(table, record_key, self._to)
+
+    def record_key_from(self, table: str, text: str) -> str:
+        """A record key as the center's coordinator reads it -> the canonical record key."""
+        return self._map_key(table, text, self._from)
 
     def test_of(self, table: str, record_key: str) -> str | None:
         """The lab test of a labs record key (canonical), else None."""
@@ -174,7 +174,7 @@ class CenterTerms:
             return str(_first(self.profile.code_map(field)).get(s, s))
         if ftype == "date":
             try:
-                return datetime.strptime(s, "%Y-%m-%d").strftime(self._date_format)
+                return datetime.strptime(s, "%Y-%m-%d").strftime(self.date_format)
             except ValueError:
                 return s
         if (table, field) == ("labs", "value") and record_key is not None:
@@ -200,7 +200,7 @@ class CenterTerms:
         if ftype == "code":
             return str(self.profile.code_map(field).get(s, s))
         if ftype == "date":
-            for fmt in [self._date_format, *[f for f in self.profile.date_formats if f != EXCEL_DATE_CELL], "%Y-%m-%d"]:
+            for fmt in [self.date_format, *[f for f in self.profile.date_formats if f != EXCEL_DATE_CELL], "%Y-%m-%d"]:
                 try:
                     return datetime.strptime(s, fmt).strftime("%Y-%m-%d")
                 except ValueError:

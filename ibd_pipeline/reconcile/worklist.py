@@ -21,9 +21,7 @@ canonical adjudications frame of a round ADJ delivery. A row is decided when its
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -38,7 +36,7 @@ from ibd_pipeline.pseudonym import patient_id
 from ibd_pipeline.reconcile.center_terms import CenterTerms
 from ibd_pipeline.reconcile.decisions import OPEN
 from ibd_pipeline.reconcile.values import is_missing
-from ibd_pipeline.spreadsheet import MAX_WIDTH, OUTBOX_FILE_MODE, neutralise, text_width, unneutralise
+from ibd_pipeline.spreadsheet import HEADER_FORMAT, MAX_WIDTH, neutralise, outbox_workbook, text_width, unneutralise
 
 ADJ_TABLE = "adjudications"
 #: worklist columns in sheet order: the CRF adjudications fields with the context columns
@@ -186,60 +184,48 @@ def write_worklist_book(
     terms = CenterTerms(profile, crf)
     headers = worklist_headers(profile)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     return_to = return_to or f"inbox/{profile.id}/"
     rows = [[neutralise("" if is_missing(v) else str(v)) for v in r] for r in cells[WORKLIST_FIELDS].itertuples(index=False)]
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".xlsx", dir=path.parent)
-    os.close(fd)
-    try:
-        wb = xlsxwriter.Workbook(tmp, {"strings_to_numbers": False, "strings_to_formulas": False, "strings_to_urls": False})
-        try:
-            head = wb.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True, "valign": "top"})
-            fill_head = wb.add_format({"bold": True, "bg_color": "#FFF2CC", "border": 1, "text_wrap": True, "valign": "top"})
-            text = wb.add_format({"num_format": "@"})
-            ws = wb.add_worksheet(worklist_sheet(profile))
-            lists = wb.add_worksheet(LISTS_SHEET)
-            info = wb.add_worksheet(INSTRUCTIONS_SHEET)
-            ws.activate()
-            for c, f in enumerate(WORKLIST_FIELDS):
-                h = headers[f]
-                ws.write_string(0, c, h, fill_head if f in FILLED else head)
-                width = max([text_width(h)] + [text_width(r[c]) for r in rows[:5000]])
-                ws.set_column(c, c, min(MAX_WIDTH, max(10, width + 2)), text)
-            list_col: dict[tuple, int] = {}
-            rv = WORKLIST_FIELDS.index("resolved_value")
-            for r, row in enumerate(rows, start=1):
-                for c, v in enumerate(row):
-                    if v != "":
-                        ws.write_string(r, c, v)
-                rec = dict(zip(WORKLIST_FIELDS, cells.iloc[r - 1]))
-                t = terms.table_from(str(rec["table"]))
-                choices = terms.choices(t, terms.field_from(t, str(rec["field"])))
-                if choices:
-                    key = tuple(choices)
-                    if key not in list_col:
-                        j = list_col[key] = len(list_col)
-                        for i, ch in enumerate(choices):
-                            lists.write_string(i, j, neutralise(ch))
-                    j = list_col[key]
-                    col = xlsxwriter.utility.xl_col_to_name(j)
-                    ws.data_validation(r, rv, r, rv, {
-                        "validate": "list", "source": f"='{LISTS_SHEET}'!${col}$1:${col}${len(choices)}",
-                        "ignore_blank": True, "error_type": "stop",
-                        "error_title": "裁定值 / resolved value", "error_message": "请从下拉列表中选择 / pick a value from the list",
-                    })
-            ws.freeze_panes(1, 0)
-            if rows:
-                ws.autofilter(0, 0, len(rows), len(WORKLIST_FIELDS) - 1)
-            lists.hide()
-            _write_instructions(wb, info, profile, headers, path.name, return_to)
-        finally:
-            wb.close()
-        os.chmod(tmp, OUTBOX_FILE_MODE)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with outbox_workbook(path) as wb:
+        head = wb.add_format(HEADER_FORMAT)
+        fill_head = wb.add_format({**HEADER_FORMAT, "bg_color": "#FFF2CC"})
+        text = wb.add_format({"num_format": "@"})
+        ws = wb.add_worksheet(worklist_sheet(profile))
+        lists = wb.add_worksheet(LISTS_SHEET)
+        info = wb.add_worksheet(INSTRUCTIONS_SHEET)
+        ws.activate()
+        for c, f in enumerate(WORKLIST_FIELDS):
+            h = headers[f]
+            ws.write_string(0, c, h, fill_head if f in FILLED else head)
+            width = max([text_width(h)] + [text_width(r[c]) for r in rows[:5000]])
+            ws.set_column(c, c, min(MAX_WIDTH, max(10, width + 2)), text)
+        list_col: dict[tuple, int] = {}
+        rv = WORKLIST_FIELDS.index("resolved_value")
+        for r, row in enumerate(rows, start=1):
+            for c, v in enumerate(row):
+                if v != "":
+                    ws.write_string(r, c, v)
+            rec = dict(zip(WORKLIST_FIELDS, cells.iloc[r - 1]))
+            t = terms.table_from(str(rec["table"]))
+            choices = terms.choices(t, terms.field_from(t, str(rec["field"])))
+            if choices:
+                key = tuple(choices)
+                if key not in list_col:
+                    j = list_col[key] = len(list_col)
+                    for i, ch in enumerate(choices):
+                        lists.write_string(i, j, neutralise(ch))
+                j = list_col[key]
+                col = xlsxwriter.utility.xl_col_to_name(j)
+                ws.data_validation(r, rv, r, rv, {
+                    "validate": "list", "source": f"='{LISTS_SHEET}'!${col}$1:${col}${len(choices)}",
+                    "ignore_blank": True, "error_type": "stop",
+                    "error_title": "裁定值 / resolved value", "error_message": "请从下拉列表中选择 / pick a value from the list",
+                })
+        ws.freeze_panes(1, 0)
+        if rows:
+            ws.autofilter(0, 0, len(rows), len(WORKLIST_FIELDS) - 1)
+        lists.hide()
+        _write_instructions(wb, info, profile, headers, path.name, return_to)
     return path
 
 
@@ -247,7 +233,7 @@ def _write_instructions(wb, ws, profile: CenterProfile, headers: dict, file_name
     bold = wb.add_format({"bold": True})
     wrap = wb.add_format({"text_wrap": True, "valign": "top"})
     title = wb.add_format({"bold": True, "font_size": 14})
-    example = (date(2025, 4, 15)).strftime(CenterTerms(profile, load_crf())._date_format)
+    example = (date(2025, 4, 15)).strftime(CenterTerms(profile, load_crf()).date_format)
     sheet = worklist_sheet(profile)
     lines: list[tuple[str, str, str]] = [
         ("差异工作表：填写说明", "Discrepancy worklist: what to do", "title"),
