@@ -46,13 +46,15 @@ def cmd_synth(args) -> int:
 def adjudicate_outboxes(paths, truth_dir: Path | None = None) -> list[Path]:
     """Fill the newest worklist of every center's outbox from the ground truth and drop
     it into the center's inbox (the demo's senior reviewer)."""
+    from .ingest.names import is_worklist_file
     from .synth import fill_worklist
 
     truth_dir = truth_dir or paths.ground_truth
     written = []
-    for center in load_centers():
+    for center, profile in load_centers().items():
         out = paths.outbox(center)
-        candidates = sorted((p for p in out.glob("ADJ_*") if p.is_file()), key=lambda p: p.stat().st_mtime) if out.exists() else []
+        candidates = sorted((p for p in out.iterdir() if p.is_file() and is_worklist_file(profile, p.name)),
+                            key=lambda p: p.stat().st_mtime) if out.exists() else []
         if not candidates:
             continue
         written.append(fill_worklist(candidates[-1], center, truth_dir, paths.inbox(center)))
@@ -104,9 +106,13 @@ def cmd_confirm(args) -> int:
 
 
 def next_step_lines(paths) -> list[str]:
-    """The coordinator's next step per center, from its status page's list."""
+    """Per center: where the coordinator's status page and workbooks are, what to return
+    where, and the next steps of its status page."""
     import duckdb
 
+    from .ingest.names import is_worklist_file
+    from .outbox_lists import reabstraction_list_name, rejected_list_name
+    from .reconcile.worklist import worklist_headers
     from .status_page import next_steps
 
     out = []
@@ -114,12 +120,35 @@ def next_step_lines(paths) -> list[str]:
         return out
     con = duckdb.connect(str(paths.warehouse), read_only=True)
     try:
-        for c in load_centers():
+        for c, profile in load_centers().items():
             dl = con.execute("SELECT * FROM analytics.deliveries WHERE center = ?", [c]).df()
             notes = con.execute("SELECT * FROM analytics.delivery_notes WHERE center = ?", [c]).df()
-            n_open = con.execute("SELECT count(*) FROM analytics.discrepancies WHERE center = ? AND status = 'open'", [c]).fetchone()[0]
-            wl = sorted(p.name for p in paths.outbox(c).glob("worklist_*"))
-            out.append(f"{c}: status page {paths.outbox(c) / 'index.html'}")
+            n_open, n_resolved = con.execute(
+                "SELECT count(*) FILTER (WHERE status = 'open'), count(*) FILTER (WHERE status = 'resolved') "
+                "FROM analytics.discrepancies WHERE center = ?", [c]).fetchone()
+            n_rejected = con.execute(
+                "SELECT count(*) FROM (SELECT DISTINCT file_name, sheet, row_number FROM analytics.quarantine WHERE center = ?)",
+                [c]).fetchone()[0]
+            outbox, inbox = paths.outbox(c), paths.inbox(c)
+            wl = sorted(p.name for p in outbox.iterdir() if p.is_file() and is_worklist_file(profile, p.name)) if outbox.is_dir() else []
+            h = worklist_headers(profile)
+            out.append(f"{c}: status page     {outbox / 'index.html'}")
+            if wl and n_open:
+                out.append(f"  worklist        {outbox / wl[-1]}: {n_open} open discrepancies - fill in {h['resolved_value']}, "
+                           f"{h['reviewer_id']} (and {h['decided_on']}) and save it under the same name into {inbox}/")
+            else:
+                out.append(f"  worklist        no open discrepancy ({n_resolved} adjudicated)")
+            if (outbox / reabstraction_list_name(c)).exists():
+                out.append(f"  re-abstraction  {outbox / reabstraction_list_name(c)} (charts for round B)")
+            if (outbox / rejected_list_name(c)).exists():
+                out.append(f"  rejected rows   {outbox / rejected_list_name(c)}: {n_rejected} row(s) - correct them and deliver "
+                           f"the file again, with a new date in its name, into {inbox}/")
+            wd = (profile.raw.get("withdrawals") or {})
+            if wd.get("files"):
+                cols = ", ".join((wd.get("columns") or {}).values())
+                name = wd["files"].replace("{yyyymmdd}", "<yyyymmdd>")
+                out.append(f"  withdrawal      to remove a patient, put {name} (columns {cols}; record number and reason "
+                           f"required) into {inbox}/")
             out += [f"  - {en}" for _zh, en in next_steps(dl, notes, int(n_open), wl)]
     except duckdb.Error:
         return out
@@ -168,7 +197,7 @@ def cmd_demo(args) -> int:
     steps = next_step_lines(paths)
     if steps:
         print()
-        print("coordinators' next step (each center's outbox/<center>/index.html):")
+        print("coordinators (each center's outbox; every page and workbook in Chinese, then English):")
         print("\n".join(steps))
     return 0 if ok else 1
 

@@ -35,7 +35,7 @@ from . import warehouse as wh
 from .config import CenterProfile, Crf, DataPaths, load_settings
 from .intake import Delivery, confirmations_path, read_manifest
 from .ingest import UnreadableFileError, cross_table_checks, iter_extract, parse_delivery_name, write_delivery_report
-from .ingest.names import WITHDRAWAL_ROUND
+from .ingest.names import WITHDRAWAL_ROUND, is_worklist_file
 from .ingest.report import STATE_TEXT as _STATE_TEXT
 from .ingest.rules import empty_quarantine
 from .withdrawal import read_withdrawals
@@ -109,6 +109,16 @@ def spool_extract(path: Path, profile: CenterProfile, spool: Path, *, key: bytes
     out: list[SpooledExtract] = []
     acc: dict = {}
     n = len(list(spool.iterdir()))
+    if is_worklist_file(profile, file_name):  # a returned discrepancy worklist: the reviewer's adjudications
+        from .reconcile.worklist import read_returned_worklist
+
+        date = parse_delivery_name(profile, file_name, crf=crf).date
+        wl = read_returned_worklist(path, profile, key=key, file_name=file_name, delivery_id=delivery_id, crf=crf,
+                                    file_date=date)
+        part = spool / f"{n:06d}.pkl"
+        wl.valid.to_pickle(part, protocol=5)
+        return [SpooledExtract("adjudications", "ADJ", file_name, wl.sheet, wl.rows_in, wl.quarantine, wl.warnings,
+                               [part], len(wl.valid))]
     for ch in iter_extract(path, profile, key=key, delivery_id=delivery_id, file_name=file_name, crf=crf):
         k = (ch.table, ch.sheet)
         a = acc.setdefault(k, {"rows": 0, "valid": 0, "parts": [], "q": [], "rk": []})
@@ -501,9 +511,13 @@ def _apply(con, paths, profile, crf, report, manifest, known, plan: _Plan, extra
                 paths.outbox(center), center, d.file_name, extracts.get(d.seq, []), profile=profile,
                 extra_quarantine=extra, state=state, sections=sections,
             ))
+    from .outbox_lists import write_center_rejected_rows
+    from .spreadsheet import set_outbox_modes
     from .status_page import write_status_page
 
     write_status_page(con, paths, profile)
+    write_center_rejected_rows(con, paths.outbox(center), profile, crf)
+    set_outbox_modes(paths.outbox(center))
     return report
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from .ingest.names import is_worklist_file
 from .config import CenterProfile, DataPaths
 from .ingest.report import _CSS, STATE_TEXT as _STATE_TEXT, report_name
 from . import warehouse as wh
@@ -75,7 +76,7 @@ def write_status_page(con: duckdb.DuckDBPyConnection, paths: DataPaths, profile:
         open_disc = _count(con, "SELECT count(*) FROM analytics.discrepancies WHERE center = ? AND status = 'open'", [center])
     outbox = paths.outbox(center)
     outbox.mkdir(parents=True, exist_ok=True)
-    worklists = sorted(p.name for p in outbox.glob("worklist_*"))
+    worklists = sorted(p.name for p in outbox.iterdir() if p.is_file() and is_worklist_file(profile, p.name))
     staged = {t: _count(con, f"SELECT count(*) FROM staging.{t} WHERE center = ?", [center])
               for t in ("patients", "medications", "surgeries", "assessments", "labs", "adverse_events")}
 

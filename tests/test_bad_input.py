@@ -839,8 +839,11 @@ def test_the_reviewer_list_neutralises_formulas_in_record_numbers(tmp_path):
         resources=build_resources(paths.root, key_file=key_file), instance=dg.DagsterInstance.ephemeral(),
     )
     assert result.success
-    listing = pd.read_csv(paths.outbox("zcmu1") / "reabstraction_sample_zcmu1.csv", dtype=str, keep_default_na=False,
-                          encoding="utf-8-sig")
+    from python_calamine import CalamineWorkbook
+
+    book = CalamineWorkbook.from_path(str(paths.outbox("zcmu1") / "reabstraction_sample_zcmu1.xlsx"))
+    rows = book.get_sheet_by_index(0).to_python()
+    listing = pd.DataFrame(rows[1:], columns=rows[0]).astype(str)
     assert len(listing) == 3  # one patient per diagnosis stratum: all sampled
     cells = [c for col in listing.columns for c in listing[col]]
     assert [c for c in cells if _dangerous(c)] == []

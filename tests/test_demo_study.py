@@ -132,8 +132,8 @@ def test_the_demo_runs_the_reconciliation_cycle_and_applies_the_adjudications(de
     adj = q(con, "SELECT count(*) AS n FROM staging.adjudications")
     assert adj["n"][0] == disc["n"].sum()
     for c in ("zcmu1", "zju2", "hzfph"):
-        assert any(p.name.startswith("ADJ_") for p in (data / "outbox" / c).iterdir())
-        assert (data / "outbox" / c / f"reabstraction_sample_{c}.csv").exists()
+        assert any(p.name.startswith("worklist_") and p.suffix == ".xlsx" for p in (data / "outbox" / c).iterdir())
+        assert (data / "outbox" / c / f"reabstraction_sample_{c}.xlsx").exists()
 
 
 def test_per_field_disagreements_equal_the_injected_discrepancies_of_the_sampled_patients(demo):

@@ -48,7 +48,7 @@ def test_a_center_below_the_agreement_threshold_is_blocked_and_the_others_go_on(
     assert centers_in(paths.root, "core.patients") == {"zcmu1", "hzfph"}
     # but its agreement and worklist exist so the reviewer can act
     assert "zju2" in centers_in(paths.root, "analytics.agreement")
-    assert any(p.name.startswith("ADJ_") for p in paths.outbox("zju2").iterdir())
+    assert any(p.name.startswith("worklist_") for p in paths.outbox("zju2").iterdir())
 
 
 def test_the_block_message_names_the_five_weakest_fields(blocked):

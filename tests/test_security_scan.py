@@ -216,7 +216,7 @@ def test_outboxes_name_only_the_centers_own_record_numbers_and_only_where_needed
         own = Secrets(phi[center], static)
         others = Secrets(pd.concat([df for c, df in phi.items() if c != center], ignore_index=True), static)
         files = [p for p in reference.data.outbox(center).iterdir() if p.is_file()]
-        lists = [p for p in files if p.name.startswith(("reabstraction_sample_", "ADJ_"))]
+        lists = [p for p in files if p.name.startswith(("reabstraction_sample_", "worklist_")) and p.suffix == ".xlsx"]
         assert len(lists) == 2, files  # the reviewer list and the worklist
         assert any(p.name.endswith(".report.html") for p in files)
         for p in files:

@@ -337,35 +337,12 @@ def test_small_and_other_sizes(tmp_path):
 
 
 # ------------------------------------------------------------------ worklist
-def _write_worklist(path: Path, prof, rows: pd.DataFrame) -> None:
-    """A worklist as the pipeline would write it: the adjudications layout of the center
-    (its headers, its table codes, its format) plus value_a/value_b."""
-    crf = load_crf()
-    tcodes = {v: k for k, v in prof.code_map("table").items()}
-    cols = {prof.header_for("adjudications", f): None for f in crf.table("adjudications").fields}
-    df = pd.DataFrame(
-        {
-            prof.header_for("adjudications", "mrn"): rows["mrn"],
-            prof.header_for("adjudications", "table"): rows["table"].map(lambda t: tcodes.get(t, t)),
-            prof.header_for("adjudications", "record_key"): rows["record_key"],
-            prof.header_for("adjudications", "field"): rows["field"],
-            prof.header_for("adjudications", "resolved_value"): "",
-            prof.header_for("adjudications", "reviewer_id"): "",
-            prof.header_for("adjudications", "decided_on"): "",
-            "value_a": rows["value_a"],
-            "value_b": rows["value_b"],
-        }
-    )
-    assert set(cols) <= set(df.columns)
-    if prof.format == "xlsx":
-        write_xlsx(path, [([prof.sheet_for("adjudications")], df.astype(object), set())])
-    else:
-        enc = "utf-8-sig" if (prof.encoding or "utf-8").startswith("utf") else prof.encoding
-        df.to_csv(path, index=False, encoding=enc)
-
-
 @pytest.mark.parametrize("center", ["zcmu1", "zju2", "hzfph"])
 def test_fill_worklist_round_trip(gen, tmp_path, center):
+    """The demo reviewer fills the pipeline's worklist (the center's terms) with the true
+    values, written as the center writes them, and returns it under its own name."""
+    from ibd_pipeline.reconcile import CenterTerms, read_worklist_cells, write_worklist
+
     _, truth_dir, truth = gen
     prof = load_centers()[center]
     disc = pd.DataFrame(truth["discrepancies"])
@@ -373,27 +350,31 @@ def test_fill_worklist_round_trip(gen, tmp_path, center):
     rows = pd.concat(
         [d[d["field"] != "*"].head(12), d[d["value_a"] == "present"].head(2), d[d["value_b"] == "present"].head(2)]
     )
-    wl = tmp_path / ("worklist.xlsx" if prof.format == "xlsx" else "worklist.csv")
-    _write_worklist(wl, prof, rows)
+    listed = pd.DataFrame({
+        "center": center, "patient_id": rows["mrn"], "table_name": rows["table"], "record_key": rows["record_key"],
+        "field": rows["field"], "value_a": rows["value_a"], "value_b": rows["value_b"], "resolved_value": None,
+        "status": "open",
+    })
+    wl = write_worklist(listed, center, prof, {m: m for m in rows["mrn"]}, tmp_path / "outbox", "20250410")
     out = fill_worklist(wl, center, truth_dir, tmp_path / "inbox", reviewer_id="REV07", decided_on="2025-04-15")
-    if prof.format == "xlsx":
-        assert out.name == "ADJ_20250415.xlsx"
-        sheet = read_sheet(out, "裁定")
-        adj = pd.DataFrame(sheet[1:], columns=sheet[0]).astype(object)
-        assert isinstance(adj[prof.header_for("adjudications", "decided_on")].iloc[0], (date, str))
-    else:
-        assert out.name == "ADJ_adjudications_20250415.csv"
-        adj = read_csv(out, prof)
-    H = lambda f: prof.header_for("adjudications", f)  # noqa: E731
-    assert list(adj.columns) == [H(f) for f in load_crf().table("adjudications").fields]
-    assert len(adj) == len(rows)
-    got = adj[H("resolved_value")].map(lambda v: "" if v is None or v in ("",) else str(v)).tolist()
-    assert got == rows["value_a"].tolist()
-    assert set(adj[H("reviewer_id")]) == {"REV07"}
-    assert all(parse_date(v) == date(2025, 4, 15) for v in adj[H("decided_on")])
-    tcol = adj[H("table")]
-    if prof.raw.get("vocabulary"):
-        assert set(tcol) <= set(prof.code_map("table"))
+    assert out == tmp_path / "inbox" / wl.name  # returned under the worklist's own name
+    cells = read_worklist_cells(out, prof)
+    assert len(cells) == len(rows)
+    assert set(cells["reviewer_id"]) == {"REV07"}
+    terms = CenterTerms(prof, load_crf())
+    assert set(cells["decided_on"]) == {terms.to_center("adjudications", "decided_on", "", "2025-04-15")}
+    back = [terms.from_center(t, f, k, v) for t, f, k, v in
+            zip(rows["table"], rows["field"], rows["record_key"], cells["resolved_value"])]
+    want = [("" if v is None else str(v)) for v in rows["value_a"]]
+    for got, w, t, f in zip(back, want, rows["table"], rows["field"]):
+        if (t, f) == ("labs", "value") and w:
+            assert float(got) == pytest.approx(float(w), rel=1e-12)
+        else:
+            assert got == w, (t, f)
+    if prof.raw.get("vocabulary"):  # written in the center's spellings, not canonical codes
+        star = cells[rows["field"].to_numpy() == "*"]["resolved_value"]
+        assert set(star) <= {"有", "无"} and len(star)
+        assert not set(cells["resolved_value"]) & {"true", "false", "present", "absent"}
 
 
 def test_fast_csv_fallbacks(tmp_path):

@@ -13,7 +13,8 @@ from .. import warehouse as wh
 from ..status_page import write_status_page
 from ..loading import mrn_map
 from ..reconcile.sample import ORDER_FIELDS
-from ..spreadsheet import neutralise_frame
+from ..outbox_lists import write_center_rejected_rows, write_reabstraction_list
+from ..spreadsheet import set_outbox_modes
 from .ingest import CRF
 from .keys import AGREEMENT, DISCREPANCIES, SAMPLE, reconciled_key, staging_key
 from .partitions import center_check_spec, center_partitions
@@ -118,10 +119,7 @@ def reabstraction_sample(context: dg.AssetExecutionContext, study: StudyResource
         table_meta = table_metadata(con, *SAMPLE.path, rows=len(sample))
         mrns = mrn_map(con, paths, study.profile(center), study.key())
     listing = rc.reviewer_list(sample, mrns)
-    out = paths.outbox(center)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"reabstraction_sample_{center}.csv"
-    neutralise_frame(listing).to_csv(path, index=False, encoding="utf-8-sig")
+    path = write_reabstraction_list(listing, study.profile(center), paths.outbox(center), CRF)
     by_dx = sample.groupby("diagnosis").size().to_dict() if len(sample) else {}
     return dg.MaterializeResult(
         metadata={
@@ -182,10 +180,12 @@ def reconciliation(context: dg.AssetExecutionContext, study: StudyResource, ware
         mrns = mrn_map(con, paths, profile, study.key())
     open_disc = disc[disc["status"] == "open"] if len(disc) else disc
     worklist = None
-    if len(open_disc):
-        worklist = rc.write_worklist(open_disc, center, profile, mrns, paths.outbox(center), dt.date.today().strftime("%Y%m%d"))
+    if len(open_disc):  # in the center's own terms; returned filled in to inbox/<center>/ of the data directory
+        worklist = rc.write_worklist(open_disc, center, profile, mrns, paths.outbox(center),
+                                     dt.date.today().strftime("%Y%m%d"), crf=CRF)
     with warehouse.get_connection() as con:
         write_status_page(con, paths, profile)  # the open discrepancies and the worklist to return
+    set_outbox_modes(paths.outbox(center))
     passed, message = rc.agreement_gate(agreement, center, s["agreement_threshold_pct"])
     overall = agreement[(agreement["table_name"] == "*") & (agreement["field"] == "*")]
     # figures as a reader wants them: percentages to two decimals (the table keeps full precision)
@@ -301,7 +301,10 @@ def reconciled_tables(context: dg.AssetExecutionContext, study: StudyResource, w
             raise
         for t in DATA_TABLES:
             sm.document_table(con, "reconciled", t)
+        # the rejected adjudications join the center's rejected-rows list
+        write_center_rejected_rows(con, study.paths().outbox(center), study.profile(center), CRF)
         meta = {t: table_metadata(con, "reconciled", t, rows=_center_rows(con, f"reconciled.{t}", center)) for t in DATA_TABLES}
+    set_outbox_modes(study.paths().outbox(center))
     for t in DATA_TABLES:
         yield dg.MaterializeResult(
             asset_key=reconciled_key(t),

@@ -16,6 +16,18 @@ _PLACEHOLDERS = {
 
 
 WITHDRAWAL_ROUND = "WD"  # a center's withdrawal list (profile ``withdrawals``), not an abstraction round
+#: the discrepancy worklist the pipeline writes to a center's outbox and the coordinator
+#: returns filled in (profile ``worklists.files``); read as a round ADJ delivery
+DEFAULT_WORKLIST_FILES = "worklist_{yyyymmdd}.xlsx"
+
+
+def worklist_pattern(profile: CenterProfile) -> str:
+    return (profile.raw.get("worklists") or {}).get("files") or DEFAULT_WORKLIST_FILES
+
+
+def is_worklist_file(profile: CenterProfile, file_name: str) -> bool:
+    """Is ``file_name`` the center's (returned) discrepancy worklist?"""
+    return bool(_pattern_regex(worklist_pattern(profile)).fullmatch(str(file_name)))
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,9 @@ def parse_delivery_name(profile: CenterProfile, file_name: str, *, crf: Crf | No
     if wd.get("files") and (w := _pattern_regex(wd["files"]).fullmatch(file_name)):
         # the center's withdrawal list (record-level delivery semantics: the only way to remove a patient)
         return DeliveryName(round=WITHDRAWAL_ROUND, table=None, date=_name_date(file_name, w.groupdict().get("date")))
+    if wl := _pattern_regex(worklist_pattern(profile)).fullmatch(file_name):
+        # a returned discrepancy worklist (reconcile/worklist.py reads it): the reviewer's adjudications
+        return DeliveryName(round="ADJ", table="adjudications", date=_name_date(file_name, wl.groupdict().get("date")))
     m = _pattern_regex(pattern).fullmatch(file_name)
     if not m:
         raise ValueError(

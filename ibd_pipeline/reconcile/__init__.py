@@ -9,7 +9,7 @@ Flow for one center (the Dagster layer wires it; settings from
     agreement = agreement_table(comparison, crf)
     passed, message = agreement_gate(agreement, center, threshold_pct)
     disc = discrepancies(comparison, previous_discrepancies, adjudications)   # ADJ staging frame
-    write_worklist(disc, center, profile, mrn_of, outbox, yyyymmdd)           # open rows only
+    write_worklist(disc, center, profile, mrn_of, outbox, yyyymmdd)           # open rows, center's terms (.xlsx)
     reconciled, rejected, resolved = apply_adjudications(round_a, adjudications, disc, crf, round_b=round_b)
 
 Conventions: ``record_key`` = the CRF key fields other than mrn, canonical text (dates
@@ -32,12 +32,23 @@ from ibd_pipeline.reconcile.decisions import ADJUDICATION_RULES, QUARANTINE_COLU
 from ibd_pipeline.reconcile.discrepancies import DISCREPANCY_COLUMNS, discrepancies, unresolved_summary
 from ibd_pipeline.reconcile.sample import draw_sample, reviewer_list
 from ibd_pipeline.reconcile.values import PATIENT_RECORD_KEY, WHOLE_RECORD, compared_fields, record_keys
-from ibd_pipeline.reconcile.worklist import neutralise, worklist_frame, write_worklist
+from ibd_pipeline.reconcile.center_terms import CenterTerms
+from ibd_pipeline.reconcile.worklist import (
+    read_returned_worklist,
+    read_worklist_cells,
+    remove_worklists,
+    worklist_cells,
+    worklist_frame,
+    write_worklist,
+    write_worklist_book,
+)
+from ibd_pipeline.spreadsheet import neutralise
 
 __all__ = [
     "ADJUDICATION_RULES", "AGREEMENT_COLUMNS", "CELL_COLUMNS", "DISCREPANCY_COLUMNS", "PATIENT_RECORD_KEY",
-    "QUARANTINE_COLUMNS", "RESOLVED_COLUMNS", "WHOLE_RECORD", "Comparison", "agreement_gate", "agreement_table",
+    "QUARANTINE_COLUMNS", "RESOLVED_COLUMNS", "WHOLE_RECORD", "CenterTerms", "Comparison", "agreement_gate", "agreement_table",
     "apply_adjudications", "cohen_kappa", "compare_rounds", "compared_fields", "discrepancies", "draw_sample",
     "icc_2_1", "lowest_fields", "neutralise", "record_keys", "reviewer_list", "unresolved_summary",
-    "worklist_frame", "write_worklist",
+    "read_returned_worklist", "read_worklist_cells", "remove_worklists", "worklist_cells", "worklist_frame",
+    "write_worklist", "write_worklist_book",
 ]
