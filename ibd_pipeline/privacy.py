@@ -9,7 +9,10 @@ delivered values (messages name row, field and rule: "the value in row 12, field
 is not a code of the CRF") and passes :func:`redact` as a last line of defence:
 
 * digit runs of 7 or more digits (phones, record numbers) other than a yyyymmdd date;
-* record-number-like tokens (letters followed by 6 or more digits, e.g. ``ZY03102594``);
+* record-number-like tokens (letters followed by 6 or more digits, e.g. ``ZY03102594``),
+  other than a word joined by ``_`` or ``-`` to a yyyymmdd date (``labs_20250401``;
+  ``ZY20250401`` stays a record number);
+* a date with its time of day is left as it is;
 * runs of Chinese characters that are not made of the pipeline's own vocabulary (CRF,
   center profiles, vocabularies, the pipeline's message templates): a name cannot be
   told from an unknown word, so both are withheld.
@@ -30,8 +33,10 @@ from .config import PROJECT_ROOT, CenterProfile
 WITHHELD = "‹withheld›"
 _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _DIGITS = re.compile(r"(?<![0-9A-Za-z])[+]?\d[\d\- ]{5,}\d(?![0-9A-Za-z])")
-_MRN_LIKE = re.compile(r"(?<![0-9A-Za-z])[A-Za-z]{1,4}[-_]?\d{6,}(?![0-9A-Za-z])")
+_MRN_LIKE = re.compile(r"(?<![0-9A-Za-z])[A-Za-z]{1,4}([-_]?)(\d{6,})(?![0-9A-Za-z])")
 _DATE8 = re.compile(r"(19|20)\d\d(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])")
+# a date with its time of day (run times, e.g. 2025-04-01 12:30:45): not a phone number
+_DATETIME = re.compile(r"(?<![0-9A-Za-z])(19|20)\d\d-\d\d-\d\d[ T]\d\d:\d\d(:\d\d(\.\d+)?)?")
 # the pipeline's own text: where its Chinese words come from (the synthetic-data
 # generator, which holds name syllables, is not part of it)
 _VOCAB_SOURCES = ("schemas/crf.yaml", "study.yaml", "centers", "ibd_pipeline")
@@ -94,8 +99,14 @@ def redact(text, names: bool = True) -> str:
             return m.group(0)
         return WITHHELD
 
-    s = _DIGITS.sub(digits, s)
-    s = _MRN_LIKE.sub(WITHHELD, s)
+    cut, parts = 0, []
+    for m in _DATETIME.finditer(s):  # a timestamp stays as it is
+        parts += [_DIGITS.sub(digits, s[cut : m.start()]), m.group(0)]
+        cut = m.end()
+    s = "".join(parts) + _DIGITS.sub(digits, s[cut:])
+    # a short word joined to a date (labs_20250401, A_20250401 of a delivery's name) is not
+    # a record number
+    s = _MRN_LIKE.sub(lambda m: m.group(0) if m.group(1) and _DATE8.fullmatch(m.group(2)) else WITHHELD, s)
     if not names:
         return s
     return _CJK_RUN.sub(lambda m: m.group(0) if _known_cjk(m.group(0)) else WITHHELD, s)
