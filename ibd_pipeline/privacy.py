@@ -12,7 +12,8 @@ is not a code of the CRF") and passes :func:`redact` as a last line of defence:
 * record-number-like tokens (letters followed by 6 or more digits, e.g. ``ZY03102594``),
   other than a word joined by ``_`` or ``-`` to a yyyymmdd date (``labs_20250401``;
   ``ZY20250401`` stays a record number);
-* a date with its time of day is left as it is;
+* a date with its time of day is left as it is, and so is a bracketed ascending range of
+  numbers (a median's IQR ``839 [111-1313]``);
 * runs of Chinese characters that are not made of the pipeline's own vocabulary (CRF,
   center profiles, vocabularies, the pipeline's message templates): a name cannot be
   told from an unknown word, so both are withheld.
@@ -80,6 +81,21 @@ def _known_cjk(run: str) -> bool:
 _SINGLE = frozenset("的第行列在是否和或与及中个为了不已共无有值表于")
 
 
+_RANGE = re.compile(r"\s*([1-9]\d*|0)\s*-\s*([1-9]\d*|0)\s*")
+_BRACKETS = {"[": "]", "(": ")"}
+
+
+def _stat_range(m: re.Match) -> bool:
+    """A digit run that is a bracketed ascending range of the pipeline's statistics
+    (a median's IQR ``839 [111-1313]``, a range ``(12-1450)``), not a phone number: two
+    numbers without leading zeros, the first not above the second, in [] or ()."""
+    text, i, j = m.string, m.start(), m.end()
+    r = _RANGE.fullmatch(m.group(0))
+    if r is None or i == 0 or j >= len(text) or _BRACKETS.get(text[i - 1]) != text[j]:
+        return False
+    return int(r.group(1)) <= int(r.group(2))
+
+
 def phi_suspect(text: str, names: bool = True) -> bool:
     """True when ``text`` holds something that may identify a patient (see module doc);
     ``names=False`` looks for phone and record numbers only (for fields whose own
@@ -95,7 +111,7 @@ def redact(text, names: bool = True) -> str:
 
     def digits(m: re.Match) -> str:
         d = re.sub(r"\D", "", m.group(0))
-        if len(d) < 7 or (len(d) == 8 and _DATE8.fullmatch(d)):
+        if len(d) < 7 or (len(d) == 8 and _DATE8.fullmatch(d)) or _stat_range(m):
             return m.group(0)
         return WITHHELD
 

@@ -131,8 +131,10 @@ def test_redaction_keeps_file_names_and_time_stamps_and_withholds_identifiers():
     from ibd_pipeline.privacy import WITHHELD, redact, safe_file_name
 
     for kept in ("A_labs_20250401.csv", "B_ae_20250401.csv", "A_20250401.xlsx", "withdrawals_20250601.csv",
-                 "received 2025-04-01 12:30:45.123456+00:00", "2025-04-01T08:00", "row 12, field sex"):
+                 "received 2025-04-01 12:30:45.123456+00:00", "2025-04-01T08:00", "row 12, field sex",
+                 "839 [111-1313]", "(12-1450000)"):
         assert redact(kept) == kept
     assert safe_file_name(centers()["zcmu1"], "A_labs_20250401.csv") == "A_labs_20250401.csv"
-    for secret in (PHONE, MRN, "ZY03102594", "ZY20250401", "2019123456", NAME):
+    for secret in (PHONE, MRN, "ZY03102594", "ZY20250401", "2019123456", NAME, "0571-88888888"):
         assert redact(f"x {secret} 2025-04-01 12:30") == f"x {WITHHELD} 2025-04-01 12:30"
+    assert redact("[1313-111] (0571-8888888)") == f"[{WITHHELD}] ({WITHHELD})"  # not an ascending range
