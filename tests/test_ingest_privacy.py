@@ -138,3 +138,17 @@ def test_redaction_keeps_file_names_and_time_stamps_and_withholds_identifiers():
     for secret in (PHONE, MRN, "ZY03102594", "ZY20250401", "2019123456", NAME, "0571-88888888"):
         assert redact(f"x {secret} 2025-04-01 12:30") == f"x {WITHHELD} 2025-04-01 12:30"
     assert redact("[1313-111] (0571-8888888)") == f"[{WITHHELD}] ({WITHHELD})"  # not an ascending range
+
+
+def test_a_sheet_named_by_an_identifier_is_not_quoted(tmp_path):
+    import pytest
+
+    from ibd_pipeline.ingest import UnreadableFileError
+
+    p = centers()["zju2"]
+    header = [p.header_for("patients", f) for f in ("mrn", "sex")]
+    path = write_xlsx(tmp_path / "A_20250401.xlsx", {"患者": [header, [MRN, "男"]], f"{NAME}{PHONE}": [["x"], [MRN]]})
+    with pytest.raises(UnreadableFileError) as ei:
+        extract(path, "zju2")
+    _assert_clean([str(ei.value), ei.value.problem])
+    assert "‹withheld›" in ei.value.problem
