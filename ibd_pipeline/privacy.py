@@ -108,6 +108,16 @@ def redact(text, names: bool = True) -> str:
     if text is None:
         return ""
     s = str(text)
+    return _redact_short(s, names) if len(s) <= 512 else _redact(s, names)
+
+
+@lru_cache(maxsize=1 << 16)
+def _redact_short(s: str, names: bool) -> str:
+    """Cached for short strings: report cells and snapshot values repeat."""
+    return _redact(s, names)
+
+
+def _redact(s: str, names: bool) -> str:
 
     def digits(m: re.Match) -> str:
         d = re.sub(r"\D", "", m.group(0))
