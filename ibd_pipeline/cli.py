@@ -2,7 +2,7 @@
 
     ibd-pipeline synth --out DIR --patients N --seed S   synthetic deliveries (+ ground truth)
     ibd-pipeline synth-adjudicate                         a reviewer fills the outbox worklists
-    ibd-pipeline run [--center C]                         ingest the inboxes, materialize everything
+    ibd-pipeline run [--center C] [--force]               ingest the inboxes, materialize what changed
     ibd-pipeline rebuild                                  rebuild the warehouse from the archive
     ibd-pipeline verify                                   check archive and warehouse against each other
     ibd-pipeline demo                                     the whole study on synthetic data
@@ -77,7 +77,7 @@ def cmd_init_key(args) -> int:
 def cmd_run(args) -> int:
     from .runner import run_pipeline
 
-    s = run_pipeline(args.data_dir, centers=args.center or None, settle_seconds=args.settle)
+    s = run_pipeline(args.data_dir, centers=args.center or None, settle_seconds=args.settle, force=args.force)
     print("\n".join(s.lines()))
     return s.exit_status
 
@@ -238,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("run", help="ingest the inboxes and materialize everything (headless)")
     s.add_argument("--center", action="append", help="only this center (repeatable)")
     s.add_argument("--settle", type=float, default=None, help="seconds a file must be unchanged before it is taken")
+    s.add_argument("--force", action="store_true",
+                   help="run every job even when nothing changed since the last successful run")
     s.set_defaults(fn=cmd_run)
 
     s = sub.add_parser("confirm", help="confirm a held delivery (header-only or far smaller than the current one)")

@@ -6,6 +6,8 @@ Everything clinical lives in data files of the project (never in ``../shared``):
 * ``schemas/crf.yaml``      - the canonical case report form (tables, fields, codes ...)
 * ``centers/<id>.yaml``     - one export profile per center (+ ``centers/vocabularies``)
 * ``study.yaml``            - every threshold, window and ordering of STUDY.md
+* ``published_figures.yaml`` - what the published study reported (the one copy: the
+  report's "published vs derived", the synthetic generator's targets and the tests read it)
 
 Paths can be redirected with environment variables (used by tests and deployments):
 ``IBD_DATA_DIR`` (default ``./data``), ``IBD_STUDY_SETTINGS``, ``IBD_CENTERS_DIR``,
@@ -247,6 +249,20 @@ def load_settings(path: str | Path | None = None) -> dict:
     """The study settings (``study.yaml``). Returns a fresh copy callers may modify."""
     p = Path(path) if path else settings_path()
     return copy.deepcopy(_load_settings(str(p), p.stat().st_mtime))
+
+
+def published_path() -> Path:
+    """The published figures: ``published_figures.yaml`` beside the study settings, or the
+    project's (a settings file redirected by ``IBD_STUDY_SETTINGS`` to a folder without
+    one - a what-if copy of ``study.yaml`` - compares with the project's figures)."""
+    beside = settings_path().with_name("published_figures.yaml")
+    return beside if beside.exists() else PROJECT_ROOT / "published_figures.yaml"
+
+
+def load_published(path: str | Path | None = None) -> dict:
+    """The published study's figures (default: :func:`published_path`). A fresh copy."""
+    p = Path(path) if path else published_path()
+    return copy.deepcopy(_load_settings(str(p), p.stat().st_mtime)) or {}
 
 
 def with_overrides(settings: dict, overrides: dict) -> dict:

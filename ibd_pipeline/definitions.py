@@ -13,8 +13,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from .config import data_paths
+from .config import data_paths, load_crf, load_settings
 from .defs import ingest, reconcile, warehouse_models
+from .defs.keys import AGREEMENT, DELIVERIES, DISCREPANCIES
 from .defs.publication import build_snapshot_asset
 from .defs.report import build_report_asset
 from .defs.resources import build_resources
@@ -25,7 +26,7 @@ CENTER_ASSETS = [ingest.staging_tables, reconcile.reabstraction_sample, reconcil
 POOLED_ASSETS = [warehouse_models.reference_tables, *warehouse_models.sql_model_assets, *study_assets]
 POOLED_KEYS = sorted({k for a in POOLED_ASSETS for k in a.keys}, key=lambda k: k.to_user_string())
 # the report reads every pooled table and the center-level provenance tables
-REPORT_ASSET = build_report_asset(POOLED_KEYS + [dg.AssetKey(["analytics", t]) for t in ("deliveries", "agreement", "discrepancies")])
+REPORT_ASSET = build_report_asset(POOLED_KEYS + [DELIVERIES, AGREEMENT, DISCREPANCIES])
 # the analysts' snapshot is published last, after every pooled asset and the report succeeded
 SNAPSHOT_ASSET = build_snapshot_asset(POOLED_KEYS + [REPORT_ASSET.key])
 
@@ -47,6 +48,7 @@ def build_definitions(
 ) -> dg.Definitions:
     """The study's Definitions for one data directory (tests build their own)."""
     paths = data_paths(data_dir)
+    settings_file = settings_file or os.environ.get("IBD_STUDY_SETTINGS")
     center_selection = dg.AssetSelection.assets(*CENTER_ASSETS)
     center_job = dg.define_asset_job(
         "center_job",
@@ -60,10 +62,10 @@ def build_definitions(
     )
     return dg.Definitions(
         assets=[*CENTER_ASSETS, *POOLED_ASSETS, REPORT_ASSET, SNAPSHOT_ASSET],
-        asset_checks=study_asset_checks,
+        asset_checks=study_asset_checks(load_settings(settings_file), load_crf()),
         jobs=[center_job, study_job],
         sensors=build_sensors(center_job, study_job),
-        resources=build_resources(paths.root, settings_file or os.environ.get("IBD_STUDY_SETTINGS"), key_file or os.environ.get("IBD_PSEUDONYM_KEY_FILE")),
+        resources=build_resources(paths.root, settings_file, key_file or os.environ.get("IBD_PSEUDONYM_KEY_FILE")),
         executor=executor_from_env(executor),
     )
 

@@ -111,6 +111,12 @@ def manifest_path(paths: DataPaths, center: str) -> Path:
     return paths.archive(center) / "manifest.jsonl"
 
 
+def confirmations_path(paths: DataPaths, center: str) -> Path:
+    """``archive/<center>/confirmed.jsonl``: files the coordinator confirmed (kept in the
+    archive, so ``rebuild`` applies them too)."""
+    return paths.archive(center) / "confirmed.jsonl"
+
+
 def read_manifest(paths: DataPaths, center: str) -> list[Delivery]:
     """Every intake event of a center, in arrival order (a torn last line is skipped)."""
     p = manifest_path(paths, center)

@@ -33,7 +33,7 @@ import pandas as pd
 
 from . import warehouse as wh
 from .config import CenterProfile, Crf, DataPaths, load_settings
-from .intake import Delivery, read_manifest
+from .intake import Delivery, confirmations_path, read_manifest
 from .ingest import UnreadableFileError, cross_table_checks, iter_extract, parse_delivery_name, write_delivery_report
 from .ingest.names import WITHDRAWAL_ROUND
 from .ingest.report import STATE_TEXT as _STATE_TEXT
@@ -131,12 +131,6 @@ def spool_extract(path: Path, profile: CenterProfile, spool: Path, *, key: bytes
 
 
 # ------------------------------------------------------------------ confirmation of held files
-def confirmations_path(paths: DataPaths, center: str) -> Path:
-    """``archive/<center>/confirmed.jsonl``: files the coordinator confirmed (kept in the
-    archive, so ``rebuild`` applies them too)."""
-    return paths.archive(center) / "confirmed.jsonl"
-
-
 def read_confirmations(paths: DataPaths, center: str) -> set[str]:
     p = confirmations_path(paths, center)
     out: set[str] = set()

@@ -6,6 +6,11 @@ recorded in the Dagster instance of ``$DAGSTER_HOME`` (default ``<data dir>/dags
 so the UI shows them, and tagged with the archive position they processed
 (``ibd/archive_seq``) so the inbox sensor does not request them again.
 ``rebuild`` replays the archive alone into a fresh warehouse.
+
+A job whose inputs are unchanged since the last successful headless run is skipped
+(:mod:`ibd_pipeline.fingerprint`): a run with nothing new does nothing, a one-center
+update reruns that center and the study. ``force=True`` (``ibd-pipeline run --force``)
+runs everything.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from pathlib import Path
 
 import yaml
 
+from . import fingerprint as fp
 from .config import DataPaths, data_paths, load_centers, load_settings
 from .intake import accepted_deliveries, drain_inbox, stray_entries
 from .privacy import redact
@@ -92,6 +98,8 @@ class RunSummary:
     study_run: tuple | None = None
     seconds: float = 0.0
     notes: list = field(default_factory=list)  # repairs and clear stops, one line each
+    unchanged: list = field(default_factory=list)  # centers (and "study") skipped: nothing changed
+    unchanged_since: str = ""
     stopped: bool = False  # a clear stop: nothing ran
     check_errors: list = field(default_factory=list)  # failed ERROR-level checks of runs that succeeded
 
@@ -116,12 +124,17 @@ class RunSummary:
         out += [f"intake {o.center}/{o.file_name}: {o.status}{' - ' + o.message if o.message else ''}" for o in self.intake]
         for c, (ok, msg) in self.center_runs.items():
             out.append(f"center {c}: {'ok' if ok else 'FAILED'}{' - ' + msg if msg else ''}")
+        since = f" since the run of {self.unchanged_since}" if self.unchanged_since else ""
+        out += [f"{'study' if c == STUDY else 'center ' + c}: unchanged{since} (nothing new; --force reruns)"
+                for c in self.unchanged]
         if self.study_run is not None:
             out.append(f"study: {'ok' if self.study_run[0] else 'FAILED'}{' - ' + self.study_run[1] if self.study_run[1] else ''}")
         out += [f"ERROR-level check failed: {m}" for m in self.check_errors]
         out.append(f"finished in {self.seconds:.1f} s")
         return [redact(line) for line in out]
 
+
+STUDY = "study"  # the pooled study job's entry in RunSummary.unchanged
 
 # headless runs print a summary; the full event log stays in the Dagster instance (UI)
 QUIET = {"loggers": {"console": {"config": {"log_level": os.environ.get("IBD_LOG_LEVEL", "WARNING")}}}}
@@ -194,11 +207,9 @@ def run_pipeline(
     study: bool = True,
     take_inbox: bool = True,
     instance=None,
+    force: bool = False,
 ) -> RunSummary:
-    """Ingest what is in the inboxes and materialize everything (see module docstring)."""
-    from .definitions import build_definitions
-    from .defs.sensors import ARCHIVE_SEQ_TAG, CENTER_TAG, TRIGGER_TAG
-
+    """Ingest what is in the inboxes and materialize what changed (see module docstring)."""
     t0 = time.time()
     paths = data_paths(data_dir).ensure()
     profiles = load_centers()
@@ -215,30 +226,54 @@ def run_pipeline(
         summary.stopped = True
         summary.seconds = time.time() - t0
         return summary
+    # skip what is unchanged since the last successful run (module docstring)
+    state = {} if force else fp.load_state(paths)
+    base = fp.code_and_config()
+    fps = {c: fp.center_fingerprint(paths, c, base) for c in profiles}
+    fps[STUDY] = fp.study_fingerprint(fps, base)
+    touched = {o.center for o in summary.intake if o.status not in ("retry", "gone")}  # the inbox gave something
+    plan = fp.plan(state, fp.outputs_state(paths), fps, [c for c in centers if accepted_deliveries(paths, c)],
+                   touched, study=study, study_job=STUDY)
+    to_run, run_study, done, errors = plan.to_run, plan.run_study, plan.done, plan.check_errors
+    summary.unchanged = plan.unchanged
+    summary.unchanged_since = str(state.get("finished_at") or "") if summary.unchanged else ""
+    for job in summary.unchanged:  # still failing: the exit status says so
+        summary.check_errors += errors.get(job, [])
+    if not to_run and not run_study:
+        summary.seconds = time.time() - t0
+        return summary
+    from .definitions import build_definitions  # Dagster and the assets: only when a job runs
+    from .defs.sensors import ARCHIVE_SEQ_TAG, CENTER_TAG, TRIGGER_TAG
+
     defs = build_definitions(paths.root)
     instance = instance or get_instance(paths)
     center_job = defs.resolve_job_def("center_job")
-    for c in centers:
+    done.pop(STUDY, None)  # the study is current again only when it succeeds below
+    for c in to_run:
         accepted = accepted_deliveries(paths, c)
-        if not accepted:
-            continue
         tags = {CENTER_TAG: c, TRIGGER_TAG: "cli", ARCHIVE_SEQ_TAG: str(accepted[-1].seq)}
         r = center_job.execute_in_process(partition_key=c, instance=instance, raise_on_error=False, run_config=QUIET, tags=tags)
         summary.center_runs[c] = (r.success, "" if r.success else _failure_message(r))
+        done.pop(c, None)
+        errors[c] = _error_checks(r) if r.success else []
+        summary.check_errors += errors[c]
         if r.success:
-            summary.check_errors += _error_checks(r)
-    if study and summary.center_runs and not _has_patients(paths):
+            done[c] = fps[c]
+    if run_study and not _has_patients(paths):
         summary.notes.append(
             "stop: the warehouse holds no patient (every center run failed, or every patients delivery was rejected "
             "or unreadable: see the center lines above and the outbox reports), so the study job was not run; "
             "fix those, then `ibd-pipeline run` again"
         )
         summary.stopped = True
-    elif study and summary.center_runs:
+    elif run_study:
         r = defs.resolve_job_def("study_job").execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET, tags={TRIGGER_TAG: "cli"})
         summary.study_run = (r.success, "" if r.success else _failure_message(r))
-        if r.success:
-            summary.check_errors += _error_checks(r)
+        errors[STUDY] = _error_checks(r) if r.success else []
+        summary.check_errors += errors[STUDY]
+        if r.success and all(ok for ok, _ in summary.center_runs.values()):
+            done[STUDY] = fps[STUDY]
+    fp.record(paths, done=done, check_errors=errors, finished_at=time.strftime("%H:%M on %Y-%m-%d"))
     summary.seconds = time.time() - t0
     return summary
 
@@ -257,6 +292,6 @@ def rebuild(data_dir: str | Path | None = None, instance=None) -> RunSummary:
         src = Path(str(paths.warehouse) + suffix)
         if src.exists():
             shutil.move(str(src), str(paths.warehouse) + ".before-rebuild" + suffix)
-    summary = run_pipeline(paths.root, take_inbox=False, instance=instance)
+    summary = run_pipeline(paths.root, take_inbox=False, instance=instance, force=True)
     summary.notes = repaired + summary.notes
     return summary

@@ -1,5 +1,5 @@
 """A small synthetic warehouse for the report tests: the seeded example frames of
-``ibd_pipeline.stats._example`` run through the real stats / cohort functions, plus
+``stats_examples`` (tests/stats_examples.py) run through the real stats / cohort functions, plus
 hand-made provenance tables, written into the ``analytics`` schema of a DuckDB file
 with the layouts the pipeline writes. No file outside the test's tmp_path is used."""
 
@@ -19,7 +19,7 @@ from ibd_pipeline.cohort import patient_flow
 from ibd_pipeline.config import load_crf, load_settings
 from ibd_pipeline.pseudonym import patient_id
 from ibd_pipeline.report.data import flatten_settings
-from ibd_pipeline.stats._example import example_frames
+from stats_examples import example_frames
 from ibd_pipeline.stats.safety import DECIMALS as AE_DECIMALS
 
 KEY = b"report-test-key"

@@ -225,7 +225,7 @@ def test_helper_builds_core_shaped_typed_frames():
 
 
 def test_helper_ages_are_completed_years():
-    from ibd_pipeline.cohort.derive import completed_years
+    from ibd_pipeline.clinical.records import completed_years
 
     st = Study()
     st.patient("A", age=17)

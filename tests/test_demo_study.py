@@ -2,17 +2,16 @@
 runs it (`ibd-pipeline demo` into a temporary data directory; one run per module)."""
 
 import json
-from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pytest
-import yaml
 
 from ibd_pipeline.cli import main as cli_main
+from ibd_pipeline.config import load_published
 from ibd_pipeline.snapshot import connect_snapshot
 
-PUBLISHED = yaml.safe_load((Path(__file__).parent / "published_figures.yaml").read_text(encoding="utf-8"))
+PUBLISHED = load_published()
 
 
 @pytest.fixture(scope="module")

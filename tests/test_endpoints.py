@@ -7,8 +7,7 @@ import pandas as pd
 import pytest
 from test_cohort_frames import Study, row, settings
 
-from ibd_pipeline.endpoints import select_visit
-from ibd_pipeline.endpoints.windows import add_day, select_at
+from ibd_pipeline.clinical.windows import add_day, select_at, select_visit
 
 CD_IND, UC_IND, M6, M12 = 84, 56, 182, 365
 

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from test_cohort_frames import START, Study, row, settings
 
+from ibd_pipeline.clinical.labs import compare
 from ibd_pipeline.endpoints import (
     baseline_covariates,
     biomarkers,
-    compare,
     exposure,
     persistence,
     treatment_emergent_aes,

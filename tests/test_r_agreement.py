@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from ibd_pipeline.stats import cox_models, delong_auc, dl_pool, km_estimates, logrank_tests, with_covariates
-from ibd_pipeline.stats._example import example_frames
+from stats_examples import example_frames
 from ibd_pipeline.stats.table1 import rank_sum_test
 
 TOL = 1e-6

@@ -29,7 +29,7 @@ from ibd_pipeline.stats import (
     uc_vs_cd_tests,
     with_covariates,
 )
-from ibd_pipeline.stats._example import example_frames
+from stats_examples import example_frames
 
 FAST = dict(cv_folds=5, Cs=6, l1_ratios=(0.5, 0.9), boruta_max_iter=25, bootstrap=8)
 
@@ -448,3 +448,16 @@ def test_figures_render_png(frames):
         assert isinstance(fig, Figure)
         png = F.figure_to_png(fig, dpi=40)
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
+
+
+def test_persistence_analysis_fits_only_the_candidates_the_cohort_has(frames):
+    from ibd_pipeline.stats.analyses import persistence_analysis
+
+    params = params_from_settings(load_settings())
+    params["cox_models"]["candidates"] = ["age", "not_a_covariate"]
+    out = persistence_analysis(frames["persistence"], frames["covariates"], params)
+    assert set(out) == {"km_estimates", "logrank_tests", "cox_model", "discontinuation_rates"}
+    cox = out["cox_model"]
+    uni = cox[cox["model"] == "univariate"]
+    assert list(uni["variable"]) == ["age"] and int(uni["n"].iloc[0]) == len(frames["persistence"])
+    assert set(cox.loc[cox["model"] == "multivariable", "variable"].dropna()) <= {"age"}

@@ -34,7 +34,7 @@ from ibd_pipeline.stats import (
     wilson_ci,
     with_covariates,
 )
-from ibd_pipeline.stats._example import example_frames
+from stats_examples import example_frames
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """The generator's calibration: applying the rules of STUDY.md to the ground-truth
-canonical round-A tables reproduces reference/published_figures.yaml.
+canonical round-A tables reproduces published_figures.yaml.
 
 The reference implementation below is deliberately independent of the generator: plain
 pandas over the truth CSVs, thresholds from study.yaml and drug classes from crf.yaml,
@@ -14,12 +14,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
-from ibd_pipeline.config import load_crf, load_settings
+from ibd_pipeline.config import load_crf, load_published, load_settings
 from ibd_pipeline.synth import generate_deliveries
 
-PUBLISHED = yaml.safe_load((Path(__file__).parent / "published_figures.yaml").read_text(encoding="utf-8"))
+PUBLISHED = load_published()
 TABLES = ["patients", "medications", "surgeries", "assessments", "labs", "adverse_events"]
 HBI = ["hbi_wellbeing", "hbi_pain", "hbi_liquid_stools", "hbi_mass", "hbi_complications"]
 
@@ -495,6 +494,26 @@ def test_the_design_copies_the_published_effects():
                                      "surgery_history": pred["surgery_history"]["or"]}
     assert D.ALBUMIN_LOW_STOP_HR == PUBLISHED["single_center_cd"]["cox_multivariable"]["albumin_le_35"]["hr"]
     assert D.TARGETS["baseline_means"] == {k.split("_")[0]: v for k, v in PUBLISHED["baseline"]["baseline_means"].items()}
+
+
+def test_the_design_targets_follow_the_one_copy_of_the_published_figures():
+    """The synthetic generator's targets are read from published_figures.yaml (no second
+    copy): a changed published count changes the target."""
+    import copy
+
+    from ibd_pipeline.synth.design import targets_from_published
+
+    pub = copy.deepcopy(PUBLISHED)
+    t = targets_from_published(pub)
+    assert t["included"] == {"CD": 52, "UC": 28}
+    assert t["endpoints"]["endoscopic_response"]["CD"] == [30, 35, 44]
+    assert t["biomarkers"]["fc_normal"]["UC"] == [8, 16, 17, 22, 23]
+    assert t["prior"]["anti_tnf"] == {"CD": 48, "UC": 26} and t["eim"]["skin"] == {"CD": 7, "UC": 3}
+    pub["endpoints"]["endoscopic_response"]["CD"][2] = [43, 52]
+    pub["baseline"]["prior_jak"] = {"CD": 4, "UC": 6}
+    t2 = targets_from_published(pub)
+    assert t2["endpoints"]["endoscopic_response"]["CD"] == [30, 35, 43]
+    assert t2["prior"]["jak"] == {"CD": 4, "UC": 6}
 
 
 def _designed_included(blocks: int, seed: int = 11) -> pd.DataFrame:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ibd_pipeline.cohort.derive import (
+from ibd_pipeline.clinical.records import (
     PATIENT_KEY,
     as_bool,
     crf_or_default,
@@ -13,8 +13,8 @@ from ibd_pipeline.cohort.derive import (
     patient_table,
     surgery_table,
 )
+from ibd_pipeline.clinical.windows import BASELINE, add_day, scores_at
 from ibd_pipeline.config import Crf
-from ibd_pipeline.endpoints.windows import BASELINE, add_day, scores_at
 
 INTOLERANCE = "intolerance"  # the CRF stop_reason code the intolerance setting refers to
 

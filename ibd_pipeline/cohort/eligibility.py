@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ibd_pipeline.cohort.derive import (
+from ibd_pipeline.clinical.labs import compare
+from ibd_pipeline.clinical.records import (
     PATIENT_KEY,
     as_bool,
     crf_or_default,
@@ -15,9 +16,8 @@ from ibd_pipeline.cohort.derive import (
     patient_table,
     surgery_table,
 )
+from ibd_pipeline.clinical.windows import BASELINE, add_day, labs_at, scores_at
 from ibd_pipeline.config import Crf
-from ibd_pipeline.endpoints.biomarkers import compare
-from ibd_pipeline.endpoints.windows import BASELINE, add_day, labs_at, scores_at
 
 OTHER = "other"
 OUTPUT_COLUMNS = ["patient_id", "center", "diagnosis", "included", "exclusion_reason", "all_reasons", "insufficient_data_detail"]

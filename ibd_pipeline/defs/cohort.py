@@ -5,10 +5,11 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from .. import cohort
+from .keys import analytics_key, core_key
 from .resources import StudyResource
-from .tables import akey, core, md_image, md_table, publish, read, save_figure, table_checks, table_spec
+from .tables import md_image, md_table, publish, read, save_figure, table_checks, table_spec
 
-CORE_INPUTS = [core(t) for t in ("patients", "medications", "surgeries", "assessments", "labs")]
+CORE_INPUTS = [core_key(t) for t in ("patients", "medications", "surgeries", "assessments", "labs")]
 
 
 CORE_TABLES = ("patients", "medications", "surgeries", "assessments", "labs", "adverse_events")
@@ -40,7 +41,7 @@ def core_frames(con, tables=CORE_TABLES, lab_tests=None, included_only: bool = F
 @dg.multi_asset(
     specs=[
         table_spec("dtt_criteria", CORE_INPUTS, "cohort"),
-        table_spec("eligibility", [akey("dtt_criteria"), *CORE_INPUTS], "cohort"),
+        table_spec("eligibility", [analytics_key("dtt_criteria"), *CORE_INPUTS], "cohort"),
     ],
     check_specs=table_checks(["dtt_criteria", "eligibility"]),
     name="cohort_tables",
@@ -66,7 +67,7 @@ def cohort_tables(study: StudyResource, warehouse: DuckDBResource):
 
 
 @dg.multi_asset(
-    specs=[table_spec("patient_flow", [akey("eligibility")], "cohort")],
+    specs=[table_spec("patient_flow", [analytics_key("eligibility")], "cohort")],
     check_specs=table_checks(["patient_flow"]),
     name="patient_flow",
 )

@@ -7,6 +7,7 @@ from dagster_duckdb import DuckDBResource
 from .. import sqlmodels as sm
 from ..config import load_crf
 from ..loading import load_center
+from .keys import DELIVERIES, QUARANTINE, staging_key
 from .partitions import center_partitions
 from .partitions import center_check_spec
 from .resources import StudyResource
@@ -15,13 +16,6 @@ from .tables import description, documented_schema, table_metadata
 CRF = load_crf()
 TABLES = list(CRF.tables)
 
-
-def staging_key(table: str) -> dg.AssetKey:
-    return dg.AssetKey(["staging", table])
-
-
-DELIVERIES = dg.AssetKey(["analytics", "deliveries"])
-QUARANTINE = dg.AssetKey(["analytics", "quarantine"])
 
 _specs = [
     dg.AssetSpec(
@@ -63,7 +57,7 @@ def staging_tables(context: dg.AssetExecutionContext, study: StudyResource, ware
     center = context.partition_key
     settings = study.settings()["ingestion"]
     with warehouse.get_connection() as con:
-        rep = load_center(con, study.paths(), study.profile(center), CRF, study.key(), study.settings())
+        rep = load_center(con, study.paths(), study.profile(center), study.crf(), study.key(), study.settings())
         for t in TABLES:
             sm.document_table(con, "staging", t)
         sm.document_table(con, "analytics", "deliveries")

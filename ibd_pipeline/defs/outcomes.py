@@ -11,10 +11,11 @@ from .. import endpoints as ep
 from .. import stats
 from ..stats.safety import DECIMALS as AE_DECIMALS
 from .cohort import core_frames
+from .keys import analytics_key, core_key
 from .resources import StudyResource
-from .tables import BatchWriter, akey, core, md_table, publish, read, table_checks, table_spec
+from .tables import BatchWriter, md_table, publish, read, table_checks, table_spec
 
-INPUTS = [akey("eligibility")] + [core(t) for t in ("patients", "medications", "surgeries", "assessments", "labs", "adverse_events")]
+INPUTS = [analytics_key("eligibility")] + [core_key(t) for t in ("patients", "medications", "surgeries", "assessments", "labs", "adverse_events")]
 TABLES = ["endpoints", "biomarkers", "adverse_events", "exposure", "persistence", "baseline_covariates"]
 # included patients per batch of outcome_tables (memory: about 40 MB per 1,000 patients)
 BATCH_PATIENTS = int(os.environ.get("IBD_OUTCOME_BATCH_PATIENTS", "10000"))
@@ -94,9 +95,9 @@ def rates_by_center(endpoints: pd.DataFrame, alpha: float, small_cell_below: int
 
 @dg.multi_asset(
     specs=[
-        table_spec("endpoint_rates", [akey("endpoints")], "endpoints"),
-        table_spec("endpoint_rates_by_center", [akey("endpoints")], "endpoints"),
-        table_spec("ae_summary", [akey("adverse_events"), akey("exposure")], "endpoints"),
+        table_spec("endpoint_rates", [analytics_key("endpoints")], "endpoints"),
+        table_spec("endpoint_rates_by_center", [analytics_key("endpoints")], "endpoints"),
+        table_spec("ae_summary", [analytics_key("adverse_events"), analytics_key("exposure")], "endpoints"),
     ],
     check_specs=table_checks(RATE_TABLES),
     name="rate_tables",
@@ -118,11 +119,15 @@ def rate_tables(study: StudyResource, warehouse: DuckDBResource):
         by_term = stats.ae_tables(ae, expo, diagnoses, **params["ae_tables"], terms=study.crf().ae_terms,
                                   decimals=AE_DECIMALS)["by_term"]
         summary = by_term[["term", "diagnosis", "n_patients", "n_included", "pct_patients", "n_events", "patient_years", "rate_per_100py", "rate_ci_low", "rate_ci_high"]]
-        cc = rates[(rates["analysis"] == "complete_case") & (rates["timepoint"] == "month12")]
-        r1, c1 = publish(con, "endpoint_rates", rates, extra_meta={"month12_complete_case": md_table(cc)})
-        primary = by_center[(by_center["analysis"] == "complete_case") & (by_center["timepoint"] == "month12")
-                            & (by_center["endpoint"] == "sf_clinical_remission")]
-        r3, c3 = publish(con, "endpoint_rates_by_center", by_center, extra_meta={"month12_sf_clinical_remission": md_table(primary)})
+        # previews in the UI: the primary outcome's time point and analysis (statistics.predictor_outcome)
+        po = settings["statistics"]["predictor_outcome"]
+        at_primary = (rates["analysis"] == po["analysis"]) & (rates["timepoint"] == po["timepoint"])
+        r1, c1 = publish(con, "endpoint_rates", rates,
+                         extra_meta={f"{po['timepoint']}_{po['analysis']}": md_table(rates[at_primary])})
+        primary = by_center[(by_center["analysis"] == po["analysis"]) & (by_center["timepoint"] == po["timepoint"])
+                            & (by_center["endpoint"] == po["endpoint"])]
+        r3, c3 = publish(con, "endpoint_rates_by_center", by_center,
+                         extra_meta={f"{po['timepoint']}_{po['endpoint']}": md_table(primary)})
         r2, c2 = publish(con, "ae_summary", summary, extra_meta={"any_ae": md_table(summary[summary["term"] == "any"])})
     yield r1
     yield r3

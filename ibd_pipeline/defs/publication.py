@@ -7,8 +7,8 @@ from .. import warehouse as wh
 from ..catalog import build_catalog, catalog_path
 from ..snapshot import redact_snapshot
 from .resources import StudyResource
+from .keys import SNAPSHOT
 
-SNAPSHOT = dg.AssetKey(["analytics_snapshot"])
 # Raw delivered values stay in the working warehouse; analysts get the counts and rules.
 SNAPSHOT_DROP_COLUMNS = {"analytics.quarantine": ["value"], "analytics.withdrawals": ["reason", "recorded_by"]}
 

@@ -6,17 +6,16 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from .. import quality
-from ..config import load_crf, load_settings
 from ..forking import in_child
 from .resources import StudyResource
-from .tables import akey, core, publish, read, table_spec
+from .keys import QUALITY_RESULTS, analytics_key, core_key, qualified_key
+from .tables import publish, read, table_spec
 
 QUALITY_INPUTS = ["patients", "medications", "surgeries", "assessments", "labs", "adverse_events"]
-QUALITY_RESULTS = akey("quality_results")
 
 
 @dg.multi_asset(
-    specs=[table_spec("quality_results", [core(t) for t in QUALITY_INPUTS] + [akey("eligibility")], "quality")],
+    specs=[table_spec("quality_results", [core_key(t) for t in QUALITY_INPUTS] + [analytics_key("eligibility")], "quality")],
     name="quality_results",
 )
 def quality_results(study: StudyResource, warehouse: DuckDBResource):
@@ -41,19 +40,14 @@ def quality_results(study: StudyResource, warehouse: DuckDBResource):
     yield result
 
 
-def _asset_of(table_name: str) -> dg.AssetKey:
-    schema, name = table_name.split(".", 1) if "." in table_name else ("core", table_name)
-    return dg.AssetKey([schema, name])
-
-
-def _check_specs() -> list[dg.AssetCheckSpec]:
+def _check_specs(settings: dict, crf) -> list[dg.AssetCheckSpec]:
     """One check per (table, Kahn category) of the suite, described by its expectations."""
     groups: dict[tuple[str, str], list] = {}
-    for c in quality.quality_checks(load_settings(), load_crf()):
+    for c in quality.quality_checks(settings, crf):
         groups.setdefault((c.table, c.category), []).append(c)
     return [
         dg.AssetCheckSpec(
-            quality.check_group_name(category), asset=_asset_of(table), additional_deps=[QUALITY_RESULTS],
+            quality.check_group_name(category), asset=qualified_key(table), additional_deps=[QUALITY_RESULTS],
             description=f"{category.capitalize()} (Kahn framework) of `{table}`: {len(cs)} expectations, each within "
             "its threshold of failing rows - " + "; ".join(f"{c.check_id} ({c.description})" for c in cs),
         )
@@ -71,33 +65,35 @@ def _expectations_md(rows: list[dict]) -> dg.MetadataValue:
     return dg.MetadataValue.md("\n".join(lines))
 
 
-@dg.multi_asset_check(
-    specs=_check_specs(),
-    name="quality_checks",
-)
-def quality_checks(warehouse: DuckDBResource):
-    """The stored results of the quality suite, one check per table and Kahn category
-    (conformance, completeness, plausibility): passed when every expectation is within its
-    threshold; WARN above a threshold, ERROR above an error threshold (not blocking). The
-    metadata lists every expectation and the failing rows of those that failed."""
-    with warehouse.get_connection() as con:
-        results = read(con, "analytics.quality_results")
-    for g in quality.grouped_results(results):
-        failing = [r for r in g["expectations"] if r["severity"] != "ok"]
-        yield dg.AssetCheckResult(
-            asset_key=_asset_of(g["table_name"]),
-            check_name=g["check_name"],
-            passed=g["passed"],
-            severity=dg.AssetCheckSeverity.ERROR if g["severity"] == "error" else dg.AssetCheckSeverity.WARN,
-            metadata={
-                "expectations": g["n_expectations"],
-                "failed_expectations": g["n_failed_expectations"],
-                "worst_severity": g["severity"],
-                "results": _expectations_md(g["expectations"]),
-                "failing_rows": dg.MetadataValue.json({r["check_id"]: r["examples"] for r in failing}),
-            },
-        )
+def build_quality_checks(settings: dict, crf) -> dg.AssetChecksDefinition:
+    """The quality checks of the study's settings and CRF (built with the Definitions, so
+    a settings file passed to ``build_definitions`` decides them, not an import-time default)."""
+
+    @dg.multi_asset_check(specs=_check_specs(settings, crf), name="quality_checks")
+    def quality_checks(warehouse: DuckDBResource):
+        """The stored results of the quality suite, one check per table and Kahn category
+        (conformance, completeness, plausibility): passed when every expectation is within its
+        threshold; WARN above a threshold, ERROR above an error threshold (not blocking). The
+        metadata lists every expectation and the failing rows of those that failed."""
+        with warehouse.get_connection() as con:
+            results = read(con, "analytics.quality_results")
+        for g in quality.grouped_results(results):
+            failing = [r for r in g["expectations"] if r["severity"] != "ok"]
+            yield dg.AssetCheckResult(
+                asset_key=qualified_key(g["table_name"]),
+                check_name=g["check_name"],
+                passed=g["passed"],
+                severity=dg.AssetCheckSeverity.ERROR if g["severity"] == "error" else dg.AssetCheckSeverity.WARN,
+                metadata={
+                    "expectations": g["n_expectations"],
+                    "failed_expectations": g["n_failed_expectations"],
+                    "worst_severity": g["severity"],
+                    "results": _expectations_md(g["expectations"]),
+                    "failing_rows": dg.MetadataValue.json({r["check_id"]: r["examples"] for r in failing}),
+                },
+            )
+
+    return quality_checks
 
 
 quality_assets = [quality_results]
-quality_asset_checks = [quality_checks]

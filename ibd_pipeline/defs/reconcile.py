@@ -14,15 +14,13 @@ from ..status_page import write_status_page
 from ..loading import mrn_map
 from ..reconcile.sample import ORDER_FIELDS
 from ..spreadsheet import neutralise_frame
-from .ingest import CRF, TABLES, staging_key
+from .ingest import CRF
+from .keys import AGREEMENT, DISCREPANCIES, SAMPLE, reconciled_key, staging_key
 from .partitions import center_check_spec, center_partitions
 from .resources import StudyResource
 from .tables import description, documented_schema, table_metadata
 
 DATA_TABLES = CRF.data_tables
-SAMPLE = dg.AssetKey(["analytics", "reabstraction_sample"])
-AGREEMENT = dg.AssetKey(["analytics", "agreement"])
-DISCREPANCIES = dg.AssetKey(["analytics", "discrepancies"])
 # quarantine rows written by apply_adjudications (not by extraction of the ADJ file)
 ADJ_REJECTION_SQL = (
     "field = 'resolved_value' OR rule IN ('no_open_discrepancy', 'record_unavailable') "
@@ -262,7 +260,7 @@ def _insert_reconciled(con, table: str, center: str, changed: pd.DataFrame, touc
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(["reconciled", t], deps=[AGREEMENT, DISCREPANCIES, staging_key(t), staging_key("adjudications")],
+        dg.AssetSpec(reconciled_key(t), deps=[AGREEMENT, DISCREPANCIES, staging_key(t), staging_key("adjudications")],
                      kinds={"duckdb"}, group_name="reconcile",
                      description=description(t, "reconciled"), metadata=_doc_meta("reconciled", t))
         for t in DATA_TABLES
@@ -306,6 +304,6 @@ def reconciled_tables(context: dg.AssetExecutionContext, study: StudyResource, w
         meta = {t: table_metadata(con, "reconciled", t, rows=_center_rows(con, f"reconciled.{t}", center)) for t in DATA_TABLES}
     for t in DATA_TABLES:
         yield dg.MaterializeResult(
-            asset_key=["reconciled", t],
+            asset_key=reconciled_key(t),
             metadata={**meta[t], "center": center, "adjudications_applied": int(len(resolved)), "adjudications_rejected": int(len(rejected))},
         )

@@ -4,10 +4,10 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from .. import report
+from .keys import REPORT
 from .resources import StudyResource
 from .tables import md_image
 
-REPORT = dg.AssetKey(["study_report"])
 
 
 def build_report_asset(upstream: list[dg.AssetKey]) -> dg.AssetsDefinition:

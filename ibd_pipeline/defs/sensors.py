@@ -11,7 +11,6 @@ import json
 
 import dagster as dg
 
-from ..config import load_centers, load_settings
 from ..intake import accepted_deliveries, take_complete_files
 from .resources import StudyResource
 
@@ -41,9 +40,9 @@ def build_sensors(center_job, study_job):
         and skipped; badly named files are rejected with a note in the outbox."""
         cursor = json.loads(context.cursor) if context.cursor else {}
         paths = study.paths()
-        settle = float(load_settings(study.settings_file or None)["ingestion"]["settle_seconds"])
+        settle = float(study.settings()["ingestion"]["settle_seconds"])
         requests, new_cursor, notes = [], {}, []
-        for center, profile in load_centers().items():
+        for center, profile in study.centers().items():
             paths.ensure([center])
             state = cursor.get(center, {})
             outcomes, snapshot = take_complete_files(paths, profile, state.get("snapshot"), settle)

@@ -3,12 +3,13 @@ biomarker trajectories, predictors of month-12 steroid-free remission, persisten
 (Kaplan-Meier, Cox), center heterogeneity and safety tables."""
 
 import dagster as dg
-import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from .. import stats
+from ..stats import analyses
+from .keys import analytics_key
 from .resources import StudyResource
-from .tables import akey, md_table, publish, read, table_checks, table_spec
+from .tables import md_table, publish, read, table_checks, table_spec
 
 
 def _run(names_and_frames: dict, con, extra: dict | None = None):
@@ -23,7 +24,7 @@ def _run(names_and_frames: dict, con, extra: dict | None = None):
 T1 = ["table1"]
 
 
-@dg.multi_asset(specs=[table_spec("table1", [akey("baseline_covariates")], "statistics")], check_specs=table_checks(T1), name="table1")
+@dg.multi_asset(specs=[table_spec("table1", [analytics_key("baseline_covariates")], "statistics")], check_specs=table_checks(T1), name="table1")
 def table1(study: StudyResource, warehouse: DuckDBResource):
     """Baseline characteristics by diagnosis and overall: median [IQR] with Wilcoxon
     rank-sum (mean +/- SD with Welch's t for variables the settings declare normal);
@@ -42,7 +43,7 @@ ENDPOINT_TESTS = ["endpoint_comparisons", "cochran_q"]
 
 
 @dg.multi_asset(
-    specs=[table_spec(n, [akey("endpoints")], "statistics") for n in ENDPOINT_TESTS],
+    specs=[table_spec(n, [analytics_key("endpoints")], "statistics") for n in ENDPOINT_TESTS],
     check_specs=table_checks(ENDPOINT_TESTS),
     name="endpoint_tests",
 )
@@ -65,7 +66,7 @@ BIOMARKER_TABLES = ["biomarker_summary", "biomarker_tests"]
 
 
 @dg.multi_asset(
-    specs=[table_spec(n, [akey("biomarkers")], "statistics") for n in BIOMARKER_TABLES],
+    specs=[table_spec(n, [analytics_key("biomarkers")], "statistics") for n in BIOMARKER_TABLES],
     check_specs=table_checks(BIOMARKER_TABLES),
     name="biomarker_statistics",
 )
@@ -86,7 +87,7 @@ PREDICTOR_TABLES = ["predictor_selection", "logistic_model", "roc_curve", "model
 
 
 @dg.multi_asset(
-    specs=[table_spec(n, [akey("baseline_covariates"), akey("endpoints")], "statistics") for n in PREDICTOR_TABLES],
+    specs=[table_spec(n, [analytics_key("baseline_covariates"), analytics_key("endpoints")], "statistics") for n in PREDICTOR_TABLES],
     check_specs=table_checks(PREDICTOR_TABLES),
     name="predictor_models",
 )
@@ -98,20 +99,13 @@ def predictor_models(study: StudyResource, warehouse: DuckDBResource):
     and the bootstrap optimism-corrected AUC. Seeds fixed in the settings."""
     s = study.settings()
     params = stats.params_from_settings(s)["predictor_analysis"]
-    spec = s["statistics"]["predictor_outcome"]
     with warehouse.get_connection() as con:
         cov = read(con, "analytics.baseline_covariates")
         e = read(con, "analytics.endpoints")
-        y = stats.outcome_from_endpoints(e, spec["endpoint"], spec["timepoint"], spec["analysis"])
-        res = stats.predictor_analysis(cov, y, **params, workers=None)  # independent fits on every CPU
-        out = {
-            "predictor_selection": res["selection"],
-            "logistic_model": res["logistic_model"],
-            "roc_curve": res["roc"],
-            "model_auc": pd.DataFrame(res["auc"] if isinstance(res["auc"], list) else [res["auc"]]) if not isinstance(res["auc"], pd.DataFrame) else res["auc"],
-        }
+        # independent fits on every CPU
+        out, note = analyses.predictor_tables(cov, e, s["statistics"]["predictor_outcome"], params, workers=None)
         results, checks = _run(out, con, {
-            "logistic_model": {"model": md_table(res["logistic_model"]), "note": str(res.get("note") or "")},
+            "logistic_model": {"model": md_table(out["logistic_model"]), "note": note},
             "model_auc": {"auc": md_table(out["model_auc"])},
         })
     yield from results
@@ -122,7 +116,7 @@ SURVIVAL_TABLES = ["km_estimates", "logrank_tests", "cox_model", "discontinuatio
 
 
 @dg.multi_asset(
-    specs=[table_spec(n, [akey("persistence"), akey("baseline_covariates")], "statistics") for n in SURVIVAL_TABLES],
+    specs=[table_spec(n, [analytics_key("persistence"), analytics_key("baseline_covariates")], "statistics") for n in SURVIVAL_TABLES],
     check_specs=table_checks(SURVIVAL_TABLES),
     name="persistence_models",
 )
@@ -135,25 +129,14 @@ def persistence_models(study: StudyResource, warehouse: DuckDBResource):
     with warehouse.get_connection() as con:
         pers = read(con, "analytics.persistence")
         cov = read(con, "analytics.baseline_covariates")
-        cands = params["cox_models"]["candidates"]
-        data = stats.with_covariates(pers, cov, [c for c in cands if c in cov.columns])
-        out = {
-            "km_estimates": stats.km_estimates(pers, cov, **params["km_estimates"]),
-            "logrank_tests": stats.logrank_tests(pers, cov),
-            "cox_model": stats.cox_models(data, [c for c in cands if c in cov.columns], strata="center",
-                                          entry_p=params["cox_models"]["entry_p"], alpha=params["cox_models"]["alpha"],
-                                          events_per_variable=params["cox_models"]["events_per_variable"],
-                                          tolerance=params["cox_models"]["tolerance"],
-                                          workers=None),
-            "discontinuation_rates": stats.discontinuation_rate(pers, **params["discontinuation_rate"]),
-        }
+        out = analyses.persistence_analysis(pers, cov, params, workers=None)
         results, checks = _run(out, con, {"km_estimates": {"overall": md_table(out["km_estimates"][out["km_estimates"]["group_var"] == "overall"])}})
     yield from results
     yield from checks
 
 
 @dg.multi_asset(
-    specs=[table_spec("center_heterogeneity", [akey("endpoints")], "statistics")],
+    specs=[table_spec("center_heterogeneity", [analytics_key("endpoints")], "statistics")],
     check_specs=table_checks(["center_heterogeneity"]),
     name="center_heterogeneity",
 )
@@ -176,7 +159,7 @@ SAFETY_TABLES = ["safety_serious", "safety_discontinuation"]
 
 
 @dg.multi_asset(
-    specs=[table_spec(n, [akey("adverse_events"), akey("exposure")], "statistics") for n in SAFETY_TABLES],
+    specs=[table_spec(n, [analytics_key("adverse_events"), analytics_key("exposure")], "statistics") for n in SAFETY_TABLES],
     check_specs=table_checks(SAFETY_TABLES),
     name="safety_tables",
 )

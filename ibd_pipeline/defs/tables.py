@@ -10,14 +10,7 @@ import pandas as pd
 
 from .. import sqlmodels as sm
 from .. import warehouse as wh
-
-
-def akey(name: str, schema: str = "analytics") -> dg.AssetKey:
-    return dg.AssetKey([schema, name])
-
-
-def core(name: str) -> dg.AssetKey:
-    return dg.AssetKey(["core", name])
+from .keys import table_key
 
 
 def doc_model(schema: str, name: str) -> sm.Model | None:
@@ -105,7 +98,7 @@ def table_spec(name: str, deps, group: str, schema: str = "analytics", descripti
     if m is not None:
         meta["dagster/column_schema"] = documented_schema(m)
     return dg.AssetSpec(
-        akey(name, schema),
+        table_key(schema, name),
         deps=list(deps),
         description=description_text or (m.description.strip() if m else None),
         kinds={"duckdb", "python"},
@@ -123,7 +116,7 @@ def column_tests_spec(model: sm.Model) -> list[dg.AssetCheckSpec]:
         return []
     listed = "; ".join(f"{t.kind} on {t.column}" for t in model.tests)
     return [dg.AssetCheckSpec(
-        COLUMN_TESTS_CHECK, asset=dg.AssetKey([model.schema, model.name]),
+        COLUMN_TESTS_CHECK, asset=table_key(model.schema, model.name),
         description=f"Every column test of the table's YAML documentation passes ({len(model.tests)}: {listed}).",
     )]
 
@@ -139,7 +132,7 @@ def column_tests_result(con, model: sm.Model) -> list[dg.AssetCheckResult]:
     for t, r in failed + [(t, r) for t, r in results if r.passed]:
         lines.append(f"| {t.name} | {t.kind} | {t.column} | {r.failing_rows} |")
     return [dg.AssetCheckResult(
-        asset_key=dg.AssetKey([model.schema, model.name]), check_name=COLUMN_TESTS_CHECK,
+        asset_key=table_key(model.schema, model.name), check_name=COLUMN_TESTS_CHECK,
         passed=not failed, severity=dg.AssetCheckSeverity.ERROR,
         metadata={
             "tests": len(results),
@@ -226,7 +219,7 @@ def published(con, name: str, n_rows: int, schema: str = "analytics", extra_meta
         checks = column_tests_result(con, m)
     if extra_meta:
         meta.update(extra_meta)
-    return dg.MaterializeResult(asset_key=akey(name, schema), metadata=meta), checks
+    return dg.MaterializeResult(asset_key=table_key(schema, name), metadata=meta), checks
 
 
 def md_table(df: pd.DataFrame, max_rows: int = 40) -> dg.MetadataValue:

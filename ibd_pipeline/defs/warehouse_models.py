@@ -8,6 +8,7 @@ from dagster_duckdb import DuckDBResource
 
 from .. import sqlmodels as sm
 from .. import warehouse as wh
+from .keys import ref_key, table_key
 from .resources import StudyResource
 from .tables import column_tests_result, column_tests_spec, description, documented_schema, table_metadata
 
@@ -16,7 +17,7 @@ REF_TABLES = ["drugs", "procedures", "lab_tests", "settings", "centers"]
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(["ref", t], description=description(t, "ref"), kinds={"duckdb"}, group_name="warehouse",
+        dg.AssetSpec(ref_key(t), description=description(t, "ref"), kinds={"duckdb"}, group_name="warehouse",
                      metadata={"dagster/column_schema": documented_schema(sm.model_by_name(f"ref.{t}"))})
         for t in REF_TABLES
     ],
@@ -31,7 +32,7 @@ def reference_tables(study: StudyResource, warehouse: DuckDBResource):
         for t in REF_TABLES:
             wh.replace_table(con, f"ref.{t}", frames[t])
             sm.document_table(con, "ref", t)
-            yield dg.MaterializeResult(asset_key=["ref", t], metadata=table_metadata(con, "ref", t, rows=len(frames[t])))
+            yield dg.MaterializeResult(asset_key=ref_key(t), metadata=table_metadata(con, "ref", t, rows=len(frames[t])))
 
 
 def model_metadata(con, model: sm.Model) -> dict:
@@ -42,11 +43,11 @@ def model_metadata(con, model: sm.Model) -> dict:
 
 
 def sql_model_asset(model: sm.Model) -> dg.AssetsDefinition:
-    key = dg.AssetKey([model.schema, model.name])
+    key = table_key(model.schema, model.name)
 
     @dg.asset(
         key=key,
-        deps=[dg.AssetKey(list(u)) for u in model.upstream],
+        deps=[table_key(*u) for u in model.upstream],
         description=model.description.strip(),
         kinds={"duckdb", "sql"},
         group_name=model.schema,

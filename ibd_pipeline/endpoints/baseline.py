@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ibd_pipeline.cohort.derive import (
+from ibd_pipeline.clinical.labs import check_canonical_units, compare
+from ibd_pipeline.clinical.records import (
     PATIENT_KEY,
     as_bool,
     crf_or_default,
+    days_per_year,
     medication_table,
     patient_table,
     surgery_table,
 )
+from ibd_pipeline.clinical.windows import BASELINE, add_day, labs_at
 from ibd_pipeline.config import Crf
-from ibd_pipeline.endpoints.biomarkers import check_canonical_units, compare
-from ibd_pipeline.endpoints.safety import days_per_year
-from ibd_pipeline.endpoints.windows import BASELINE, add_day, labs_at
 
 EIM = ("eim_eye", "eim_skin", "eim_joint", "eim_other")
 

@@ -3,12 +3,12 @@ biochemical endpoints; "Statistics" - biomarker trajectories)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
-from ibd_pipeline.cohort.derive import PATIENT_KEY, crf_or_default, fmt_value
+from ibd_pipeline.clinical.labs import check_canonical_units, clean_qualifier
+from ibd_pipeline.clinical.records import PATIENT_KEY, crf_or_default
+from ibd_pipeline.clinical.windows import add_day, labs_at
 from ibd_pipeline.config import Crf
-from ibd_pipeline.endpoints.windows import add_day, labs_at
 
 BIOMARKER_TESTS = ("CRP", "FC", "ESR", "ALB", "VITD25", "WBC", "HB", "PLT", "ALT", "AST", "LDL")
 RATIO_TEST = "HDL_TC_RATIO"
@@ -19,62 +19,11 @@ OUTPUT_COLUMNS = [
 ]
 
 
-def _qualifier(q):
-    if q is None or q is pd.NA or (isinstance(q, float) and np.isnan(q)):
-        return None
-    q = str(q).strip()
-    return q or None
-
-
-def compare(value, qualifier, op: str, threshold: float) -> bool | None:
-    """Is the true lab value ``op`` ``threshold``? True, False, or None when a
-    detection-limit qualifier makes it undecidable (STUDY.md "Endpoints", biochemical
-    endpoints): "<5" (value 5, qualifier '<') is below 8; "<10" against 8 is undecidable;
-    ">200" is not below 8. ``op``: '<', '<=', '>', '>='. A missing value gives None."""
-    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
-        return None
-    if op in (">", ">="):
-        r = compare(value, qualifier, "<=" if op == ">" else "<", threshold)
-        return None if r is None else not r
-    if op not in ("<", "<="):
-        raise ValueError(f"unknown comparison {op!r}")
-    v, q = float(value), _qualifier(qualifier)
-    if q is None:
-        return v < threshold if op == "<" else v <= threshold
-    if q == "<":  # true value < v
-        return True if v <= threshold else None
-    if q == ">":  # true value > v
-        return False if v >= threshold else None
-    return None
-
-
-def lab_text(test: str, value, qualifier, unit: str | None = None) -> str:
-    """'CRP <5 mg/L'."""
-    q = _qualifier(qualifier) or ""
-    u = f" {unit}" if unit else ""
-    return f"{test} {q}{fmt_value(value)}{u}"
-
-
-def check_canonical_units(labs: pd.DataFrame, crf: Crf) -> None:
-    """Core labs are in the CRF's canonical unit (docs/ARCHITECTURE.md); a lab in another
-    unit cannot be compared with a threshold, so it is an error, not a silent skip."""
-    if "unit" not in labs.columns or labs.empty:
-        return
-    canon = labs["test"].map(lambda t: (crf.lab_tests.get(t) or {}).get("unit"))
-    bad = labs[canon.notna() & labs["unit"].notna() & (labs["unit"] != canon)]
-    if len(bad):
-        ex = bad.iloc[0]
-        raise ValueError(
-            f"{len(bad)} lab rows are not in the canonical unit, e.g. {ex['test']} in "
-            f"{ex['unit']!r} (expected {canon.loc[bad.index[0]]!r})"
-        )
-
-
 def _combine_ratio_qualifier(q_num, q_den):
     """Qualifier of num/den: '<' on the numerator stays '<', '<' on the denominator
     becomes '>'; contradictory qualifiers make the ratio unknown (returns False)."""
     flip = {"<": ">", ">": "<"}
-    qs = {q for q in (_qualifier(q_num), flip.get(_qualifier(q_den))) if q}
+    qs = {q for q in (clean_qualifier(q_num), flip.get(clean_qualifier(q_den))) if q}
     if len(qs) > 1:
         return False
     return qs.pop() if qs else None
@@ -136,7 +85,7 @@ def biomarkers(
     out["unit"] = out["test"].map(
         lambda t: "ratio" if t == RATIO_TEST else (crf.lab_tests.get(t) or {}).get("unit")
     )
-    out["qualifier"] = out["qualifier"].map(_qualifier).astype(object)
+    out["qualifier"] = out["qualifier"].map(clean_qualifier).astype(object)
     out["value"] = out["value"].astype(float)
     out["day"] = out["day"].astype("int64")
     order = {tp: i for i, tp in enumerate(settings["timepoints"]["labs"])}

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ibd_pipeline.cohort.derive import (
+from ibd_pipeline.clinical.labs import check_canonical_units, compare, lab_text
+from ibd_pipeline.clinical.records import (
     PATIENT_KEY,
     crf_or_default,
     fmt_num,
@@ -17,9 +18,7 @@ from ibd_pipeline.cohort.derive import (
     patient_table,
     surgery_table,
 )
-from ibd_pipeline.config import Crf
-from ibd_pipeline.endpoints.biomarkers import check_canonical_units, compare, lab_text
-from ibd_pipeline.endpoints.windows import (
+from ibd_pipeline.clinical.windows import (
     BASELINE,
     add_day,
     labs_at,
@@ -27,6 +26,7 @@ from ibd_pipeline.endpoints.windows import (
     target_day,
     window_bounds,
 )
+from ibd_pipeline.config import Crf
 
 ACHIEVED, NOT_ACHIEVED, NOT_EVALUABLE = "achieved", "not_achieved", "not_evaluable"
 CLINICAL_ENDPOINTS = ("sf_clinical_remission", "clinical_response", "endoscopic_remission", "endoscopic_response")

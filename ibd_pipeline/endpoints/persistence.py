@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ibd_pipeline.cohort.derive import PATIENT_KEY, days_between, patient_table
+from ibd_pipeline.clinical.records import PATIENT_KEY, days_between, patient_table
 
 PERSISTENCE_COLUMNS = ["patient_id", "center", "diagnosis", "time_days", "event", "stop_reason"]
 

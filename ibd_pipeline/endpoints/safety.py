@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ibd_pipeline.cohort.derive import PATIENT_KEY, as_bool, crf_or_default, days_between, patient_table
-from ibd_pipeline.config import Crf, load_settings
+from ibd_pipeline.clinical.records import (
+    PATIENT_KEY,
+    as_bool,
+    crf_or_default,
+    days_between,
+    days_per_year,
+    patient_table,
+)
+from ibd_pipeline.config import Crf
 
 AE_COLUMNS = ["patient_id", "center", "diagnosis", "onset_date", "day", "term", "serious", "led_to_discontinuation"]
 EXPOSURE_COLUMNS = ["patient_id", "center", "diagnosis", "exposure_days", "exposure_years"]
-
-
-def days_per_year(settings: dict | None = None) -> float:
-    """Days in a year for exposure in patient-years: 12 x ``persistence.days_per_month``
-    (30.4375 -> 365.25)."""
-    settings = settings if settings is not None else load_settings()
-    return 12 * float(settings["persistence"]["days_per_month"])
 
 
 def treatment_emergent_aes(

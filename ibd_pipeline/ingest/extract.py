@@ -15,11 +15,12 @@ from ibd_pipeline.config import CenterProfile, Crf, load_crf
 from ibd_pipeline.privacy import safe_label
 
 from .errors import UnreadableFileError
+from .frames import empty_canonical
 from .names import parse_delivery_name
 from .normalize import Normaliser
 from .readers import DEFAULT_CHUNK_ROWS, RawPart, header_key, read_csv_part, read_xlsx_parts
 from .rules import empty_quarantine
-from .schemas import DTYPES, LAB_EXTRA_COLUMNS, canonical_columns, column_name, crf_schema, key_columns
+from .schemas import LAB_EXTRA_COLUMNS, column_name, crf_schema, key_columns
 from .validate import ChunkContext, KeyTracker, validate_chunk
 
 
@@ -69,23 +70,6 @@ class ExtractChunk:
 def source_file_of(file_name: str, sheet: str | None) -> str:
     """``source_file`` of staged rows: the file name, plus ``:<sheet>`` for workbooks."""
     return file_name if sheet is None else f"{file_name}:{sheet}"
-
-
-def empty_canonical(table: str, crf: Crf | None = None) -> pd.DataFrame:
-    """A zero-row canonical frame of ``table`` with the canonical dtypes (incl. lineage)."""
-    crf = crf or load_crf()
-    spec = crf.table(table)
-    out = {}
-    for c in canonical_columns(table, crf):
-        f = "mrn" if c == "patient_id" else ("table" if c == "table_name" else c)
-        if f in spec.fields and f != "mrn":
-            dt = DTYPES[spec.fields[f].type]
-            out[c] = pd.Series(dtype=dt)
-        elif c == "source_row":
-            out[c] = pd.Series(dtype="int64")
-        else:
-            out[c] = pd.Series(dtype=object)
-    return pd.DataFrame(out)
 
 
 def _code_lists(spec, profile: CenterProfile, limit: int = 15) -> dict[str, str]:
@@ -308,7 +292,6 @@ __all__ = [
     "ExtractChunk",
     "extract_file",
     "iter_extract",
-    "empty_canonical",
     "source_file_of",
     "column_name",
     "LAB_EXTRA_COLUMNS",

@@ -25,6 +25,7 @@ import pandas as pd
 from ibd_pipeline.config import CenterProfile, Crf, FieldSpec, TableSpec, load_unit_aliases
 from ibd_pipeline.pseudonym import patient_ids
 
+from .frames import FAILURE_COLUMNS, empty_canonical
 from .rules import human_date_formats
 from .schemas import LAB_EXTRA_COLUMNS, canonical_columns, column_name
 
@@ -35,8 +36,6 @@ _QUAL_RE = re.compile(r"^(<=|>=|≤|≥|<|>|＜|＞|≦|≧)?\s*(.*?)$", re.S)
 _QUAL_CANON = {"<": "<", "<=": "<", "≤": "<", "＜": "<", "≦": "<", ">": ">", ">=": ">", "≥": ">", "＞": ">", "≧": ">"}
 _BOOL_TEXT = {"true": True, "false": False, "1": True, "0": False, "1.0": True, "0.0": False}
 _INT64_MAX = 2**63 - 1
-
-FAILURE_COLUMNS = ["pos", "field", "rule", "message"]
 
 
 def _const(text: np.ndarray, zh: str, en: str) -> np.ndarray:
@@ -168,8 +167,6 @@ class Normaliser:
         from the file are left out). Returns the typed frame (canonical columns, no
         lineage), the failures, and field -> delivered (stripped) text per row."""
         if n == 0:  # a header-only chunk (a table without rows this round) is an empty delivery
-            from .extract import empty_canonical
-
             frame = empty_canonical(self.table, self.crf)[self.columns]
             return frame, pd.DataFrame(columns=FAILURE_COLUMNS), {f: np.array([], dtype=object) for f in self.spec.kept_fields}
         out: dict[str, object] = {}

@@ -12,9 +12,9 @@ from pandera.config import config_context
 
 from ibd_pipeline.config import TableSpec
 
-from .normalize import FAILURE_COLUMNS
 from ibd_pipeline.privacy import redact
 
+from .frames import FAILURE_COLUMNS
 from .rules import QUARANTINE_COLUMNS, empty_quarantine, reason
 from .schemas import check_rule, column_name, cross_field_rules
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from .build import DPI, SECTION_IDS, ReportResult, build_report
 from .data import Unavailable, Warehouse
-from .published import PUBLISHED_FILE, compare_published, load_published
+from .published import compare_published, load_published
 
-__all__ = ["DPI", "PUBLISHED_FILE", "SECTION_IDS", "ReportResult", "Unavailable", "Warehouse", "build_report",
+__all__ = ["DPI", "SECTION_IDS", "ReportResult", "Unavailable", "Warehouse", "build_report",
            "compare_published", "load_published"]

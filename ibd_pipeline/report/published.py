@@ -2,39 +2,28 @@
 the pipeline also derives (flow counts, baseline counts, endpoint and biomarker n/N,
 safety counts, discontinuations), side by side with a match flag.
 
-The published figures ship with the package (``published_figures.yaml`` beside this
-module, a copy of the study team's reference file) so the product never reads the
-study team's folders or the tests at run time.
+The published figures are the project's one copy (``published_figures.yaml`` beside
+``study.yaml``, read by :func:`ibd_pipeline.config.load_published`), so the product never
+reads the study team's folders at run time.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable
 
 import pandas as pd
-import yaml
 
+from ..config import load_published
 from .data import Unavailable
 from .fmt import fmt_p, fmt_ratio, leading_int, missing
 
-PUBLISHED_FILE = Path(__file__).with_name("published_figures.yaml")
 COMPARISON_COLUMNS = ["domain", "quantity", "diagnosis", "timepoint", "published", "derived", "match", "note"]
 DIAGNOSES = ("UC", "CD", "overall")
 # published baseline keys whose Table 1 variable has another name
 BASELINE_ALIASES = {"ibd_surgery_history": "surgery_history", "cd_perianal": "perianal", "age_years": "age"}
 # AE terms (schemas/crf.yaml ae_terms) counted as "thromboembolic or malignant"
 THROMBO_MALIGNANT_TERMS = ("vte", "mace", "malignancy", "nmsc")
-# published predictor (Table 2) -> covariate name of the pipeline's logistic model
-PREDICTOR_ALIASES = {"confirmed_age": "age", "anti_integrin": "prior_anti_integrin",
-                     "il12_23_il23": "prior_anti_il12_23_or_il23", "surgery_history": "surgery_history"}
 OTHER = "other"
-
-
-def load_published(path: str | Path | None = None) -> dict:
-    """The published study's figures (default: the copy shipped with this package)."""
-    p = Path(path) if path else PUBLISHED_FILE
-    return yaml.safe_load(p.read_text(encoding="utf-8")) or {}
 
 
 Getter = Callable[[str], pd.DataFrame]
@@ -326,7 +315,7 @@ def _predictor_rows(pub: dict, get: Getter) -> list[dict]:
         sel = None
     rows = []
     for key, v in pub.items():
-        var = PREDICTOR_ALIASES.get(key, key)
+        var = v.get("covariate", key)  # the pipeline's name of the published variable
         p = f"OR {v.get('or')} ({v.get('ci', [None, None])[0]}-{v.get('ci', [None, None])[1]}), p {v.get('p')}"
         d, derived_dir = None, None
         in_model = m is not None and var in set(m["variable"])

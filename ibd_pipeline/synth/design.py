@@ -1,7 +1,7 @@
 """The calibrated cohort design: what every synthetic patient *is*, before any date or value.
 
 A *block* is a designed cohort of 122 screened patients whose counts reproduce the
-published multicenter figures (``reference/published_figures.yaml``) when the rules of
+published multicenter figures (``published_figures.yaml``) when the rules of
 STUDY.md are applied exactly (eligibility order, windows, endpoint definitions,
 treatment-emergent AEs, Table 1 groupings of ``study.yaml``). The counts are a fixed,
 deterministic design; the seed only decides which slot gets which assignment and the
@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..config import load_published
+
 TIMES = ("induction", "month6", "month12")
 LAB_TIMES = ("baseline", "induction", "month6", "month12", "month18")
 BLOCK_SIZE = 122
@@ -43,55 +45,36 @@ FLOW_NOTE = (
 )
 
 # --------------------------------------------------------------------------- targets
-# The published figures the 122-patient block is calibrated to (copied from
-# reference/published_figures.yaml so that product code never reads the shared folder;
-# tests/test_synth_calibration.py checks the design against the yaml).
-TARGETS: dict = {
-    "included": {"CD": 52, "UC": 28},
-    "endpoints": {  # n at [induction, month 6, month 12]; N = every included patient
-        "sf_clinical_remission": {"UC": [19, 22, 24], "CD": [31, 38, 41]},
-        "clinical_response": {"UC": [20, 22, 25], "CD": [32, 35, 39]},
-        "endoscopic_remission": {"UC": [13, 17, 22], "CD": [16, 30, 39]},
-        "endoscopic_response": {"UC": [17, 18, 22], "CD": [30, 35, 44]},
-    },
-    "biomarkers": {  # n normal at [baseline, induction, month 6, 12, 18]
-        "crp_normal": {"UC": [8, 13, 17, 19, 22], "CD": [21, 30, 31, 36, 41]},
-        "fc_normal": {"UC": [8, 16, 17, 22, 23], "CD": [12, 27, 32, 36, 48]},
-    },
-    "male": {"CD": 30, "UC": 18},
-    "montreal_age": {"A1": 9, "A2": 32, "A3": 11},
-    "cd_location": {"L1": 12, "L2": 11, "L3": 27, "L4": 2},
-    "cd_behavior": {"B1": 14, "B2": 23, "B3": 15},
-    "cd_perianal": 37,
-    "uc_extent": {"E1": 6, "E2": 10, "E3": 12},
-    "eim_any": {"CD": 13, "UC": 6},
-    "eim": {
-        "eye": {"CD": 2, "UC": 2},
-        "skin": {"CD": 7, "UC": 3},
-        "joint": {"CD": 6, "UC": 1},
-        "other": {"CD": 1, "UC": 0},
-    },
-    "ibd_surgery_history": {"CD": 33, "UC": 3},
-    "prior": {
-        "immunosuppressant": {"CD": 27, "UC": 7},
-        "glucocorticoid": {"CD": 22, "UC": 16},
-        "een": {"CD": 21, "UC": 8},
-        "anti_il12_23_or_il23": {"CD": 39, "UC": 9},
-        "jak": {"CD": 3, "UC": 6},
-        "anti_integrin": {"CD": 10, "UC": 23},
-        "anti_tnf": {"CD": 48, "UC": 26},
-        "aminosalicylate": {"CD": 30, "UC": 20},
-        "methotrexate": {"CD": 7, "UC": 5},
-        "tacrolimus": {"CD": 1, "UC": 0},
-        "tripterygium": {"CD": 1, "UC": 0},
-        "anti_il17a": {"CD": 1, "UC": 0},
-    },
-    "steroid_at_baseline": {"CD": 20, "UC": 18},
-    # published baseline means of the included patients (canonical units), by CRF lab code
-    "baseline_means": {"FC": 834.6, "CRP": 5.3, "ESR": 19.8, "VITD25": 40.3, "ALB": 41.1, "WBC": 6.5, "HB": 122.4,
-                       "PLT": 296.3, "ALT": 14.8, "AST": 18.2, "LDL": 2.3},
-    "concomitant_with_upa": {"thalidomide": {"CD": 2, "UC": 1}, "mesalazine": {"CD": 2, "UC": 3}},
-}
+# The published figures the 122-patient block is calibrated to, read from the one copy of
+# the published figures (``published_figures.yaml`` beside ``study.yaml``, which the
+# report's "published vs derived" also reads), so that product code never reads the
+# shared folder and the figures exist once.
+def _n_of(pairs: list) -> list[int]:
+    """[[n, N], ...] -> [n, ...]"""
+    return [int(n) for n, _N in pairs]
+
+
+def targets_from_published(pub: dict) -> dict:
+    """The design targets (counts of the included patients) from the published figures."""
+    base, flow = pub["baseline"], pub["flow"]
+    prior = {k.removeprefix("prior_"): v for k, v in base.items() if k.startswith("prior_")}
+    return {
+        "included": dict(flow["by_diagnosis"]),
+        # n at [induction, month 6, month 12]; N = every included patient
+        "endpoints": {e: {dx: _n_of(v) for dx, v in per.items()} for e, per in pub["endpoints"].items()},
+        # n normal at [baseline, induction, month 6, 12, 18]
+        "biomarkers": {b: {dx: _n_of(v) for dx, v in per.items()} for b, per in pub["biomarkers"].items()},
+        **{k: base[k] for k in ("male", "montreal_age", "cd_location", "cd_behavior", "cd_perianal", "uc_extent",
+                                "eim_any", "ibd_surgery_history", "steroid_at_baseline", "concomitant_with_upa")},
+        "eim": {k.removeprefix("eim_"): v for k, v in base.items() if k.startswith("eim_") and k != "eim_any"},
+        "prior": prior,
+        # published baseline means of the included patients (canonical units), by CRF lab code
+        "baseline_means": {k.split("_")[0]: v for k, v in base["baseline_means"].items()},
+    }
+
+
+PUBLISHED = load_published()
+TARGETS: dict = targets_from_published(PUBLISHED)
 
 # Discontinuations (published: CD 11 = 8 before month 12 + 3 after; UC 2, both before
 # month 12). Phase S_a: between the induction and month-6 windows; S_b: between the
@@ -113,11 +96,10 @@ STOP_PHASE_TIMES = {None: 3, "S_c": 3, "S_b": 2, "S_a": 1}  # number of evaluabl
 # prior anti-IL-12/23 or anti-IL-23 and IBD surgery history) plus logistic noise; the
 # designed remission / response states go to the patients of highest g (exact counts).
 # Discontinuation is more likely with baseline albumin <= 35 g/L (the single-center CD
-# study's Cox HR 3.05) and, for inefficacy or surgery, with low g. Copied from
-# reference/published_figures.yaml (tests/test_synth_calibration.py checks the copy).
-OUTCOME_ODDS_RATIOS = {"age": 0.87, "prior_anti_integrin": 0.04, "prior_anti_il12_23_or_il23": 8.77,
-                       "surgery_history": 5.00}
-ALBUMIN_LOW_STOP_HR = 3.05
+# study's Cox HR 3.05) and, for inefficacy or surgery, with low g. Both read from the
+# published figures.
+OUTCOME_ODDS_RATIOS = {v["covariate"]: float(v["or"]) for v in PUBLISHED["predictors"].values()}
+ALBUMIN_LOW_STOP_HR = float(PUBLISHED["single_center_cd"]["cox_multivariable"]["albumin_le_35"]["hr"])
 ALBUMIN_LOW_SHARE = 0.15  # included patients designed with baseline albumin <= 35 g/L
 # scale of g's logistic noise: the time-point noise N(0, 0.5) the states add makes the
 # total latent variance that of a standard logistic (pi^2 / 3)

@@ -1,6 +1,6 @@
 """Throughput of extraction on a synthetic registry-scale labs delivery.
 
-    python -m ibd_pipeline.ingest.benchmark [--rows 1000000] [--center zcmu1|hzfph|zju2] [--dir /tmp/x]
+    python benchmarks/ingest_throughput.py [--rows 1000000] [--center zcmu1|hzfph|zju2] [--dir /tmp/x]
 
 Writes a labs file in the center's real format (CSV in its encoding, or a workbook),
 extracts it and prints rows/second and the peak resident memory.

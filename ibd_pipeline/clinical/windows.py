@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-PATIENT_KEY = "patient_id"
+from ibd_pipeline.clinical.records import PATIENT_KEY
+
 HBI_ITEMS = ("hbi_wellbeing", "hbi_pain", "hbi_liquid_stools", "hbi_mass", "hbi_complications")
 BASELINE = "baseline"
 

@@ -1,4 +1,6 @@
-"""Per-row derivations shared by the cohort and endpoint code (pure pandas).
+"""Per-row derivations shared by the cohort and endpoint code (pure pandas): the
+patient key, the derived columns of the patients, medications and surgeries tables, day
+counts and the days of a year, and the text of a value in a reason.
 
 The core tables already carry most of these columns (``docs/ARCHITECTURE.md``, "Core
 tables"), but the study settings may be overridden per call (``with_overrides``), and
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ibd_pipeline.config import Crf, load_crf
+from ibd_pipeline.config import Crf, load_crf, load_settings
 
 PATIENT_KEY = "patient_id"
 
@@ -41,6 +43,13 @@ def completed_years(born: pd.Series, on: pd.Series) -> pd.Series:
 def days_between(later: pd.Series, earlier: pd.Series) -> pd.Series:
     """``later - earlier`` in whole days (nullable Int64)."""
     return (pd.to_datetime(later) - pd.to_datetime(earlier)).dt.days.astype("Int64")
+
+
+def days_per_year(settings: dict | None = None) -> float:
+    """Days in a year for exposure in patient-years: 12 x ``persistence.days_per_month``
+    (30.4375 -> 365.25)."""
+    settings = settings if settings is not None else load_settings()
+    return 12 * float(settings["persistence"]["days_per_month"])
 
 
 def patient_table(patients: pd.DataFrame) -> pd.DataFrame:
