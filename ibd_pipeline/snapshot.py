@@ -5,6 +5,9 @@ DuckDB names a database after its file, so a file called ``analytics.duckdb`` wo
 make that the default; then ``analytics.<table>`` and ``core.<table>`` read as documented:
 
     ATTACH 'data/analytics.duckdb' AS study (READ_ONLY); USE study;
+
+Publishing it (``warehouse.publish_snapshot``) runs :func:`redact_snapshot` on the new
+file before it replaces the old one.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 
 from .config import data_paths
+from .privacy import redact
 
 ALIAS = "study"
 
@@ -28,3 +33,39 @@ def connect_snapshot(path: str | Path | None = None) -> duckdb.DuckDBPyConnectio
     con.execute(f"ATTACH '{str(p).replace(chr(39), chr(39) * 2)}' AS {ALIAS} (READ_ONLY)")
     con.execute(f"USE {ALIAS}")
     return con
+
+
+# keyed hashes the pipeline makes itself (pseudonymous patient ids, SHA-256 of files):
+# never delivered text, and a join key the analysts need intact
+EXEMPT_COLUMNS = frozenset({"patient_id", "delivery_id"})
+
+
+def redact_snapshot(con: duckdb.DuckDBPyConnection, database: str) -> dict[str, int]:
+    """The last line of defence of the privacy boundary (STUDY.md "Privacy"), run on the
+    new snapshot (attached as ``database``) before it replaces the old one: every value of
+    every text column of every table passes the PHI check of :mod:`ibd_pipeline.privacy`;
+    a value that fails is replaced by its redaction. Returns ``{schema.table.column:
+    rows changed}`` (empty when nothing had to be withheld) for the run to note - the
+    values themselves are never returned. Each distinct value is checked once."""
+    cols = con.execute(
+        "SELECT schema_name, table_name, column_name FROM duckdb_columns() "
+        "WHERE database_name = ? AND data_type = 'VARCHAR' ORDER BY schema_name, table_name, column_index",
+        [database],
+    ).fetchall()
+    found: dict[str, int] = {}
+    for schema, table, col in cols:
+        if col in EXEMPT_COLUMNS:
+            continue
+        q, c = f'{database}.{schema}."{table}"', '"' + col.replace('"', '""') + '"'
+        values = [v for (v,) in con.execute(f"SELECT DISTINCT {c} FROM {q} WHERE {c} IS NOT NULL").fetchall()]
+        bad = {v: r for v in values if (r := redact(v)) != v}
+        if not bad:
+            continue
+        con.register("_phi_map", pd.DataFrame({"old": list(bad), "new": list(bad.values())}))
+        try:
+            n = con.execute(f"SELECT count(*) FROM {q} WHERE {c} IN (SELECT old FROM _phi_map)").fetchone()[0]
+            con.execute(f"UPDATE {q} AS t SET {c} = m.new FROM _phi_map AS m WHERE t.{c} = m.old")
+        finally:
+            con.unregister("_phi_map")
+        found[f"{schema}.{table}.{col}"] = int(n)
+    return found

@@ -16,14 +16,17 @@ from .ingest.names import is_worklist_file
 from .config import CenterProfile, DataPaths
 from .ingest.report import _CSS, STATE_TEXT as _STATE_TEXT, report_name
 from . import warehouse as wh
+from .privacy import redact
 
 STATUS_PAGE = "index.html"
 
 
 def _e(x) -> str:
+    """Page text: every text passes the privacy redaction (STUDY.md "Privacy"; e.g. a
+    withdrawal's free-text reason) before HTML escaping."""
     if x is None or (isinstance(x, float) and x != x) or x is pd.NA:
         return ""
-    return html.escape(str(x), quote=True)
+    return html.escape(redact(x), quote=True)
 
 
 def _count(con, sql: str, params) -> int:

@@ -213,11 +213,14 @@ def publish_snapshot(
     schemas=("core", "analytics"),
     exclude: tuple[str, ...] = (),
     drop_columns: dict[str, list[str]] | None = None,
+    before_publish=None,
 ) -> dict:
     """Copy ``schemas`` of the working warehouse into a new DuckDB file and atomically
     rename it over ``target``: analysts holding the old snapshot open keep reading it,
     new connections see the new one. Table and column comments are copied; ``exclude``
-    leaves tables out and ``drop_columns`` leaves columns out (e.g. raw values)."""
+    leaves tables out and ``drop_columns`` leaves columns out (e.g. raw values).
+    ``before_publish(con, "snap")`` runs on the new file (attached as ``snap``) after
+    the copy and before the rename (e.g. ``snapshot.redact_snapshot``)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -252,6 +255,8 @@ def publish_snapshot(
                     continue
                 con.execute(f"COMMENT ON COLUMN snap.{schema}.\"{name}\".\"{col}\" IS '{_esc(ccomment)}'")
             copied[q] = con.execute(f'SELECT count(*) FROM snap.{schema}."{name}"').fetchone()[0]
+        if before_publish is not None:
+            before_publish(con, "snap")
     finally:
         con.execute("DETACH snap")
     os.replace(tmp, target)

@@ -140,3 +140,34 @@ def test_a_workbook_truncated_is_rejected_whole(tmp_path):
     f.write_bytes(data[: len(data) * 2 // 3])
     e = _err(f, "zju2")
     assert "incomplete" in e.problem or "damaged" in e.problem
+
+
+def test_a_workbook_with_a_corrupt_compressed_sheet_is_unreadable_not_a_crash(tmp_path):
+    """Bytes overwritten inside a sheet's deflate stream (the fuzz's garbage_bytes, 2 of
+    1,000 cases crashed with zlib.error in the formula-cell check)."""
+    import random
+    import zipfile
+
+    p = centers()["zju2"]
+    header = [p.header_for("labs", c) for c in LAB_COLS]
+    full = write_xlsx(tmp_path / "full.xlsx", {"检验": [header] + [["Z1", "r", dt.date(2024, 3, 1), "血沉", i, "mm/h"]
+                                                                  for i in range(400)]})
+    data = full.read_bytes()
+    with zipfile.ZipFile(full) as z:
+        info = next(i for i in z.infolist() if i.filename.startswith("xl/worksheets/"))
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    rng = random.Random(7)
+    outcomes = set()
+    for _ in range(25):
+        b = bytearray(data)
+        for _ in range(5):
+            b[rng.randrange(start + 20, start + info.compress_size - 20)] = rng.randrange(256)
+        f = tmp_path / "A_20250401.xlsx"
+        f.write_bytes(bytes(b))
+        try:
+            extract(f, "zju2")
+            outcomes.add("read")
+        except UnreadableFileError as e:
+            assert e.problem
+            outcomes.add("unreadable")
+    assert "unreadable" in outcomes

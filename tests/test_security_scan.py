@@ -31,7 +31,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from fullrun_support import KEY_TEXT, PROJECT, reference_run, truth_dir
+from fullrun_support import KEY_TEXT, PROJECT, new_data_dir, reference_run, run_cli, truth_dir
 from ibd_pipeline.config import load_centers
 from ibd_pipeline.snapshot import connect_snapshot
 
@@ -289,3 +289,136 @@ def test_no_key_and_no_generated_data_is_tracked_by_git(reference):
     if local.exists():
         keys.add(local.read_bytes().strip())
     assert [p for p in tracked if p.is_file() and any(k and k in p.read_bytes() for k in keys)] == []
+
+
+# ------------------------------------------------------------------ seeded identifiers, every format
+# Each center (one format each: CSV UTF-8 with BOM, CSV GB18030, xlsx) gets its own
+# identifiers in the synthetic generator's style (ibd_pipeline.synth.names): a Chinese
+# name, a mobile number and a record number of the center's local style. They are
+# seeded into every field of every table (three rows per file share the fields), into
+# an extra column whose header is an identifier and into the name of an extra file (a
+# sheet named by an identifier rejects the whole workbook: tests/test_ingest_privacy.py); then one full `ibd-pipeline run` (center jobs, study job,
+# publication) and the scan of everything outside the inbox, archive and working warehouse.
+SEEDS = {
+    "zcmu1": {"name": "司马婉清", "phone": "13911220001", "mrn": "ZY77120394"},
+    "hzfph": {"name": "欧阳娜娜", "phone": "13911220002", "mrn": "2019771203"},
+    "zju2": {"name": "诸葛明远", "phone": "13911220003", "mrn": "0077120394"},
+}
+FORMATS = {c: f"{p.format}-{p.encoding or 'binary'}" for c, p in CENTERS.items()}
+
+
+def _seed_values(s: dict) -> list[str]:
+    return [s["name"], s["phone"], s["mrn"], f"{s['name']}{s['phone']}", f"{s['mrn']} {s['name']}"]
+
+
+def _seed_table(rows: list[list], s: dict) -> list[list]:
+    """Rows (header first) with identifiers in every column (column j in data row
+    ``picks[j % 3]``) and an extra column whose header and values are identifiers."""
+    header, data = list(rows[0]), [list(r) for r in rows[1:]]
+    values = _seed_values(s)
+    if data:
+        picks = sorted({0, len(data) // 2, len(data) - 1})
+        for j in range(len(header)):
+            data[picks[j % len(picks)]][j] = values[j % len(values)]
+    return [header + [f"{s['name']}{s['phone']}"]] + [r + [s["mrn"]] for r in data]
+
+
+def _seed_center(inbox: Path, center: str) -> int:
+    """Seed every delivery file of ``center`` in place; returns the number of files."""
+    import csv
+    import io
+
+    from test_ingest_support import write_xlsx
+
+    profile, s = CENTERS[center], SEEDS[center]
+    files = sorted(p for p in inbox.iterdir() if p.is_file())
+    for p in files:
+        if profile.format == "xlsx":
+            import python_calamine as pc
+
+            wb = pc.CalamineWorkbook.from_path(str(p))
+            sheets = {n: _seed_table(wb.get_sheet_by_name(n).to_python(), s) for n in wb.sheet_names}
+            write_xlsx(p, sheets)
+        else:
+            text = p.read_bytes().decode(profile.encoding).lstrip("\ufeff")
+            buf = io.StringIO()
+            csv.writer(buf, lineterminator="\r\n").writerows(_seed_table(list(csv.reader(io.StringIO(text))), s))
+            p.write_bytes(buf.getvalue().encode(profile.encoding))
+    extra = files[0]  # the same content under a name carrying every identifier (rejected by its name)
+    (inbox / f"{s['name']}{s['phone']}_{s['mrn']}_{extra.name}").write_bytes(extra.read_bytes())
+    return len(files)
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory):
+    paths = new_data_dir(tmp_path_factory, "seeded")
+    for center in CENTERS:
+        assert _seed_center(paths.inbox(center), center) >= 1
+    run = run_cli(paths, "run", "--settle", "0", IBD_LOG_LEVEL="DEBUG")
+    assert paths.snapshot.exists(), run.stdout[-3000:] + run.stderr[-3000:]
+    return run
+
+
+def _seed_secrets(center: str) -> Secrets:
+    s = SEEDS[center]
+    static = _static_text()
+    assert s["name"] not in static
+    return Secrets(pd.DataFrame({"mrn": [s["mrn"]], "phone": [s["phone"]], "patient_name": [s["name"]]}), static)
+
+
+def _seeded_text_outside(run) -> dict[str, str]:
+    """Every text outside the inbox, archive and working warehouse: {where: text}."""
+    data = run.data
+    out = {"CLI output": run.stdout + run.stderr}
+    snap = connect_snapshot(data.snapshot)
+    try:
+        out["snapshot"] = duckdb_text(snap)
+    finally:
+        snap.close()
+    for folder in (data.root / "outbox", data.reports, data.dagster_home):
+        for p in folder.rglob("*"):
+            if p.is_file():
+                where = str(p.relative_to(data.root))
+                out[f"{where} (name)"] = p.name
+                out[where] = sqlite_text(p) if p.suffix == ".db" else file_text(p)
+    return out
+
+
+@pytest.mark.parametrize("center", list(CENTERS), ids=[f"{c}-{FORMATS[c]}" for c in CENTERS])
+def test_seeded_identifiers_reach_the_archive_and_the_working_quarantine(seeded, center):
+    """The seeding really happened: every identifier is in the archived files and in the
+    working warehouse's quarantine values (where they belong), and the snapshot of this
+    run was published with the rejected rows counted."""
+    secrets_ = _seed_secrets(center)
+    profile = CENTERS[center]
+    archived = "\n".join(file_text(p, profile.encoding if p.suffix == ".csv" else None)
+                         for p in seeded.data.archive(center).glob("*.*") if p.suffix in (".csv", ".xlsx"))
+    want = {SEEDS[center][k] for k in ("name", "phone", "mrn")}
+    assert secrets_.find(archived) == want
+    con = duckdb.connect(str(seeded.data.warehouse), read_only=True)
+    try:
+        values = "\n".join(str(v) for (v,) in con.execute("SELECT value FROM analytics.quarantine WHERE center = ?",
+                                                           [center]).fetchall())
+    finally:
+        con.close()
+    assert secrets_.find(values) == want
+    snap = connect_snapshot(seeded.data.snapshot)
+    try:
+        n = snap.execute("SELECT count(*) FROM analytics.quarantine WHERE center = ?", [center]).fetchone()[0]
+    finally:
+        snap.close()
+    assert n >= 10
+    assert list(seeded.data.root.joinpath("outbox", center).glob("*.report.html"))
+
+
+@pytest.mark.parametrize("center", list(CENTERS), ids=[f"{c}-{FORMATS[c]}" for c in CENTERS])
+def test_no_seeded_identifier_outside_the_inbox_the_archive_and_the_working_warehouse(seeded, center):
+    """Snapshot (every value and description), outboxes, reports (study report, Data
+    Docs, catalog), the Dagster instance (event log, run storage, compute logs), the
+    names of those files and the CLI output: none holds a seeded name, phone or record number."""
+    secrets_ = _seed_secrets(center)
+    texts = _seeded_text_outside(seeded)
+    assert any("data_docs" in w for w in texts) and any(w.endswith(".db") for w in texts)
+    assert "STEP_START" in seeded.stderr
+    found = {w: sorted(secrets_.find(t)) for w, t in texts.items()}
+    assert {w: h for w, h in found.items() if h} == {}

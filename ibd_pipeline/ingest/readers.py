@@ -289,6 +289,7 @@ def formula_cells_without_value(path: Path, sheets: list[str]) -> dict[str, list
     saved by a program that does not calculate; read naively they would be empty or 0
     (issue 18: a lab 81 became 0). Sheet name -> cell references (e.g. ``E12``)."""
     import zipfile
+    import zlib
 
     out: dict[str, list[str]] = {}
     try:
@@ -318,8 +319,8 @@ def formula_cells_without_value(path: Path, sheets: list[str]) -> dict[str, list
                         refs.append(r.group(1).decode() if r else "?")
                 if refs:
                     out[name] = refs
-    except (KeyError, OSError, zipfile.BadZipFile, ValueError):
-        return out  # the workbook reader reports a damaged file itself
+    except (KeyError, OSError, EOFError, zipfile.BadZipFile, zlib.error, ValueError):
+        return out  # the workbook reader reports a damaged file itself (a corrupt deflate stream: zlib.error)
     return out
 
 

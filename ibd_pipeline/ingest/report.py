@@ -11,6 +11,7 @@ import pandas as pd
 from ..spreadsheet import neutralise_frame
 
 from ibd_pipeline.config import CenterProfile
+from ibd_pipeline.privacy import WITHHELD, phi_suspect, redact, safe_file_name
 
 from .rules import QUARANTINE_COLUMNS, RULES
 
@@ -35,9 +36,35 @@ STATE_TEXT = {  # delivery state (analytics.deliveries.status) -> (中文, Engli
 
 
 def _e(x) -> str:
+    """Page text: every text of the page passes the privacy redaction (STUDY.md "Privacy")
+    before HTML escaping."""
     if x is None or (isinstance(x, float) and x != x):
         return ""
-    return html.escape(str(x), quote=True)
+    return html.escape(redact(x), quote=True)
+
+
+# what the "Value" column shows for a value that fails the PHI check
+VALUE_WITHHELD = f"{WITHHELD} 已隐去，请在您的文件中按行号和字段查看 / withheld: see this row and field in your own file"
+
+
+def shown_value(value) -> str:
+    """A rejected row's delivered value as the coordinator's report shows it: the value
+    itself only when it passes the PHI check of :mod:`ibd_pipeline.privacy` (no
+    name-like, phone-like or record-number-like part), else withheld - the row and the
+    field stay next to it, so the coordinator finds the value in their own file
+    (STUDY.md "Privacy": delivered values never leave the working warehouse unchecked)."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return VALUE_WITHHELD if phi_suspect(str(value)) else str(value)
+
+
+def shown_quarantine(q: pd.DataFrame) -> pd.DataFrame:
+    """The quarantine rows as the outbox shows them (page and ``.rejected.csv``): values
+    after :func:`shown_value`, messages redacted."""
+    return q.assign(
+        value=[shown_value(v) for v in q["value"]],
+        message=[redact(m) if isinstance(m, str) else m for m in q["message"]],
+    )
 
 
 def report_name(file_name: str) -> str:
@@ -96,7 +123,8 @@ def write_delivery_report(
         part = [order.get((t, s or ""), len(order)) for t, s in zip(q["table_name"], q["sheet"])]
         q = q.assign(_p=part).sort_values(["_p", "table_name", "row_number"], kind="stable").drop(columns="_p")
 
-    title = f"数据交付反馈 Delivery report - {file_name}"
+    shown_name = safe_file_name(profile, file_name)
+    title = f"数据交付反馈 Delivery report - {shown_name}"
     h: list[str] = [
         "<!DOCTYPE html>",
         '<html lang="zh-CN"><head><meta charset="utf-8">',
@@ -104,7 +132,7 @@ def write_delivery_report(
         f"<h1>{_e(title)}</h1>",
         "<table>",
         f"<tr><th>中心 Center</th><td>{_e(center)} - {_e(profile.raw.get('name', ''))}</td></tr>",
-        f"<tr><th>文件 File</th><td>{_e(file_name)}</td></tr>",
+        f"<tr><th>文件 File</th><td>{_e(shown_name)}</td></tr>",
     ]
     if state:
         h.append("<tr><th>当前状态 State now</th><td>" + "<br>".join(_e(s) for s in state) + "</td></tr>")
@@ -156,8 +184,10 @@ def write_delivery_report(
                 "<h2>被拒绝的行 Rejected rows</h2>"
                 '<p class="note">每行列出一个原因；同一行可能有多个原因。行号与文件中看到的一致（表头为第1行）。<br>'
                 "One reason per line; a row may have several. Row numbers are as seen in the file (header = row 1). "
-                "Names, phone numbers and medical record numbers are never shown; patients appear by pseudonymous id.</p>"
+                "Names, phone numbers and medical record numbers are never shown; patients appear by pseudonymous id. "
+                f"A value that may identify someone is shown as {WITHHELD}: find it by row and field in your own file.</p>"
             )
+            q = shown_quarantine(q)
             shown = q.head(max_rows)
             if len(q) > max_rows:
                 csv_path = outbox / (report_name(file_name)[: -len(".report.html")] + ".rejected.csv")
@@ -173,7 +203,7 @@ def write_delivery_report(
             for r in shown.itertuples(index=False):
                 zh = RULES.get(r.rule, ("", ""))[1]
                 h.append(
-                    f"<tr><td>{_e(r.file_name)}</td><td>{_e(r.sheet)}</td><td class=n>{_e(r.row_number)}</td>"
+                    f"<tr><td>{_e(safe_file_name(profile, r.file_name))}</td><td>{_e(r.sheet)}</td><td class=n>{_e(r.row_number)}</td>"
                     f"<td>{_e(_field_label(profile, r.table_name, r.field))}</td><td>{_e(r.value)}</td>"
                     f"<td><code>{_e(r.rule)}</code><br>{_e(zh)}</td><td>{_e(r.message)}</td><td>{_e(r.patient_id)}</td></tr>"
                 )

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import load_centers, load_crf, load_settings
-from ._util import largest_remainder, rng_for
+from ._util import day_of, largest_remainder, rng_for
 from .cohort import realize
 from .design import BLOCK_SIZE, FLOW_NOTE, design_cohort, designed_endpoints
 from .invalid import build_invalid, insert_rows, row_location
@@ -133,7 +133,7 @@ def generate_deliveries(
                 A[t] = _ordered(sub, t, rank)
             A["labs"] = convert_labs(A["labs"], prof, canonical_units, rng_for(seed, "units", c))
             share = discrepancy_share.get(c, 0.015) if isinstance(discrepancy_share, dict) else float(discrepancy_share)
-            B, disc, compared = make_round_b(c, A, share, rng_for(seed, "roundb", c), mrn_of, None)
+            B, disc, compared = make_round_b(c, A, share, rng_for(seed, "roundb", c), mrn_of, None, last_day=day_of(created.date()))
             B = {t: _ordered(df, t, rank) for t, df in B.items()}
             lap("round_b")
             disc_frames.append(disc)

@@ -5,7 +5,8 @@ Round B equals round A except for a controlled share of the *compared field valu
 fields; STUDY.md Workflow step 3). A discrepancy is realistic and always a *valid* value,
 so it shows up as a disagreement, never as a quarantined row:
 
-* a date off by 1-10 days (start/stop/follow-up order kept),
+* a date off by 1-10 days (start/stop/follow-up order kept, never after the delivery
+  date of the file: CRF ``plausibility.dates_not_after_delivery``),
 * a neighbouring code (L2 -> L3, primary non-response <-> loss of response, i1 -> i2 ...),
 * a score off by one (SES-CD by two), a lab value typo (on the value as written, so the
   unit conversion still applies), a height/weight slip,
@@ -85,13 +86,16 @@ def _texts(values, ftype):
 
 
 def make_round_b(
-    center: str, tables: dict[str, pd.DataFrame], share: float, rng: np.random.Generator, mrn_of: np.ndarray, units_of
+    center: str, tables: dict[str, pd.DataFrame], share: float, rng: np.random.Generator, mrn_of: np.ndarray, units_of,
+    last_day: int | None = None,
 ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, int]:
     """Round B tables of one center and the discrepancy list.
 
     ``tables``: round-A canonical frames (with ``pidx``; labs converted, see units.py).
     ``mrn_of[pidx]`` gives the mrn; ``units_of(test) -> (factor, decimals, F, k)`` of a
     delivered unit is not needed: lab typos keep the row's own unit and factor.
+    ``last_day``: the delivery date (day number) of the files; no date of round B is
+    moved past it (a date that would be is moved back by as much instead).
     Returns (B tables, discrepancies DataFrame, compared values of A).
     """
     crf = load_crf()
@@ -135,7 +139,7 @@ def make_round_b(
             rows = elig[f][flat[fidx == j] - offs[j]]
             if len(rows) == 0:
                 continue
-            a_vals, b_vals = _mutate(t, f, spec.fields[f], df, B[t], rows, rng)
+            a_vals, b_vals = _mutate(t, f, spec.fields[f], df, B[t], rows, rng, last_day)
             ft = spec.fields[f].type
             keys = record_keys(t, df.iloc[rows])
             for r, key, va, vb in zip(rows, keys, _texts(a_vals, ft), _texts(b_vals, ft)):
@@ -166,7 +170,7 @@ def make_round_b(
         for t, k in alloc.items():
             if k <= 0:
                 continue
-            extra = _extra_records(t, tables, B[t], k, rng)
+            extra = _extra_records(t, tables, B[t], k, rng, last_day)
             if len(extra):
                 for key, pidx in zip(record_keys(t, extra), extra["pidx"].to_numpy()):
                     disc.append((center, mrn_of[pidx], t, key, "*", "absent", "present"))
@@ -191,7 +195,15 @@ def _allocate(total: int, weights: dict[str, float]) -> dict[str, int]:
     return dict(zip(keys, base.tolist()))
 
 
-def _mutate(t, f, fs, A: pd.DataFrame, Bdf: pd.DataFrame, rows: np.ndarray, rng) -> tuple[list, list]:
+def _not_after(v: np.ndarray, new: np.ndarray, last_day: int | None) -> np.ndarray:
+    """``new`` dates (``v`` shifted), those after ``last_day`` shifted back from ``v`` by
+    as much instead."""
+    if last_day is None:
+        return new
+    return np.where(new > last_day, v - np.abs(new - v), new)
+
+
+def _mutate(t, f, fs, A: pd.DataFrame, Bdf: pd.DataFrame, rows: np.ndarray, rng, last_day: int | None = None) -> tuple[list, list]:
     """Change field ``f`` of ``rows`` in the round-B frame; return A and B values."""
     ft = fs.type
     col = A[f].to_numpy()
@@ -208,7 +220,13 @@ def _mutate(t, f, fs, A: pd.DataFrame, Bdf: pd.DataFrame, rows: np.ndarray, rng)
         if t == "medications" and f == "stop_date":
             st = A["start_date"].to_numpy()[rows]
             s = np.where(v + s < st, np.abs(s), s)
-        new = v + s
+        new = _not_after(v, v + s, last_day)
+        if t == "patients" and f == "last_followup_date" and last_day is not None:
+            # a follow-up moved back from the delivery date stays on or after the
+            # upadacitinib stop (CRF plausibility.exposure_within_followup): then 1 day back
+            stop = np.asarray(A["upa_stop_date"].to_numpy()[rows], dtype=np.int64)
+            moved = (v + s > last_day) & (stop != MISSING_DAY) & (new < stop)
+            new = np.where(moved & (v - 1 >= stop), v - 1, new)
         vals = new
     elif ft == "bool":
         vals = np.array([not bool(x) for x in col[rows]], dtype=object)
@@ -273,7 +291,7 @@ def _mutate(t, f, fs, A: pd.DataFrame, Bdf: pd.DataFrame, rows: np.ndarray, rng)
     return a_vals, b_vals
 
 
-def _extra_records(t: str, A: dict[str, pd.DataFrame], Bdf: pd.DataFrame, k: int, rng) -> pd.DataFrame:
+def _extra_records(t: str, A: dict[str, pd.DataFrame], Bdf: pd.DataFrame, k: int, rng, last_day: int | None = None) -> pd.DataFrame:
     """Records the second abstractor added (present in B only), valid and with new keys."""
     if t == "labs":
         src = A["labs"]
@@ -282,7 +300,8 @@ def _extra_records(t: str, A: dict[str, pd.DataFrame], Bdf: pd.DataFrame, k: int
             return src.iloc[:0]
         pick = cand.iloc[rng.choice(len(cand), size=min(k, len(cand)), replace=False)].copy()
         shift = rng.integers(1, 4, len(pick))
-        pick["sample_date"] = pick["sample_date"].to_numpy() + shift
+        day = pick["sample_date"].to_numpy()
+        pick["sample_date"] = _not_after(day, day + shift, last_day)
         near = src[src["pidx"].isin(pick["pidx"].unique())]
         existing = set(zip(near["pidx"], near["sample_date"], near["test"]))
         ok = [(p, d, te) not in existing for p, d, te in zip(pick["pidx"], pick["sample_date"], pick["test"])]
