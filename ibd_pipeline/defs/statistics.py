@@ -26,12 +26,21 @@ def _run(names_and_frames: dict, con, extra: dict | None = None, data_version: s
     return results, checks
 
 
+def _materialize(context, con, asset: str, inputs: list[str], outputs: list[str], settings: dict, compute) -> list:
+    """The asset's materializations and checks: its tables as they are when the inputs
+    are unchanged (``inputs_unchanged``), else ``compute()`` -> ({table: frame}, {table:
+    extra metadata}) published and the inputs recorded."""
+    fp, results = inputs_unchanged(context, con, asset, [f"analytics.{i}" for i in inputs], outputs, settings)
+    if results is not None:
+        return results
+    out, extra = compute()
+    results, checks = _run(out, con, extra, fp)
+    wh.record_inputs(con, asset, fp)
+    return results + checks
+
+
 def _specs(outputs: list[str], inputs: list[str]) -> list[dg.AssetSpec]:
     return [table_spec(n, [analytics_key(i) for i in inputs], "statistics") for n in outputs]
-
-
-def _qualified(inputs: list[str]) -> list[str]:
-    return [f"analytics.{i}" for i in inputs]
 
 
 T1, T1_IN = ["table1"], ["baseline_covariates"]
@@ -45,15 +54,12 @@ def table1(context: dg.AssetExecutionContext, study: StudyResource, warehouse: D
     s = study.settings()
     params = stats.params_from_settings(s)["table1"]
     with warehouse.get_connection() as con:
-        fp, results = inputs_unchanged(context, con, "table1", _qualified(T1_IN), T1, s)
-        checks = []
-        if results is None:
-            cov = read(con, "analytics.baseline_covariates")
-            t1 = stats.table1(cov, s["statistics"]["table1_variables"], **params)
-            results, checks = _run({"table1": t1}, con, {"table1": {"table": md_table(t1, 80)}}, fp)
-            wh.record_inputs(con, "table1", fp)
-    yield from results
-    yield from checks
+        def compute():
+            t1 = stats.table1(read(con, "analytics.baseline_covariates"), s["statistics"]["table1_variables"], **params)
+            return {"table1": t1}, {"table1": {"table": md_table(t1, 80)}}
+
+        out = _materialize(context, con, "table1", T1_IN, T1, s, compute)
+    yield from out
 
 
 ENDPOINT_TESTS, ENDPOINT_TESTS_IN = ["endpoint_comparisons", "cochran_q"], ["endpoints"]
@@ -67,18 +73,13 @@ def endpoint_tests(context: dg.AssetExecutionContext, study: StudyResource, ware
     s = study.settings()
     params = stats.params_from_settings(s)
     with warehouse.get_connection() as con:
-        fp, results = inputs_unchanged(context, con, "endpoint_tests", _qualified(ENDPOINT_TESTS_IN), ENDPOINT_TESTS, s)
-        checks = []
-        if results is None:
+        def compute():
             e = read(con, "analytics.endpoints")
-            out = {
-                "endpoint_comparisons": stats.uc_vs_cd_tests(e, **params["uc_vs_cd_tests"]),
-                "cochran_q": stats.cochran_q(e, **params["cochran_q"]),
-            }
-            results, checks = _run(out, con, data_version=fp)
-            wh.record_inputs(con, "endpoint_tests", fp)
-    yield from results
-    yield from checks
+            return {"endpoint_comparisons": stats.uc_vs_cd_tests(e, **params["uc_vs_cd_tests"]),
+                    "cochran_q": stats.cochran_q(e, **params["cochran_q"])}, None
+
+        out = _materialize(context, con, "endpoint_tests", ENDPOINT_TESTS_IN, ENDPOINT_TESTS, s, compute)
+    yield from out
 
 
 BIOMARKER_TABLES, BIOMARKER_TABLES_IN = ["biomarker_summary", "biomarker_tests"], ["biomarkers"]
@@ -91,18 +92,14 @@ def biomarker_statistics(context: dg.AssetExecutionContext, study: StudyResource
     points and Wilcoxon signed-rank of baseline vs each time point."""
     s = study.settings()
     with warehouse.get_connection() as con:
-        fp, results = inputs_unchanged(context, con, "biomarker_statistics", _qualified(BIOMARKER_TABLES_IN),
-                                       BIOMARKER_TABLES, s)
-        checks = []
-        if results is None:
+        def compute():
             b = con.execute(
                 "SELECT patient_id, diagnosis, test, timepoint, value FROM analytics.biomarkers ORDER BY rowid"
             ).df()
-            out = {"biomarker_summary": stats.biomarker_summary(b), "biomarker_tests": stats.biomarker_tests(b)}
-            results, checks = _run(out, con, data_version=fp)
-            wh.record_inputs(con, "biomarker_statistics", fp)
-    yield from results
-    yield from checks
+            return {"biomarker_summary": stats.biomarker_summary(b), "biomarker_tests": stats.biomarker_tests(b)}, None
+
+        out = _materialize(context, con, "biomarker_statistics", BIOMARKER_TABLES_IN, BIOMARKER_TABLES, s, compute)
+    yield from out
 
 
 PREDICTOR_TABLES = ["predictor_selection", "logistic_model", "roc_curve", "model_auc"]
@@ -120,21 +117,15 @@ def predictor_models(context: dg.AssetExecutionContext, study: StudyResource, wa
     s = study.settings()
     params = stats.params_from_settings(s)["predictor_analysis"]
     with warehouse.get_connection() as con:
-        fp, results = inputs_unchanged(context, con, "predictor_models", _qualified(PREDICTOR_TABLES_IN),
-                                       PREDICTOR_TABLES, s)
-        checks = []
-        if results is None:
-            cov = read(con, "analytics.baseline_covariates")
-            e = read(con, "analytics.endpoints")
+        def compute():
+            cov, e = read(con, "analytics.baseline_covariates"), read(con, "analytics.endpoints")
             # independent fits on every CPU
-            out, note = analyses.predictor_tables(cov, e, s["statistics"]["predictor_outcome"], params, workers=None)
-            results, checks = _run(out, con, {
-                "logistic_model": {"model": md_table(out["logistic_model"]), "note": note},
-                "model_auc": {"auc": md_table(out["model_auc"])},
-            }, fp)
-            wh.record_inputs(con, "predictor_models", fp)
-    yield from results
-    yield from checks
+            tables, note = analyses.predictor_tables(cov, e, s["statistics"]["predictor_outcome"], params, workers=None)
+            return tables, {"logistic_model": {"model": md_table(tables["logistic_model"]), "note": note},
+                            "model_auc": {"auc": md_table(tables["model_auc"])}}
+
+        out = _materialize(context, con, "predictor_models", PREDICTOR_TABLES_IN, PREDICTOR_TABLES, s, compute)
+    yield from out
 
 
 SURVIVAL_TABLES = ["km_estimates", "logrank_tests", "cox_model", "discontinuation_rates"]
@@ -151,18 +142,14 @@ def persistence_models(context: dg.AssetExecutionContext, study: StudyResource, 
     s = study.settings()
     params = stats.params_from_settings(s)
     with warehouse.get_connection() as con:
-        fp, results = inputs_unchanged(context, con, "persistence_models", _qualified(SURVIVAL_TABLES_IN),
-                                       SURVIVAL_TABLES, s)
-        checks = []
-        if results is None:
-            pers = read(con, "analytics.persistence")
-            cov = read(con, "analytics.baseline_covariates")
-            out = analyses.persistence_analysis(pers, cov, params, workers=None)
-            km = out["km_estimates"]
-            results, checks = _run(out, con, {"km_estimates": {"overall": md_table(km[km["group_var"] == "overall"])}}, fp)
-            wh.record_inputs(con, "persistence_models", fp)
-    yield from results
-    yield from checks
+        def compute():
+            tables = analyses.persistence_analysis(read(con, "analytics.persistence"),
+                                                   read(con, "analytics.baseline_covariates"), params, workers=None)
+            km = tables["km_estimates"]
+            return tables, {"km_estimates": {"overall": md_table(km[km["group_var"] == "overall"])}}
+
+        out = _materialize(context, con, "persistence_models", SURVIVAL_TABLES_IN, SURVIVAL_TABLES, s, compute)
+    yield from out
 
 
 HETEROGENEITY, HETEROGENEITY_IN = ["center_heterogeneity"], ["endpoints"]
@@ -178,16 +165,12 @@ def center_heterogeneity(context: dg.AssetExecutionContext, study: StudyResource
     params = stats.params_from_settings(s)["center_heterogeneity"]
     h = s["statistics"]["heterogeneity"]
     with warehouse.get_connection() as con:
-        fp, results = inputs_unchanged(context, con, "center_heterogeneity", _qualified(HETEROGENEITY_IN),
-                                       HETEROGENEITY, s)
-        checks = []
-        if results is None:
-            e = read(con, "analytics.endpoints")
-            out = {"center_heterogeneity": stats.center_heterogeneity(e, timepoint=h["timepoint"], endpoint_names=h["endpoints"], **params)}
-            results, checks = _run(out, con, data_version=fp)
-            wh.record_inputs(con, "center_heterogeneity", fp)
-    yield from results
-    yield from checks
+        def compute():
+            return {"center_heterogeneity": stats.center_heterogeneity(
+                read(con, "analytics.endpoints"), timepoint=h["timepoint"], endpoint_names=h["endpoints"], **params)}, None
+
+        out = _materialize(context, con, "center_heterogeneity", HETEROGENEITY_IN, HETEROGENEITY, s, compute)
+    yield from out
 
 
 SAFETY_TABLES, SAFETY_TABLES_IN = ["safety_serious", "safety_discontinuation"], ["adverse_events", "exposure"]
@@ -201,17 +184,13 @@ def safety_tables(context: dg.AssetExecutionContext, study: StudyResource, wareh
     s = study.settings()
     params = stats.params_from_settings(s)["ae_tables"]
     with warehouse.get_connection() as con:
-        fp, results = inputs_unchanged(context, con, "safety_tables", _qualified(SAFETY_TABLES_IN), SAFETY_TABLES, s)
-        checks = []
-        if results is None:
-            ae = read(con, "analytics.adverse_events")
-            expo = read(con, "analytics.exposure")
+        def compute():
+            ae, expo = read(con, "analytics.adverse_events"), read(con, "analytics.exposure")
             t = stats.ae_tables(ae, expo, expo[["patient_id", "diagnosis"]], **params)
-            results, checks = _run({"safety_serious": t["serious"], "safety_discontinuation": t["discontinuation"]},
-                                   con, data_version=fp)
-            wh.record_inputs(con, "safety_tables", fp)
-    yield from results
-    yield from checks
+            return {"safety_serious": t["serious"], "safety_discontinuation": t["discontinuation"]}, None
+
+        out = _materialize(context, con, "safety_tables", SAFETY_TABLES_IN, SAFETY_TABLES, s, compute)
+    yield from out
 
 
 statistics_assets = [table1, endpoint_tests, biomarker_statistics, predictor_models, persistence_models, center_heterogeneity, safety_tables]
