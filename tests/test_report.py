@@ -409,3 +409,17 @@ def test_published_vs_derived_compares_predictors_by_direction_and_lab_means(ful
     assert labs.loc["mean HB_g_L", "note"] == "HB not derived"  # the fixture keeps CRP and FC only
     sec = _section(html, "published")
     assert "<h3>Lab means</h3>" in sec and "direction agrees" in sec
+
+
+def test_the_not_estimable_note_appears_only_when_an_estimate_is_highlighted(full, tmp_path):
+    _, html = full
+    assert "Highlighted estimates are not estimable" in _section(html, "cox")  # prior_jak: monotone likelihood
+    cox = RF.tables()["cox_model"]
+    cox = cox[cox["variable"] != "prior_jak"]  # every estimate finite
+    db = RF.write_warehouse(tmp_path / "warehouse.duckdb", extra={"cox_model": cox})
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        res = build_report(con, tmp_path / "study_report.html", load_settings(), workers=1)
+    finally:
+        con.close()
+    assert "Highlighted estimates are not estimable" not in _section(res.path.read_text(encoding="utf-8"), "cox")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import fmt as F
-from ..context import ReportContext, ratio_forest, ratio_rows
+from ..context import ReportContext, estimable, ratio_forest, ratio_rows
 from ..fmt import DASH, fmt_int, fmt_num, para, table
 
 
@@ -35,6 +35,7 @@ def build(c: ReportContext) -> str:
     if len(uni):
         out.append(table(["Variable", "HR (95% CI)", "p", "PH test p", "n", "Events", "Note"], ratio_rows(uni, "hr", extra),
                          caption="Univariate Cox models",
+                         # the note only where an estimate is highlighted
                          notes=["Highlighted estimates are not estimable (e.g. no event in one level): read as "
-                                "'no information', not as an effect."]))
+                                "'no information', not as an effect."] if not estimable(uni, "hr").all() else None))
     return "\n".join(out)
