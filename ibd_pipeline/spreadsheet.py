@@ -89,6 +89,16 @@ def _cell(v) -> str:
     return str(v)
 
 
+def print_layout(ws) -> None:
+    """A coordinator prints the sheet: A4 landscape, every column on one page's width,
+    the header row repeated on each page (LibreOffice and Excel otherwise spread the
+    columns over several pages)."""
+    ws.set_landscape()
+    ws.set_paper(9)  # A4
+    ws.fit_to_pages(1, 0)
+    ws.repeat_rows(0)
+
+
 def write_table_workbook(
     path: str | Path,
     sheet: str,
@@ -114,6 +124,7 @@ def write_table_workbook(
                 if v != "":
                     ws.write_string(r, c, v)
         ws.freeze_panes(1, 0)
+        print_layout(ws)
         if cells:
             ws.autofilter(0, 0, len(cells), len(headers) - 1)
         if notes:

@@ -30,6 +30,7 @@ def test_the_reabstraction_list_uses_the_centers_record_number_header_and_diagno
     assert rows[0] == ["中心 Center", "住院号 mrn", "诊断 diagnosis", "研究编号 Study id (pseudonymous)"]
     assert rows[1:] == [["hzfph", "2017044553", "克罗恩病", "Pa"], ["hzfph", "'=1+1", "溃疡性结肠炎", "Pb"]]
     assert ws.freeze_panes == "A2"
+    assert_prints_on_one_page_width(ws)
     assert all(ws.column_dimensions[c].width >= max(text_width(r[j]) for r in rows) for j, c in enumerate("ABCD"))
     notes = _rows(wb["说明 Instructions"])
     assert notes[0] == ["复核摘录名单", "Re-abstraction list"]
@@ -85,3 +86,11 @@ def test_every_outbox_file_gets_one_mode_whatever_the_umask(tmp_path):
     write_rejected_rows(quarantine(), CENTERS["zju2"], tmp_path)
     set_outbox_modes(tmp_path)
     assert {stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()} == {0o644}
+
+
+def assert_prints_on_one_page_width(ws) -> None:
+    """A4 landscape, one page wide, the header repeated (what LibreOffice prints)."""
+    assert ws.page_setup.orientation == "landscape" and ws.page_setup.paperSize == 9
+    # fitToWidth 1 is the OOXML default (xlsxwriter leaves it out)
+    assert ws.sheet_properties.pageSetUpPr.fitToPage and ws.page_setup.fitToWidth in (None, 1)
+    assert ws.page_setup.fitToHeight == 0 and ws.print_title_rows == "$1:$1"

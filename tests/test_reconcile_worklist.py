@@ -111,6 +111,7 @@ def test_the_worklist_is_a_workbook_in_the_centers_own_terms(center, tmp_path):
     assert [r[:7] for r in body] == EXPECTED[center]  # open rows of this center only, in its terms
     assert all(r[7:] == ["", "", ""] for r in body)
     assert ws.freeze_panes == "A2"
+    assert_prints_on_one_page_width(ws)
     for j, col in enumerate("ABCDEFGHIJ"):  # every column is as wide as its longest text
         assert ws.column_dimensions[col].width >= max(text_width(r[j]) for r in rows), col
     drops = _dropdowns(wb, ws)
@@ -176,3 +177,11 @@ def test_a_returned_worklist_is_named_as_a_round_adj_delivery(center):
     assert parse_delivery_name(CENTERS[center], "worklist_20250415.xlsx") == DeliveryName("ADJ", "adjudications", "2025-04-15")
     with pytest.raises(ValueError, match="calendar date"):
         parse_delivery_name(CENTERS[center], "worklist_20251345.xlsx")
+
+
+def assert_prints_on_one_page_width(ws) -> None:
+    """A4 landscape, one page wide, the header repeated (what LibreOffice prints)."""
+    assert ws.page_setup.orientation == "landscape" and ws.page_setup.paperSize == 9
+    # fitToWidth 1 is the OOXML default (xlsxwriter leaves it out)
+    assert ws.sheet_properties.pageSetUpPr.fitToPage and ws.page_setup.fitToWidth in (None, 1)
+    assert ws.page_setup.fitToHeight == 0 and ws.print_title_rows == "$1:$1"

@@ -36,7 +36,7 @@ from ibd_pipeline.pseudonym import patient_id
 from ibd_pipeline.reconcile.center_terms import CenterTerms
 from ibd_pipeline.reconcile.decisions import OPEN
 from ibd_pipeline.reconcile.values import is_missing
-from ibd_pipeline.spreadsheet import HEADER_FORMAT, MAX_WIDTH, neutralise, outbox_workbook, text_width, unneutralise
+from ibd_pipeline.spreadsheet import HEADER_FORMAT, MAX_WIDTH, neutralise, outbox_workbook, print_layout, text_width, unneutralise
 
 ADJ_TABLE = "adjudications"
 #: worklist columns in sheet order: the CRF adjudications fields with the context columns
@@ -222,6 +222,7 @@ def write_worklist_book(
                     "error_title": "裁定值 / resolved value", "error_message": "请从下拉列表中选择 / pick a value from the list",
                 })
         ws.freeze_panes(1, 0)
+        print_layout(ws)
         if rows:
             ws.autofilter(0, 0, len(rows), len(WORKLIST_FIELDS) - 1)
         lists.hide()
