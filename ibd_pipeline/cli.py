@@ -10,7 +10,12 @@
     ibd-pipeline ui                                       the Dagster UI (sensor on)
     ibd-pipeline init-key                                 create the pseudonymization key
 
-The data directory is --data-dir, else $IBD_DATA_DIR, else ./data.
+    ibd-pipeline studies                                  the studies of the project and their folders
+
+The study is --study NAME, else $IBD_STUDY, else the multicenter study (the repository
+root); every other study is a folder studies/NAME/ (study.yaml, centers/,
+published_figures.yaml). The data directory is --data-dir, else $IBD_DATA_DIR, else the
+study's own: ./data for the multicenter study, ./data/studies/NAME for the others.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import os
 import sys
 from pathlib import Path
 
+from . import config
 from .config import PROJECT_ROOT, data_paths, ensure_pseudonym_key, load_centers
 
 
@@ -233,6 +239,24 @@ def ui_command(paths, host: str, port: int) -> tuple[list[str], dict]:
     return [str(exe), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", host, "-p", str(port)], env
 
 
+def cmd_studies(args) -> int:
+    """The studies of the project: name, folder, data directory, title."""
+    import yaml
+
+    for name in config.study_names():
+        folder = config.study_dir(name)
+        data = Path(os.environ["IBD_DATA_DIR"]) if name == config.study_name() and os.environ.get("IBD_DATA_DIR") \
+            else config.default_data_dir(name)
+        try:
+            title = (yaml.safe_load(config.settings_path(name).read_text(encoding="utf-8")) or {})["study"]["title"]
+        except (OSError, KeyError, TypeError, yaml.YAMLError) as exc:
+            title = f"(study.yaml unreadable: {type(exc).__name__})"
+        mark = "*" if name == config.study_name() else " "
+        rel = folder.relative_to(PROJECT_ROOT) if folder != PROJECT_ROOT else Path(".")
+        print(f"{mark} {name:<20} folder {str(rel) + '/':<28} data {data}\n    {title}")
+    return 0
+
+
 def cmd_ui(args) -> int:
     """Replace this process by ``dagster dev`` (webserver, daemon with the sensors, code
     server): a signal to the process group reaches Dagster's own shutdown."""
@@ -244,7 +268,10 @@ def cmd_ui(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="ibd-pipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", default=None, help="data directory (default $IBD_DATA_DIR or ./data)")
+    p.add_argument("--study", default=None, metavar="NAME",
+                   help=f"the study (default $IBD_STUDY, else {config.DEFAULT_STUDY}); `ibd-pipeline studies` lists them")
+    p.add_argument("--data-dir", default=None,
+                   help="data directory (default $IBD_DATA_DIR, else the study's own: ./data, or ./data/studies/NAME)")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     s = sub.add_parser("synth", help="write synthetic deliveries in the three centers' formats")
@@ -293,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--max-rows", type=int, default=200)
     s.set_defaults(fn=cmd_query)
 
+    s = sub.add_parser("studies", help="list the studies of the project (folder, data directory, title)")
+    s.set_defaults(fn=cmd_studies)
+
     s = sub.add_parser("ui", help="start the Dagster UI for the data directory")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=3000)
@@ -300,6 +330,19 @@ def main(argv: list[str] | None = None) -> int:
 
     args = p.parse_args(argv)
     from .study_model import StudySettingsError
+
+    try:
+        config.study_name(args.study)
+    except config.UnknownStudyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.study:
+        if args.study != (os.environ.get("IBD_STUDY") or config.DEFAULT_STUDY):
+            # IBD_DATA_DIR & co. belong to the study of $IBD_STUDY: another study's data
+            # directory or settings must not leak into this one
+            for var in ("IBD_DATA_DIR", "IBD_STUDY_SETTINGS", "IBD_CENTERS_DIR"):
+                os.environ.pop(var, None)
+        os.environ["IBD_STUDY"] = args.study
 
     try:
         return args.fn(args)

@@ -9,9 +9,17 @@ Everything clinical lives in data files of the project (never in ``../shared``):
 * ``published_figures.yaml`` - what the published study reported (the one copy: the
   report's "published vs derived", the synthetic generator's targets and the tests read it)
 
+A project holds one or more **studies**. A study is a folder with the same layout: its
+``study.yaml``, its ``centers/`` and its ``published_figures.yaml``. The default study
+(the multicenter one) is the repository root itself; every other study is a folder
+``studies/<name>/``. The study in use is ``$IBD_STUDY`` (``ibd-pipeline --study NAME``),
+else the default; each study has its own data directory (``./data`` for the default,
+``./data/studies/<name>`` for the others), so its warehouse, snapshot and Dagster
+instance are its own.
+
 Paths can be redirected with environment variables (used by tests and deployments):
-``IBD_DATA_DIR`` (default ``./data``), ``IBD_STUDY_SETTINGS``, ``IBD_CENTERS_DIR``,
-``IBD_PSEUDONYM_KEY_FILE``.
+``IBD_STUDY``, ``IBD_DATA_DIR`` (default as above), ``IBD_STUDY_SETTINGS``,
+``IBD_CENTERS_DIR``, ``IBD_PSEUDONYM_KEY_FILE``.
 """
 
 from __future__ import annotations
@@ -27,6 +35,38 @@ import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ROUNDS = ("A", "B", "ADJ")
+STUDIES_DIR = PROJECT_ROOT / "studies"
+DEFAULT_STUDY = "multicenter_upa"
+"""The name of the default study, whose folder is the repository root."""
+
+
+# ------------------------------------------------------------------- studies
+class UnknownStudyError(ValueError):
+    """A study name with no study folder (``studies/<name>/study.yaml``)."""
+
+
+def study_names() -> list[str]:
+    """Every study of the project: the default first, then ``studies/*/`` with a study.yaml."""
+    others = sorted(p.parent.name for p in STUDIES_DIR.glob("*/study.yaml")) if STUDIES_DIR.is_dir() else []
+    return [DEFAULT_STUDY] + [n for n in others if n != DEFAULT_STUDY]
+
+
+def study_name(name: str | None = None) -> str:
+    """The study in use: ``name``, else ``$IBD_STUDY``, else the default; an unknown name
+    raises :class:`UnknownStudyError` listing the known ones."""
+    n = (name or os.environ.get("IBD_STUDY") or DEFAULT_STUDY).strip()
+    if n not in study_names():
+        raise UnknownStudyError(
+            f"no study {n!r}: a study is a folder studies/<name>/ with a study.yaml "
+            f"(known: {', '.join(study_names())})")
+    return n
+
+
+def study_dir(name: str | None = None) -> Path:
+    """The folder of a study: the repository root for the default study, else
+    ``studies/<name>/`` (holding study.yaml, centers/ and published_figures.yaml)."""
+    n = study_name(name)
+    return PROJECT_ROOT if n == DEFAULT_STUDY else STUDIES_DIR / n
 
 
 # --------------------------------------------------------------------------- CRF
@@ -194,8 +234,18 @@ class CenterProfile:
         return dict(codes.get(fname, {}))
 
 
-def centers_dir() -> Path:
-    return Path(os.environ.get("IBD_CENTERS_DIR", PROJECT_ROOT / "centers"))
+def centers_dir(study: str | None = None) -> Path:
+    """The center profiles of a study (default: the one in use): ``$IBD_CENTERS_DIR``
+    (for the study in use), else the study's ``centers/``."""
+    env = os.environ.get("IBD_CENTERS_DIR")
+    return Path(env) if env and study is None else study_dir(study) / "centers"
+
+
+def _shared_file(root: Path, relative: str) -> Path:
+    """A file of a study's centers folder, else the project's (the shared unit spellings
+    and vocabularies: a study's folder holds only what differs)."""
+    own = root / relative
+    return own if own.exists() else PROJECT_ROOT / "centers" / relative
 
 
 @lru_cache(maxsize=4)
@@ -209,7 +259,7 @@ def _load_centers(path: str) -> dict[str, CenterProfile]:
         vocab = {}
         if raw.get("vocabulary"):
             vocab = yaml.safe_load(
-                (root / "vocabularies" / f"{raw['vocabulary']}.yaml").read_text(encoding="utf-8")
+                _shared_file(root, f"vocabularies/{raw['vocabulary']}.yaml").read_text(encoding="utf-8")
             )
         cid = raw.get("id", f.stem)
         out[cid] = CenterProfile(id=cid, raw=raw, vocabulary=vocab)
@@ -232,12 +282,15 @@ def _load_units(path: str) -> dict:
 
 def load_unit_aliases() -> dict:
     """Shared unit spellings (``centers/units.yaml``): {'aliases': {...}, 'qualifiers': [...]}."""
-    return _load_units(str(centers_dir() / "units.yaml"))
+    return _load_units(str(_shared_file(centers_dir(), "units.yaml")))
 
 
 # ------------------------------------------------------------------ settings
-def settings_path() -> Path:
-    return Path(os.environ.get("IBD_STUDY_SETTINGS", PROJECT_ROOT / "study.yaml"))
+def settings_path(study: str | None = None) -> Path:
+    """The settings of a study (default: the one in use): ``$IBD_STUDY_SETTINGS`` (for the
+    study in use), else the study's ``study.yaml``."""
+    env = os.environ.get("IBD_STUDY_SETTINGS")
+    return Path(env) if env and study is None else study_dir(study) / "study.yaml"
 
 
 @lru_cache(maxsize=8)
@@ -274,9 +327,9 @@ def load_settings(path: str | Path | None = None) -> dict:
 def published_path() -> Path:
     """The published figures: ``published_figures.yaml`` beside the study settings, or the
     project's (a settings file redirected by ``IBD_STUDY_SETTINGS`` to a folder without
-    one - a what-if copy of ``study.yaml`` - compares with the project's figures)."""
+    one - a what-if copy of ``study.yaml`` - compares with its study's figures)."""
     beside = settings_path().with_name("published_figures.yaml")
-    return beside if beside.exists() else PROJECT_ROOT / "published_figures.yaml"
+    return beside if beside.exists() else study_dir() / "published_figures.yaml"
 
 
 def load_published(path: str | Path | None = None) -> dict:
@@ -349,9 +402,17 @@ class DataPaths:
         return self
 
 
+def default_data_dir(name: str | None = None) -> Path:
+    """A study's own data directory when none is given: ``./data`` for the default study,
+    ``./data/studies/<name>`` for the others."""
+    n = study_name(name)
+    return Path.cwd() / "data" if n == DEFAULT_STUDY else Path.cwd() / "data" / "studies" / n
+
+
 def data_paths(root: str | Path | None = None) -> DataPaths:
-    """The data directory: ``root``, else ``$IBD_DATA_DIR``, else ``./data``."""
-    r = root or os.environ.get("IBD_DATA_DIR") or (Path.cwd() / "data")
+    """The data directory: ``root``, else ``$IBD_DATA_DIR``, else the study's default
+    (:func:`default_data_dir`)."""
+    r = root or os.environ.get("IBD_DATA_DIR") or default_data_dir()
     return DataPaths(Path(r).resolve())
 
 

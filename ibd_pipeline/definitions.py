@@ -4,7 +4,12 @@ loads `defs` from here through workspace.yaml).
 Two jobs: `center_job` (partitioned by center: extraction, reconciliation) and
 `study_job` (the pooled warehouse, cohort, endpoints, statistics, report). The file-drop
 sensor requests center runs; a run-status sensor requests the study run after them.
-The executor is in-process by default (`IBD_EXECUTOR=multiprocess` to change)."""
+The executor is in-process by default (`IBD_EXECUTOR=multiprocess` to change).
+
+One code location per study (workspace.yaml): the attribute of this module named after a
+study (``multicenter_upa``, ``single_center_cd``, ... = ``config.study_names()``) is that
+study's Definitions, with its own data directory; ``defs`` is the study in use
+(``$IBD_STUDY``, else the default)."""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from . import config
 from .config import data_paths, load_crf, load_settings
 from .defs import ingest, reconcile, warehouse_models
 from .defs.keys import AGREEMENT, DELIVERIES, DISCREPANCIES
@@ -70,4 +76,31 @@ def build_definitions(
     )
 
 
-defs = build_definitions()
+def study_definitions(name: str) -> dg.Definitions:
+    """The Definitions of study ``name`` for its own code location. A code location is one
+    process per study: when ``name`` is not the study of ``$IBD_STUDY``, this process is
+    switched to it (``IBD_STUDY`` set; ``IBD_DATA_DIR``, ``IBD_STUDY_SETTINGS`` and
+    ``IBD_CENTERS_DIR``, which belong to the other study, dropped), so every module reads
+    this study's settings, centers and data directory."""
+    name = config.study_name(name)
+    if name != (os.environ.get("IBD_STUDY") or config.DEFAULT_STUDY):
+        for var in ("IBD_DATA_DIR", "IBD_STUDY_SETTINGS", "IBD_CENTERS_DIR"):
+            os.environ.pop(var, None)
+    os.environ["IBD_STUDY"] = name
+    return build_definitions()
+
+
+_BUILT: dict[str, dg.Definitions] = {}
+
+
+def __getattr__(attr: str) -> dg.Definitions:
+    """``defs`` (the study in use) and one attribute per study, built on first access."""
+    if attr == "defs":
+        if attr not in _BUILT:
+            _BUILT[attr] = build_definitions()
+        return _BUILT[attr]
+    if attr in config.study_names():
+        if attr not in _BUILT:
+            _BUILT[attr] = study_definitions(attr)
+        return _BUILT[attr]
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")

@@ -7,6 +7,12 @@ job runs - instead of a ``KeyError`` deep in a step or, worse, a silently ignore
 setting. Unknown keys are errors (``extra="forbid"``): a misspelt setting must not fall
 back to a default without anyone noticing.
 
+One model serves every study: sections a protocol does not have are optional
+(``reconciliation: null`` for a single abstraction, ``dtt`` only with
+``population.rule: ioibd_dtt``, ``endpoints.UC`` only when ``study.diagnoses`` has UC),
+and each eligibility criterion a study names must come with its settings
+(:data:`CRITERION_KEYS`).
+
 Modules still receive the settings as the validated mapping (``load_settings``);
 :func:`load_study_model` gives the typed object.
 """
@@ -36,6 +42,11 @@ class Period(_Strict):
 class StudyInfo(_Strict):
     title: str
     period: Period
+    # the diagnoses the study enrols (a CD-only study needs no UC endpoint settings)
+    diagnoses: list[Literal["UC", "CD"]] = Field(default=["UC", "CD"], min_length=1)
+    # the last day of follow-up (None: each patient's last follow-up date); a patient still
+    # on treatment is followed to this day
+    data_cutoff: dt.date | None = None
 
 
 class Ingestion(_Strict):
@@ -71,15 +82,61 @@ class Dtt(_Strict):
     active_disease: ActiveDisease
 
 
+class PriorFailure(_Strict):
+    classes: list[str] = Field(min_length=1)
+    stop_reasons: list[str] = Field(min_length=1)
+
+
+# the settings each criterion of the eligibility catalogue (cohort/eligibility.py) reads
+CRITERION_KEYS: dict[str, tuple[str, ...]] = {
+    "under_18": ("adult_age",),
+    "outside_age_range": ("adult_age", "max_age"),
+    "no_prior_class_failure": ("prior_failure",),
+    "baseline_hbi_below": ("baseline_hbi_min",),
+    "incomplete_baseline": ("baseline_required",),
+    "concomitant_biologic": ("concomitant_biologic_classes",),
+    "prior_procedure": ("excluded_procedures",),
+    "other:liver_or_kidney": ("liver_uln_multiple", "egfr_min"),
+    "other:short_exposure": ("min_exposure_days",),
+}
+
+
 class Eligibility(_Strict):
+    """Inclusion and exclusion: the criteria named in ``order`` (``other`` expands to
+    ``other_order``), each reading its own keys (:data:`CRITERION_KEYS`)."""
+
     order: list[str] = Field(min_length=1)
-    adult_age: float
-    concomitant_biologic_classes: list[str]
-    other_order: list[str]
-    liver_uln_multiple: float = Field(gt=0)
-    egfr_min: float
-    min_exposure_days: dict[Literal["UC", "CD"], int]
-    post_baseline_needs_score: bool
+    other_order: list[str] = []
+    post_baseline_needs_score: bool = True
+    adult_age: float | None = None
+    max_age: float | None = None
+    prior_failure: PriorFailure | None = None
+    baseline_hbi_min: float | None = None
+    baseline_required: list[str] | None = None
+    concomitant_biologic_classes: list[str] | None = None
+    excluded_procedures: list[str] | None = None
+    liver_uln_multiple: float | None = Field(default=None, gt=0)
+    egfr_min: float | None = None
+    min_exposure_days: dict[Literal["UC", "CD"], int] | None = None
+
+    @model_validator(mode="after")
+    def _criteria_have_their_settings(self):
+        named = [c for c in self.order if c != "other"] + [f"other:{o}" for o in self.other_order]
+        missing = [f"{c} needs eligibility.{k}" for c in named for k in CRITERION_KEYS.get(c, ())
+                   if getattr(self, k) is None]
+        if missing:
+            raise ValueError("; ".join(missing))
+        if "other" in self.order and not self.other_order:
+            raise ValueError("order names other but other_order is empty")
+        return self
+
+
+class Population(_Strict):
+    """Who enters the study: ``ioibd_dtt`` (the IOIBD difficult-to-treat criteria of the
+    ``dtt`` section, then the eligibility criteria) or ``criteria`` (the eligibility
+    criteria alone, e.g. prior anti-TNF failure, a baseline HBI minimum, an age range)."""
+
+    rule: Literal["ioibd_dtt", "criteria"] = "ioibd_dtt"
 
 
 class Timepoints(_Strict):
@@ -91,6 +148,10 @@ class Timepoints(_Strict):
     cd_endoscopy: Literal["closest_per_score", "closest_endoscopy"]
     clinical: list[str] = Field(min_length=1)
     labs: list[str] = Field(min_length=1)
+    # who is in a time point's analysis set: every included patient (``all_included``:
+    # missing = not assessed, or a non-responder under NRI) or those who reached the time
+    # point by the data cut-off plus those who stopped before it (``reached_or_stopped``)
+    analysis_set: Literal["all_included", "reached_or_stopped"] = "all_included"
 
     @model_validator(mode="after")
     def _known_points(self):
@@ -110,7 +171,7 @@ class Steroids(_Strict):
 class CdEndpoints(_Strict):
     remission_hbi_max: float
     response_hbi_drop_points: float
-    response_hbi_drop_pct: float
+    response_hbi_drop_pct: float | None  # None: the drop in points alone makes a response
     endoscopic_remission_ses_cd_max: float
     endoscopic_remission_rutgeerts: list[str]
     endoscopic_response_drop_pct: float
@@ -128,15 +189,31 @@ class UcEndpoints(_Strict):
 
 
 class Biochemical(_Strict):
-    crp_below: float
-    fc_below: float
+    """Biochemical remission: each test strictly below (``*_below``) or at most
+    (``*_max``) its threshold; ``combine: any`` (either test) or ``all`` (every test)."""
+
+    crp_below: float | None = None
+    fc_below: float | None = None
+    crp_max: float | None = None
+    fc_max: float | None = None
+    combine: Literal["any", "all"] = "any"
+
+    @model_validator(mode="after")
+    def _one_threshold_per_test(self):
+        for test in ("crp", "fc"):
+            below, at_most = getattr(self, f"{test}_below"), getattr(self, f"{test}_max")
+            if (below is None) == (at_most is None):
+                raise ValueError(f"give exactly one of {test}_below and {test}_max")
+        return self
 
 
 class Endpoints(_Strict):
-    CD: CdEndpoints
-    UC: UcEndpoints
+    CD: CdEndpoints | None = None
+    UC: UcEndpoints | None = None
     biochemical: Biochemical
     nri_events: list[str]
+    # clinical remission requires being steroid-free (the steroids section)
+    steroid_free: bool = True
 
 
 class SpecialInterest(_Strict):
@@ -175,16 +252,28 @@ class Statistics(_Strict):
     alpha: float = Field(gt=0, lt=1)
     normal_variables: list[str] = []
     fisher_expected_below: float = Field(ge=0)
-    cv_folds: int = Field(ge=2)
-    bootstrap_samples: int = Field(ge=0)
+    # the predictor model: elastic net + Boruta with bootstrap optimism (the multicenter
+    # protocol) or univariate logistic regressions, then one multivariable model of the
+    # variables with univariate p < cox_entry_p
+    predictor_method: Literal["elastic_net_boruta", "logistic"] = "elastic_net_boruta"
+    cv_folds: int | None = Field(default=None, ge=2)
+    bootstrap_samples: int | None = Field(default=None, ge=0)
     cox_entry_p: float = Field(gt=0, le=1)
     events_per_variable: float = Field(gt=0)
     cox_tolerance: float = Field(gt=0)
     small_cell_below: int = Field(ge=0)
     predictor_outcome: Outcome
-    heterogeneity: Heterogeneity
+    heterogeneity: Heterogeneity | None = None  # None: one center, no center effects
     table1_variables: list[Table1Variable]
     covariates: list[str]
+
+    @model_validator(mode="after")
+    def _method_settings(self):
+        if self.predictor_method == "elastic_net_boruta":
+            missing = [k for k in ("cv_folds", "bootstrap_samples") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(f"predictor_method elastic_net_boruta needs {', '.join(missing)}")
+        return self
 
 
 class MontrealAge(_Strict):
@@ -213,11 +302,12 @@ class StudySettings(_Strict):
 
     study: StudyInfo
     ingestion: Ingestion
-    reconciliation: Reconciliation
-    dtt: Dtt
+    reconciliation: Reconciliation | None  # None (null): no double abstraction
+    population: Population = Population()
+    dtt: Dtt | None = None
     eligibility: Eligibility
     timepoints: Timepoints
-    steroids: Steroids
+    steroids: Steroids | None = None
     endpoints: Endpoints
     safety: Safety
     persistence: Persistence
@@ -226,9 +316,22 @@ class StudySettings(_Strict):
 
     @model_validator(mode="after")
     def _references(self):
+        if self.population.rule == "ioibd_dtt" and self.dtt is None:
+            raise ValueError("population.rule ioibd_dtt needs the dtt section")
+        if "not_dtt" in self.eligibility.order and self.population.rule != "ioibd_dtt":
+            raise ValueError("eligibility.order names not_dtt, but population.rule is not ioibd_dtt")
+        for dx in self.study.diagnoses:
+            if getattr(self.endpoints, dx) is None:
+                raise ValueError(f"endpoints.{dx}: study.diagnoses includes {dx}, so its endpoint settings are needed")
+        if self.endpoints.steroid_free and self.steroids is None:
+            raise ValueError("endpoints.steroid_free needs the steroids section")
+        if self.timepoints.analysis_set == "reached_or_stopped" and self.study.data_cutoff is None:
+            raise ValueError("timepoints.analysis_set reached_or_stopped needs study.data_cutoff")
         clinical = set(self.timepoints.clinical)
-        for where, tp in (("statistics.predictor_outcome.timepoint", self.statistics.predictor_outcome.timepoint),
-                          ("statistics.heterogeneity.timepoint", self.statistics.heterogeneity.timepoint)):
+        checks = [("statistics.predictor_outcome.timepoint", self.statistics.predictor_outcome.timepoint)]
+        if self.statistics.heterogeneity is not None:
+            checks.append(("statistics.heterogeneity.timepoint", self.statistics.heterogeneity.timepoint))
+        for where, tp in checks:
             if tp not in clinical:
                 raise ValueError(f"{where}: {tp!r} is not a clinical time point ({sorted(clinical)})")
         if self.ingestion.quarantine_share_error < self.ingestion.quarantine_share_warn:
