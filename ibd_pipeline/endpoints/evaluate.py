@@ -26,9 +26,12 @@ from ibd_pipeline.clinical.windows import (
     window_bounds,
 )
 from ibd_pipeline.config import Crf
+from ibd_pipeline.endpoints.analysis_sets import analysis_sets
 
 ACHIEVED, NOT_ACHIEVED, NOT_EVALUABLE = "achieved", "not_achieved", "not_evaluable"
 CLINICAL_ENDPOINTS = ("sf_clinical_remission", "clinical_response", "endoscopic_remission", "endoscopic_response")
+# clinical remission without the steroid-free condition (``endpoints.steroid_free: false``)
+PLAIN_REMISSION = "clinical_remission"
 BIOMARKER_ENDPOINTS = ("biochemical_remission", "crp_normal", "fc_normal")
 ENDPOINT_LAB_TESTS = ("CRP", "FC")  # the labs the biomarker endpoints read
 OUTPUT_COLUMNS = [
@@ -52,6 +55,15 @@ class Result:
 
 def _na(x) -> bool:
     return x is None or x is pd.NA or (isinstance(x, float) and x != x) or (x is pd.NaT)
+
+
+def clinical_endpoint_names(settings: dict) -> tuple[str, ...]:
+    """The clinical and endoscopic endpoints of the study: remission is steroid-free
+    (``sf_clinical_remission``) unless ``endpoints.steroid_free`` is false
+    (``clinical_remission``)."""
+    if settings["endpoints"].get("steroid_free", True):
+        return CLINICAL_ENDPOINTS
+    return (PLAIN_REMISSION, *CLINICAL_ENDPOINTS[1:])
 
 
 def _pct_ok(drop: float, base: float, pct: float) -> bool:
@@ -147,13 +159,15 @@ def cd_endpoint(endpoint: str, b: dict, f: dict, steroid, win: str, cfg: dict) -
     3 points or >= 50 %; endoscopic remission SES-CD <= 3, or Rutgeerts i0-i1 where only
     Rutgeerts is recorded in the window; endoscopic response SES-CD drop >= 50 %.
     ``b``/``f``: baseline and time-point components from ``scores_at``."""
-    if endpoint == "sf_clinical_remission":
+    if endpoint in ("sf_clinical_remission", PLAIN_REMISSION):
         if _na(f["hbi"]):
             return Result(NOT_EVALUABLE, f"no HBI in days {win}", "no_assessment_in_window")
         hbi, mx = float(f["hbi"]), cfg["remission_hbi_max"]
         val = f"HBI {fmt_value(hbi)}"
         if hbi > mx:
             return Result(NOT_ACHIEVED, val, f"hbi_gt_{fmt_num(mx)}")
+        if endpoint == PLAIN_REMISSION:  # endpoints.steroid_free: false
+            return Result(ACHIEVED, val, f"hbi_le_{fmt_num(mx)}")
         free, why, detail = steroid(f["hbi_date"])
         if not free:
             return Result(NOT_ACHIEVED, f"{val}; {detail}", why)
@@ -168,6 +182,8 @@ def cd_endpoint(endpoint: str, b: dict, f: dict, steroid, win: str, cfg: dict) -
         pts, pct = cfg["response_hbi_drop_points"], cfg["response_hbi_drop_pct"]
         if hb - hf >= pts:
             return Result(ACHIEVED, val, f"hbi_drop_ge_{fmt_num(pts)}")
+        if pct is None:  # no percentage rule: the drop in points alone
+            return Result(NOT_ACHIEVED, val, f"hbi_drop_lt_{fmt_num(pts)}")
         if _pct_ok(hb - hf, hb, pct):
             return Result(ACHIEVED, val, f"hbi_drop_ge_{fmt_num(pct)}pct")
         return Result(NOT_ACHIEVED, val, f"hbi_drop_lt_{fmt_num(pts)}_and_lt_{fmt_num(pct)}pct")
@@ -287,35 +303,62 @@ def uc_endpoint(endpoint: str, b: dict, f: dict, steroid, win: str, cfg: dict) -
 
 
 # -------------------------------------------------------- biomarker endpoints
+def biomarker_thresholds(cfg: dict) -> dict[str, tuple[str, float]]:
+    """Per test (CRP, FC) the comparison that counts as normal and its threshold, from
+    ``endpoints.biochemical``: ``<`` for ``crp_below``/``fc_below``, ``<=`` for
+    ``crp_max``/``fc_max``."""
+    out = {}
+    for test in ("CRP", "FC"):
+        below, at_most = cfg.get(f"{test.lower()}_below"), cfg.get(f"{test.lower()}_max")
+        if (below is None) == (at_most is None):
+            raise ValueError(f"endpoints.biochemical: give exactly one of {test.lower()}_below and {test.lower()}_max")
+        out[test] = ("<", float(below)) if below is not None else ("<=", float(at_most))
+    return out
+
+
+_WORDS = {"<": ("lt", "ge"), "<=": ("le", "gt")}
+
+
 def biomarker_endpoint(endpoint: str, crp: pd.Series | None, fc: pd.Series | None, win: str, cfg: dict, units: dict) -> Result:
     """Biochemical endpoints (STUDY.md "Endpoints", both; thresholds
-    ``endpoints.biochemical``): CRP normal = CRP < 8 mg/L; FC normal = FC < 150 ug/g;
-    biochemical remission = FC < 150 OR CRP < 8. Detection-limit qualifiers are honoured
-    ("<5" is below 8; "<10" against 8 is undecidable -> not evaluable; ">200" is not below
-    8). ``crp``/``fc``: the chosen lab row or None."""
-    tests = {"crp_normal": [("CRP", crp, cfg["crp_below"])], "fc_normal": [("FC", fc, cfg["fc_below"])]}
-    parts = tests.get(endpoint) or [("FC", fc, cfg["fc_below"]), ("CRP", crp, cfg["crp_below"])]
+    ``endpoints.biochemical``, see ``biomarker_thresholds``): CRP normal, FC normal, and
+    biochemical remission = FC normal OR CRP normal (``combine: any``, the multicenter
+    protocol: FC < 150 or CRP < 8) or FC normal AND CRP normal (``combine: all``, e.g. CRP
+    <= 5 and FC <= 250). Detection-limit qualifiers are honoured ("<5" is below 8; "<10"
+    against 8 is undecidable -> not evaluable; ">200" is not below 8). ``crp``/``fc``: the
+    chosen lab row or None."""
+    thr = biomarker_thresholds(cfg)
+    combine = cfg.get("combine", "any")
+    rows = {"CRP": crp, "FC": fc}
+    tests = {"crp_normal": ["CRP"], "fc_normal": ["FC"]}.get(endpoint, ["FC", "CRP"])
     outcomes, texts = [], []
-    for test, row, thr in parts:
+    for test in tests:
+        op, t = thr[test]
+        row = rows[test]
         if row is None:
-            outcomes.append((test, thr, "missing"))
+            outcomes.append((test, op, t, "missing"))
             texts.append(f"no {test} in days {win}")
             continue
-        r = compare(row["value"], row["qualifier"], "<", float(thr))
-        outcomes.append((test, thr, {True: "lt", False: "ge", None: "undecidable"}[r]))
+        r = compare(row["value"], row["qualifier"], op, t)
+        outcomes.append((test, op, t, {True: "ok", False: "not", None: "undecidable"}[r]))
         texts.append(lab_text(test, row["value"], row["qualifier"], units.get(test)))
     val = "; ".join(texts)
-    lt = [f"{t.lower()}_lt_{fmt_num(thr)}" for t, thr, o in outcomes if o == "lt"]
-    if lt:
-        return Result(ACHIEVED, val, "_and_".join(lt))
-    if all(o == "ge" for _, _, o in outcomes):
-        return Result(NOT_ACHIEVED, val, "_and_".join(f"{t.lower()}_ge_{fmt_num(thr)}" for t, thr, _ in outcomes))
-    if any(o == "undecidable" for _, _, o in outcomes):
+
+    def words(kind):
+        return "_and_".join(f"{te.lower()}_{_WORDS[op][0 if kind == 'ok' else 1]}_{fmt_num(t)}"
+                            for te, op, t, o in outcomes if o == kind)
+
+    ok = [o for o in outcomes if o[3] == "ok"]
+    if (combine == "any" and ok) or (combine == "all" and len(ok) == len(outcomes)):
+        return Result(ACHIEVED, val, words("ok"))
+    if (combine == "all" and any(o[3] == "not" for o in outcomes)) or all(o[3] == "not" for o in outcomes):
+        return Result(NOT_ACHIEVED, val, words("not"))
+    if any(o[3] == "undecidable" for o in outcomes):
         return Result(NOT_EVALUABLE, val, "qualifier_undecidable")
-    missing = [t for t, _, o in outcomes if o == "missing"]
+    missing = [te for te, _, _, o in outcomes if o == "missing"]
     if len(missing) == len(outcomes):
         return Result(NOT_EVALUABLE, val, "no_lab_in_window")
-    return Result(NOT_EVALUABLE, val, "_and_".join(f"no_{t.lower()}_in_window" for t in missing))
+    return Result(NOT_EVALUABLE, val, "_and_".join(f"no_{te.lower()}_in_window" for te in missing))
 
 
 # ------------------------------------------------------------------- driver
@@ -335,6 +378,11 @@ def endpoints(
     endoscopic_remission, endoscopic_response) at ``timepoints.clinical`` (induction,
     month6, month12); biomarker endpoints (biochemical_remission, crp_normal, fc_normal) at
     ``timepoints.labs`` (baseline, induction, month6, month12, month18).
+
+    Analysis sets (``timepoints.analysis_set``, ``endpoints.analysis_sets``): with
+    ``reached_or_stopped`` a patient who has not yet reached a clinical time point by the
+    data cut-off (and did not stop before it) has no rows there - the analysis-set table
+    lists them; with ``all_included`` (default) every included patient has rows.
 
     Failures and gaps: a patient who stopped UPA or had an IBD-related bowel resection
     before the time point (``nri_event``) is ``not_achieved`` for the clinical and
@@ -362,13 +410,18 @@ def endpoints(
     units = {t: crf.canonical_unit(t) for t in ("CRP", "FC")}
 
     meds = medication_table(medications, p, settings, crf)
-    steroids = meds[meds["drug_class"].isin(settings["steroids"]["classes"])]
+    steroid_classes = (settings.get("steroids") or {}).get("classes") or []
+    steroids = meds[meds["drug_class"].isin(steroid_classes)]
     steroids_by = {k: _episode_records(g) for k, g in steroids.groupby(PATIENT_KEY)}
     no_episodes: list[tuple] = []
     s = surgery_table(surgeries, p, crf)
     res = s[s["bowel_resection"] & (s["day"] >= 0)]
     res_by = res.groupby(PATIENT_KEY)["surgery_date"].apply(list).to_dict()
 
+    names = clinical_endpoint_names(settings)
+    sets = analysis_sets(p, settings, list(tp_cfg["clinical"]))
+    out_of_set = set(zip(sets.loc[~sets["in_set"] & (sets["membership"] != "no_target"), PATIENT_KEY],
+                         sets.loc[~sets["in_set"] & (sets["membership"] != "no_target"), "timepoint"]))
     rows = []
     for pat in p.to_dict("records"):
         pid, diag = pat[PATIENT_KEY], pat["diagnosis"]
@@ -377,8 +430,10 @@ def endpoints(
         for tp in tp_cfg["clinical"]:
             t = target_day(settings, tp, diag)
             lo, hi = window_bounds(settings, tp)
+            if (pid, tp) in out_of_set:  # not yet reached (timepoints.analysis_set): not in this set
+                continue
             if t is None or diag not in ("CD", "UC"):
-                for ep in CLINICAL_ENDPOINTS:
+                for ep in names:
                     rows.append((*head, tp, ep, Result(NOT_EVALUABLE, f"{diag} is not scored", "diagnosis_not_scored")))
                 continue
             win = f"{t + lo}..{t + hi}"
@@ -388,7 +443,7 @@ def endpoints(
             def steroid(on, _tp=tp, _ep=episodes):
                 return _steroid_free_records(_ep, on, _tp, settings)
 
-            for ep in CLINICAL_ENDPOINTS:
+            for ep in names:
                 if ev is not None:
                     r = Result(NOT_ACHIEVED, ev[1], ev[0])
                 elif diag == "CD":
