@@ -29,12 +29,17 @@ from .defs.sensors import build_sensors
 from .defs.study_assets import study_asset_checks, study_assets
 
 CENTER_ASSETS = [ingest.staging_tables, reconcile.reabstraction_sample, reconcile.reconciliation, reconcile.reconciled_tables]
-POOLED_ASSETS = [warehouse_models.reference_tables, *warehouse_models.sql_model_assets, *study_assets]
-POOLED_KEYS = sorted({k for a in POOLED_ASSETS for k in a.keys}, key=lambda k: k.to_user_string())
-# the report reads every pooled table and the center-level provenance tables
-REPORT_ASSET = build_report_asset(POOLED_KEYS + [DELIVERIES, AGREEMENT, DISCREPANCIES])
-# the analysts' snapshot is published last, after every pooled asset and the report succeeded
-SNAPSHOT_ASSET = build_snapshot_asset(POOLED_KEYS + [REPORT_ASSET.key])
+
+
+def study_graph(settings: dict) -> tuple[list, list]:
+    """(center assets, pooled assets incl. the report and the snapshot) of a study."""
+    pooled = [warehouse_models.reference_tables, *warehouse_models.sql_model_assets, *study_assets(settings)]
+    pooled_keys = sorted({k for a in pooled for k in a.keys}, key=lambda k: k.to_user_string())
+    # the report reads every pooled table and the center-level provenance tables
+    report = build_report_asset(pooled_keys + [DELIVERIES, AGREEMENT, DISCREPANCIES])
+    # the analysts' snapshot is published last, after every pooled asset and the report succeeded
+    snapshot = build_snapshot_asset(pooled_keys + [report.key])
+    return list(CENTER_ASSETS), [*pooled, report, snapshot]
 
 
 def executor_from_env(name: str | None = None):
@@ -55,7 +60,9 @@ def build_definitions(
     """The study's Definitions for one data directory (tests build their own)."""
     paths = data_paths(data_dir)
     settings_file = settings_file or os.environ.get("IBD_STUDY_SETTINGS")
-    center_selection = dg.AssetSelection.assets(*CENTER_ASSETS)
+    settings = load_settings(settings_file)
+    center_assets, pooled_assets = study_graph(settings)
+    center_selection = dg.AssetSelection.assets(*center_assets)
     center_job = dg.define_asset_job(
         "center_job",
         selection=center_selection,
@@ -67,8 +74,8 @@ def build_definitions(
         description="Pooled study: warehouse models, cohort, endpoints, statistics, quality, report, snapshot.",
     )
     return dg.Definitions(
-        assets=[*CENTER_ASSETS, *POOLED_ASSETS, REPORT_ASSET, SNAPSHOT_ASSET],
-        asset_checks=study_asset_checks(load_settings(settings_file), load_crf()),
+        assets=[*center_assets, *pooled_assets],
+        asset_checks=study_asset_checks(settings, load_crf()),
         jobs=[center_job, study_job],
         sensors=build_sensors(center_job, study_job),
         resources=build_resources(paths.root, settings_file, key_file or os.environ.get("IBD_PSEUDONYM_KEY_FILE")),

@@ -38,32 +38,48 @@ def core_frames(con, tables=CORE_TABLES, lab_tests=None, included_only: bool = F
     return out
 
 
-@dg.multi_asset(
-    specs=[
-        table_spec("dtt_criteria", CORE_INPUTS, "cohort"),
-        table_spec("eligibility", [analytics_key("dtt_criteria"), *CORE_INPUTS], "cohort"),
-    ],
-    check_specs=table_checks(["dtt_criteria", "eligibility"]),
-    name="cohort_tables",
-)
-def cohort_tables(study: StudyResource, warehouse: DuckDBResource):
-    """Per screened patient, each of the five IOIBD criteria with its evidence (failed
-    mechanisms, bowel resections) and `is_dtt`; then inclusion with the first exclusion
-    reason in the study's order and every reason for auditing."""
-    settings, crf = study.settings(), study.crf()
-    with warehouse.get_connection() as con:
-        f = core_frames(con, ("patients", "medications", "surgeries", "assessments", "labs"), lab_tests=cohort.LAB_TESTS)
-        dtt = cohort.dtt_criteria(f["patients"], f["medications"], f["surgeries"], f["assessments"], settings, crf)
-        elig = cohort.eligibility(f["patients"], dtt, f["medications"], f["assessments"], f["labs"], f["surgeries"], settings, crf)
-        r1, c1 = publish(con, "dtt_criteria", dtt, extra_meta={"is_dtt": int(dtt["is_dtt"].sum()) if len(dtt) else 0})
-        by_reason = elig.groupby(elig["exclusion_reason"].fillna("included")).size().reset_index(name="n")
-        r2, c2 = publish(con, "eligibility", elig, extra_meta={
-            "included": int(elig["included"].sum()) if len(elig) else 0,
-            "by_reason": md_table(by_reason.rename(columns={"exclusion_reason": "reason"})),
-        })
-    yield r1
-    yield r2
-    yield from c1 + c2
+def uses_dtt(settings: dict) -> bool:
+    """The study's population rule is the IOIBD DTT consensus (``population.rule``,
+    default ``ioibd_dtt``); a ``criteria`` study has no DTT table."""
+    return (settings.get("population") or {}).get("rule", "ioibd_dtt") == "ioibd_dtt"
+
+
+def build_cohort_tables(settings: dict):
+    """The cohort tables asset of the study: ``dtt_criteria`` then ``eligibility`` for a
+    DTT study, ``eligibility`` alone for a study whose population is its eligibility
+    criteria."""
+    dtt_rule = uses_dtt(settings)
+    names = ["dtt_criteria", "eligibility"] if dtt_rule else ["eligibility"]
+    specs = [table_spec("dtt_criteria", CORE_INPUTS, "cohort")] if dtt_rule else []
+    specs.append(table_spec("eligibility", ([analytics_key("dtt_criteria")] if dtt_rule else []) + CORE_INPUTS, "cohort"))
+
+    @dg.multi_asset(specs=specs, check_specs=table_checks(names), name="cohort_tables")
+    def cohort_tables(study: StudyResource, warehouse: DuckDBResource):
+        """Per screened patient, each of the five IOIBD criteria with its evidence (failed
+        mechanisms, bowel resections) and `is_dtt` (DTT studies); then inclusion with the
+        first exclusion reason in the study's order and every reason for auditing."""
+        settings, crf = study.settings(), study.crf()
+        results, checks = [], []
+        with warehouse.get_connection() as con:
+            f = core_frames(con, ("patients", "medications", "surgeries", "assessments", "labs"), lab_tests=cohort.LAB_TESTS)
+            dtt = None
+            if dtt_rule:
+                dtt = cohort.dtt_criteria(f["patients"], f["medications"], f["surgeries"], f["assessments"], settings, crf)
+                r, c = publish(con, "dtt_criteria", dtt, extra_meta={"is_dtt": int(dtt["is_dtt"].sum()) if len(dtt) else 0})
+                results.append(r)
+                checks += c
+            elig = cohort.eligibility(f["patients"], dtt, f["medications"], f["assessments"], f["labs"], f["surgeries"], settings, crf)
+            by_reason = elig.groupby(elig["exclusion_reason"].fillna("included")).size().reset_index(name="n")
+            r, c = publish(con, "eligibility", elig, extra_meta={
+                "included": int(elig["included"].sum()) if len(elig) else 0,
+                "by_reason": md_table(by_reason.rename(columns={"exclusion_reason": "reason"})),
+            })
+            results.append(r)
+            checks += c
+        yield from results
+        yield from checks
+
+    return cohort_tables
 
 
 @dg.multi_asset(
@@ -90,4 +106,6 @@ def patient_flow(study: StudyResource, warehouse: DuckDBResource):
     yield from checks
 
 
-cohort_assets = [cohort_tables, patient_flow]
+def build_cohort_assets(settings: dict) -> list:
+    """The cohort assets of the study (its population rule decides the DTT table)."""
+    return [build_cohort_tables(settings), patient_flow]
