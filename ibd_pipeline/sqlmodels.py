@@ -7,6 +7,12 @@ A ``<name>.yml`` beside it documents the model and its columns (written into Duc
 ``relationships``) that run as Dagster asset checks. A ``.yml`` without a ``.sql``
 documents a table that a Python asset builds (same docs, same tests).
 
+A study folder may hold its own ``dbt_like_sql/<layer>/<name>.yml`` (and ``.sql``): it
+replaces the project's file of that name for that study (its tables' documentation and
+tests describe its protocol). ``accepted_values`` may take its list from the settings:
+``{accepted_values: {values: [...], from_settings: [timepoints.clinical]}}`` (each key a
+list of ``ref.settings``).
+
 Settings reach SQL through ``ref.settings`` (key = dotted path of study.yaml, value =
 text) and the CRF through ``ref.drugs``, ``ref.procedures`` and ``ref.lab_tests``.
 """
@@ -24,7 +30,7 @@ import sqlglot
 import yaml
 from sqlglot import exp
 
-from .config import PROJECT_ROOT, Crf
+from .config import PROJECT_ROOT, Crf, study_dir
 
 MODELS_DIR = PROJECT_ROOT / "dbt_like_sql"
 
@@ -89,28 +95,56 @@ def _parse_tests(col: str, tests: list) -> list[ColumnTest]:
     return out
 
 
-@lru_cache(maxsize=2)
-def load_models(root: str = str(MODELS_DIR)) -> tuple[Model, ...]:
-    """Every model under ``dbt_like_sql/<layer>/``."""
+def _read_model(yml: Path, sql_path: Path) -> Model:
+    doc = yaml.safe_load(yml.read_text(encoding="utf-8")) or {}
+    sql = sql_path.read_text(encoding="utf-8") if sql_path.exists() else None
+    cols, tests = {}, []
+    for col, spec in (doc.get("columns") or {}).items():
+        spec = spec or {}
+        if isinstance(spec, str):
+            spec = {"description": spec}
+        cols[col] = spec.get("description", "")
+        tests += _parse_tests(col, spec.get("tests"))
+    return Model(yml.parent.name, yml.stem, sql, doc.get("description", ""), cols, tuple(tests), yml)
+
+
+def study_models_dir() -> Path | None:
+    """The study in use's own ``dbt_like_sql/`` (None for the default study or a study
+    without one)."""
+    d = study_dir() / "dbt_like_sql"
+    return d if d.is_dir() and d.resolve() != MODELS_DIR.resolve() else None
+
+
+def load_models(root: str = str(MODELS_DIR), overlay: str | None = None) -> tuple[Model, ...]:
+    """Every model under ``dbt_like_sql/<layer>/``, with the study in use's own files in
+    place of the project's of the same name (``overlay``: default :func:`study_models_dir`
+    when ``root`` is the project's)."""
+    if overlay is None and Path(root) == MODELS_DIR:
+        d = study_models_dir()
+        overlay = str(d) if d else ""
+    return _load_models(root, overlay or "")
+
+
+def clear_model_cache() -> None:
+    """Forget the models read (tests that edit model files)."""
+    _load_models.cache_clear()
+
+
+@lru_cache(maxsize=4)
+def _load_models(root: str, overlay: str) -> tuple[Model, ...]:
     base = Path(root)
-    models = []
-    for yml in sorted(base.glob("*/*.yml")):
-        layer, name = yml.parent.name, yml.stem
-        doc = yaml.safe_load(yml.read_text(encoding="utf-8")) or {}
-        sql_path = yml.with_suffix(".sql")
-        sql = sql_path.read_text(encoding="utf-8") if sql_path.exists() else None
-        cols, tests = {}, []
-        for col, spec in (doc.get("columns") or {}).items():
-            spec = spec or {}
-            if isinstance(spec, str):
-                spec = {"description": spec}
-            cols[col] = spec.get("description", "")
-            tests += _parse_tests(col, spec.get("tests"))
-        models.append(Model(layer, name, sql, doc.get("description", ""), cols, tuple(tests), yml))
-    for sql_path in sorted(base.glob("*/*.sql")):
-        if not sql_path.with_suffix(".yml").exists():
-            raise ValueError(f"SQL model {sql_path} has no {sql_path.stem}.yml describing it")
-    return tuple(models)
+    found: dict[tuple[str, str], tuple[Path, Path]] = {}
+    for b in [base] + ([Path(overlay)] if overlay else []):
+        for yml in sorted(b.glob("*/*.yml")):
+            sql_path = yml.with_suffix(".sql")
+            prior = found.get((yml.parent.name, yml.stem))
+            if prior is not None and not sql_path.exists():
+                sql_path = prior[1]  # a study's documentation of a project SQL model
+            found[(yml.parent.name, yml.stem)] = (yml, sql_path)
+        for sql_path in sorted(b.glob("*/*.sql")):
+            if not sql_path.with_suffix(".yml").exists():
+                raise ValueError(f"SQL model {sql_path} has no {sql_path.stem}.yml describing it")
+    return tuple(_read_model(yml, sql_path) for yml, sql_path in found.values())
 
 
 def build_order(models) -> list[Model]:
@@ -162,7 +196,7 @@ def settings_frame(settings: dict) -> pd.DataFrame:
 def mechanism_of(drug_class: str, settings: dict) -> str:
     """The mechanism of action of a drug class: its group in the settings' mechanism
     groups (IOIBD criterion 1; anti-IL-12/23 and anti-IL-23 are one by default)."""
-    for group, classes in (settings["dtt"].get("mechanism_groups") or {}).items():
+    for group, classes in ((settings.get("dtt") or {}).get("mechanism_groups") or {}).items():
         if drug_class in classes:
             return group
     return drug_class
@@ -264,8 +298,13 @@ def run_test(con: duckdb.DuckDBPyConnection, model: Model, test: ColumnTest) -> 
     elif test.kind == "unique":
         sql = f"SELECT {c} AS v FROM {t} WHERE {c} IS NOT NULL GROUP BY {c} HAVING count(*) > 1"
     elif test.kind == "accepted_values":
-        values = test.arg.get("values", [])
-        lst = ", ".join(_q(v) for v in values)
+        values = list(test.arg.get("values", []))
+        for key in test.arg.get("from_settings", []):  # a list of the study's settings (ref.settings)
+            row = con.execute("SELECT value FROM ref.settings WHERE key = ?", [key]).fetchone()
+            if row is None:
+                raise ValueError(f"{model.path}: accepted_values from_settings {key!r} is not a setting of the study")
+            values += [str(v) for v in json.loads(row[0])]
+        lst = ", ".join(_q(v) for v in values) or "NULL"
         sql = f"SELECT DISTINCT CAST({c} AS VARCHAR) AS v FROM {t} WHERE {c} IS NOT NULL AND CAST({c} AS VARCHAR) NOT IN ({lst})"
     elif test.kind == "relationships":
         to, fld = test.arg["to"], test.arg.get("field", test.column)

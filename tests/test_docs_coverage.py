@@ -121,14 +121,14 @@ def test_column_tests_are_known_kinds_with_well_formed_arguments(path):
 
 
 def test_the_runner_loads_every_model_and_orders_them_without_cycles():
-    sm.load_models.cache_clear()
+    sm.clear_model_cache()
     try:
         models = sm.load_models(str(MODELS_DIR))
         assert {f"{m.schema}.{m.name}" for m in models} == {f"{p.parent.name}.{p.stem}" for p in YML_FILES}
         assert all(t.kind in TEST_KINDS for m in models for t in m.tests)
         sm.build_order(models)
     finally:
-        sm.load_models.cache_clear()
+        sm.clear_model_cache()
 
 
 @pytest.mark.parametrize(

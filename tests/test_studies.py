@@ -113,3 +113,28 @@ def test_the_workspace_has_one_code_location_per_listed_study():
         assert loc["module_name"] == "ibd_pipeline.definitions"
         assert loc["attribute"] == loc["location_name"] and loc["attribute"] in config.study_names()
     assert locations[0]["attribute"] == config.DEFAULT_STUDY
+
+
+def test_a_study_folder_documents_a_project_sql_model_its_own_way(tmp_path):
+    import duckdb
+
+    from ibd_pipeline import sqlmodels as sm
+
+    root, overlay = tmp_path / "project", tmp_path / "study"
+    (root / "analytics").mkdir(parents=True)
+    (overlay / "analytics").mkdir(parents=True)
+    (root / "analytics" / "rates.sql").write_text("SELECT * FROM analytics.endpoints_in")
+    (root / "analytics" / "rates.yml").write_text(
+        "description: multicenter rates\ncolumns:\n  timepoint: {description: tp, tests: [{accepted_values: [month6]}]}\n")
+    (overlay / "analytics" / "rates.yml").write_text(
+        "description: single-center rates\ncolumns:\n  timepoint:\n    description: tp\n"
+        "    tests: [{accepted_values: {values: [baseline], from_settings: [timepoints.clinical]}}]\n")
+    (m,) = sm.load_models(str(root), str(overlay))
+    assert m.description == "single-center rates" and m.sql == "SELECT * FROM analytics.endpoints_in"
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("CREATE SCHEMA ref; CREATE SCHEMA analytics")
+    con.execute("CREATE TABLE ref.settings AS SELECT * FROM (VALUES ('timepoints.clinical', '[\"week4\", \"week12\"]')) t(key, value)")
+    con.execute("CREATE TABLE analytics.rates AS SELECT * FROM (VALUES ('week4'), ('baseline'), ('month6')) t(timepoint)")
+    (test,) = m.tests
+    r = sm.run_test(con, m, test)
+    assert not r.passed and r.examples == ["month6"]  # week4 from the settings and the literal baseline accepted
