@@ -152,12 +152,16 @@ class Timepoints(_Strict):
     # missing = not assessed, or a non-responder under NRI) or those who reached the time
     # point by the data cut-off plus those who stopped before it (``reached_or_stopped``)
     analysis_set: Literal["all_included", "reached_or_stopped"] = "all_included"
+    # the time points of the endoscopic endpoints (None: the clinical ones), e.g. one
+    # unscheduled follow-up endoscopy with its own wide window
+    endoscopic: list[str] | None = None
+    halfwidth_by_timepoint: dict[str, int] = {}
 
     @model_validator(mode="after")
     def _known_points(self):
         known = set(self.targets) | {"baseline"}
-        for key in ("clinical", "labs"):
-            unknown = [t for t in getattr(self, key) if t not in known]
+        for key in ("clinical", "labs", "endoscopic", "halfwidth_by_timepoint"):
+            unknown = [t for t in (getattr(self, key) or []) if t not in known]
             if unknown:
                 raise ValueError(f"{key}: {unknown} not among the targets {sorted(self.targets)} (or baseline)")
         return self
@@ -212,6 +216,9 @@ class Endpoints(_Strict):
     UC: UcEndpoints | None = None
     biochemical: Biochemical
     nri_events: list[str]
+    # the endpoint groups a non-responder event makes not_achieved (the single-center study:
+    # clinical only; its endoscopic endpoints are complete case)
+    nri_applies_to: list[Literal["clinical", "endoscopic"]] = ["clinical", "endoscopic"]
     # clinical remission requires being steroid-free (the steroids section)
     steroid_free: bool = True
 

@@ -83,3 +83,23 @@ def test_a_patient_not_yet_at_a_week_has_no_rows_there_and_a_stopped_one_is_a_no
     assert status(ep, "RECENT", "week12", "clinical_remission") == ["achieved", "hbi_le_4"]
     assert status(ep, "STOPPED", "week24", "clinical_remission") == ["not_achieved", "discontinued_before_timepoint"]
     assert status(ep, "STOPPED", "week4", "clinical_remission")[1] == "no_assessment_in_window"
+
+
+def test_the_one_unscheduled_follow_up_endoscopy_is_complete_case_and_not_imputed():
+    st = Study()
+    cd(st, "SCOPED")
+    st.visit("SCOPED", -20, ses_cd=12)
+    st.visit("SCOPED", 230, ses_cd=2)                               # month 7.5: in days 60..360
+    cd(st, "STOPPED_SCOPED", stop_day=100, stop_reason="inefficacy")
+    st.visit("STOPPED_SCOPED", -20, ses_cd=10)
+    st.visit("STOPPED_SCOPED", 95, ses_cd=4)
+    cd(st, "NO_SCOPE")
+    ep = st.endpoints(SECOND)
+    assert status(ep, "SCOPED", "followup_endoscopy", "endoscopic_remission") == ["achieved", "ses_cd_le_2"]
+    assert status(ep, "SCOPED", "followup_endoscopy", "endoscopic_response") == ["achieved", "ses_cd_drop_ge_50pct"]
+    # stopped before day 210: a clinical non-responder, but its endoscopy counts as measured
+    assert status(ep, "STOPPED_SCOPED", "followup_endoscopy", "endoscopic_response") == ["achieved", "ses_cd_drop_ge_50pct"]
+    assert status(ep, "NO_SCOPE", "followup_endoscopy", "endoscopic_remission")[0] == "not_evaluable"
+    # endoscopic endpoints only at the endoscopy, clinical ones only at the weeks
+    assert set(ep[ep["endpoint"] == "endoscopic_remission"]["timepoint"]) == {"followup_endoscopy"}
+    assert "followup_endoscopy" not in set(ep[ep["endpoint"] == "clinical_remission"]["timepoint"])

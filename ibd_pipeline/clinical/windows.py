@@ -135,12 +135,13 @@ def target_day(settings: dict, timepoint: str, diagnosis: str | None) -> int | N
 def window_bounds(settings: dict, timepoint: str, endoscopy: bool = False) -> tuple[int, int]:
     """(low, high) offsets around the target: baseline = settings ``baseline_window``
     (endoscopy: ``baseline_endoscopy_window``) around day 0; follow-up = +-
-    ``window_halfwidth``. STUDY.md "Time points and windows"."""
+    ``window_halfwidth`` (or the time point's own ``halfwidth_by_timepoint``, e.g. an
+    unscheduled follow-up endoscopy). STUDY.md "Time points and windows"."""
     tp = settings["timepoints"]
     if timepoint == BASELINE:
         lo, hi = tp["baseline_endoscopy_window" if endoscopy else "baseline_window"]
         return int(lo), int(hi)
-    h = int(tp["window_halfwidth"])
+    h = int((tp.get("halfwidth_by_timepoint") or {}).get(timepoint, tp["window_halfwidth"]))
     return -h, h
 
 

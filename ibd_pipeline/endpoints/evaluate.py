@@ -57,6 +57,24 @@ def _na(x) -> bool:
     return x is None or x is pd.NA or (isinstance(x, float) and x != x) or (x is pd.NaT)
 
 
+ENDOSCOPIC_ENDPOINTS = ("endoscopic_remission", "endoscopic_response")
+
+
+def endpoint_groups(settings: dict) -> list[tuple[str, tuple[str, ...]]]:
+    """Per clinical or endoscopic time point, in order, the endpoints evaluated there:
+    the clinical ones (remission, response) at ``timepoints.clinical``, the endoscopic
+    ones at ``timepoints.endoscopic`` (default: the clinical time points)."""
+    tp = settings["timepoints"]
+    names = clinical_endpoint_names(settings)
+    clinical = [e for e in names if e not in ENDOSCOPIC_ENDPOINTS]
+    endoscopic_at = tp.get("endoscopic") or tp["clinical"]
+    out = []
+    for t in dict.fromkeys([*tp["clinical"], *endoscopic_at]):
+        eps = (clinical if t in tp["clinical"] else []) + (list(ENDOSCOPIC_ENDPOINTS) if t in endoscopic_at else [])
+        out.append((t, tuple(e for e in names if e in eps)))
+    return out
+
+
 def clinical_endpoint_names(settings: dict) -> tuple[str, ...]:
     """The clinical and endoscopic endpoints of the study: remission is steroid-free
     (``sf_clinical_remission``) unless ``endpoints.steroid_free`` is false
@@ -400,8 +418,9 @@ def endpoints(
     tp_cfg = settings["timepoints"]
     cfg = settings["endpoints"]
 
+    groups = endpoint_groups(settings)
     a = add_day(assessments, p, "visit_date")
-    scores = {tp: scores_at(a, settings, tp, dx).to_dict("index") for tp in [BASELINE, *tp_cfg["clinical"]]}
+    scores = {tp: scores_at(a, settings, tp, dx).to_dict("index") for tp in [BASELINE, *(t for t, _ in groups)]}
     lab = add_day(labs, p, "sample_date")
     chosen_labs = {
         tp: {(r[PATIENT_KEY], r["test"]): r for r in labs_at(lab, settings, tp, dx, list(ENDPOINT_LAB_TESTS)).to_dict("records")}
@@ -418,7 +437,9 @@ def endpoints(
     res = s[s["bowel_resection"] & (s["day"] >= 0)]
     res_by = res.groupby(PATIENT_KEY)["surgery_date"].apply(list).to_dict()
 
-    names = clinical_endpoint_names(settings)
+    nri_groups = set(cfg.get("nri_applies_to") or ("clinical", "endoscopic"))
+    # the analysis-set rule is the clinical time points'; an endoscopic-only time point
+    # (one unscheduled follow-up endoscopy) is complete case among every included patient
     sets = analysis_sets(p, settings, list(tp_cfg["clinical"]))
     out_of_set = set(zip(sets.loc[~sets["in_set"] & (sets["membership"] != "no_target"), PATIENT_KEY],
                          sets.loc[~sets["in_set"] & (sets["membership"] != "no_target"), "timepoint"]))
@@ -427,7 +448,7 @@ def endpoints(
         pid, diag = pat[PATIENT_KEY], pat["diagnosis"]
         head = (pid, pat["center"], diag)
         episodes = steroids_by.get(pid, no_episodes)
-        for tp in tp_cfg["clinical"]:
+        for tp, names in groups:
             t = target_day(settings, tp, diag)
             lo, hi = window_bounds(settings, tp)
             if (pid, tp) in out_of_set:  # not yet reached (timepoints.analysis_set): not in this set
@@ -444,7 +465,7 @@ def endpoints(
                 return _steroid_free_records(_ep, on, _tp, settings)
 
             for ep in names:
-                if ev is not None:
+                if ev is not None and ("endoscopic" if ep in ENDOSCOPIC_ENDPOINTS else "clinical") in nri_groups:
                     r = Result(NOT_ACHIEVED, ev[1], ev[0])
                 elif diag == "CD":
                     r = cd_endpoint(ep, b, f, steroid, win, cfg["CD"])
