@@ -8,6 +8,7 @@ both pass: the calibration is by construction, not by luck.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -149,13 +150,18 @@ class Study:
 
 
 # --------------------------------------------------------------------- fixtures
-@pytest.fixture(scope="module", params=SEEDS, ids=lambda s: f"seed{s}")
-def cohort(request):
-    c = generate_single_center(PUB, SET, request.param)
+@functools.lru_cache(maxsize=None)
+def built(seed: int) -> dict:
+    c = generate_single_center(PUB, SET, seed)
     full = Study(c.frames)
     reasons = full.exclusion_reasons()
     included = [m for m, r in reasons.items() if not r]
-    return {"c": c, "full": full, "reasons": reasons, "S": full.restrict(included), "seed": request.param}
+    return {"c": c, "full": full, "reasons": reasons, "S": full.restrict(included), "seed": seed}
+
+
+@pytest.fixture(scope="module", params=SEEDS, ids=lambda s: f"seed{s}")
+def cohort(request):
+    return built(request.param)
 
 
 def n_of(x) -> int:
@@ -404,7 +410,6 @@ def test_safety_events_by_term_dose_reductions_and_surgery(cohort):
     assert len(stop) == saf["ae_leading_to_discontinuation"]["n"]
     assert sorted(stop["term"]) == sorted(PUB["persistence"]["reasons"]["adverse_event"]["terms"])
     assert set(stop["mrn"]) == set(S.pt.index[S.pt["upa_stop_reason"] == "adverse_event"])
-    stop_day = days(S.pt["upa_stop_date"], S.start)
     assert (ae_day.to_numpy() >= 0).all()
     end = S.persistence()["T"]
     assert (ae_day.to_numpy() <= ae["mrn"].map(end).to_numpy()).all()
@@ -468,7 +473,7 @@ def test_pk_samples_at_the_followup_endoscopy_by_response(cohort):
     assert set(pk["assay"]) == {"lc_ms"}
 
 
-def test_identifiers_canonical_types_and_determinism(cohort):
+def test_identifiers_and_canonical_types(cohort):
     c = cohort["c"]
     pt = c.frames["patients"]
     assert pt["mrn"].is_unique and pt["mrn"].str.fullmatch(r"[A-Z]{2}\d{8}").all()
@@ -491,6 +496,29 @@ def test_identifiers_canonical_types_and_determinism(cohort):
             if col.endswith("_date") and col != "birth_date":
                 assert (df[col].dropna() <= cutoff).all(), (t, col)
     assert (pt["upa_stop_date"].isna() | (pt["upa_stop_date"] <= pt["last_followup_date"])).all()
-    again = generate_single_center(PUB, SET, cohort["seed"])
-    for t in c.frames:
-        pd.testing.assert_frame_equal(c.frames[t], again.frames[t])
+
+
+def test_missing_setting_and_inconsistent_figures_are_clear_errors():
+    import copy
+
+    bad = copy.deepcopy(SET)
+    del bad["study"]["data_cutoff"]
+    with pytest.raises(KeyError, match=r"study\.data_cutoff"):
+        generate_single_center(PUB, bad, 1)
+    pub = copy.deepcopy(PUB)
+    pub["flow"]["analysis_sets"]["effectiveness"]["week8"]["stopped_before_nonresponder"] = 1  # fewer than at week 4
+    with pytest.raises(ValueError, match="not nested"):
+        generate_single_center(pub, SET, 1)
+    pub = copy.deepcopy(PUB)
+    pub["baseline"]["cd_behavior"]["B1"]["n"] += 1
+    with pytest.raises(ValueError, match=r"baseline\.cd_behavior add up to 109, expected 108"):
+        generate_single_center(pub, SET, 1)
+
+
+def test_same_seed_gives_the_same_frames_and_another_seed_other_patients():
+    first = built(SEEDS[0])["c"]
+    again = generate_single_center(PUB, SET, SEEDS[0])
+    for t in first.frames:
+        pd.testing.assert_frame_equal(first.frames[t], again.frames[t])
+    other = built(SEEDS[1])["c"]
+    assert not set(first.frames["patients"]["mrn"]) & set(other.frames["patients"]["mrn"])

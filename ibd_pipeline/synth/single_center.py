@@ -35,7 +35,6 @@ How the figures are met (rules of the study's STUDY.md applied exactly):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -51,10 +50,11 @@ CENTER = "ahmu"
 # ----------------------------------------------------------------- synthetic choices
 # (none is a figure of the paper; each shapes the synthetic patients only)
 NOISE_SD_WEEK = 0.6        # per-week noise added to g when ranking the clinical states
-INEFFICACY_SHIFT = 2.0     # inefficacy stoppers rank lower at their visits before the stop
+INEFFICACY_SHIFT = 3.0     # inefficacy stoppers rank lower at their visits and endoscopy before the stop
 DIRECTION_TRIES = 40       # redraws of the latent noise until the week-12 model's directions hold
 STOP_AE_LEAD_DAYS = (0, 3)  # an AE that ends UPA starts this many days before the stop
 EXCLUDED_FU_DAYS = (120, 400)
+MAINTENANCE_VISIT_DAYS = 84  # clinic visits after the last scheduled week (every 12 weeks)
 
 # published names of the week-12 logistic / Cox covariates -> designed patient columns
 COVARIATE_COLUMNS = {
@@ -73,6 +73,33 @@ SITE_OF_LOCATION = {"L1": "ileum", "L2": "colon", "L3": "ileocecal", "L4": "othe
 FISTULA_PROCEDURE = {"ileum": "small_bowel_resection", "colon": "segmental_colectomy"}
 STEROIDS = ["prednisone", "methylprednisolone"]
 IMMUNOMODULATORS = ["azathioprine", "methotrexate", "thalidomide"]
+
+
+# Where the paper is inconsistent or silent, the reading the cohort reproduces (``design["readings"]``;
+# the report's "published vs derived" can cite them). Keys name the published_figures.yaml entry.
+READINGS = {
+    "flow.analysis_sets.effectiveness.week24": "the printed 'not yet reached week 24' is counted from the week-12 "
+    "set: not yet at week 24 = n - N of the 108 (not_yet_reached_of_108)",
+    "flow.analysis_sets.endoscopy": "the patients with a follow-up endoscopy are all in the week-24 set and the "
+    "excluded_no_followup_endoscopy are the rest of that set; each of them had a baseline endoscopy",
+    "endpoints.endoscopic": "the endoscopic remitters are among the responders; the remission percentage is of all "
+    "patients with a follow-up endoscopy",
+    "safety.ae_leading_to_discontinuation": "n as printed (one patient per adverse_event term of the stop "
+    "reasons); Table 4's percentage is not reproduced (the pipeline prints n / 108)",
+    "cox_discontinuation.multivariable": "both printed covariates entered together (the printed model), not "
+    "forward stepwise (which would stop after albumin)",
+    "logistic_week12_clinical_remission": "the univariate p < 0.05 variables entered together; albumin's printed "
+    "CI is impossible next to its OR, so only directions are reproduced",
+    "persistence.km_by_bmi": "no BMI lies within 0.2 of the threshold, so '<=' (text, tables) and '<' (Figure 5 "
+    "legend) give the same groups",
+    "persistence.km_percent": "the stops between the week-12 visit and month 3 that the month-3 rate needs fall "
+    "after the week-12 target (the patient was seen at week 12)",
+    "biomarkers": "complete case: the patients of the week's set with the test in the week's window; a patient "
+    "may have FC without CRP (the combined N is below the FC N)",
+    "persistence.km_by_albumin": "the albumin <= 35 group size (not published) mixes the published albumin curves "
+    "into the overall curve, capped by the published lower quartile (design['n_alb_low'])",
+    "safety.fibrinogen_cases": "the month-3 case falls before the end of induction (dosing.induction_days)",
+}
 
 
 @dataclass
@@ -155,11 +182,32 @@ def _pct_rows(d: dict) -> dict[str, int]:
     return {k: int(v["n"]) for k, v in d.items() if isinstance(v, dict) and "n" in v}
 
 
+def check_published(pub: dict) -> None:
+    """Published partitions must add up before anything is designed (ValueError naming the
+    entry and both numbers)."""
+    n = int(pub["flow"]["included"])
+    base = pub["baseline"]
+    parts = {
+        "baseline.cd_location": (sum(_pct_rows(base["cd_location"]).values()), n),
+        "baseline.cd_behavior": (sum(_pct_rows(base["cd_behavior"]).values()), n),
+        "baseline.biologics_exposed_count": (sum(_pct_rows(base["biologics_exposed_count"]).values()), n),
+        "baseline.biologic_within_2_months_before_start": (
+            sum(_pct_rows(base["biologic_within_2_months_before_start"]).values()), n),
+        "persistence.reasons": (sum(_pct_rows(pub["persistence"]["reasons"]).values()),
+                                int(pub["persistence"]["discontinued"]["n"])),
+        "safety.by_term": (sum(_pct_rows(pub["safety"]["by_term"]).values()), int(pub["safety"]["events_total"])),
+    }
+    for where, (got, want) in parts.items():
+        if got != want:
+            raise ValueError(f"published figures: {where} add up to {got}, expected {want}")
+
+
 # ------------------------------------------------------------------ the generator
 def generate_single_center(published: dict, settings: dict, seed: int) -> SingleCenterCohort:
     s = flat_settings(settings)
     crf = load_crf()
     n = int(published["flow"]["included"])
+    check_published(published)
     R = lambda *names: rng_for(seed, "single_center", *names)  # noqa: E731
     base = published["baseline"]
 
@@ -218,7 +266,22 @@ def generate_single_center(published: dict, settings: dict, seed: int) -> Single
     excluded = _design_excluded(R("excluded"), s, n)
 
     frames, truth = _realize(seed, published, s, crf, P, states, endo, labs_w, aes, surg, excluded)
-    design = {"km": tl.km, "n_alb_low": n_alb, "n_bmi_low": n_bmi, "excluded": len(excluded)}
+    years = float(P["day"].sum()) / 365.25
+    design = {
+        "km": tl.km,
+        "n_alb_low": n_alb,
+        "n_bmi_low": n_bmi,
+        "excluded": len(excluded),
+        "patient_years": round(years, 1),
+        "stops_per_100_patient_years": round(100 * float(P["stopped"].sum()) / years, 1),
+        "readings": {
+            **READINGS,
+            "persistence.discontinuation_per_100_patient_years": (
+                f"not reproduced: the published curve, follow-up quartiles and start period give "
+                f"{years:.0f} patient-years, {100 * float(P['stopped'].sum()) / years:.0f} stops per 100 patient-years"
+            ),
+        },
+    }
     return SingleCenterCohort(frames=frames, truth=truth, design=design)
 
 
@@ -491,7 +554,9 @@ def _design_endoscopy(rng, pub: dict, s: dict, P: pd.DataFrame) -> dict:
     chosen = np.array(chosen)
     # states: top of g + noise remit, next respond only, the rest neither
     n_resp, n_rem = int(es["response"]["n"]), int(es["remission"]["n"])
-    order = chosen[np.argsort(-(P["g"].to_numpy()[chosen] + rng.normal(0, 0.8, len(chosen))), kind="stable")]
+    ineff = (P["stop_reason"] == "inefficacy").to_numpy()[chosen]
+    score = P["g"].to_numpy()[chosen] + rng.normal(0, 0.8, len(chosen)) - INEFFICACY_SHIFT * ineff
+    order = chosen[np.argsort(-score, kind="stable")]
     state = {int(i): ("ER" if k < n_rem else "EP" if k < n_resp else "EN") for k, i in enumerate(order)}
     # baseline SES-CD of the 32 (their published quartiles): responders get the higher values
     b32 = es["ses_cd_baseline_in_the_32"]
@@ -633,7 +698,6 @@ def _design_aes(rng, pub: dict, s: dict, P: pd.DataFrame) -> list[dict]:
     left = dict(terms)
     events, used = [], set()
     ind = s["induction_days"]
-    on_upa = lambda i, day: bool(P["day"][i] >= day)  # noqa: E731
     # AE stops: onset just before the stop
     for i in np.flatnonzero(P["ae_stop_term"].notna().to_numpy()):
         term = P["ae_stop_term"][i]
@@ -706,6 +770,8 @@ def _dt(days) -> pd.Series:
     return out
 
 
+# field types of every column the generator writes (the CRF additions of the second study
+# included: SECOND_STUDY.md); schemas/crf.yaml wins where it has the field
 TYPES = {
     "patients": {
         "mrn": "str", "patient_name": "str", "phone": "str", "abstractor_id": "str", "sex": "str",
@@ -736,8 +802,14 @@ TYPES = {
 }
 
 
-def _frame(table: str, rows: list[dict]) -> pd.DataFrame:
-    cols = TYPES[table]
+CRF_TYPE = {"date": "date", "int": "int", "float": "float", "bool": "bool", "code": "str", "string": "str"}
+
+
+def _frame(table: str, rows: list[dict], crf) -> pd.DataFrame:
+    """Rows -> a canonical frame (docs/ARCHITECTURE.md "Canonical frames"): the CRF's field
+    types where schemas/crf.yaml has the field, else those of the study's CRF additions."""
+    spec = crf.tables[table].fields if table in crf.tables else {}
+    cols = {c: CRF_TYPE[spec[c].type] if c in spec else t for c, t in TYPES[table].items()}
     df = pd.DataFrame(rows, columns=list(cols))
     for c, t in cols.items():
         if t == "date":
@@ -837,6 +909,16 @@ def _realize(seed, pub, s, crf, P, states, endo, labs_w, aes, surg, excluded):
             vday = t + int(rng.integers(-off, hi_off + 1))
             visit_day[w] = vday
             _visit(rec, rng, start + vday, _hbi_for(rng, st, B, s), None, dose_on(start + vday))
+        # maintenance visits every MAINTENANCE_VISIT_DAYS after the last week, to the stop / cut-off
+        if int(p["gap"]) == len(weeks):
+            eday_rel = endo["followup_day"].get(i)
+            t = 7 * weeks[-1] + MAINTENANCE_VISIT_DAYS
+            while t + off < end_rel:
+                vday = t + int(rng.integers(-off, off + 1))
+                if eday_rel is None or abs(vday - eday_rel) > hw:
+                    st = states[weeks[-1]][i]
+                    _visit(rec, rng, start + vday, _hbi_for(rng, st, B, s), None, dose_on(start + vday))
+                t += MAINTENANCE_VISIT_DAYS
         # follow-up endoscopy and PK
         if i in endo["followup"]:
             eday = start + endo["followup_day"][i]
@@ -898,7 +980,7 @@ def _realize(seed, pub, s, crf, P, states, endo, labs_w, aes, surg, excluded):
                       "endoscopy_state": endo["state"].get(i), "latest_biologic": p["latest"]})
 
     _realize_excluded(rng, s, crf, excluded, mrns[n:], names[n:], phones[n:], out, truth, units)
-    frames = {t: _frame(t, rows) for t, rows in out.items()}
+    frames = {t: _frame(t, rows, crf) for t, rows in out.items()}
     for t, df in frames.items():
         frames[t] = df.sort_values(["mrn"] + [c for c in df.columns if c.endswith("_date")][:1], kind="stable").reset_index(drop=True)
     return frames, pd.DataFrame(truth)
