@@ -305,6 +305,7 @@ def test_endoscopy_counts_and_nesting(cohort):
     _close(months, t["median"], t["iqr"], abs_=0.6)
     _close(base, PUB["baseline"]["ses_cd"]["median"], PUB["baseline"]["ses_cd"]["iqr"], abs_=1.0)
     _close(b, e["ses_cd_baseline_in_the_32"]["median"], e["ses_cd_baseline_in_the_32"]["iqr"], abs_=1.5)
+    _close(f, e["ses_cd_followup"]["median"], e["ses_cd_followup"]["iqr"], abs_=1.5)
     # the remitters are de-escalated after the follow-up endoscopy
     d = S.f["dose_episodes"]
     de = d[d["dose_mg"] == SET["dosing"]["deescalation_mg"]]

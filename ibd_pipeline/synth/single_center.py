@@ -54,6 +54,8 @@ INEFFICACY_SHIFT = 3.0     # inefficacy stoppers rank lower at their visits and 
 DIRECTION_TRIES = 40       # redraws of the latent noise until the week-12 model's directions hold
 STOP_AE_LEAD_DAYS = (0, 3)  # an AE that ends UPA starts this many days before the stop
 EXCLUDED_FU_DAYS = (120, 400)
+EXCLUSION_RULES = ("age", "no_anti_tnf_failure", "hbi_below_min", "incomplete_baseline", "concurrent_biologic",
+                   "ostomy_history", "no_followup_visit")  # the rules _realize_excluded can break
 MAINTENANCE_VISIT_DAYS = 84  # clinic visits after the last scheduled week (every 12 weeks)
 
 # published names of the week-12 logistic / Cox covariates -> designed patient columns
@@ -566,6 +568,14 @@ def _design_endoscopy(rng, pub: dict, s: dict, P: pd.DataFrame) -> dict:
     bl = dict(zip([int(i) for i in by_resp], vals[np.argsort(-noisy)].tolist()))
     rmax = s["endo_remission_max"]
     red = s["endo_response_reduction"]
+    # follow-up SES-CD of the non-responders: the upper half of the published follow-up values
+    # (their lower quartile between the published median and upper quartile, their median at the
+    # upper quartile), paired in order with their baselines, then kept short of a response
+    f_q = es["ses_cd_followup"]
+    f_med, f_q3 = float(f_q["median"]), float(f_q["iqr"][1])
+    en = sorted((int(i) for i in chosen if state[int(i)] == "EN"), key=lambda i: bl[i])
+    en_v = designed_sample(rng, len(en), (f_med + f_q3) / 2, f_q3, f_q3 + (f_q3 - f_med) / 2, lo=f_med, decimals=0)
+    en_fu = dict(zip(en, en_v.astype(int).tolist()))
     fu = {}
     for i in chosen:
         i = int(i)
@@ -577,9 +587,9 @@ def _design_endoscopy(rng, pub: dict, s: dict, P: pd.DataFrame) -> dict:
             if half <= rmax:  # too low a baseline for a response without remission
                 b = bl[i] = 2 * (rmax + 1) + int(rng.integers(0, 4))
                 half = int(np.floor(b * (1 - red)))
-            v = int(rng.integers(rmax + 1, half + 1))
+            v = int(rng.integers(rmax + 1, min(half, rmax + 2) + 1))  # just above the remission limit
         else:
-            v = int(max(half + 1, rmax + 1) + rng.integers(0, 4))
+            v = int(min(max(en_fu[i], half + 1, rmax + 1), max(b + 2, half + 1, rmax + 1)))  # short of a response
         fu[i] = v
     # the other baseline endoscopies (Table 1 quartiles over all with one)
     t1 = pub["baseline"]["ses_cd"]
@@ -755,6 +765,9 @@ def _design_excluded(rng, s: dict, n_included: int) -> list[dict]:
     """Screened patients failing one population rule each (synthetic: the paper gives no
     counts per reason): ``excluded_per_reason`` of every rule of ``population.exclusion_order``."""
     out = []
+    unknown = [r for r in s["exclusion_order"] if r not in EXCLUSION_RULES]
+    if unknown:
+        raise ValueError(f"population.exclusion_order: no synthetic patient for rule(s) {unknown}; known: {EXCLUSION_RULES}")
     for reason in s["exclusion_order"]:
         for k in range(s["excluded_per_reason"]):
             out.append({"reason": reason, "variant": k})
