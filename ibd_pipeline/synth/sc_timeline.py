@@ -175,7 +175,7 @@ def design_timeline(rng: np.random.Generator, pub: dict, s: dict, n: int, n_alb_
             break
 
     # stage 2: the albumin and BMI strata (which patients are low; days moved only while the
-    # overall curve stays inside the tolerance)
+    # overall curve stays inside the tolerance), simulated annealing as well
     alb = np.zeros(n, bool)
     alb[rng.choice(n, n_alb_low, replace=False)] = True
     bmi = np.zeros(n, bool)
@@ -193,7 +193,8 @@ def design_timeline(rng: np.random.Generator, pub: dict, s: dict, n: int, n_alb_
         return out
 
     cur = loss2(day, alb, bmi)
-    for _ in range(SEARCH_STEPS // 2):
+    best = (cur, day, alb, bmi)
+    for T in np.geomspace(3.0, 0.01, SEARCH_STEPS // 2):
         u = rng.random()
         nd, na, nb = day, alb, bmi
         if u < 0.2:
@@ -207,8 +208,11 @@ def design_timeline(rng: np.random.Generator, pub: dict, s: dict, n: int, n_alb_
             f2[int(rng.choice(np.flatnonzero(~flag)))] = True
             na, nb = (f2, bmi) if u < 0.6 else (alb, f2)
         new = loss2(nd, na, nb)
-        if new <= cur:
+        if new <= cur or rng.random() < np.exp(-(new - cur) / T):
             day, alb, bmi, cur = nd, na, nb, new
+            if cur < best[0]:
+                best = (cur, day, alb, bmi)
+    _, day, alb, bmi = best
 
     S = km_at(day, stopped, at)
     miss = np.abs(S - target)

@@ -93,7 +93,8 @@ READINGS = {
     "logistic_week12_clinical_remission": "the univariate p < 0.05 variables entered together; albumin's printed "
     "CI is impossible next to its OR, so only directions are reproduced",
     "persistence.km_by_bmi": "no BMI lies within 0.2 of the threshold, so '<=' (text, tables) and '<' (Figure 5 "
-    "legend) give the same groups",
+    "legend) give the same groups; the two published BMI curves, mixed in the published group sizes, lie a few "
+    "points below the overall curve at month 9, so they are followed only roughly (the overall curve is kept)",
     "persistence.km_percent": "the stops between the week-12 visit and month 3 that the month-3 rate needs fall "
     "after the week-12 target (the patient was seen at week 12)",
     "biomarkers": "complete case: the patients of the week's set with the test in the week's window; a patient "
