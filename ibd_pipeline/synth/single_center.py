@@ -102,6 +102,9 @@ READINGS = {
     "persistence.km_by_albumin": "the albumin <= 35 group size (not published) mixes the published albumin curves "
     "into the overall curve, capped by the published lower quartile (design['n_alb_low'])",
     "safety.fibrinogen_cases": "the month-3 case falls before the end of induction (dosing.induction_days)",
+    "safety.cd_related_surgery": "surgery neither ends UPA nor makes a non-responder (the paper's stop reasons are "
+    "only inefficacy and AEs): the operated patients stay on UPA",
+    "study.data_cutoff": "not stated; a patient still on UPA is followed to the settings' cut-off",
 }
 
 
@@ -266,7 +269,7 @@ def generate_single_center(published: dict, settings: dict, seed: int) -> Single
     aes = _design_aes(R("aes"), published, s, P)
 
     # 7. the screened patients who fail a population rule
-    excluded = _design_excluded(R("excluded"), s, n)
+    excluded = _design_excluded(s)
 
     frames, truth = _realize(seed, published, s, crf, P, states, endo, labs_w, aes, surg, excluded)
     years = float(P["day"].sum()) / 365.25
@@ -762,7 +765,7 @@ def _design_aes(rng, pub: dict, s: dict, P: pd.DataFrame) -> list[dict]:
 
 
 # ------------------------------------------------------------------- excluded
-def _design_excluded(rng, s: dict, n_included: int) -> list[dict]:
+def _design_excluded(s: dict) -> list[dict]:
     """Screened patients failing one population rule each (synthetic: the paper gives no
     counts per reason): ``excluded_per_reason`` of every rule of ``population.exclusion_order``."""
     out = []
