@@ -155,15 +155,22 @@ class Timepoints(_Strict):
     # the time points of the endoscopic endpoints (None: the clinical ones), e.g. one
     # unscheduled follow-up endoscopy with its own wide window
     endoscopic: list[str] | None = None
-    halfwidth_by_timepoint: dict[str, int] = {}
+    # a time point's own window as days from the start [low, high] (its target day is the
+    # one the closest value is chosen to), instead of target +- window_halfwidth
+    windows_by_timepoint: dict[str, tuple[int, int]] = {}
 
     @model_validator(mode="after")
     def _known_points(self):
         known = set(self.targets) | {"baseline"}
-        for key in ("clinical", "labs", "endoscopic", "halfwidth_by_timepoint"):
+        for key in ("clinical", "labs", "endoscopic", "windows_by_timepoint"):
             unknown = [t for t in (getattr(self, key) or []) if t not in known]
             if unknown:
                 raise ValueError(f"{key}: {unknown} not among the targets {sorted(self.targets)} (or baseline)")
+        for tp, (low, high) in self.windows_by_timepoint.items():
+            target = self.targets[tp]
+            if not isinstance(target, int) or not low <= target <= high or low <= 0:
+                raise ValueError(f"windows_by_timepoint.{tp}: [{low}, {high}] must be after day 0 and hold the "
+                                 f"time point's one target day ({target})")
         return self
 
 
@@ -302,6 +309,42 @@ class Baseline(_Strict):
     steroid_classes: list[str]
     concomitant_drugs: list[str]
     surgery_history: dict | None = None
+    # a biologic "prior to UPA": given within this many days before the start (None: not derived)
+    recent_biologic_days: int | None = Field(default=None, ge=1)
+
+
+class Dosing(_Strict):
+    """The protocol's UPA doses (mg once daily) and the induction length in days."""
+
+    induction_mg: int = Field(gt=0)
+    maintenance_mg: int = Field(gt=0)
+    deescalation_mg: int | None = Field(default=None, gt=0)
+    escalation_mg: int | None = Field(default=None, gt=0)
+    induction_days: int = Field(gt=0)
+
+
+class Synth(_Strict):
+    """How ``ibd-pipeline synth`` / ``demo`` generate this study's synthetic deliveries:
+    ``multicenter`` (three centers' own formats, double abstraction) or
+    ``single_center_redcap`` (one REDCap-exporting center, calibrated to the study's
+    published figures); the other keys are the generator's."""
+
+    generator: Literal["multicenter", "single_center_redcap"] = "multicenter"
+    center: str | None = None
+    seed: int | None = None
+    excluded_per_reason: int = Field(default=2, ge=0)
+    visit_offset_days: int = Field(default=5, ge=0)
+    assay_limits: dict[str, tuple[float | None, float | None]] = {}
+    pk_hours_since_dose: tuple[float, float] | None = None
+    abstractor_id: str | None = None
+
+    @model_validator(mode="after")
+    def _single_center_needs(self):
+        if self.generator == "single_center_redcap":
+            missing = [k for k in ("center", "seed", "pk_hours_since_dose", "abstractor_id") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(f"generator single_center_redcap needs {', '.join(missing)}")
+        return self
 
 
 class StudySettings(_Strict):
@@ -320,6 +363,8 @@ class StudySettings(_Strict):
     persistence: Persistence
     statistics: Statistics
     baseline: Baseline
+    dosing: Dosing | None = None
+    synth: Synth = Synth()
 
     @model_validator(mode="after")
     def _references(self):

@@ -60,7 +60,7 @@ def test_response_is_three_points_without_a_percentage_rule():
 
 def test_biomarker_remission_needs_both_tests_at_most_their_thresholds():
     st = Study()
-    for pid, crp, fc in (("BOTH_AT_LIMIT", 5, 250), ("FC_HIGH", 2, 251), ("CRP_ONLY", 4, None)):
+    for pid, crp, fc in (("BOTH_AT_LIMIT", 5, 250), ("FC_HIGH", 2, 251), ("CRP_ONLY", 4, None), ("CRP_HIGH_ONLY", 8, None)):
         cd(st, pid)
         st.lab(pid, "CRP", 84, crp)
         if fc is not None:
@@ -70,6 +70,8 @@ def test_biomarker_remission_needs_both_tests_at_most_their_thresholds():
     assert status(ep, "FC_HIGH", "week12", "biochemical_remission") == ["not_achieved", "fc_gt_250"]
     assert status(ep, "FC_HIGH", "week12", "crp_normal") == ["achieved", "crp_le_5"]
     assert status(ep, "CRP_ONLY", "week12", "biochemical_remission") == ["not_evaluable", "no_fc_in_window"]
+    # complete case of a combination needs every test: CRP > 5 without FC is not evaluable (the paper's N 75 < 81)
+    assert status(ep, "CRP_HIGH_ONLY", "week12", "biochemical_remission") == ["not_evaluable", "no_fc_in_window"]
 
 
 def test_a_patient_not_yet_at_a_week_has_no_rows_there_and_a_stopped_one_is_a_non_responder():
@@ -89,7 +91,7 @@ def test_the_one_unscheduled_follow_up_endoscopy_is_complete_case_and_not_impute
     st = Study()
     cd(st, "SCOPED")
     st.visit("SCOPED", -20, ses_cd=12)
-    st.visit("SCOPED", 230, ses_cd=2)                               # month 7.5: in days 60..360
+    st.visit("SCOPED", 400, ses_cd=2)                               # month 13: in days 1..730
     cd(st, "STOPPED_SCOPED", stop_day=100, stop_reason="inefficacy")
     st.visit("STOPPED_SCOPED", -20, ses_cd=10)
     st.visit("STOPPED_SCOPED", 95, ses_cd=4)

@@ -135,13 +135,20 @@ def target_day(settings: dict, timepoint: str, diagnosis: str | None) -> int | N
 def window_bounds(settings: dict, timepoint: str, endoscopy: bool = False) -> tuple[int, int]:
     """(low, high) offsets around the target: baseline = settings ``baseline_window``
     (endoscopy: ``baseline_endoscopy_window``) around day 0; follow-up = +-
-    ``window_halfwidth`` (or the time point's own ``halfwidth_by_timepoint``, e.g. an
-    unscheduled follow-up endoscopy). STUDY.md "Time points and windows"."""
+    ``window_halfwidth``, or a time point's own day range ``windows_by_timepoint`` (days
+    from the start, e.g. an unscheduled follow-up endoscopy at any time on treatment) as
+    offsets from its target. STUDY.md "Time points and windows"."""
     tp = settings["timepoints"]
     if timepoint == BASELINE:
         lo, hi = tp["baseline_endoscopy_window" if endoscopy else "baseline_window"]
         return int(lo), int(hi)
-    h = int((tp.get("halfwidth_by_timepoint") or {}).get(timepoint, tp["window_halfwidth"]))
+    own = (tp.get("windows_by_timepoint") or {}).get(timepoint)
+    if own is not None:
+        target = tp["targets"][timepoint]
+        if isinstance(target, Mapping):
+            raise ValueError(f"timepoints.windows_by_timepoint.{timepoint}: needs one target day, not one per diagnosis")
+        return int(own[0]) - int(target), int(own[1]) - int(target)
+    h = int(tp["window_halfwidth"])
     return -h, h
 
 

@@ -342,7 +342,8 @@ def biomarker_endpoint(endpoint: str, crp: pd.Series | None, fc: pd.Series | Non
     ``endpoints.biochemical``, see ``biomarker_thresholds``): CRP normal, FC normal, and
     biochemical remission = FC normal OR CRP normal (``combine: any``, the multicenter
     protocol: FC < 150 or CRP < 8) or FC normal AND CRP normal (``combine: all``, e.g. CRP
-    <= 5 and FC <= 250). Detection-limit qualifiers are honoured ("<5" is below 8; "<10"
+    <= 5 and FC <= 250; evaluable only when every test was measured and decidable).
+    Detection-limit qualifiers are honoured ("<5" is below 8; "<10"
     against 8 is undecidable -> not evaluable; ">200" is not below 8). ``crp``/``fc``: the
     chosen lab row or None."""
     thr = biomarker_thresholds(cfg)
@@ -367,9 +368,12 @@ def biomarker_endpoint(endpoint: str, crp: pd.Series | None, fc: pd.Series | Non
                             for te, op, t, o in outcomes if o == kind)
 
     ok = [o for o in outcomes if o[3] == "ok"]
+    measured = all(o[3] in ("ok", "not") for o in outcomes)
     if (combine == "any" and ok) or (combine == "all" and len(ok) == len(outcomes)):
         return Result(ACHIEVED, val, words("ok"))
-    if (combine == "all" and any(o[3] == "not" for o in outcomes)) or all(o[3] == "not" for o in outcomes):
+    # "all": complete case needs every test of the combination measured (a patient with
+    # CRP > 5 and no FC is not evaluable for CRP <= 5 AND FC <= 250)
+    if (combine == "all" and measured) or all(o[3] == "not" for o in outcomes):
         return Result(NOT_ACHIEVED, val, words("not"))
     if any(o[3] == "undecidable" for o in outcomes):
         return Result(NOT_EVALUABLE, val, "qualifier_undecidable")
