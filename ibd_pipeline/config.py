@@ -39,6 +39,7 @@ class FieldSpec:
     range: tuple | None = None  # inclusive (low, high); None = open end
     phi: str | None = None  # drop | pseudonymize | None
     description: str = ""
+    compared: bool = True  # part of the A/B comparison (crf.yaml ``compared: false``: left out)
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ def _load_crf(path: str) -> Crf:
                 range=tuple(rng) if rng is not None else None,
                 phi=f.get("phi"),
                 description=f.get("description", ""),
+                compared=bool(f.get("compared", True)),
             )
         tables[tname] = TableSpec(tname, tuple(t["key"]), fields, t.get("description", ""))
     return Crf(
