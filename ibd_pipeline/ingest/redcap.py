@@ -189,6 +189,11 @@ def redcap_spec(profile: CenterProfile, crf: Crf | None = None) -> RedcapSpec:
                     elif fs.codes is not None and raw in {str(c) for c in fs.codes} and str(canon) != raw:
                         problems.append(f"{where}: raw code {raw} is itself a CRF code of another meaning")
             fields[var] = mf
+    record_fields = {f.crf for f in fields.values() if not f.repeating and f.crf}
+    for inst, i in instruments.items():
+        for f in i["from_record"]:
+            if f not in record_fields or f not in crf.table(i["table"]).fields:
+                problems.append(f"instrument {inst}: from_record {f!r} is not a field of the non-repeating instrument and of {i['table']}")
     if len(tables_nonrep) > 1:
         problems.append(f"the non-repeating instruments map to several tables ({', '.join(sorted(tables_nonrep))}); they share one row")
     rid = sec.get("record_id") or "record_id"
@@ -553,8 +558,10 @@ def _table_part(path, profile, spec: RedcapSpec, crf: Crf, table, insts, col, go
             continue
         else:
             cols[f.crf] = ("field", f, None)
+    rec_var = {f.crf: v for v, f in spec.fields.items() if not f.repeating and f.crf}
     for crf_f in from_record:
-        cols.setdefault(crf_f, ("record", None, None))
+        if rec_var.get(crf_f) not in refused:  # a refused record field is refused on every row that takes it
+            cols.setdefault(crf_f, ("record", None, None))
     labs = [f for f in fields if f.lab and f.variable not in refused] if table == "labs" else []
     if table == "labs":
         if not labs:

@@ -290,9 +290,9 @@ class RedcapProject:
             })
         return pd.DataFrame(rows, columns=DICTIONARY_COLUMNS)
 
-    def _with(self, variable: str, **changes) -> "RedcapProject":
-        self.field(variable)
-        return RedcapProject(tuple(replace(f, **changes) if f.variable == variable else f for f in self.fields))
+    def _with(self, name: str, **changes) -> "RedcapProject":
+        self.field(name)
+        return RedcapProject(tuple(replace(f, **changes) if f.variable == name else f for f in self.fields))
 
     # ----------------------------------------------------------- dictionary changes
     def renamed(self, variable: str, new: str) -> "RedcapProject":
