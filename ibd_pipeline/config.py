@@ -187,7 +187,7 @@ class CenterProfile:
             return redcap_headers(self.raw).get((table, fname), fname)
         if self.raw.get("headers", "canonical") == "canonical":
             return fname
-        return self.vocabulary["headers"][table].get(fname, fname)
+        return (self.vocabulary["headers"].get(table) or {}).get(fname, fname)  # a table the vocabulary lacks: CRF names
 
     def headers(self, table: str, fields: list[str]) -> dict[str, str]:
         """canonical field -> the center's column header."""

@@ -406,14 +406,15 @@ def _choice_msg(f: MappedField, choices, limit: int = 12) -> tuple[str, str]:
     return (f"不是REDCap字段 {f.variable} 的选项（可选：{txt}）", f"is not one of the choices of REDCap field {f.variable} ({txt})")
 
 
-def _translate(values: np.ndarray, mapping: dict[str, str], passthrough_empty: bool = True):
-    """Distinct raw texts -> canonical texts; returns (texts, bad mask) per row."""
+def _translate(values: np.ndarray, mapping: dict[str, str]):
+    """Distinct raw texts -> canonical texts (empty stays empty; a text not in ``mapping``
+    is kept as delivered and marked bad); returns (texts, bad mask) per row."""
     codes, uniq = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=False)
     out_u = np.empty(len(uniq), dtype=object)
     bad_u = np.zeros(len(uniq), dtype=bool)
     for i, u in enumerate(uniq):
         u = "" if u is None else str(u).strip()
-        if u == "" and passthrough_empty:
+        if u == "":
             out_u[i] = ""
         elif u in mapping:
             out_u[i] = mapping[u]
@@ -449,7 +450,10 @@ def read_redcap_parts(
                 f"the REDCap data dictionary of this export ({dname or spec.dictionary_files}) is missing: "
                 "deliver the records export and its data dictionary together (Project Setup > Data Dictionary).",
             )
-    delivered = read_dictionary(dictionary)
+    try:
+        delivered = read_dictionary(dictionary)
+    except UnreadableFileError as e:  # the delivery is the records export: name it, and say what is wrong with its dictionary
+        raise UnreadableFileError(file_name, f"its REDCap data dictionary cannot be used: {e.problem}") from None
     got = _entries(delivered)
     changes = compare_dictionary(delivered, spec, crf)
     refused: dict[str, str] = {}
