@@ -15,7 +15,7 @@ import pytest
 
 from ibd_pipeline import warehouse as wh
 from ibd_pipeline.config import PROJECT_ROOT, CenterProfile, load_centers, load_crf
-from ibd_pipeline.ingest import UnreadableFileError, canonical_columns, extract_file
+from ibd_pipeline.ingest import UnreadableFileError, canonical_columns, extract_file, write_delivery_report
 from ibd_pipeline.ingest.redcap import (
     RedcapProfileError,
     compare_dictionary,
@@ -250,6 +250,11 @@ def test_unknown_choice_code_and_bad_date_are_quarantined_with_file_row_field_an
     # the other rows are read
     assert got["patients"].rows_valid == 2 and got["labs"].rows_valid == 4 and got["assessments"].rows_valid == 2
     assert got["medications"].rows_valid == 4 and len(got["medications"].quarantine) == 0
+    # the coordinator's delivery report names the records file's rows and the REDCap fields
+    html = write_delivery_report(tmp_path / "outbox", "ahmu", ex.records.name, list(got.values()), profile=profile).read_text(
+        encoding="utf-8")
+    assert f"row {sex_row + 2}, field sex" in html and f"row {lab_row + 2}, field lab_date (sample_date)" in html
+    assert "ZY24001" not in html  # no record number in the report
 
 
 def test_records_without_their_dictionary_are_unreadable(tmp_path, profile):
@@ -347,3 +352,22 @@ def test_a_multicenter_delivery_without_the_new_fields_still_validates(tmp_path)
     assert pd.isna(te.valid["last_dose_date"].iat[0])
     assert any("last_dose_date" in w for w in te.warnings)
     assert np.dtype(te.valid["last_dose_date"].dtype) == np.dtype("datetime64[ns]")
+
+
+def test_rows_the_profile_cannot_read_are_reported_not_dropped_silently(tmp_path, profile):
+    ex = write_redcap_export(_frames(), None, tmp_path, DATE)
+    rows = _records(ex.records)
+    blank = dict.fromkeys(rows[0], "")
+    rows.append({**blank, "record_id": "1", "redcap_repeat_instrument": "quality_of_life", "redcap_repeat_instance": "1"})
+    rows.append({**blank, "record_id": "2", "redcap_repeat_instrument": "visit", "redcap_repeat_instance": "9"})
+    rows.append({**blank, "record_id": "99", "redcap_repeat_instrument": "pk_sample", "redcap_repeat_instance": "1",
+                 "pk_date": "2024-08-01", "pk_conc": "10.5"})
+    _write_records(ex.records, rows)
+    got = _extract(profile, ex.records)
+    notes = [w for te in got.values() for w in te.warnings]
+    assert any("1 row(s) of instrument 'quality_of_life' were not read" in w for w in notes)
+    assert any("1 empty instance(s) of instrument visit skipped" in w for w in notes)
+    # an instance of a record without its baseline row: no record number, quarantined (required mrn)
+    q = got["pk_samples"].quarantine
+    assert q[["row_number", "field", "rule"]].to_dict("records") == [{"row_number": len(rows) + 1, "field": "mrn", "rule": "required"}, {"row_number": len(rows) + 1, "field": "abstractor_id", "rule": "required"}]
+    assert got["pk_samples"].rows_valid == 1 and got["assessments"].rows_valid == 3
