@@ -79,6 +79,7 @@ class FieldSpec:
     range: tuple | None = None  # inclusive (low, high); None = open end
     phi: str | None = None  # drop | pseudonymize | None
     description: str = ""
+    compared: bool = True  # part of the A/B comparison (crf.yaml ``compared: false``: left out)
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,7 @@ def _load_crf(path: str) -> Crf:
                 range=tuple(rng) if rng is not None else None,
                 phi=f.get("phi"),
                 description=f.get("description", ""),
+                compared=bool(f.get("compared", True)),
             )
         tables[tname] = TableSpec(tname, tuple(t["key"]), fields, t.get("description", ""))
     return Crf(
@@ -172,11 +174,14 @@ class CenterProfile:
 
     ``header_for(table, field)`` gives the column name the center writes;
     ``code_map(field)`` maps the center's code spellings to canonical codes.
+    A REDCap center (``format: redcap``, section ``redcap``: ingest/redcap.py) names its
+    REDCap variables and raw choice codes there.
     """
 
     id: str
     raw: dict
     vocabulary: dict = field(default_factory=dict)
+    path: Path | None = None  # the profile file (named in messages that ask for a profile update)
 
     @property
     def format(self) -> str:
@@ -218,9 +223,11 @@ class CenterProfile:
         overrides = self.raw.get("header_overrides") or {}
         if fname in overrides:
             return overrides[fname]
+        if self.format == "redcap":
+            return redcap_headers(self.raw).get((table, fname), fname)
         if self.raw.get("headers", "canonical") == "canonical":
             return fname
-        return self.vocabulary["headers"][table].get(fname, fname)
+        return (self.vocabulary["headers"].get(table) or {}).get(fname, fname)  # a table the vocabulary lacks: CRF names
 
     def headers(self, table: str, fields: list[str]) -> dict[str, str]:
         """canonical field -> the center's column header."""
@@ -228,6 +235,8 @@ class CenterProfile:
 
     def code_map(self, fname: str, ftype: str = "code") -> dict[str, Any]:
         """The center's spelling -> canonical value for a coded or boolean field."""
+        if self.format == "redcap":
+            return redcap_code_map(self.raw, fname, ftype)
         codes = (self.vocabulary or {}).get("codes", {})
         if ftype == "bool":
             return dict(codes.get("bool", {}))
@@ -262,7 +271,80 @@ def _load_centers(path: str) -> dict[str, CenterProfile]:
                 _shared_file(root, f"vocabularies/{raw['vocabulary']}.yaml").read_text(encoding="utf-8")
             )
         cid = raw.get("id", f.stem)
-        out[cid] = CenterProfile(id=cid, raw=raw, vocabulary=vocab)
+        out[cid] = CenterProfile(id=cid, raw=raw, vocabulary=vocab, path=f)
+    return out
+
+
+# REDCap centers (format: redcap). The profile's ``redcap.instruments.<form>.fields`` maps
+# REDCap variables onto CRF fields; ingest/redcap.py reads the export with it. These
+# helpers give the generic profile interface (headers, code maps) its REDCap answers.
+def redcap_choices(text) -> list[tuple[str, str]]:
+    """REDCap's "Choices, Calculations, OR Slider Labels" cell as (raw code, label) pairs:
+    ``"1, Male | 2, Female"`` -> ``[("1", "Male"), ("2", "Female")]``."""
+    out = []
+    for part in str(text or "").split("|"):
+        if not part.strip():
+            continue
+        code, _, label = part.partition(",")
+        out.append((code.strip(), " ".join(label.split())))
+    return out
+
+
+def redcap_label_code(label: str) -> str:
+    """A choice label as a CRF code (profile ``codes: by_label``): lower case, every run of
+    other characters one '_' (``"Certolizumab pegol"`` -> ``certolizumab_pegol``)."""
+    import re
+
+    return re.sub(r"[^0-9a-z]+", "_", str(label).casefold()).strip("_")
+
+
+def _redcap_mapped(raw: dict):
+    """(instrument, variable, entry) of every field of a REDCap profile."""
+    for inst, spec in ((raw.get("redcap") or {}).get("instruments") or {}).items():
+        for var, entry in (spec.get("fields") or {}).items():
+            yield inst, spec, str(var), entry or {}
+
+
+def redcap_headers(raw: dict) -> dict[tuple[str, str], str]:
+    """(CRF table, CRF field) -> the REDCap column that holds it (checkbox options as
+    ``<variable>___<code>``; fields taken from the record's baseline row, like ``mrn``,
+    under the baseline variable)."""
+    out: dict[tuple[str, str], str] = {}
+    record: dict[str, str] = {}
+    for _inst, spec, var, e in _redcap_mapped(raw):
+        if e.get("crf"):
+            out.setdefault((spec["table"], e["crf"]), var)
+            if not spec.get("repeating"):
+                record[e["crf"]] = var
+        for code, crf_field in (e.get("options") or {}).items():
+            out.setdefault((spec["table"], crf_field), f"{var}___{code}")
+    for _inst, spec in ((raw.get("redcap") or {}).get("instruments") or {}).items():
+        for f in spec.get("from_record") or []:
+            if f in record:
+                out.setdefault((spec["table"], f), record[f])
+    return out
+
+
+def redcap_code_map(raw: dict, fname: str, ftype: str = "code") -> dict[str, Any]:
+    """REDCap raw choice code -> canonical value of the CRF field ``fname`` (from the
+    profile's expected choices: ``codes`` given, ``by_label``, or the raw code itself);
+    yes/no fields give {"1": True, "0": False}."""
+    out: dict[str, Any] = {}
+    for _inst, _spec, _var, e in _redcap_mapped(raw):
+        if e.get("crf") != fname:
+            continue
+        if e.get("type") in ("yesno", "truefalse"):
+            out.update({"1": True, "0": False})
+            continue
+        codes = e.get("codes")
+        for code, label in redcap_choices(e.get("choices")):
+            if codes == "by_label":
+                out[code] = (e.get("label_codes") or {}).get(label, redcap_label_code(label))
+            elif isinstance(codes, dict):
+                if code in {str(k) for k in codes}:
+                    out[code] = {str(k): v for k, v in codes.items()}[code]
+            else:
+                out[code] = code
     return out
 
 
@@ -281,7 +363,8 @@ def _load_units(path: str) -> dict:
 
 
 def load_unit_aliases() -> dict:
-    """Shared unit spellings (``centers/units.yaml``): {'aliases': {...}, 'qualifiers': [...]}."""
+    """Shared unit spellings (``centers/units.yaml``): {'aliases': {...}, 'qualifiers': [...]}
+    (the project's own when the centers directory, e.g. a study's, has none)."""
     return _load_units(str(_shared_file(centers_dir(), "units.yaml")))
 
 

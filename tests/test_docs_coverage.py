@@ -33,7 +33,7 @@ ANALYTICS_TABLES = {
     # quality
     "quality_results",
 }
-CRF_DATA_TABLES = {"patients", "medications", "surgeries", "assessments", "labs", "adverse_events"}
+CRF_DATA_TABLES = {"patients", "medications", "surgeries", "assessments", "labs", "adverse_events", "dose_episodes", "pk_samples"}
 STAGING_TABLES = CRF_DATA_TABLES | {"adjudications"}
 RECONCILED_TABLES = set(CRF_DATA_TABLES)
 REF_TABLES = {"drugs", "procedures", "lab_tests", "settings", "centers"}

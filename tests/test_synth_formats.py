@@ -20,6 +20,13 @@ from ibd_pipeline.synth import fill_worklist, generate_deliveries, load_truth
 from ibd_pipeline.synth.writers import sheet_names, sheet_row, write_xlsx
 
 DATE_FORMATS = ["%Y-%m-%d", "%Y/%m/%d", "%Y年%m月%d日"]
+# The multicenter deliveries hold every CRF table and field but the single-center CD study's
+# (its tables dose_episodes and pk_samples, its fields in other tables: crf.yaml `compared: false`).
+TABLES = [t for t in load_crf().data_tables if t not in ("dose_episodes", "pk_samples")]
+
+
+def mc_fields(table: str) -> dict:
+    return {f: s for f, s in load_crf().table(table).fields.items() if s.compared}
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +66,7 @@ def test_files_exist_per_profile(gen):
         if prof.format == "xlsx":
             assert names == ["A_20250401.xlsx", "B_20250401.xlsx"]
         else:
-            expected = sorted(f"{r}_{t}_20250401.csv" for r in "AB" for t in load_crf().data_tables)
+            expected = sorted(f"{r}_{t}_20250401.csv" for r in "AB" for t in TABLES)
             assert names == expected
         assert truth["centers"][c]["files"]["A"]
     assert sum(v["n_patients"] for v in truth["centers"].values()) == 122
@@ -72,7 +79,7 @@ def test_zcmu1_csv_utf8_bom_canonical(gen):
     raw = (inbox / "zcmu1" / "A_patients_20250401.csv").read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")
     df = read_csv(inbox / "zcmu1" / "A_patients_20250401.csv", prof)
-    assert list(df.columns) == list(load_crf().table("patients").fields)
+    assert list(df.columns) == list(mc_fields("patients"))
     assert set(df["sex"]) <= {"M", "F"}
     assert all(re.fullmatch(r"\d{4}-\d{2}-\d{2}", d) for d in df["birth_date"])
     bools = set(df["eim_skin"]) | set(df["cd_perianal"]) | set(df["eim_eye"])
@@ -92,7 +99,7 @@ def test_zcmu1_csv_utf8_bom_canonical(gen):
 def test_hzfph_csv_gb18030_chinese(gen):
     inbox, _, _ = gen
     prof = load_centers()["hzfph"]
-    raw = b"".join((inbox / "hzfph" / f"A_{t}_20250401.csv").read_bytes() for t in load_crf().data_tables)
+    raw = b"".join((inbox / "hzfph" / f"A_{t}_20250401.csv").read_bytes() for t in TABLES)
     with pytest.raises(UnicodeDecodeError):
         raw.decode("utf-8")
     text = raw.decode("gb18030")
@@ -105,7 +112,7 @@ def test_hzfph_csv_gb18030_chinese(gen):
     assert dates.str.fullmatch(r"\d{4}年\d月\d{1,2}日|\d{4}/\d/\d{1,2}|\d{4}年\d{1,2}月\d日|\d{4}/\d{1,2}/\d").any()
     assert all(parse_date(d) for d in dates)
     tokens = set()
-    for t in load_crf().data_tables:
+    for t in TABLES:
         tokens |= set(read_csv(inbox / "hzfph" / f"A_{t}_20250401.csv", prof).stack())
     assert len(set(prof.missing_tokens) & tokens) >= 4
     labs = read_csv(inbox / "hzfph" / "A_labs_20250401.csv", prof)
@@ -119,7 +126,7 @@ def test_zju2_xlsx_sheets_headers_dates(gen):
     inbox, _, _ = gen
     prof = load_centers()["zju2"]
     wb = CalamineWorkbook.from_path(str(inbox / "zju2" / "A_20250401.xlsx"))
-    assert wb.sheet_names == [prof.sheet_for(t) for t in load_crf().data_tables]
+    assert wb.sheet_names == [prof.sheet_for(t) for t in TABLES]
     assert wb.sheet_names == ["患者", "用药", "手术", "评估", "检验", "不良事件"]
     pats = wb.get_sheet_by_name("患者").to_python()
     assert pats[0][:4] == ["病案号", "姓名", "联系电话", "录入者"]
@@ -267,7 +274,7 @@ def test_discrepancy_share_and_ab_differences_are_exactly_the_listed(gen):
     prof = load_centers()["zcmu1"]
     tokens = set(prof.missing_tokens)
     found = set()
-    for t in crf.data_tables:
+    for t in TABLES:
         spec = crf.table(t)
         A = read_csv(inbox / "zcmu1" / f"A_{t}_20250401.csv", prof)
         B = read_csv(inbox / "zcmu1" / f"B_{t}_20250401.csv", prof)
@@ -282,7 +289,7 @@ def test_discrepancy_share_and_ab_differences_are_exactly_the_listed(gen):
             found.add((t, k, "*"))
         A, B = A.set_index(ka), B.set_index(kb)
         common = A.index.intersection(B.index)
-        for f, fs in spec.fields.items():
+        for f, fs in mc_fields(t).items():
             if f in keys or f in ("abstractor_id",) or fs.phi == "drop":
                 continue
             a = A.loc[common, f].map(lambda v, ft=fs.type: _norm(v, ft, tokens))
@@ -397,7 +404,7 @@ def _validate_canonical(inbox: Path, center: str, rnd: str) -> set[tuple[str, in
     miss = set(prof.missing_tokens)
     canon_units = {t: v["unit"] for t, v in crf.lab_tests.items()}
     bad = set()
-    frames = {t: read_csv(inbox / center / f"{rnd}_{t}_20250401.csv", prof) for t in crf.data_tables}
+    frames = {t: read_csv(inbox / center / f"{rnd}_{t}_20250401.csv", prof) for t in TABLES}
     P = frames["patients"]
     births = dict(zip(P["mrn"], P["birth_date"]))
     diag = dict(zip(P["mrn"], P["diagnosis"]))
@@ -406,8 +413,8 @@ def _validate_canonical(inbox: Path, center: str, rnd: str) -> set[tuple[str, in
         seen = set()
         for i, row in enumerate(df.to_dict("records")):
             rn = i + 2
-            v = {f: (None if row[f] in miss else row[f]) for f in spec.fields}
-            for f, fs in spec.fields.items():
+            v = {f: (None if row[f] in miss else row[f]) for f in mc_fields(t)}
+            for f, fs in mc_fields(t).items():
                 x = v[f]
                 if x is None:
                     if fs.required:
@@ -452,7 +459,7 @@ def _validate_canonical(inbox: Path, center: str, rnd: str) -> set[tuple[str, in
                 d = diag[v["mrn"]]
                 if (any(v[f] for f in cd_fields) and d != "CD") or (any(v[f] for f in uc_fields) and d != "UC"):
                     bad.add((t, rn, "score_matches_diagnosis"))
-            for f, fs in spec.fields.items():
+            for f, fs in mc_fields(t).items():
                 if fs.type == "date" and f != "birth_date" and v[f] and v[f] < births[v["mrn"]]:
                     bad.add((t, rn, "event_after_birth"))
     return bad

@@ -19,6 +19,7 @@ from .frames import empty_canonical
 from .names import parse_delivery_name
 from .normalize import Normaliser
 from .readers import DEFAULT_CHUNK_ROWS, RawPart, header_key, read_csv_part, read_xlsx_parts
+from .redcap import read_redcap_parts
 from .rules import empty_quarantine
 from .schemas import LAB_EXTRA_COLUMNS, column_name, crf_schema, key_columns
 from .validate import ChunkContext, KeyTracker, validate_chunk
@@ -159,9 +160,14 @@ def iter_extract(
     file_name: str | None = None,
     crf: Crf | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    dictionary: Path | None = None,
 ) -> Iterator[ExtractChunk]:
     """Extract a delivered file chunk by chunk (bounded memory: one chunk of text at a
     time, plus 16 bytes per distinct record key for the uniqueness check).
+
+    A REDCap center's records export (profile ``format: redcap``, ingest/redcap.py) is read
+    with its data dictionary: ``dictionary`` (e.g. the archived copy), else the file the
+    profile's ``redcap.dictionary_files`` names beside ``path`` (same date).
 
     Raises UnreadableFileError for a file that cannot be read; for a CSV this is known
     before the first chunk except for a malformed row (too many fields), which is found
@@ -182,8 +188,10 @@ def iter_extract(
     elif profile.format == "xlsx":
         allowed = {"adjudications"} if name.round == "ADJ" else set(crf.data_tables)
         parts = read_xlsx_parts(path, profile, file_name, name.round, chunk_rows, allowed, file_warnings)
+    elif profile.format == "redcap":
+        parts = read_redcap_parts(path, profile, file_name, crf, chunk_rows, file_warnings, dictionary)
     else:
-        raise UnreadableFileError(file_name, f"profile format {profile.format!r} is not supported (csv, xlsx).")
+        raise UnreadableFileError(file_name, f"profile format {profile.format!r} is not supported (csv, xlsx, redcap).")
     trackers: dict[str, KeyTracker] = {}
     emitted = 0  # file_warnings already handed out
     held: ExtractChunk | None = None  # a table's last chunk, held until later notes are known
@@ -217,17 +225,24 @@ def iter_extract(
         src = source_file_of(file_name, part.sheet)
         kept = [f for f in spec.kept_fields if f in pos]
         pending: ExtractChunk | None = None
-        for chunk, rows in part.chunks:
+        for chunk, rows, *given in part.chunks:
+            # a reader's own failures (REDCap: a value that is not a choice of its field)
+            pre = given[0] if given and given[0] is not None and len(given[0]) else None
             values = chunk.to_numpy(dtype=object)
             del chunk
             nonblank = (values != "").any(axis=1) if values.size else np.zeros(len(rows), dtype=bool)
             if not nonblank.all():
                 values, rows = values[nonblank], rows[nonblank]
+                if pre is not None:
+                    new_pos = np.cumsum(nonblank) - 1
+                    pre = pre[nonblank[pre["pos"].to_numpy()]].assign(pos=lambda d: new_pos[d["pos"].to_numpy()])
             n = len(rows)
             raw = {f: values[:, pos[f]] for f in kept}  # phi: drop and unknown columns are never taken
             del values
             frame, fails, texts = norm.normalise(raw, n)
             del raw
+            if pre is not None:  # first: its reason is the one kept for the same field and rule
+                fails = pd.concat([pre, fails], ignore_index=True) if len(fails) else pre.reset_index(drop=True)
             frame["center"] = profile.id
             frame["round"] = name.round
             frame["delivery_id"] = delivery_id
@@ -265,6 +280,7 @@ def extract_file(
     file_name: str | None = None,
     crf: Crf | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    dictionary: Path | None = None,
 ) -> list[TableExtract]:
     """Extract a delivered file: one TableExtract per table (a CSV), or per sheet (a
     workbook; continuation sheets are separate extracts of the same table, their keys
@@ -272,7 +288,9 @@ def extract_file(
     crf = crf or load_crf()
     out: list[TableExtract] = []
     acc: dict = {}
-    for ch in iter_extract(path, profile, key=key, delivery_id=delivery_id, file_name=file_name, crf=crf, chunk_rows=chunk_rows):
+    for ch in iter_extract(
+        path, profile, key=key, delivery_id=delivery_id, file_name=file_name, crf=crf, chunk_rows=chunk_rows, dictionary=dictionary
+    ):
         k = (ch.table, ch.sheet)
         a = acc.setdefault(k, {"rows": 0, "valid": [], "q": []})
         a["rows"] += ch.rows_in

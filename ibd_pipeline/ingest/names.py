@@ -84,7 +84,7 @@ def parse_delivery_name(profile: CenterProfile, file_name: str, *, crf: Crf | No
             f"file name {file_name!r} does not follow center {profile.id}'s naming pattern {pattern} (e.g. {example})"
         )
     g = m.groupdict()
-    rnd = g.get("round")
+    rnd = g.get("round") or profile.raw.get("round")  # a center whose files name no round (REDCap: round A only)
     if rnd not in ROUNDS:
         raise ValueError(
             f"file name {file_name!r}: unknown abstraction round {rnd!r} (expected one of {', '.join(ROUNDS)})"

@@ -97,12 +97,12 @@ def column_text(s: pd.Series, ftype: str) -> pd.Series:
 
 def compared_fields(crf: Crf, table: str) -> dict[str, str]:
     """Compared fields of a CRF table -> field type, in CRF order: every field except the
-    key fields, mrn/patient_id, abstractor_id and ``phi: drop`` fields. Labs also compare
+    key fields, mrn/patient_id, abstractor_id, ``phi: drop`` and ``compared: false`` fields. Labs also compare
     the detection-limit ``qualifier`` (a code, right after ``value``)."""
     spec = crf.table(table)
     out: dict[str, str] = {}
     for name, f in spec.fields.items():
-        if name in spec.key or name in NOT_COMPARED or f.phi == "drop":
+        if name in spec.key or name in NOT_COMPARED or f.phi == "drop" or not f.compared:
             continue
         out[name] = f.type
         if table == "labs" and name == "value":

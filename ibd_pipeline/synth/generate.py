@@ -115,6 +115,9 @@ def generate_deliveries(
     phones = mobile_numbers(prng, n_patients)
     tables, ctx = realize(slots, seed, settings)
     lap("cohort")
+    # the tables this study's centers deliver (the CRF's tables of the single-center study,
+    # dose_episodes and pk_samples, are not part of it: no file, no sheet, no truth)
+    delivered = [t for t in crf.data_tables if t in tables]
 
     canonical_units = {t: v["unit"] for t, v in crf.lab_tests.items()}
     created = datetime.strptime(yyyymmdd, "%Y%m%d")
@@ -146,7 +149,7 @@ def generate_deliveries(
             files = {"A": [], "B": []}
             for rnd, R in (("A", A), ("B", B)):
                 fmt = CenterFormatter(prof, crf, rng_for(seed, "format", c, rnd))
-                cells[rnd] = {t: fmt.table(t, R[t], ids[rnd], mrn_of) for t in crf.data_tables}
+                cells[rnd] = {t: fmt.table(t, R[t], ids[rnd], mrn_of) for t in delivered}
                 if rnd == "A":
                     n_c = len(pidx_c)
                     per_kind = max(1, int(round(n_c / 1000))) if n_c else 0
@@ -155,7 +158,7 @@ def generate_deliveries(
                     )
                     extra_by_table = {t: (cl, recs) for t, cl, recs in inv}
                     irng = rng_for(seed, "invalid-insert", c)
-                    for t in crf.data_tables:
+                    for t in delivered:
                         extra, recs = extra_by_table.get(t, (None, []))
                         dups = per_kind if t in ("labs", "patients") and n_c else 0
                         if extra is None and not dups:
@@ -199,19 +202,19 @@ def generate_deliveries(
                     path = cdir / file_name(prof, rnd, "", yyyymmdd)
                     sheets = [
                         (sheet_names(prof, t, len(cells[rnd][t])), cells[rnd][t], fmt.date_headers(t))
-                        for t in crf.data_tables
+                        for t in delivered
                     ]
                     background.submit(write_xlsx, (path, sheets, created), rows=sum(len(x[1]) for x in sheets))
                     files[rnd].append(path.name)
                 else:
-                    for t in crf.data_tables:
+                    for t in delivered:
                         path = cdir / file_name(prof, rnd, t, yyyymmdd)
                         write_csv(path, cells[rnd][t], prof.encoding)
                         files[rnd].append(path.name)
             lap("format_and_write")
             # truth of this center
             truth_tables = {}
-            for t in crf.data_tables:
+            for t in delivered:
                 df = A[t].copy()
                 df["mrn"] = mrn_of[df["pidx"].to_numpy()]
                 df["abstractor_id"] = ids["A"]

@@ -62,15 +62,18 @@ RECORD_MISSING_TABLES = {"labs": 0.5, "medications": 0.2, "assessments": 0.2, "a
 RECORD_EXTRA_TABLES = {"labs": 0.7, "medications": 0.3}
 
 
-def compared_fields(table: str) -> list[str]:
+def compared_fields(table: str, present=None) -> list[str]:
+    """The compared CRF fields of ``table``; with ``present`` (a frame's columns) only those
+    the generated frame holds (the CRF fields of the single-center study are not generated)."""
     spec = load_crf().table(table)
     return [
-        f for f, s in spec.fields.items() if f not in spec.key and f not in ("mrn", "abstractor_id") and s.phi != "drop"
+        f for f, s in spec.fields.items()
+        if f not in spec.key and f not in ("mrn", "abstractor_id") and s.phi != "drop" and (present is None or f in present)
     ]
 
 
 def compared_values(tables: dict[str, pd.DataFrame]) -> int:
-    return int(sum(len(df) * len(compared_fields(t)) for t, df in tables.items()))
+    return int(sum(len(df) * len(compared_fields(t, df.columns)) for t, df in tables.items()))
 
 
 def _is_missing(arr: np.ndarray, ftype: str) -> np.ndarray:
@@ -106,14 +109,14 @@ def make_round_b(
     B = {t: df.copy() for t, df in tables.items()}
     disc = []
     # ----------------------------------------------------------- field level
-    sizes = {t: len(df) * len(compared_fields(t)) for t, df in tables.items()}
+    sizes = {t: len(df) * len(compared_fields(t, df.columns)) for t, df in tables.items()}
     alloc = _allocate(n_field, sizes)
     for t, k in alloc.items():
         if k <= 0:
             continue
         df = tables[t]
         spec = crf.table(t)
-        fields = [f for f in compared_fields(t) if (t, f) not in NOT_MUTATED]
+        fields = [f for f in compared_fields(t, df.columns) if (t, f) not in NOT_MUTATED]
         elig = {}
         for f in fields:
             ft = spec.fields[f].type

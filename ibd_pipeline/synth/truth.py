@@ -177,7 +177,10 @@ def load_truth(truth_dir: Path | str, tables: bool = True) -> dict:
     doc = json.loads((truth_dir / "truth.json").read_text(encoding="utf-8"))
     if tables:
         crf = load_crf()
-        doc["tables"] = {c: {t: read_truth_table(truth_dir, c, t) for t in crf.data_tables} for c in doc["centers"]}
+        doc["tables"] = {
+            c: {t: read_truth_table(truth_dir, c, t) for t in crf.data_tables if (truth_dir / c / f"{t}.csv").exists()}
+            for c in doc["centers"]
+        }
         doc["phi"] = {
             c: pd.read_csv(truth_dir / c / "phi.csv", dtype=str, keep_default_na=False) for c in doc["centers"]
         }

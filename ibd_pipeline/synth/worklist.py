@@ -74,6 +74,8 @@ def _truth_rows(truth_dir: Path, center: str, crf) -> dict[str, dict]:
     truth: dict[str, dict] = {}
     for t in crf.data_tables:
         p = truth_dir / center / f"{t}.csv"
+        if not p.exists():  # a table this study does not deliver
+            continue
         raw = pd.read_csv(p, dtype=str, keep_default_na=False, encoding="utf-8")
         typed = read_truth_table(truth_dir, center, t)
         if t == "patients":

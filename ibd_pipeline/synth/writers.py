@@ -187,11 +187,14 @@ class CenterFormatter:
 
     # ----------------------------------------------------------------- table
     def table(self, table: str, df: pd.DataFrame, abstractor: str, mrn_of: np.ndarray) -> pd.DataFrame:
-        """Cells of one table (all CRF fields of the table, in CRF order)."""
+        """Cells of one table (the CRF fields of the table the generated frame holds, in CRF
+        order: the fields of the single-center study are not part of these deliveries)."""
         spec = self.crf.table(table)
         cols = {}
         m = len(df)
         for f, fs in spec.fields.items():
+            if f not in df and f not in ("mrn", "abstractor_id") and not (table == "labs" and f in ("value", "unit")):
+                continue
             h = self.p.header_for(table, f)
             if f == "mrn":
                 cols[h] = mrn_of[df["pidx"].to_numpy()] if "pidx" in df else df["mrn"].to_numpy(dtype=object)
