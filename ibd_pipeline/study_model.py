@@ -104,6 +104,7 @@ class Timepoints(_Strict):
 
 class Steroids(_Strict):
     classes: list[str]
+    covering_rule_timepoints: list[str] = []
     free_days_before_assessment: int = Field(ge=0)
 
 
@@ -132,7 +133,20 @@ class Biochemical(_Strict):
     fc_below: float
 
 
+class ClinicalEndpoint(_Strict):
+    rule: Literal["remission", "response", "endoscopy_remission", "endoscopy_response"]
+    steroid_free: bool = False
+    label: str | None = None
+
+
+class BiomarkerEndpoint(_Strict):
+    rule: Literal["fc_or_crp_normal", "crp_normal", "fc_normal"]
+    label: str | None = None
+
+
 class Endpoints(_Strict):
+    clinical_endpoints: dict[str, ClinicalEndpoint] = Field(min_length=1)
+    biomarker_endpoints: dict[str, BiomarkerEndpoint] = {}
     CD: CdEndpoints
     UC: UcEndpoints
     biochemical: Biochemical
@@ -152,6 +166,7 @@ class Safety(_Strict):
 class Persistence(_Strict):
     km_months: list[float] = Field(min_length=1)
     days_per_month: float = Field(gt=0)
+    km_groups: list[str] = Field(min_length=1)
 
 
 class Outcome(_Strict):
@@ -196,6 +211,13 @@ class DrugList(_Strict):
     drugs: list[str]
 
 
+class BaselineFlag(_Strict):
+    what: str
+    threshold: str
+    unit: str = ""
+    compare: Literal["<=", ">"]
+
+
 class Baseline(_Strict):
     montreal_age: MontrealAge
     bmi_low: float
@@ -206,6 +228,7 @@ class Baseline(_Strict):
     steroid_classes: list[str]
     concomitant_drugs: list[str]
     surgery_history: dict | None = None
+    flags: dict[str, BaselineFlag] = {}
 
 
 class StudySettings(_Strict):

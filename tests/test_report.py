@@ -350,7 +350,7 @@ def test_km_groups_are_named_with_the_study_thresholds(full, tmp_path):
     assert (labels["yes"], labels["no"]) == ("Albumin \u2264 30 g/L", "Albumin > 30 g/L")
     t = RF.tables()
     fig = km_plot(t["persistence"], t["baseline_covariates"][["patient_id", "albumin_le_35"]], "albumin_le_35",
-                  at_risk=False, group_labels=labels)
+                  days_per_month=30.4375, months=(0, 6, 12), at_risk=False, group_labels=labels)
     legend = sorted(x.get_text() for x in fig.axes[0].get_legend().get_texts())
     assert legend == ["Albumin > 30 g/L", "Albumin \u2264 30 g/L"]
 
