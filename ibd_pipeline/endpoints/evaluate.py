@@ -1,6 +1,10 @@
-"""Endpoints per included patient and time point (STUDY.md "Endpoints", "Time points and
-windows"): one row per patient, time point and endpoint with the complete-case status,
-the non-responder-imputation status, the value used and the reason."""
+"""Endpoints per included patient and time point (docs/STUDY_RULES.md#endpoints,
+#windows): one row per patient, time point and endpoint with the complete-case status,
+the non-responder-imputation status, the value used and the reason.
+
+Which endpoints, under which names, is the settings' (``endpoints.clinical_endpoints``,
+``endpoints.biomarker_endpoints``: name -> rule); this module holds the rules
+(``CLINICAL_RULES``, ``BIOMARKER_RULES``) and their thresholds come from the settings too."""
 
 from __future__ import annotations
 
@@ -28,15 +32,46 @@ from ibd_pipeline.clinical.windows import (
 from ibd_pipeline.config import Crf
 
 ACHIEVED, NOT_ACHIEVED, NOT_EVALUABLE = "achieved", "not_achieved", "not_evaluable"
-CLINICAL_ENDPOINTS = ("sf_clinical_remission", "clinical_response", "endoscopic_remission", "endoscopic_response")
-BIOMARKER_ENDPOINTS = ("biochemical_remission", "crp_normal", "fc_normal")
+# the rules an endpoint of the settings names (study.yaml endpoints.*_endpoints.<name>.rule)
+REMISSION, RESPONSE, ENDOSCOPIC_REMISSION, ENDOSCOPIC_RESPONSE = (
+    "remission", "response", "endoscopy_remission", "endoscopy_response")
+CLINICAL_RULES = (REMISSION, RESPONSE, ENDOSCOPIC_REMISSION, ENDOSCOPIC_RESPONSE)
+FC_OR_CRP_NORMAL, CRP_NORMAL, FC_NORMAL = "fc_or_crp_normal", "crp_normal", "fc_normal"
+BIOMARKER_RULES = (FC_OR_CRP_NORMAL, CRP_NORMAL, FC_NORMAL)
 ENDPOINT_LAB_TESTS = ("CRP", "FC")  # the labs the biomarker endpoints read
 OUTPUT_COLUMNS = [
     "patient_id", "center", "diagnosis", "timepoint", "endpoint", "status", "status_nri", "value", "reason",
 ]
-# STUDY.md "Time points and windows": at induction the covering rule applies (patients
-# taper during induction); at later clinical time points the N-days-free rule.
-COVERING_RULE_TIMEPOINTS = ("induction",)
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    """One endpoint of the settings: its name, the rule deciding it and whether the
+    remission rule also needs the steroid-free rule."""
+
+    name: str
+    rule: str
+    steroid_free: bool = False
+
+
+def endpoint_specs(settings: dict, kind: str) -> list[EndpointSpec]:
+    """The settings' endpoints of ``kind`` ("clinical" or "biomarker"; study.yaml
+    ``endpoints.<kind>_endpoints``) in their order, each rule checked against the rules
+    of this module."""
+    rules = CLINICAL_RULES if kind == "clinical" else BIOMARKER_RULES
+    out = []
+    for name, spec in ((settings["endpoints"].get(f"{kind}_endpoints")) or {}).items():
+        if spec["rule"] not in rules:
+            raise ValueError(f"endpoints.{kind}_endpoints.{name}: unknown rule {spec['rule']!r} (one of {list(rules)})")
+        out.append(EndpointSpec(name, spec["rule"], bool(spec.get("steroid_free", False))))
+    return out
+
+
+def _covering_rule(timepoint: str, settings: dict) -> bool:
+    """docs/STUDY_RULES.md#windows: at ``steroids.covering_rule_timepoints`` steroid-free
+    means no episode covers the date (patients taper during induction); at the other
+    clinical time points the N-days-free rule."""
+    return timepoint in (settings["steroids"].get("covering_rule_timepoints") or ())
 NRI_REASONS = {
     "discontinuation": "discontinued_before_timepoint",
     "bowel_resection": "bowel_resection_before_timepoint",
@@ -61,14 +96,15 @@ def _pct_ok(drop: float, base: float, pct: float) -> bool:
 
 # ------------------------------------------------------------------- steroids
 def steroid_free(episodes: pd.DataFrame, on: pd.Timestamp, timepoint: str, settings: dict) -> tuple[bool, str, str]:
-    """Steroid-free at an assessment date (STUDY.md "Time points and windows"):
-    induction - no systemic corticosteroid episode covers the date (an ongoing episode
-    covers every date from its start); months 6 and 12 - no episode that started on or
-    before the date is ongoing, and every one stopped >= ``steroids.free_days_before_assessment``
-    days before it (date - stop date >= N). ``episodes``: that patient's episodes of a
-    class in ``steroids.classes``. Returns (free, reason, detail text)."""
+    """Steroid-free at an assessment date (docs/STUDY_RULES.md#windows): at
+    ``steroids.covering_rule_timepoints`` no systemic corticosteroid episode covers the
+    date (an ongoing episode covers every date from its start); at the others no episode
+    that started on or before the date is ongoing, and every one stopped >=
+    ``steroids.free_days_before_assessment`` days before it (date - stop date >= N).
+    ``episodes``: that patient's episodes of a class in ``steroids.classes``. Returns
+    (free, reason, detail text)."""
     ep = episodes[episodes["start_date"] <= on]
-    if timepoint in COVERING_RULE_TIMEPOINTS:
+    if _covering_rule(timepoint, settings):
         cover = ep[ep["stop_date"].isna() | (ep["stop_date"] >= on)]
         if len(cover):
             r = cover.iloc[0]
@@ -96,7 +132,7 @@ def _steroid_free_records(records: list[tuple], on, timepoint: str, settings: di
     """``steroid_free`` on ``_episode_records`` (the same rules, row order and texts,
     without building a frame per assessment)."""
     ep = [r for r in records if r[0] <= on]  # NaT start (or date) compares False: left out, as in the frame
-    if timepoint in COVERING_RULE_TIMEPOINTS:
+    if _covering_rule(timepoint, settings):
         for _start, stop, drug in ep:
             if stop is None or stop >= on:
                 return False, "steroid_at_assessment", f"{drug} covers the assessment date"
@@ -141,24 +177,27 @@ def nri_event(
 
 
 # ------------------------------------------------------------ CD endpoints
-def cd_endpoint(endpoint: str, b: dict, f: dict, steroid, win: str, cfg: dict) -> Result:
-    """CD endpoints (STUDY.md "Endpoints", CD; thresholds ``endpoints.CD``):
-    steroid-free clinical remission HBI <= 4 and steroid-free; clinical response HBI drop >=
-    3 points or >= 50 %; endoscopic remission SES-CD <= 3, or Rutgeerts i0-i1 where only
-    Rutgeerts is recorded in the window; endoscopic response SES-CD drop >= 50 %.
-    ``b``/``f``: baseline and time-point components from ``scores_at``."""
-    if endpoint == "sf_clinical_remission":
+def cd_endpoint(spec: EndpointSpec, b: dict, f: dict, steroid, win: str, cfg: dict) -> Result:
+    """CD endpoints (docs/STUDY_RULES.md#endpoints, CD; thresholds ``endpoints.CD``), by
+    the endpoint's rule: remission HBI <= 4 (and steroid-free when the endpoint says
+    so); response HBI drop >= 3 points or >= 50 %; endoscopic remission SES-CD <= 3, or
+    Rutgeerts i0-i1 where only Rutgeerts is recorded in the window; endoscopic response
+    SES-CD drop >= 50 %. ``b``/``f``: baseline and time-point components from ``scores_at``."""
+    rule = spec.rule
+    if rule == REMISSION:
         if _na(f["hbi"]):
             return Result(NOT_EVALUABLE, f"no HBI in days {win}", "no_assessment_in_window")
         hbi, mx = float(f["hbi"]), cfg["remission_hbi_max"]
         val = f"HBI {fmt_value(hbi)}"
         if hbi > mx:
             return Result(NOT_ACHIEVED, val, f"hbi_gt_{fmt_num(mx)}")
+        if not spec.steroid_free:
+            return Result(ACHIEVED, val, f"hbi_le_{fmt_num(mx)}")
         free, why, detail = steroid(f["hbi_date"])
         if not free:
             return Result(NOT_ACHIEVED, f"{val}; {detail}", why)
         return Result(ACHIEVED, val, f"hbi_le_{fmt_num(mx)}_steroid_free")
-    if endpoint == "clinical_response":
+    if rule == RESPONSE:
         if _na(f["hbi"]):
             return Result(NOT_EVALUABLE, f"no HBI in days {win}", "no_assessment_in_window")
         if _na(b["hbi"]):
@@ -171,7 +210,7 @@ def cd_endpoint(endpoint: str, b: dict, f: dict, steroid, win: str, cfg: dict) -
         if _pct_ok(hb - hf, hb, pct):
             return Result(ACHIEVED, val, f"hbi_drop_ge_{fmt_num(pct)}pct")
         return Result(NOT_ACHIEVED, val, f"hbi_drop_lt_{fmt_num(pts)}_and_lt_{fmt_num(pct)}pct")
-    if endpoint == "endoscopic_remission":
+    if rule == ENDOSCOPIC_REMISSION:
         if not _na(f["ses_cd"]):
             ses, mx = float(f["ses_cd"]), cfg["endoscopic_remission_ses_cd_max"]
             val = f"SES-CD {fmt_value(ses)}"
@@ -185,9 +224,9 @@ def cd_endpoint(endpoint: str, b: dict, f: dict, steroid, win: str, cfg: dict) -
                 return Result(ACHIEVED, val, f"rutgeerts_{'_'.join(ok)}")
             return Result(NOT_ACHIEVED, val, f"rutgeerts_not_{'_'.join(ok)}")
         return Result(NOT_EVALUABLE, f"no SES-CD or Rutgeerts in days {win}", "no_endoscopy_in_window")
-    if endpoint == "endoscopic_response":
+    if rule == ENDOSCOPIC_RESPONSE:
         return _drop_pct("SES-CD", f["ses_cd"], b["ses_cd"], cfg["endoscopic_response_drop_pct"], win, "ses_cd")
-    raise ValueError(endpoint)
+    raise ValueError(f"{spec.name}: unknown rule {rule!r}")
 
 
 def _drop_pct(label: str, fu, base, pct: float, win: str, code: str) -> Result:
@@ -227,27 +266,30 @@ def _mayo_missing(x: dict, win: str, baseline: bool) -> Result:
     )
 
 
-def uc_endpoint(endpoint: str, b: dict, f: dict, steroid, win: str, cfg: dict) -> Result:
-    """UC endpoints (STUDY.md "Endpoints", UC; thresholds ``endpoints.UC``); adapted Mayo =
-    stool + bleeding (one visit) + endoscopic subscore (closest endoscopy):
-    steroid-free clinical remission adapted Mayo <= 2 with no subscore > 1, steroid-free;
-    clinical response drop >= 2 points and >= 30 %, with bleeding drop >= 1 or bleeding <= 1;
-    endoscopic remission endoscopic subscore <= 0; endoscopic response endoscopic subscore
-    drop >= 50 %."""
-    if endpoint in ("sf_clinical_remission", "clinical_response"):
+def uc_endpoint(spec: EndpointSpec, b: dict, f: dict, steroid, win: str, cfg: dict) -> Result:
+    """UC endpoints (docs/STUDY_RULES.md#endpoints, UC; thresholds ``endpoints.UC``) by the
+    endpoint's rule; adapted Mayo = stool + bleeding (one visit) + endoscopic subscore
+    (closest endoscopy): remission adapted Mayo <= 2 with no subscore > 1 (and
+    steroid-free when the endpoint says so); response drop >= 2 points and >= 30 %, with
+    bleeding drop >= 1 or bleeding <= 1; endoscopic remission endoscopic subscore <= 0;
+    endoscopic response endoscopic subscore drop >= 50 %."""
+    rule = spec.rule
+    if rule in (REMISSION, RESPONSE):
         fp = _mayo_parts(f)
         if fp is None:
             return _mayo_missing(f, win, baseline=False)
         s, bl, e = fp
         total = s + bl + e
         parts = f"stool {fmt_value(s)}, bleeding {fmt_value(bl)}, endoscopic {fmt_value(e)}"
-        if endpoint == "sf_clinical_remission":
+        if rule == REMISSION:
             mx, sub = cfg["remission_adapted_mayo_max"], cfg["remission_subscore_max"]
             val = f"adapted Mayo {fmt_value(total)} ({parts})"
             if total > mx:
                 return Result(NOT_ACHIEVED, val, f"adapted_mayo_gt_{fmt_num(mx)}")
             if max(fp) > sub:
                 return Result(NOT_ACHIEVED, val, f"subscore_gt_{fmt_num(sub)}")
+            if not spec.steroid_free:
+                return Result(ACHIEVED, val, f"adapted_mayo_le_{fmt_num(mx)}_no_subscore_gt_{fmt_num(sub)}")
             free, why, detail = steroid(f["mayo_sb_date"])
             if not free:
                 return Result(NOT_ACHIEVED, f"{val}; {detail}", why)
@@ -271,7 +313,7 @@ def uc_endpoint(endpoint: str, b: dict, f: dict, steroid, win: str, cfg: dict) -
         return Result(
             ACHIEVED, val, f"adapted_mayo_drop_ge_{fmt_num(pts)}_and_ge_{fmt_num(pct)}pct_bleeding_criterion_met"
         )
-    if endpoint == "endoscopic_remission":
+    if rule == ENDOSCOPIC_REMISSION:
         if _na(f["mayo_endo"]):
             return Result(NOT_EVALUABLE, f"no Mayo endoscopic subscore in days {win}", "no_endoscopy_in_window")
         e, mx = float(f["mayo_endo"]), cfg["endoscopic_remission_endo_max"]
@@ -279,22 +321,26 @@ def uc_endpoint(endpoint: str, b: dict, f: dict, steroid, win: str, cfg: dict) -
         if e <= mx:
             return Result(ACHIEVED, val, f"mayo_endo_le_{fmt_num(mx)}")
         return Result(NOT_ACHIEVED, val, f"mayo_endo_gt_{fmt_num(mx)}")
-    if endpoint == "endoscopic_response":
+    if rule == ENDOSCOPIC_RESPONSE:
         return _drop_pct(
             "Mayo endoscopic subscore", f["mayo_endo"], b["mayo_endo"], cfg["endoscopic_response_drop_pct"], win, "mayo_endo"
         )
-    raise ValueError(endpoint)
+    raise ValueError(f"{spec.name}: unknown rule {rule!r}")
 
 
 # -------------------------------------------------------- biomarker endpoints
-def biomarker_endpoint(endpoint: str, crp: pd.Series | None, fc: pd.Series | None, win: str, cfg: dict, units: dict) -> Result:
-    """Biochemical endpoints (STUDY.md "Endpoints", both; thresholds
-    ``endpoints.biochemical``): CRP normal = CRP < 8 mg/L; FC normal = FC < 150 ug/g;
-    biochemical remission = FC < 150 OR CRP < 8. Detection-limit qualifiers are honoured
-    ("<5" is below 8; "<10" against 8 is undecidable -> not evaluable; ">200" is not below
-    8). ``crp``/``fc``: the chosen lab row or None."""
-    tests = {"crp_normal": [("CRP", crp, cfg["crp_below"])], "fc_normal": [("FC", fc, cfg["fc_below"])]}
-    parts = tests.get(endpoint) or [("FC", fc, cfg["fc_below"]), ("CRP", crp, cfg["crp_below"])]
+def biomarker_endpoint(spec: EndpointSpec, crp: pd.Series | None, fc: pd.Series | None, win: str, cfg: dict,
+                       units: dict) -> Result:
+    """Biochemical endpoints (docs/STUDY_RULES.md#endpoints, both; thresholds
+    ``endpoints.biochemical``) by the endpoint's rule: crp_normal = CRP < 8 mg/L;
+    fc_normal = FC < 150 ug/g; fc_or_crp_normal = FC < 150 OR CRP < 8. Detection-limit
+    qualifiers are honoured ("<5" is below 8; "<10" against 8 is undecidable -> not
+    evaluable; ">200" is not below 8). ``crp``/``fc``: the chosen lab row or None."""
+    tests = {CRP_NORMAL: [("CRP", crp, cfg["crp_below"])], FC_NORMAL: [("FC", fc, cfg["fc_below"])],
+             FC_OR_CRP_NORMAL: [("FC", fc, cfg["fc_below"]), ("CRP", crp, cfg["crp_below"])]}
+    if spec.rule not in tests:
+        raise ValueError(f"{spec.name}: unknown rule {spec.rule!r}")
+    parts = tests[spec.rule]
     outcomes, texts = [], []
     for test, row, thr in parts:
         if row is None:
@@ -328,13 +374,12 @@ def endpoints(
     settings: dict,
     crf: Crf,
 ) -> pd.DataFrame:
-    """Every endpoint of every included patient at every time point (STUDY.md "Endpoints",
-    "Time points and windows").
+    """Every endpoint of every included patient at every time point
+    (docs/STUDY_RULES.md#endpoints, #windows).
 
-    Clinical and endoscopic endpoints (sf_clinical_remission, clinical_response,
-    endoscopic_remission, endoscopic_response) at ``timepoints.clinical`` (induction,
-    month6, month12); biomarker endpoints (biochemical_remission, crp_normal, fc_normal) at
-    ``timepoints.labs`` (baseline, induction, month6, month12, month18).
+    Clinical and endoscopic endpoints (``endpoints.clinical_endpoints``) at
+    ``timepoints.clinical``; biomarker endpoints (``endpoints.biomarker_endpoints``) at
+    ``timepoints.labs``, each by its rule.
 
     Failures and gaps: a patient who stopped UPA or had an IBD-related bowel resection
     before the time point (``nri_event``) is ``not_achieved`` for the clinical and
@@ -351,6 +396,7 @@ def endpoints(
     dx = p.set_index(PATIENT_KEY)["diagnosis"]
     tp_cfg = settings["timepoints"]
     cfg = settings["endpoints"]
+    clinical, biomarker = endpoint_specs(settings, "clinical"), endpoint_specs(settings, "biomarker")
 
     a = add_day(assessments, p, "visit_date")
     scores = {tp: scores_at(a, settings, tp, dx).to_dict("index") for tp in [BASELINE, *tp_cfg["clinical"]]}
@@ -378,8 +424,8 @@ def endpoints(
             t = target_day(settings, tp, diag)
             lo, hi = window_bounds(settings, tp)
             if t is None or diag not in ("CD", "UC"):
-                for ep in CLINICAL_ENDPOINTS:
-                    rows.append((*head, tp, ep, Result(NOT_EVALUABLE, f"{diag} is not scored", "diagnosis_not_scored")))
+                for ep in clinical:
+                    rows.append((*head, tp, ep.name, Result(NOT_EVALUABLE, f"{diag} is not scored", "diagnosis_not_scored")))
                 continue
             win = f"{t + lo}..{t + hi}"
             ev = nri_event(pat, pat["upa_start_date"] + pd.Timedelta(days=t), res_by.get(pid, []), settings)
@@ -388,25 +434,25 @@ def endpoints(
             def steroid(on, _tp=tp, _ep=episodes):
                 return _steroid_free_records(_ep, on, _tp, settings)
 
-            for ep in CLINICAL_ENDPOINTS:
+            for ep in clinical:
                 if ev is not None:
                     r = Result(NOT_ACHIEVED, ev[1], ev[0])
                 elif diag == "CD":
                     r = cd_endpoint(ep, b, f, steroid, win, cfg["CD"])
                 else:
                     r = uc_endpoint(ep, b, f, steroid, win, cfg["UC"])
-                rows.append((*head, tp, ep, r))
+                rows.append((*head, tp, ep.name, r))
         for tp in tp_cfg["labs"]:
             t = target_day(settings, tp, diag)
             if t is None:
-                for ep in BIOMARKER_ENDPOINTS:
-                    rows.append((*head, tp, ep, Result(NOT_EVALUABLE, f"no {tp} target for {diag}", "no_target_for_diagnosis")))
+                for ep in biomarker:
+                    rows.append((*head, tp, ep.name, Result(NOT_EVALUABLE, f"no {tp} target for {diag}", "no_target_for_diagnosis")))
                 continue
             lo, hi = window_bounds(settings, tp)
             win = f"{t + lo}..{t + hi}"
             crp, fc = chosen_labs[tp].get((pid, "CRP")), chosen_labs[tp].get((pid, "FC"))
-            for ep in BIOMARKER_ENDPOINTS:
-                rows.append((*head, tp, ep, biomarker_endpoint(ep, crp, fc, win, cfg["biochemical"], units)))
+            for ep in biomarker:
+                rows.append((*head, tp, ep.name, biomarker_endpoint(ep, crp, fc, win, cfg["biochemical"], units)))
 
     out = pd.DataFrame(
         [(*h, r.status, ACHIEVED if r.status == ACHIEVED else NOT_ACHIEVED, r.value, r.reason) for *h, r in rows],
