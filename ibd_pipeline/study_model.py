@@ -176,6 +176,7 @@ class Timepoints(_Strict):
 
 class Steroids(_Strict):
     classes: list[str]
+    covering_rule_timepoints: list[str] = []
     free_days_before_assessment: int = Field(ge=0)
 
 
@@ -200,14 +201,14 @@ class UcEndpoints(_Strict):
 
 
 class Biochemical(_Strict):
-    """Biochemical remission: each test strictly below (``*_below``) or at most
-    (``*_max``) its threshold; ``combine: any`` (either test) or ``all`` (every test)."""
+    """The biomarker thresholds: each test normal strictly below (``*_below``) or at most
+    (``*_max``) its threshold (the endpoint's rule combines the tests: fc_or_crp_normal,
+    fc_and_crp_normal)."""
 
     crp_below: float | None = None
     fc_below: float | None = None
     crp_max: float | None = None
     fc_max: float | None = None
-    combine: Literal["any", "all"] = "any"
 
     @model_validator(mode="after")
     def _one_threshold_per_test(self):
@@ -218,7 +219,20 @@ class Biochemical(_Strict):
         return self
 
 
+class ClinicalEndpoint(_Strict):
+    rule: Literal["remission", "response", "endoscopy_remission", "endoscopy_response"]
+    steroid_free: bool = False
+    label: str | None = None
+
+
+class BiomarkerEndpoint(_Strict):
+    rule: Literal["fc_or_crp_normal", "fc_and_crp_normal", "crp_normal", "fc_normal"]
+    label: str | None = None
+
+
 class Endpoints(_Strict):
+    clinical_endpoints: dict[str, ClinicalEndpoint] = Field(min_length=1)
+    biomarker_endpoints: dict[str, BiomarkerEndpoint] = {}
     CD: CdEndpoints | None = None
     UC: UcEndpoints | None = None
     biochemical: Biochemical
@@ -226,8 +240,6 @@ class Endpoints(_Strict):
     # the endpoint groups a non-responder event makes not_achieved (the single-center study:
     # clinical only; its endoscopic endpoints are complete case)
     nri_applies_to: list[Literal["clinical", "endoscopic"]] = ["clinical", "endoscopic"]
-    # clinical remission requires being steroid-free (the steroids section)
-    steroid_free: bool = True
 
 
 class SpecialInterest(_Strict):
@@ -243,6 +255,7 @@ class Safety(_Strict):
 class Persistence(_Strict):
     km_months: list[float] = Field(min_length=1)
     days_per_month: float = Field(gt=0)
+    km_groups: list[str] = Field(min_length=1)
 
 
 class Outcome(_Strict):
@@ -299,6 +312,13 @@ class DrugList(_Strict):
     drugs: list[str]
 
 
+class BaselineFlag(_Strict):
+    what: str
+    threshold: str
+    unit: str = ""
+    compare: Literal["<=", ">"]
+
+
 class Baseline(_Strict):
     montreal_age: MontrealAge
     bmi_low: float
@@ -309,6 +329,7 @@ class Baseline(_Strict):
     steroid_classes: list[str]
     concomitant_drugs: list[str]
     surgery_history: dict | None = None
+    flags: dict[str, BaselineFlag] = {}
     # a biologic "prior to UPA": given within this many days before the start (None: not derived)
     recent_biologic_days: int | None = Field(default=None, ge=1)
 
@@ -375,8 +396,9 @@ class StudySettings(_Strict):
         for dx in self.study.diagnoses:
             if getattr(self.endpoints, dx) is None:
                 raise ValueError(f"endpoints.{dx}: study.diagnoses includes {dx}, so its endpoint settings are needed")
-        if self.endpoints.steroid_free and self.steroids is None:
-            raise ValueError("endpoints.steroid_free needs the steroids section")
+        steroid_free = [n for n, e in self.endpoints.clinical_endpoints.items() if e.steroid_free]
+        if steroid_free and self.steroids is None:
+            raise ValueError(f"endpoints.clinical_endpoints {steroid_free} are steroid-free: the steroids section is needed")
         if self.timepoints.analysis_set == "reached_or_stopped" and self.study.data_cutoff is None:
             raise ValueError("timepoints.analysis_set reached_or_stopped needs study.data_cutoff")
         clinical = set(self.timepoints.clinical)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ibd_pipeline import stats
+from ibd_pipeline.stats import analyses
 from ibd_pipeline.cohort import patient_flow
 from ibd_pipeline.config import load_crf, load_settings
 from ibd_pipeline.pseudonym import patient_id
@@ -70,6 +72,7 @@ def tables() -> dict[str, pd.DataFrame]:
 
     t1_vars = [v for v in st["table1_variables"] if v["name"] in cov.columns]
     p = stats.params_from_settings(settings)
+    p1 = replace(p, table1_variables=tuple(t1_vars))
     cands = [c for c in st["covariates"] if c in cov.columns]
     pred = _predictor_tables(cands)
     # as the rates asset writes analytics.ae_summary: every CRF term, rounded
@@ -104,21 +107,21 @@ def tables() -> dict[str, pd.DataFrame]:
     out = {
         "deliveries": deliveries, "agreement": agreement, "discrepancies": discrepancies,
         "reabstraction_sample": sample, "eligibility": eligibility, "patient_flow": flow,
-        "table1": stats.table1(cov, t1_vars, **p["table1"]),
+        "table1": analyses.table1_analysis(cov, p1),
         "endpoints": endpoints, "endpoint_rates": stats.endpoint_rates(endpoints),
-        "endpoint_comparisons": stats.uc_vs_cd_tests(endpoints, **p["uc_vs_cd_tests"]),
-        "cochran_q": stats.cochran_q(endpoints, **p["cochran_q"]),
+        **analyses.endpoint_tests(endpoints, p).tables(),
         "biomarkers": biomarkers, "biomarker_summary": stats.biomarker_summary(biomarkers),
         "biomarker_tests": stats.biomarker_tests(biomarkers),
         "predictor_selection": pred["selection"], "logistic_model": pred["logistic_model"],
         "roc_curve": pred["roc"], "model_auc": pred["auc"] if isinstance(pred["auc"], pd.DataFrame) else pd.DataFrame([pred["auc"]]),
         "persistence": persistence, "baseline_covariates": cov,
-        "km_estimates": stats.km_estimates(persistence, cov, **p["km_estimates"]),
-        "logrank_tests": stats.logrank_tests(persistence, cov),
+        "km_estimates": stats.km_estimates(persistence, cov, group_vars=p.km_groups, months=p.km_months,
+                                           days_per_month=p.days_per_month, alpha=p.alpha),
+        "logrank_tests": stats.logrank_tests(persistence, cov, group_vars=p.logrank_groups),
         "cox_model": _cox_table(cands),
-        "discontinuation_rates": stats.discontinuation_rate(persistence, **p["discontinuation_rate"]),
-        "center_heterogeneity": stats.center_heterogeneity(endpoints, timepoint="month12", **p["center_heterogeneity"]),
-        "ae_summary": ae_t["by_term"], "safety_serious": ae_t["serious"], "safety_discontinuation": ae_t["discontinuation"],
+        "discontinuation_rates": stats.discontinuation_rate(persistence, days_per_year=p.days_per_year, alpha=p.alpha),
+        "center_heterogeneity": analyses.heterogeneity_analysis(endpoints, p),
+        "ae_summary": ae_t.by_term, "safety_serious": ae_t.serious, "safety_discontinuation": ae_t.discontinuation,
         "adverse_events": ae, "exposure": exposure,
     }
     return out

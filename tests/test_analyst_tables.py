@@ -2,11 +2,14 @@
 patient_flow row counts, and endpoint rates by center (docs/STUDY_RULES.md#eligibility,
 #statistics)."""
 
+from dataclasses import replace
+
 import pandas as pd
 from test_cohort_frames import Study, row, settings
 
 from ibd_pipeline.cohort import patient_flow
-from ibd_pipeline.defs.outcomes import rates_by_center
+from ibd_pipeline.stats import params_from_settings
+from ibd_pipeline.stats.analyses import endpoint_rate_tables
 
 
 def test_insufficient_data_names_what_was_missing():
@@ -59,7 +62,7 @@ def test_endpoint_rates_by_center_are_each_centers_own_rates():
         "status": ["achieved", "not_achieved", "not_evaluable", "achieved", "achieved"],
         "status_nri": ["achieved", "not_achieved", "not_achieved", "achieved", "achieved"],
     })
-    out = rates_by_center(ep, alpha=0.05, small_cell_below=3)
+    out = endpoint_rate_tables(ep, replace(params_from_settings(settings()), small_cell_below=3)).endpoint_rates_by_center
     assert list(out.columns[:2]) == ["center", "diagnosis"] and out.columns[-1] == "small_cell"
 
     def get(center, analysis, dx="CD"):

@@ -437,3 +437,27 @@ def test_every_row_has_status_value_and_reason():
     assert counts == {"baseline": 3, "induction": 7, "month6": 7, "month12": 7, "month18": 3}
     assert (e.loc[e["patient_id"] == "X", "reason"].isin(
         ["diagnosis_not_scored", "no_target_for_diagnosis", "no_lab_in_window"])).all()
+
+
+def test_endpoint_names_rules_and_steroid_rule_come_from_the_settings():
+    """A second study names its endpoints itself: clinical_remission by the remission rule
+    without the steroid-free rule, and its own covering-rule time points."""
+    st = Study()
+    st.dtt_cd("P")
+    st.visit("P", M6, hbi=2)
+    st.med("P", "prednisone", M6 - 10, None)  # ongoing at month 6
+    s = settings()
+    s["endpoints"]["clinical_endpoints"] = {"clinical_remission": {"rule": "remission"}}
+    s["endpoints"]["biomarker_endpoints"] = {"biomarker_remission": {"rule": "fc_or_crp_normal"}}
+    out = st.endpoints(s)
+    assert set(out["endpoint"]) == {"clinical_remission", "biomarker_remission"}
+    r = row(out, patient_id="P", timepoint="month6", endpoint="clinical_remission")
+    assert (r["status"], r["reason"]) == ("achieved", "hbi_le_4")  # no steroid-free rule asked for
+    assert ep(st, "P", "month6", "sf_clinical_remission")["reason"] == "steroid_ongoing"  # this study's endpoint
+    # the covering rule applies where the settings say: at month 6 an ongoing episode covers the date
+    s2 = settings(steroids={"covering_rule_timepoints": ["induction", "month6"]})
+    assert ep(st, "P", "month6", "sf_clinical_remission", s2)["reason"] == "steroid_at_assessment"
+    bad = settings()
+    bad["endpoints"]["clinical_endpoints"] = {"x": {"rule": "no_such_rule"}}
+    with pytest.raises(ValueError, match="endpoints.clinical_endpoints.x: unknown rule 'no_such_rule'"):
+        st.endpoints(bad)

@@ -66,12 +66,12 @@ def test_biomarker_remission_needs_both_tests_at_most_their_thresholds():
         if fc is not None:
             st.lab(pid, "FC", 84, fc)
     ep = st.endpoints(SECOND)
-    assert status(ep, "BOTH_AT_LIMIT", "week12", "biochemical_remission") == ["achieved", "fc_le_250_and_crp_le_5"]
-    assert status(ep, "FC_HIGH", "week12", "biochemical_remission") == ["not_achieved", "fc_gt_250"]
-    assert status(ep, "FC_HIGH", "week12", "crp_normal") == ["achieved", "crp_le_5"]
-    assert status(ep, "CRP_ONLY", "week12", "biochemical_remission") == ["not_evaluable", "no_fc_in_window"]
+    assert status(ep, "BOTH_AT_LIMIT", "week12", "biomarker_remission") == ["achieved", "fc_le_250_and_crp_le_5"]
+    assert status(ep, "FC_HIGH", "week12", "biomarker_remission") == ["not_achieved", "fc_gt_250"]
+    assert status(ep, "FC_HIGH", "week12", "crp_remission") == ["achieved", "crp_le_5"]
+    assert status(ep, "CRP_ONLY", "week12", "biomarker_remission") == ["not_evaluable", "no_fc_in_window"]
     # complete case of a combination needs every test: CRP > 5 without FC is not evaluable (the paper's N 75 < 81)
-    assert status(ep, "CRP_HIGH_ONLY", "week12", "biochemical_remission") == ["not_evaluable", "no_fc_in_window"]
+    assert status(ep, "CRP_HIGH_ONLY", "week12", "biomarker_remission") == ["not_evaluable", "no_fc_in_window"]
 
 
 def test_a_patient_not_yet_at_a_week_has_no_rows_there_and_a_stopped_one_is_a_non_responder():

@@ -72,7 +72,7 @@ def r_and_data(tmp_path_factory):
 
 def test_kaplan_meier_and_log_rank_equal_r_survival(r_and_data):
     r, d = r_and_data
-    km = km_estimates(d, group_vars=("overall",), ci_type="log-log")
+    km = km_estimates(d, group_vars=("overall",), months=(3, 6, 9, 12), days_per_month=30.4375, ci_type="log-log")
     np.testing.assert_allclose(km["survival"], r["km"]["surv"], atol=TOL)
     np.testing.assert_allclose(km["ci_low"], r["km"]["lower"], atol=TOL)
     np.testing.assert_allclose(km["ci_high"], r["km"]["upper"], atol=TOL)
@@ -98,8 +98,8 @@ def test_table1_wilcoxon_equals_r_wilcox_test(r_and_data):
 def test_dersimonian_laird_and_delong_equal_metafor_and_proc(r_and_data):
     r, d = r_and_data
     pooled = dl_pool(np.asarray(r["dl"]["yi"]), np.asarray(r["dl"]["vi"]))
-    assert pooled["estimate"] == pytest.approx(r["dl"]["est"], abs=TOL)
-    assert pooled["tau2"] == pytest.approx(r["dl"]["tau2"], abs=TOL)
+    assert pooled.estimate == pytest.approx(r["dl"]["est"], abs=TOL)
+    assert pooled.tau2 == pytest.approx(r["dl"]["tau2"], abs=TOL)
     a = delong_auc(d["event"].to_numpy(int), d["albumin"].to_numpy(float))
-    assert a["auc"] == pytest.approx(r["delong"]["auc"], abs=TOL)
-    assert (a["ci_low"], a["ci_high"]) == pytest.approx((r["delong"]["lo"], r["delong"]["hi"]), abs=TOL)
+    assert a.auc == pytest.approx(r["delong"]["auc"], abs=TOL)
+    assert (a.ci_low, a.ci_high) == pytest.approx((r["delong"]["lo"], r["delong"]["hi"]), abs=TOL)

@@ -350,7 +350,7 @@ def test_km_groups_are_named_with_the_study_thresholds(full, tmp_path):
     assert (labels["yes"], labels["no"]) == ("Albumin \u2264 30 g/L", "Albumin > 30 g/L")
     t = RF.tables()
     fig = km_plot(t["persistence"], t["baseline_covariates"][["patient_id", "albumin_le_35"]], "albumin_le_35",
-                  at_risk=False, group_labels=labels)
+                  days_per_month=30.4375, months=(0, 6, 12), at_risk=False, group_labels=labels)
     legend = sorted(x.get_text() for x in fig.axes[0].get_legend().get_texts())
     assert legend == ["Albumin > 30 g/L", "Albumin \u2264 30 g/L"]
 
@@ -423,3 +423,40 @@ def test_the_not_estimable_note_appears_only_when_an_estimate_is_highlighted(ful
     finally:
         con.close()
     assert "Highlighted estimates are not estimable" not in _section(res.path.read_text(encoding="utf-8"), "cox")
+
+
+def test_labels_and_orders_come_from_the_study_settings_not_from_code():
+    """A second study (weeks, its own endpoint names, an ALB / BMI grouping at its own
+    thresholds) is labelled from its settings alone."""
+    from ibd_pipeline.report.key_numbers import key_items
+    from ibd_pipeline.report.labels import (endpoint_label, endpoint_order, group_labels, km_groups, km_title,
+                                            timepoints, tp_key, tp_label, var_label)
+
+    s = load_settings()
+    s["timepoints"]["targets"] = {"week4": 28, "week8": 56, "week12": 84, "week24": 168}
+    s["endpoints"]["clinical_endpoints"] = {"clinical_remission": {"rule": "remission"},
+                                           "clinical_response": {"rule": "response"}}
+    s["endpoints"]["biomarker_endpoints"] = {"biomarker_remission": {"rule": "fc_or_crp_normal"}}
+    s["endpoints"]["biochemical"] = {"crp_below": 5, "fc_below": 250}
+    s["baseline"]["albumin_low"], s["baseline"]["bmi_low"] = 30, 18.5
+    s["persistence"]["km_groups"] = ["overall", "albumin_le_35"]
+    s["persistence"]["km_months"] = [3, 6]
+    s["statistics"]["predictor_outcome"] = {"endpoint": "clinical_remission", "timepoint": "week24",
+                                            "analysis": "complete_case"}
+    assert timepoints(s) == ["baseline", "week4", "week8", "week12", "week24"]
+    assert sorted(["week24", "week4", "baseline", "week12"], key=lambda t: tp_key(t, s)) == [
+        "baseline", "week4", "week12", "week24"]
+    assert [tp_label(t) for t in ("week4", "week24", "baseline", "month12", "induction")] == [
+        "Week 4", "Week 24", "Baseline", "Month 12", "Induction"]
+    assert endpoint_order(s) == ["clinical_remission", "clinical_response", "biomarker_remission"]
+    assert endpoint_label("clinical_remission", s) == "Clinical remission"
+    assert endpoint_label("biomarker_remission", s) == "Biomarker remission (FC < 250 \u00b5g/g or CRP < 5 mg/L)"
+    # the flag's column name is the covariate's; its label is the threshold of the settings
+    assert var_label("albumin_le_35", s) == "Albumin \u2264 30 g/L"
+    assert km_title("albumin_le_35", s) == "By baseline albumin (30 g/L)"
+    assert group_labels("albumin_le_35", s)["no"] == "Albumin > 30 g/L"
+    assert km_groups(s) == ["overall", "albumin_le_35"]
+    items = dict(key_items({"clinical_remission_week24_cd": "10/20", "clinical_remission_week24_cd_pct": 50.0,
+                            "km_6m_persistence_pct": 80.0}, s))
+    assert items["Clinical remission, week 24, CD"] == "10/20 (50.0%)"
+    assert items["On UPA at 6 months (KM)"] == "80.0%"

@@ -60,8 +60,8 @@ def test_clinical_endpoints_n_of_N_exactly_with_stopped_patients_non_responders(
         assert fig["N"] == PUB["flow"]["analysis_sets"]["effectiveness"][tp]["N"]
 
 
-@pytest.mark.parametrize("published, endpoint", [("crp_remission", "crp_normal"), ("fc_remission", "fc_normal"),
-                                                 ("biomarker_remission", "biochemical_remission")])
+@pytest.mark.parametrize("published, endpoint", [("crp_remission", "crp_remission"), ("fc_remission", "fc_remission"),
+                                                 ("biomarker_remission", "biomarker_remission")])
 def test_biomarker_remission_complete_case_exactly(study, published, endpoint):
     _, rates, _ = study
     for tp, fig in PUB["biomarkers"][published].items():

@@ -9,8 +9,11 @@ import pytest
 from scipy import stats
 from statsmodels.stats.contingency_tables import cochrans_q as sm_cochrans_q
 
-from ibd_pipeline.config import load_settings
+from dataclasses import replace
+
+from ibd_pipeline.config import load_settings, with_overrides
 from ibd_pipeline.stats import (
+    Outcome,
     ae_tables,
     biomarker_summary,
     biomarker_tests,
@@ -29,9 +32,13 @@ from ibd_pipeline.stats import (
     uc_vs_cd_tests,
     with_covariates,
 )
+from ibd_pipeline.study_model import StudySettingsError
 from stats_examples import example_frames
 
 FAST = dict(cv_folds=5, Cs=6, l1_ratios=(0.5, 0.9), boruta_max_iter=25, bootstrap=8)
+# the example frames' study terms (tests/stats_examples.py), as a study.yaml would name them
+KM_GROUPS = ("overall", "diagnosis", "albumin_le_35", "bmi_le_18_5")
+PRIMARY = ("sf_clinical_remission", "clinical_response", "endoscopic_remission", "endoscopic_response")
 
 
 @pytest.fixture(scope="module")
@@ -156,21 +163,21 @@ def test_predictor_analysis_reproducible_and_shaped(frames):
     cands = load_settings()["statistics"]["covariates"]
     a = predictor_analysis(frames["covariates"], frames["outcome"], seed=20250401, candidates=cands, **FAST)
     b = predictor_analysis(frames["covariates"], frames["outcome"], seed=20250401, candidates=cands, **FAST)
-    pd.testing.assert_frame_equal(a["logistic_model"], b["logistic_model"])
-    pd.testing.assert_frame_equal(a["selection"], b["selection"])
-    pd.testing.assert_frame_equal(a["auc"], b["auc"])
-    assert list(a["logistic_model"].columns[:11]) == [
+    pd.testing.assert_frame_equal(a.logistic_model, b.logistic_model)
+    pd.testing.assert_frame_equal(a.selection, b.selection)
+    pd.testing.assert_frame_equal(a.auc, b.auc)
+    assert list(a.logistic_model.columns[:11]) == [
         "variable", "coef", "odds_ratio", "ci_low", "ci_high", "p_value", "selected_by_enet",
         "boruta_decision", "n", "events", "method"]
-    assert set(a["selection"]["variable"]) == set(cands)
-    assert set(a["selection"]["boruta_decision"]) <= {"confirmed", "tentative", "rejected"}
-    m = a["logistic_model"]
+    assert set(a.selection["variable"]) == set(cands)
+    assert set(a.selection["boruta_decision"]) <= {"confirmed", "tentative", "rejected"}
+    m = a.logistic_model
     assert len(m) >= 1 and m["selected_by_enet"].all()
     assert (m["ci_low"] <= m["odds_ratio"]).all() and (m["odds_ratio"] <= m["ci_high"]).all()
-    auc = a["auc"].iloc[0]
+    auc = a.auc.iloc[0]
     assert auc["ci_method"] == "DeLong" and auc["ci_low"] <= auc["auc"] <= auc["ci_high"]
     assert auc["bootstrap_used"] == 8 and np.isfinite(auc["auc_optimism_corrected"])
-    assert a["roc"]["fpr"].iloc[-1] == 1.0 and a["roc"]["tpr"].iloc[-1] == 1.0
+    assert a.roc["fpr"].iloc[-1] == 1.0 and a.roc["tpr"].iloc[-1] == 1.0
     # the elastic net drives age (strong simulated effect) into the model
     assert "age" in set(m["variable"])
 
@@ -180,7 +187,7 @@ def test_predictor_center_separation_switches_to_firth_with_finite_estimates(fra
     y = frames["outcome"].copy()
     y[cov.loc[cov["center"] == "hz_c", "patient_id"].to_numpy()] = 1  # all responders in one center
     r = predictor_analysis(cov, y, seed=1, candidates=["age", "prior_anti_integrin", "prior_anti_il12_23_or_il23"], **FAST)
-    m = r["logistic_model"]
+    m = r.logistic_model
     assert m["method"].iloc[0] == "Firth-penalized logit, center fixed effect"
     assert "separation" in m["note"].iloc[0] and "Firth-penalized fit" in m["note"].iloc[0]
     assert m["converged"].all() and m["estimable"].all()
@@ -199,17 +206,17 @@ def test_predictor_events_per_variable_caps_the_model():
     events = int(y.sum())
     kw = dict(cv_folds=5, Cs=[10.0], l1_ratios=(0.5,), boruta_max_iter=20, bootstrap=4)
     free = predictor_analysis(cov, y, seed=3, events_per_variable=1, **kw)
-    assert len(free["variables"]) == 4
+    assert len(free.variables) == 4
     capped = predictor_analysis(cov, y, seed=3, events_per_variable=10, **kw)
     limit = min(events, n - events) // 10
-    assert 1 <= limit < 4 and len(capped["variables"]) == limit
+    assert 1 <= limit < 4 and len(capped.variables) == limit
     # the largest |elastic-net coefficients| are kept
-    sel = free["selection"].set_index("variable")["enet_coef"].abs().sort_values(ascending=False)
-    assert set(capped["variables"]) == set(sel.index[:limit])
-    assert "events-per-variable limit 10" in capped["note"]
+    sel = free.selection.set_index("variable")["enet_coef"].abs().sort_values(ascending=False)
+    assert set(capped.variables) == set(sel.index[:limit])
+    assert "events-per-variable limit 10" in capped.note
     none = predictor_analysis(cov, y, seed=3, events_per_variable=100, **kw)
-    assert none["variables"] == [] and f"not estimable ({events} events / {n})" in none["note"]
-    assert not none["logistic_model"]["estimable"].iloc[0]
+    assert none.variables == () and f"not estimable ({events} events / {n})" in none.note
+    assert not none.logistic_model["estimable"].iloc[0]
 
 
 # logistf's documented example (R package logistf, data sex2: urinary tract infection in
@@ -263,17 +270,17 @@ def test_predictor_empty_selection_paths():
     kw = dict(cv_folds=5, Cs=[1e-4], l1_ratios=(0.9,), boruta_max_iter=30, bootstrap=5)
     y = pd.Series((cov["strong"] + 0.3 * rng.normal(size=n) > 0).astype(int).to_numpy(), index=cov["patient_id"])
     r = predictor_analysis(cov, y, seed=3, **kw)
-    assert not r["selection"]["selected_by_enet"].any()
-    assert r["variables"] == ["strong"]  # Boruta-confirmed fallback
-    assert "Boruta-confirmed" in r["note"]
+    assert not r.selection["selected_by_enet"].any()
+    assert r.variables == ("strong",)  # Boruta-confirmed fallback
+    assert "Boruta-confirmed" in r.note
     y0 = pd.Series(rng.integers(0, 2, n), index=cov["patient_id"])
     r0 = predictor_analysis(cov[["patient_id", "center", "diagnosis", "noise1", "noise2"]], y0, seed=3, **kw)
-    assert r0["variables"] == [] and "no multivariable model" in r0["note"]
-    assert len(r0["logistic_model"]) == 1 and pd.isna(r0["logistic_model"]["variable"].iloc[0])
+    assert r0.variables == () and "no multivariable model" in r0.note
+    assert len(r0.logistic_model) == 1 and pd.isna(r0.logistic_model["variable"].iloc[0])
 
 
 def test_outcome_from_endpoints(frames):
-    y = outcome_from_endpoints(frames["endpoints"])
+    y = outcome_from_endpoints(frames["endpoints"], "sf_clinical_remission", "month12")
     ep = frames["endpoints"]
     sub = ep[(ep["endpoint"] == "sf_clinical_remission") & (ep["timepoint"] == "month12")]
     assert len(y) == sub["status"].isin(["achieved", "not_achieved"]).sum()
@@ -282,7 +289,8 @@ def test_outcome_from_endpoints(frames):
 
 # ------------------------------------------------------------- persistence
 def test_km_estimates_shape(frames):
-    out = km_estimates(frames["persistence"], frames["covariates"])
+    out = km_estimates(frames["persistence"], frames["covariates"], group_vars=KM_GROUPS, months=(3, 6, 9, 12),
+                       days_per_month=30.4375)
     assert list(out.columns) == ["group_var", "group", "month", "survival", "ci_low", "ci_high", "n_at_risk"]
     assert set(out["group_var"]) == {"overall", "diagnosis", "albumin_le_35", "bmi_le_18_5"}
     ov = out[out["group_var"] == "overall"]
@@ -297,7 +305,7 @@ def test_logrank_two_groups_equals_lifelines(frames):
     from lifelines.statistics import logrank_test
 
     pers = frames["persistence"]
-    out = logrank_tests(pers, frames["covariates"]).set_index("group_var")
+    out = logrank_tests(pers, frames["covariates"], group_vars=KM_GROUPS[1:]).set_index("group_var")
     uc, cd = pers[pers["diagnosis"] == "UC"], pers[pers["diagnosis"] == "CD"]
     ref = logrank_test(cd["time_days"], uc["time_days"], cd["event"], uc["event"])
     assert out.loc["diagnosis", "p_value"] == pytest.approx(ref.p_value)
@@ -333,15 +341,15 @@ def test_discontinuation_rate_by_hand():
 
 # ------------------------------------------------------------ heterogeneity
 def test_center_heterogeneity(frames):
-    out = center_heterogeneity(frames["endpoints"], small_cell_below=5)
+    out = center_heterogeneity(frames["endpoints"], "month12", PRIMARY, small_cell_below=5)
     cols = ["diagnosis", "endpoint", "center", "n", "n_total", "pct", "ci_low", "ci_high", "weight", "pooled_pct",
             "pooled_ci_low", "pooled_ci_high", "tau2", "i2", "q", "p_q", "small_cell"]
     assert list(out.columns) == cols
     g = out[(out["diagnosis"] == "CD") & (out["endpoint"] == "sf_clinical_remission")]
     assert g["weight"].sum() == pytest.approx(100.0)
     ref = dersimonian_laird(g["n"].to_numpy(), g["n_total"].to_numpy())
-    assert g["pooled_pct"].iloc[0] == pytest.approx(100 * ref["pooled"])
-    assert g["i2"].iloc[0] == pytest.approx(ref["i2"])
+    assert g["pooled_pct"].iloc[0] == pytest.approx(100 * ref.pooled)
+    assert g["i2"].iloc[0] == pytest.approx(ref.i2)
     assert (out["small_cell"] == ((out["n_total"] < 5) | ((out["n"] > 0) & (out["n"] < 5)))).all()
     assert set(out["endpoint"]) == {"sf_clinical_remission", "clinical_response", "endoscopic_remission",
                                     "endoscopic_response"}
@@ -361,7 +369,7 @@ def test_ae_tables_by_hand():
         "onset_day": [10, 20, 30, 40, 50],
     })
     t = ae_tables(ae, exposure, cohort)
-    bt = t["by_term"].set_index(["diagnosis", "term"])
+    bt = t.by_term.set_index(["diagnosis", "term"])
     assert bt.loc[("UC", "acne"), "n_patients"] == 1 and bt.loc[("UC", "acne"), "n_events"] == 2
     assert bt.loc[("UC", "acne"), "pct_patients"] == pytest.approx(50.0)
     assert bt.loc[("UC", "acne"), "rate_per_100py"] == pytest.approx(100.0)
@@ -369,9 +377,9 @@ def test_ae_tables_by_hand():
     assert bt.loc[("overall", "any"), "n_patients"] == 3 and bt.loc[("overall", "any"), "n_included"] == 5
     assert bt.loc[("overall", "any"), "n_events"] == 4  # x9 is not in the cohort
     assert bt.loc[("CD", "acne"), "pct_patients"] == pytest.approx(100 / 3)
-    s = t["serious"].set_index(["diagnosis", "term"])
+    s = t.serious.set_index(["diagnosis", "term"])
     assert s.loc[("CD", "infection"), "n_patients"] == 1 and s.loc[("UC", "any"), "n_patients"] == 0
-    assert t["discontinuation"].set_index(["diagnosis", "term"]).loc[("overall", "any"), "n_events"] == 1
+    assert t.discontinuation.set_index(["diagnosis", "term"]).loc[("overall", "any"), "n_events"] == 1
 
 
 # ------------------------------------------------------------------ table 1
@@ -404,25 +412,59 @@ def test_nullable_dtypes_from_the_baseline_module(frames):
     alb = t[t["variable"] == "albumin_le_35"]
     assert alb["level"].tolist() == ["yes", "(missing)"] and alb.iloc[1]["overall"] == "3"
     assert t[t["variable"] == "bmi"].iloc[1]["overall"] == "1"
-    lr = logrank_tests(frames["persistence"], cov).set_index("group_var")
+    lr = logrank_tests(frames["persistence"], cov, group_vars=KM_GROUPS[1:]).set_index("group_var")
     assert lr.loc["albumin_le_35", "n"] == 77
     data = with_covariates(frames["persistence"], cov, flags)
     cx = cox_models(data, flags, entry_p=1.0)
     assert cx.loc[(cx["model"] == "univariate") & (cx["variable"] == "albumin_le_35"), "n"].iloc[0] == 77
     r = predictor_analysis(cov, frames["outcome"], seed=1, candidates=["age", *flags], cv_folds=5, Cs=4,
                            l1_ratios=(0.5,), boruta_max_iter=15, bootstrap=0)
-    assert r["logistic_model"]["n"].iloc[0] == 77 and "3 patient(s) left out" in r["note"]
-    assert r["auc"]["bootstrap_used"].iloc[0] == 0
+    assert r.logistic_model["n"].iloc[0] == 77 and "3 patient(s) left out" in r.note
+    assert r.auc["bootstrap_used"].iloc[0] == 0
 
 
 # ----------------------------------------------------------------- settings
-def test_params_from_settings():
+def test_params_from_settings_reads_every_value_from_the_study_settings():
     p = params_from_settings(load_settings())
-    assert p["predictor_analysis"]["seed"] == 20250401 and p["predictor_analysis"]["cv_folds"] == 10
-    assert p["km_estimates"]["months"] == [3, 6, 9, 12] and p["km_estimates"]["days_per_month"] == 30.4375
-    assert p["cox_models"]["entry_p"] == 0.05 and "albumin_le_35" in p["cox_models"]["candidates"]
-    assert p["center_heterogeneity"]["small_cell_below"] == 5
-    assert p["discontinuation_rate"]["days_per_year"] == 365.25
+    assert (p.seed, p.cv_folds, p.bootstrap_samples, p.alpha) == (20250401, 10, 200, 0.05)
+    assert p.km_months == (3, 6, 9, 12) and p.days_per_month == 30.4375 and p.days_per_year == 365.25
+    assert p.cox_entry_p == 0.05 and "albumin_le_35" in p.covariates and p.small_cell_below == 5
+    assert p.km_groups == ("overall", "diagnosis", "albumin_le_35", "bmi_le_18_5")
+    assert p.logrank_groups == ("diagnosis", "albumin_le_35", "bmi_le_18_5")
+    assert p.timepoint_order == ("baseline", "induction", "month6", "month12", "month18")
+    assert p.predictor_outcome == Outcome("sf_clinical_remission", "month12", "complete_case")
+    # another study: its own time points (in its order), groupings and outcome, nothing from code
+    base = load_settings()
+    base["timepoints"]["targets"] = {"week4": 28, "week8": 56, "week12": 84, "week24": 168}
+    other = with_overrides(base, {
+        "timepoints": {"clinical": ["week4", "week12", "week24"], "labs": ["baseline", "week24"]},
+        "persistence": {"km_groups": ["overall", "albumin_le_35"], "km_months": [1, 3]},
+        "statistics": {"predictor_outcome": {"endpoint": "clinical_remission", "timepoint": "week24", "analysis": "nri"},
+                       "heterogeneity": {"timepoint": "week24", "endpoints": ["clinical_remission"]}}})
+    q = params_from_settings(other)
+    assert q.timepoint_order == ("baseline", "week4", "week8", "week12", "week24")
+    assert q.clinical_timepoints == ("week4", "week12", "week24") and q.km_months == (1, 3)
+    assert q.logrank_groups == ("albumin_le_35",) and q.heterogeneity_endpoints == ("clinical_remission",)
+    assert q.predictor_outcome == Outcome("clinical_remission", "week24", "nri")
+
+
+def test_params_from_settings_rejects_settings_the_study_model_rejects():
+    bad = with_overrides(load_settings(), {"persistence": {"km_group": ["overall"]}})
+    with pytest.raises(StudySettingsError, match=r"persistence\.km_group: unknown key"):
+        params_from_settings(bad)
+
+
+def test_rates_sort_time_points_in_the_studys_order_not_by_name():
+    rows = [(f"p{i}", "a", "CD", tp, "clinical_remission", "achieved", "achieved")
+            for i, tp in enumerate(["week24", "week4", "week12", "baseline"])]
+    order = ("baseline", "week4", "week8", "week12", "week24")
+    r = endpoint_rates(_ep(rows), timepoint_order=order)
+    cd = r[(r["diagnosis"] == "CD") & (r["analysis"] == "nri")]
+    assert cd["timepoint"].tolist() == ["baseline", "week4", "week12", "week24"]
+    # without an order: as the time points first appear
+    r0 = endpoint_rates(_ep(rows))
+    assert r0[(r0["diagnosis"] == "CD") & (r0["analysis"] == "nri")]["timepoint"].tolist() == [
+        "week24", "week4", "week12", "baseline"]
 
 
 # ------------------------------------------------------------------ figures
@@ -437,8 +479,9 @@ def test_figures_render_png(frames):
                       ref_line=1.0, xlabel="OR"),
         F.forest_plot(["c1", "c2"], [55, 70], [40, 50], [70, 85], weights=[60, 40], pooled=(62, 52, 71),
                       flags=[False, True], ref_line=None),
-        F.km_plot(frames["persistence"], frames["covariates"], group_var="diagnosis"),
-        F.km_plot(frames["persistence"]),
+        F.km_plot(frames["persistence"], frames["covariates"], group_var="diagnosis", days_per_month=30.4375,
+                  months=(0, 3, 6, 9, 12)),
+        F.km_plot(frames["persistence"], days_per_month=30.4375, months=(0, 6, 12)),
         F.roc_plot(pd.DataFrame({"fpr": [0, 0.2, 1], "tpr": [0, 0.7, 1]}),
                    {"auc": 0.75, "ci_low": 0.6, "ci_high": 0.9, "auc_optimism_corrected": 0.71}),
         F.endpoint_plot(rates, "sf_clinical_remission"),
@@ -451,13 +494,68 @@ def test_figures_render_png(frames):
 
 
 def test_persistence_analysis_fits_only_the_candidates_the_cohort_has(frames):
-    from ibd_pipeline.stats.analyses import persistence_analysis
+    from ibd_pipeline.stats.analyses import PersistenceTables, persistence_analysis
 
-    params = params_from_settings(load_settings())
-    params["cox_models"]["candidates"] = ["age", "not_a_covariate"]
+    params = replace(params_from_settings(load_settings()), covariates=("age", "not_a_covariate"))
     out = persistence_analysis(frames["persistence"], frames["covariates"], params)
-    assert set(out) == {"km_estimates", "logrank_tests", "cox_model", "discontinuation_rates"}
-    cox = out["cox_model"]
+    assert isinstance(out, PersistenceTables)
+    assert list(out.tables()) == ["km_estimates", "logrank_tests", "cox_model", "discontinuation_rates"]
+    cox = out.cox_model
     uni = cox[cox["model"] == "univariate"]
     assert list(uni["variable"]) == ["age"] and int(uni["n"].iloc[0]) == len(frames["persistence"])
     assert set(cox.loc[cox["model"] == "multivariable", "variable"].dropna()) <= {"age"}
+    assert set(out.km_estimates["group_var"]) == set(params.km_groups)
+    assert set(out.logrank_tests["group_var"]) == set(params.logrank_groups)
+
+
+def test_persistence_analysis_groups_by_the_settings_groupings(frames):
+    from ibd_pipeline.stats.analyses import persistence_analysis
+
+    params = replace(params_from_settings(load_settings()), covariates=("age",), km_groups=("overall", "male"),
+                     km_months=(2, 4))
+    out = persistence_analysis(frames["persistence"], frames["covariates"], params)
+    assert set(out.km_estimates["group_var"]) == {"overall", "male"}
+    assert sorted(set(out.km_estimates["month"])) == [2, 4]
+    assert out.logrank_tests["group_var"].tolist() == ["male"]
+
+
+def test_predictor_tables_model_the_settings_outcome(frames):
+    from ibd_pipeline.stats.analyses import PredictorTables, predictor_tables
+
+    ep = frames["endpoints"]
+    params = replace(params_from_settings(load_settings()), covariates=("age", "male"), cv_folds=5,
+                     bootstrap_samples=0, predictor_outcome=Outcome("clinical_response", "month6", "nri"))
+    out = predictor_tables(frames["covariates"], ep, params, workers=1)
+    assert isinstance(out, PredictorTables) and list(out.tables()) == [
+        "predictor_selection", "logistic_model", "roc_curve", "model_auc"]
+    sub = ep[(ep["endpoint"] == "clinical_response") & (ep["timepoint"] == "month6")]
+    m = out.logistic_model
+    assert int(m["n"].iloc[0]) == sub["patient_id"].nunique()  # nri: every patient of that point
+    assert int(m["events"].iloc[0]) == int((sub["status_nri"] == "achieved").sum())
+
+
+def test_result_objects_are_frozen():
+    from dataclasses import FrozenInstanceError
+
+    r = dersimonian_laird([3, 5], [10, 12])
+    with pytest.raises(FrozenInstanceError):
+        r.pooled = 0.5
+
+
+def test_every_public_stats_function_has_a_numpydoc_docstring_citing_the_study_rules():
+    import importlib
+    import inspect
+    import pkgutil
+
+    import ibd_pipeline.stats as S
+
+    missing = []
+    for m in pkgutil.iter_modules(S.__path__):
+        mod = importlib.import_module(f"ibd_pipeline.stats.{m.name}")
+        for name, f in vars(mod).items():
+            if name.startswith("_") or not inspect.isfunction(f) or f.__module__ != mod.__name__:
+                continue
+            doc = inspect.getdoc(f) or ""
+            need = ["Parameters\n----------", "Returns\n-------", "Notes\n-----", "docs/STUDY_RULES.md#"]
+            missing += [f"{mod.__name__}.{name}: {k.splitlines()[0]}" for k in need if k not in doc]
+    assert missing == []

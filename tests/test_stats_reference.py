@@ -296,24 +296,24 @@ def test_dl_pool_bcg_matches_metafor():
     With metafor's default method="REML": estimate -0.7145, tau^2 0.3132, I^2 92.22%."""
     y, v = _bcg_log_rr()
     r = dl_pool(y, v)
-    assert r["estimate"] == pytest.approx(-0.7141, abs=5e-5)
-    assert r["se"] == pytest.approx(0.1787, abs=5e-5)
-    assert r["ci_low"] == pytest.approx(-1.0644, abs=5e-5)
-    assert r["ci_high"] == pytest.approx(-0.3638, abs=5e-5)
-    assert r["tau2"] == pytest.approx(0.3088, abs=5e-5)
-    assert r["i2"] == pytest.approx(92.12, abs=5e-3)
-    assert r["h2"] == pytest.approx(12.69, abs=5e-3)
-    assert r["q"] == pytest.approx(152.2330, abs=5e-5)
-    assert r["df"] == 12 and r["p_q"] < 1e-4
-    assert r["weights"].sum() == pytest.approx(100.0)
+    assert r.estimate == pytest.approx(-0.7141, abs=5e-5)
+    assert r.se == pytest.approx(0.1787, abs=5e-5)
+    assert r.ci_low == pytest.approx(-1.0644, abs=5e-5)
+    assert r.ci_high == pytest.approx(-0.3638, abs=5e-5)
+    assert r.tau2 == pytest.approx(0.3088, abs=5e-5)
+    assert r.i2 == pytest.approx(92.12, abs=5e-3)
+    assert r.h2 == pytest.approx(12.69, abs=5e-3)
+    assert r.q == pytest.approx(152.2330, abs=5e-5)
+    assert r.df == 12 and r.p_q < 1e-4
+    assert r.weights.sum() == pytest.approx(100.0)
     reml = dl_pool(y, v, method="REML")
-    assert reml["estimate"] == pytest.approx(-0.7145, abs=5e-5)
-    assert reml["tau2"] == pytest.approx(0.3132, abs=5e-5)
-    assert reml["i2"] == pytest.approx(92.22, abs=5e-3)
+    assert reml.estimate == pytest.approx(-0.7145, abs=5e-5)
+    assert reml.tau2 == pytest.approx(0.3132, abs=5e-5)
+    assert reml.i2 == pytest.approx(92.22, abs=5e-3)
     # independent implementation
     ce = combine_effects(y, v, method_re="dl")
-    assert r["estimate"] == pytest.approx(ce.mean_effect_re, abs=1e-10)
-    assert r["tau2"] == pytest.approx(ce.tau2, abs=1e-10)
+    assert r.estimate == pytest.approx(ce.mean_effect_re, abs=1e-10)
+    assert r.tau2 == pytest.approx(ce.tau2, abs=1e-10)
 
 
 def test_dersimonian_laird_proportions_logit_with_continuity_correction():
@@ -325,11 +325,11 @@ def test_dersimonian_laird_proportions_logit_with_continuity_correction():
     b = np.array([8, 6.5, 3, 0.5])
     y, v = np.log(a / b), 1 / a + 1 / b
     ce = combine_effects(y, v, method_re="dl")
-    assert r["pooled_logit"] == pytest.approx(ce.mean_effect_re, abs=1e-10)
-    assert r["tau2"] == pytest.approx(ce.tau2, abs=1e-10)
-    assert r["pooled"] == pytest.approx(1 / (1 + np.exp(-ce.mean_effect_re)), abs=1e-10)
-    assert r["ci"][0] < r["pooled"] < r["ci"][1]
-    assert r["i2"] == pytest.approx(100 * max(0.0, (r["q"] - 3) / r["q"]), abs=1e-9)
+    assert r.pooled_logit == pytest.approx(ce.mean_effect_re, abs=1e-10)
+    assert r.tau2 == pytest.approx(ce.tau2, abs=1e-10)
+    assert r.pooled == pytest.approx(1 / (1 + np.exp(-ce.mean_effect_re)), abs=1e-10)
+    assert r.ci[0] < r.pooled < r.ci[1]
+    assert r.i2 == pytest.approx(100 * max(0.0, (r.q - 3) / r.q), abs=1e-9)
 
 
 # --------------------------------------------------------------- Table 1
@@ -413,6 +413,6 @@ def test_delong_equals_brute_force_structural_components():
     r = delong_auc(y, s)
     from sklearn.metrics import roc_auc_score
 
-    assert r["auc"] == pytest.approx(roc_auc_score(y, s), abs=1e-12)
-    assert r["se"] == pytest.approx(np.sqrt(var), rel=1e-10)
-    assert r["ci_low"] == pytest.approx(r["auc"] - stats.norm.ppf(0.975) * np.sqrt(var), rel=1e-10)
+    assert r.auc == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert r.se == pytest.approx(np.sqrt(var), rel=1e-10)
+    assert r.ci_low == pytest.approx(r.auc - stats.norm.ppf(0.975) * np.sqrt(var), rel=1e-10)

@@ -26,7 +26,8 @@ import pytest
 from ibd_pipeline import stats
 from ibd_pipeline.config import load_settings
 from ibd_pipeline.stats.contingency import CHI2, FISHER_2X2, FISHER_EXACT_RXC
-from ibd_pipeline.stats.survival import DEFAULT_GROUPS, ML_METHOD, _group_labels
+from ibd_pipeline.stats import analyses
+from ibd_pipeline.stats.survival import ML_METHOD, _group_labels
 from ibd_pipeline.stats.table1 import WILCOXON, _to_binary
 
 from fullrun_support import reference_run
@@ -154,16 +155,9 @@ def demo(tmp_path_factory):
 def with_product_results(t: dict, settings: dict) -> dict:
     params = stats.params_from_settings(settings)
     pers, cov, ep = t["persistence"], t["baseline_covariates"], t["endpoints"]
-    cands = [c for c in params["cox_models"]["candidates"] if c in cov.columns]
-    cx = params["cox_models"]
-    t["km_estimates"] = stats.km_estimates(pers, cov, **params["km_estimates"])
-    t["logrank_tests"] = stats.logrank_tests(pers, cov)
-    t["cox_model"] = stats.cox_models(stats.with_covariates(pers, cov, cands), cands, strata="center",
-                                      entry_p=cx["entry_p"], alpha=cx["alpha"],
-                                      events_per_variable=cx["events_per_variable"], tolerance=cx["tolerance"],
-                                      workers=1)
-    t["table1"] = stats.table1(cov, settings["statistics"]["table1_variables"], **params["table1"])
-    t["center_heterogeneity"] = stats.center_heterogeneity(ep, **params["center_heterogeneity"])
+    t.update(analyses.persistence_analysis(pers, cov, params, workers=1).tables())
+    t["table1"] = analyses.table1_analysis(cov, params)
+    t["center_heterogeneity"] = analyses.heterogeneity_analysis(ep, params)
     return t
 
 
@@ -179,10 +173,7 @@ def test_demo_statistics_agree_with_r(demo, tmp_path):
     settings = load_settings()
     params = stats.params_from_settings(settings)
     pers, cov, ep = demo["persistence"], demo["baseline_covariates"], demo["endpoints"]
-    km_params = params["km_estimates"]
-    months = list(km_params.get("months", (3, 6, 9, 12)))
-    dpm = km_params.get("days_per_month", 30.4375)
-    km_groups = list(km_params.get("group_vars", DEFAULT_GROUPS))
+    months, dpm, km_groups = list(params.km_months), params.days_per_month, list(params.km_groups)
     lr_groups = sorted(set(demo["logrank_tests"]["group_var"]))
 
     # inputs as the statistics assets receive them
@@ -285,7 +276,7 @@ def test_demo_statistics_agree_with_r(demo, tmp_path):
 
     for row in r["delong"]:
         for col in ("auc", "se", "ci_low", "ci_high"):
-            _close(product_delong[row["score_name"]][col], row[col], f"DeLong {row['score_name']} {col}")
+            _close(getattr(product_delong[row["score_name"]], col), row[col], f"DeLong {row['score_name']} {col}")
 
 
 def test_missing_rscript_fails_under_ci_and_skips_locally(monkeypatch):

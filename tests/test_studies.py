@@ -75,7 +75,8 @@ def test_both_studies_settings_are_valid_under_one_model():
     assert single.population.rule == "criteria" and single.reconciliation is None
     assert single.study.diagnoses == ["CD"] and single.endpoints.UC is None
     assert single.timepoints.clinical == ["week4", "week8", "week12", "week24"]
-    assert single.endpoints.biochemical.combine == "all"
+    assert single.endpoints.biomarker_endpoints["biomarker_remission"].rule == "fc_and_crp_normal"
+    assert not any(e.steroid_free for e in single.endpoints.clinical_endpoints.values())
     assert single.statistics.predictor_method == "logistic"
 
 
@@ -96,7 +97,8 @@ def _second(edit) -> dict:
     (lambda d: d["endpoints"]["biochemical"].update(crp_below=5), "give exactly one of crp_below and crp_max"),
     (lambda d: d["population"].update(rule="ioibd"), "population.rule"),
     (lambda d: d["statistics"].update(predictor_method="elastic_net_boruta"), "needs cv_folds, bootstrap_samples"),
-    (lambda d: d["endpoints"].update(steroid_free=True), "endpoints.steroid_free needs the steroids section"),
+    (lambda d: d["endpoints"]["clinical_endpoints"]["clinical_remission"].update(steroid_free=True),
+     "['clinical_remission'] are steroid-free: the steroids section is needed"),
 ])
 def test_a_broken_second_study_file_names_the_file_and_the_key(edit, expected):
     with pytest.raises(StudySettingsError) as e:

@@ -9,7 +9,7 @@ from dagster_duckdb import DuckDBResource
 
 from .. import endpoints as ep
 from .. import stats
-from ..stats.safety import DECIMALS as AE_DECIMALS
+from ..stats import analyses
 from .cohort import core_frames
 from .keys import analytics_key, core_key
 from .resources import StudyResource
@@ -82,17 +82,6 @@ def outcome_tables(study: StudyResource, warehouse: DuckDBResource):
 RATE_TABLES = ["endpoint_rates", "endpoint_rates_by_center", "ae_summary"]
 
 
-def rates_by_center(endpoints: pd.DataFrame, alpha: float, small_cell_below: int) -> pd.DataFrame:
-    """``stats.endpoint_rates`` of each center's patients, with the center as the first
-    column and the small-cell flag (n_total below the study's limit)."""
-    parts = [stats.endpoint_rates(g, alpha=alpha).assign(center=c) for c, g in endpoints.groupby("center", sort=True)]
-    if not parts:
-        return pd.DataFrame(columns=["center", *stats.endpoint_rates(endpoints, alpha=alpha).columns, "small_cell"])
-    out = pd.concat(parts, ignore_index=True)
-    out["small_cell"] = out["n_total"] < small_cell_below
-    return out[["center", *[c for c in out.columns if c not in ("center", "small_cell")], "small_cell"]]
-
-
 @dg.multi_asset(
     specs=[
         table_spec("endpoint_rates", [analytics_key("endpoints")], "endpoints"),
@@ -105,29 +94,20 @@ def rates_by_center(endpoints: pd.DataFrame, alpha: float, small_cell_below: int
 def rate_tables(study: StudyResource, warehouse: DuckDBResource):
     """Endpoint rates n/N with Wilson 95% intervals by UC, CD and overall, complete-case
     and NRI, pooled and by center; adverse events by term and diagnosis with events per
-    100 patient-years."""
-    settings = study.settings()
-    params = stats.params_from_settings(settings)
+    100 patient-years (docs/STUDY_RULES.md#statistics, #safety: every CRF term listed)."""
+    params = stats.params_from_settings(study.settings())
     with warehouse.get_connection() as con:
-        endpoints = read(con, "analytics.endpoints")
-        rates = stats.endpoint_rates(endpoints, **params["endpoint_rates"])
-        by_center = rates_by_center(endpoints, params["endpoint_rates"]["alpha"], settings["statistics"]["small_cell_below"])
-        ae = read(con, "analytics.adverse_events")
-        expo = read(con, "analytics.exposure")
-        diagnoses = expo[["patient_id", "diagnosis"]]
-        # docs/STUDY_RULES.md#safety, by term: every CRF term is listed, zeros included
-        by_term = stats.ae_tables(ae, expo, diagnoses, **params["ae_tables"], terms=study.crf().ae_terms,
-                                  decimals=AE_DECIMALS)["by_term"]
-        summary = by_term[["term", "diagnosis", "n_patients", "n_included", "pct_patients", "n_events", "patient_years", "rate_per_100py", "rate_ci_low", "rate_ci_high"]]
-        # previews in the UI: the primary outcome's time point and analysis (statistics.predictor_outcome)
-        po = settings["statistics"]["predictor_outcome"]
-        at_primary = (rates["analysis"] == po["analysis"]) & (rates["timepoint"] == po["timepoint"])
-        r1, c1 = publish(con, "endpoint_rates", rates,
-                         extra_meta={f"{po['timepoint']}_{po['analysis']}": md_table(rates[at_primary])})
-        primary = by_center[(by_center["analysis"] == po["analysis"]) & (by_center["timepoint"] == po["timepoint"])
-                            & (by_center["endpoint"] == po["endpoint"])]
-        r3, c3 = publish(con, "endpoint_rates_by_center", by_center,
-                         extra_meta={f"{po['timepoint']}_{po['endpoint']}": md_table(primary)})
+        rates = analyses.endpoint_rate_tables(read(con, "analytics.endpoints"), params)
+        summary = analyses.ae_summary(read(con, "analytics.adverse_events"), read(con, "analytics.exposure"),
+                                      study.crf().ae_terms, params)
+        # previews in the UI: the primary outcome (statistics.predictor_outcome)
+        po = params.predictor_outcome
+        r1, c1 = publish(con, "endpoint_rates", rates.endpoint_rates,
+                         extra_meta={f"{po.timepoint}_{po.analysis}": md_table(analyses.outcome_rows(
+                             rates.endpoint_rates, stats.Outcome(None, po.timepoint, po.analysis)))})
+        r3, c3 = publish(con, "endpoint_rates_by_center", rates.endpoint_rates_by_center,
+                         extra_meta={f"{po.timepoint}_{po.endpoint}": md_table(analyses.outcome_rows(
+                             rates.endpoint_rates_by_center, po))})
         r2, c2 = publish(con, "ae_summary", summary, extra_meta={"any_ae": md_table(summary[summary["term"] == "any"])})
     yield r1
     yield r3

@@ -1,6 +1,7 @@
 """Pooled statistical models (docs/STUDY_RULES.md#statistics): Table 1, endpoint comparisons,
-biomarker trajectories, predictors of month-12 steroid-free remission, persistence
-(Kaplan-Meier, Cox), center heterogeneity and safety tables.
+biomarker trajectories, predictors of the settings' primary outcome, persistence
+(Kaplan-Meier, Cox), center heterogeneity and safety tables. Each asset reads its tables,
+calls one function of ``stats/analyses.py`` with the settings and publishes the result.
 
 Each asset computes only when its inputs changed (``tables.inputs_unchanged``: the
 content of the tables it reads, the settings and the code); otherwise it reports its
@@ -50,12 +51,13 @@ T1, T1_IN = ["table1"], ["baseline_covariates"]
 def table1(context: dg.AssetExecutionContext, study: StudyResource, warehouse: DuckDBResource):
     """Baseline characteristics by diagnosis and overall: median [IQR] with Wilcoxon
     rank-sum (mean +/- SD with Welch's t for variables the settings declare normal);
-    n (%) with Pearson chi-square, or Fisher's exact when an expected count is below 5."""
+    n (%) with Pearson chi-square, or Fisher's exact when an expected count is below
+    statistics.fisher_expected_below."""
     s = study.settings()
-    params = stats.params_from_settings(s)["table1"]
+    params = stats.params_from_settings(s)
     with warehouse.get_connection() as con:
         def compute():
-            t1 = stats.table1(read(con, "analytics.baseline_covariates"), s["statistics"]["table1_variables"], **params)
+            t1 = analyses.table1_analysis(read(con, "analytics.baseline_covariates"), params)
             return {"table1": t1}, {"table1": {"table": md_table(t1, 80)}}
 
         out = _materialize(context, con, "table1", T1_IN, T1, s, compute)
@@ -74,9 +76,7 @@ def endpoint_tests(context: dg.AssetExecutionContext, study: StudyResource, ware
     params = stats.params_from_settings(s)
     with warehouse.get_connection() as con:
         def compute():
-            e = read(con, "analytics.endpoints")
-            return {"endpoint_comparisons": stats.uc_vs_cd_tests(e, **params["uc_vs_cd_tests"]),
-                    "cochran_q": stats.cochran_q(e, **params["cochran_q"])}, None
+            return analyses.endpoint_tests(read(con, "analytics.endpoints"), params).tables(), None
 
         out = _materialize(context, con, "endpoint_tests", ENDPOINT_TESTS_IN, ENDPOINT_TESTS, s, compute)
     yield from out
@@ -91,12 +91,13 @@ def biomarker_statistics(context: dg.AssetExecutionContext, study: StudyResource
     """Biomarker summaries per time point and diagnosis; Kruskal-Wallis across time
     points and Wilcoxon signed-rank of baseline vs each time point."""
     s = study.settings()
+    params = stats.params_from_settings(s)
     with warehouse.get_connection() as con:
         def compute():
             b = con.execute(
                 "SELECT patient_id, diagnosis, test, timepoint, value FROM analytics.biomarkers ORDER BY rowid"
             ).df()
-            return {"biomarker_summary": stats.biomarker_summary(b), "biomarker_tests": stats.biomarker_tests(b)}, None
+            return analyses.biomarker_statistics(b, params).tables(), None
 
         out = _materialize(context, con, "biomarker_statistics", BIOMARKER_TABLES_IN, BIOMARKER_TABLES, s, compute)
     yield from out
@@ -109,20 +110,20 @@ PREDICTOR_TABLES_IN = ["baseline_covariates", "endpoints"]
 @dg.multi_asset(specs=_specs(PREDICTOR_TABLES, PREDICTOR_TABLES_IN), check_specs=table_checks(PREDICTOR_TABLES),
                 name="predictor_models")
 def predictor_models(context: dg.AssetExecutionContext, study: StudyResource, warehouse: DuckDBResource):
-    """Predictors of steroid-free clinical remission at month 12 (pooled): elastic-net
+    """Predictors of the primary outcome (settings statistics.predictor_outcome; pooled): elastic-net
     logistic regression with 10-fold cross-validation for selection, Boruta random-forest
     importance as confirmation, a multivariable logistic model with center as a fixed
     effect (cluster-robust errors when a center separates), ROC/AUC with a DeLong 95% CI
     and the bootstrap optimism-corrected AUC. Seeds fixed in the settings."""
     s = study.settings()
-    params = stats.params_from_settings(s)["predictor_analysis"]
+    params = stats.params_from_settings(s)
     with warehouse.get_connection() as con:
         def compute():
             cov, e = read(con, "analytics.baseline_covariates"), read(con, "analytics.endpoints")
             # independent fits on every CPU
-            tables, note = analyses.predictor_tables(cov, e, s["statistics"]["predictor_outcome"], params, workers=None)
-            return tables, {"logistic_model": {"model": md_table(tables["logistic_model"]), "note": note},
-                            "model_auc": {"auc": md_table(tables["model_auc"])}}
+            res = analyses.predictor_tables(cov, e, params, workers=None)
+            return res.tables(), {"logistic_model": {"model": md_table(res.logistic_model), "note": res.note},
+                                  "model_auc": {"auc": md_table(res.model_auc)}}
 
         out = _materialize(context, con, "predictor_models", PREDICTOR_TABLES_IN, PREDICTOR_TABLES, s, compute)
     yield from out
@@ -135,18 +136,19 @@ SURVIVAL_TABLES_IN = ["persistence", "baseline_covariates"]
 @dg.multi_asset(specs=_specs(SURVIVAL_TABLES, SURVIVAL_TABLES_IN), check_specs=table_checks(SURVIVAL_TABLES),
                 name="persistence_models")
 def persistence_models(context: dg.AssetExecutionContext, study: StudyResource, warehouse: DuckDBResource):
-    """Persistence on upadacitinib: Kaplan-Meier rates at 3, 6, 9 and 12 months overall,
-    by diagnosis, by baseline albumin <= 35 g/L and BMI <= 18.5, with log-rank tests; Cox
-    models univariate then multivariable by forward selection (entry p < 0.05) stratified
-    by center with the proportional-hazards test; discontinuations per 100 patient-years."""
+    """Persistence on upadacitinib: Kaplan-Meier rates at the settings' months
+    (persistence.km_months) overall and by the settings' groupings (persistence.km_groups),
+    with log-rank tests; Cox models univariate then multivariable by forward selection
+    (entry p < statistics.cox_entry_p) stratified by center with the proportional-hazards
+    test; discontinuations per 100 patient-years."""
     s = study.settings()
     params = stats.params_from_settings(s)
     with warehouse.get_connection() as con:
         def compute():
-            tables = analyses.persistence_analysis(read(con, "analytics.persistence"),
-                                                   read(con, "analytics.baseline_covariates"), params, workers=None)
-            km = tables["km_estimates"]
-            return tables, {"km_estimates": {"overall": md_table(km[km["group_var"] == "overall"])}}
+            res = analyses.persistence_analysis(read(con, "analytics.persistence"),
+                                                read(con, "analytics.baseline_covariates"), params, workers=None)
+            km = res.km_estimates
+            return res.tables(), {"km_estimates": {"overall": md_table(km[km["group_var"] == "overall"])}}
 
         out = _materialize(context, con, "persistence_models", SURVIVAL_TABLES_IN, SURVIVAL_TABLES, s, compute)
     yield from out
@@ -158,16 +160,15 @@ HETEROGENEITY, HETEROGENEITY_IN = ["center_heterogeneity"], ["endpoints"]
 @dg.multi_asset(specs=_specs(HETEROGENEITY, HETEROGENEITY_IN), check_specs=table_checks(HETEROGENEITY),
                 name="center_heterogeneity")
 def center_heterogeneity(context: dg.AssetExecutionContext, study: StudyResource, warehouse: DuckDBResource):
-    """Per-center rates of the primary endpoints at month 12, the DerSimonian-Laird
-    random-effects pooled estimate on the logit scale, I-squared and Cochran's Q; cells
-    under 5 patients flagged."""
+    """Per-center rates of the settings' endpoints at the settings' time point
+    (statistics.heterogeneity), the DerSimonian-Laird random-effects pooled estimate on
+    the logit scale, I-squared and Cochran's Q; cells under statistics.small_cell_below
+    patients flagged."""
     s = study.settings()
-    params = stats.params_from_settings(s)["center_heterogeneity"]
-    h = s["statistics"]["heterogeneity"]
+    params = stats.params_from_settings(s)
     with warehouse.get_connection() as con:
         def compute():
-            return {"center_heterogeneity": stats.center_heterogeneity(
-                read(con, "analytics.endpoints"), timepoint=h["timepoint"], endpoint_names=h["endpoints"], **params)}, None
+            return {"center_heterogeneity": analyses.heterogeneity_analysis(read(con, "analytics.endpoints"), params)}, None
 
         out = _materialize(context, con, "center_heterogeneity", HETEROGENEITY_IN, HETEROGENEITY, s, compute)
     yield from out
@@ -182,12 +183,11 @@ def safety_tables(context: dg.AssetExecutionContext, study: StudyResource, wareh
     """Serious adverse events and adverse events leading to discontinuation, by term and
     diagnosis, with events per 100 patient-years (exact Poisson intervals)."""
     s = study.settings()
-    params = stats.params_from_settings(s)["ae_tables"]
+    params = stats.params_from_settings(s)
     with warehouse.get_connection() as con:
         def compute():
             ae, expo = read(con, "analytics.adverse_events"), read(con, "analytics.exposure")
-            t = stats.ae_tables(ae, expo, expo[["patient_id", "diagnosis"]], **params)
-            return {"safety_serious": t["serious"], "safety_discontinuation": t["discontinuation"]}, None
+            return analyses.safety_tables(ae, expo, params).tables(), None
 
         out = _materialize(context, con, "safety_tables", SAFETY_TABLES_IN, SAFETY_TABLES, s, compute)
     yield from out

@@ -1,6 +1,10 @@
-"""Endpoints per included patient and time point (STUDY.md "Endpoints", "Time points and
-windows"): one row per patient, time point and endpoint with the complete-case status,
-the non-responder-imputation status, the value used and the reason."""
+"""Endpoints per included patient and time point (docs/STUDY_RULES.md#endpoints,
+#windows): one row per patient, time point and endpoint with the complete-case status,
+the non-responder-imputation status, the value used and the reason.
+
+Which endpoints, under which names, is the settings' (``endpoints.clinical_endpoints``,
+``endpoints.biomarker_endpoints``: name -> rule); this module holds the rules
+(``CLINICAL_RULES``, ``BIOMARKER_RULES``) and their thresholds come from the settings too."""
 
 from __future__ import annotations
 
@@ -29,17 +33,47 @@ from ibd_pipeline.config import Crf
 from ibd_pipeline.endpoints.analysis_sets import analysis_sets
 
 ACHIEVED, NOT_ACHIEVED, NOT_EVALUABLE = "achieved", "not_achieved", "not_evaluable"
-CLINICAL_ENDPOINTS = ("sf_clinical_remission", "clinical_response", "endoscopic_remission", "endoscopic_response")
-# clinical remission without the steroid-free condition (``endpoints.steroid_free: false``)
-PLAIN_REMISSION = "clinical_remission"
-BIOMARKER_ENDPOINTS = ("biochemical_remission", "crp_normal", "fc_normal")
+# the rules an endpoint of the settings names (study.yaml endpoints.*_endpoints.<name>.rule)
+REMISSION, RESPONSE, ENDOSCOPIC_REMISSION, ENDOSCOPIC_RESPONSE = (
+    "remission", "response", "endoscopy_remission", "endoscopy_response")
+CLINICAL_RULES = (REMISSION, RESPONSE, ENDOSCOPIC_REMISSION, ENDOSCOPIC_RESPONSE)
+ENDOSCOPIC_RULES = (ENDOSCOPIC_REMISSION, ENDOSCOPIC_RESPONSE)
+FC_OR_CRP_NORMAL, FC_AND_CRP_NORMAL, CRP_NORMAL, FC_NORMAL = "fc_or_crp_normal", "fc_and_crp_normal", "crp_normal", "fc_normal"
+BIOMARKER_RULES = (FC_OR_CRP_NORMAL, FC_AND_CRP_NORMAL, CRP_NORMAL, FC_NORMAL)
 ENDPOINT_LAB_TESTS = ("CRP", "FC")  # the labs the biomarker endpoints read
 OUTPUT_COLUMNS = [
     "patient_id", "center", "diagnosis", "timepoint", "endpoint", "status", "status_nri", "value", "reason",
 ]
-# STUDY.md "Time points and windows": at induction the covering rule applies (patients
-# taper during induction); at later clinical time points the N-days-free rule.
-COVERING_RULE_TIMEPOINTS = ("induction",)
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    """One endpoint of the settings: its name, the rule deciding it and whether the
+    remission rule also needs the steroid-free rule."""
+
+    name: str
+    rule: str
+    steroid_free: bool = False
+
+
+def endpoint_specs(settings: dict, kind: str) -> list[EndpointSpec]:
+    """The settings' endpoints of ``kind`` ("clinical" or "biomarker"; study.yaml
+    ``endpoints.<kind>_endpoints``) in their order, each rule checked against the rules
+    of this module."""
+    rules = CLINICAL_RULES if kind == "clinical" else BIOMARKER_RULES
+    out = []
+    for name, spec in ((settings["endpoints"].get(f"{kind}_endpoints")) or {}).items():
+        if spec["rule"] not in rules:
+            raise ValueError(f"endpoints.{kind}_endpoints.{name}: unknown rule {spec['rule']!r} (one of {list(rules)})")
+        out.append(EndpointSpec(name, spec["rule"], bool(spec.get("steroid_free", False))))
+    return out
+
+
+def _covering_rule(timepoint: str, settings: dict) -> bool:
+    """docs/STUDY_RULES.md#windows: at ``steroids.covering_rule_timepoints`` steroid-free
+    means no episode covers the date (patients taper during induction); at the other
+    clinical time points the N-days-free rule."""
+    return timepoint in ((settings.get("steroids") or {}).get("covering_rule_timepoints") or ())
 NRI_REASONS = {
     "discontinuation": "discontinued_before_timepoint",
     "bowel_resection": "bowel_resection_before_timepoint",
@@ -57,33 +91,6 @@ def _na(x) -> bool:
     return x is None or x is pd.NA or (isinstance(x, float) and x != x) or (x is pd.NaT)
 
 
-ENDOSCOPIC_ENDPOINTS = ("endoscopic_remission", "endoscopic_response")
-
-
-def endpoint_groups(settings: dict) -> list[tuple[str, tuple[str, ...]]]:
-    """Per clinical or endoscopic time point, in order, the endpoints evaluated there:
-    the clinical ones (remission, response) at ``timepoints.clinical``, the endoscopic
-    ones at ``timepoints.endoscopic`` (default: the clinical time points)."""
-    tp = settings["timepoints"]
-    names = clinical_endpoint_names(settings)
-    clinical = [e for e in names if e not in ENDOSCOPIC_ENDPOINTS]
-    endoscopic_at = tp.get("endoscopic") or tp["clinical"]
-    out = []
-    for t in dict.fromkeys([*tp["clinical"], *endoscopic_at]):
-        eps = (clinical if t in tp["clinical"] else []) + (list(ENDOSCOPIC_ENDPOINTS) if t in endoscopic_at else [])
-        out.append((t, tuple(e for e in names if e in eps)))
-    return out
-
-
-def clinical_endpoint_names(settings: dict) -> tuple[str, ...]:
-    """The clinical and endoscopic endpoints of the study: remission is steroid-free
-    (``sf_clinical_remission``) unless ``endpoints.steroid_free`` is false
-    (``clinical_remission``)."""
-    if settings["endpoints"].get("steroid_free", True):
-        return CLINICAL_ENDPOINTS
-    return (PLAIN_REMISSION, *CLINICAL_ENDPOINTS[1:])
-
-
 def _pct_ok(drop: float, base: float, pct: float) -> bool:
     """drop >= pct % of base, exactly (integers stay integers: 49/100 is not >= 50 %)."""
     return base > 0 and drop * 100 >= pct * base
@@ -91,14 +98,15 @@ def _pct_ok(drop: float, base: float, pct: float) -> bool:
 
 # ------------------------------------------------------------------- steroids
 def steroid_free(episodes: pd.DataFrame, on: pd.Timestamp, timepoint: str, settings: dict) -> tuple[bool, str, str]:
-    """Steroid-free at an assessment date (STUDY.md "Time points and windows"):
-    induction - no systemic corticosteroid episode covers the date (an ongoing episode
-    covers every date from its start); months 6 and 12 - no episode that started on or
-    before the date is ongoing, and every one stopped >= ``steroids.free_days_before_assessment``
-    days before it (date - stop date >= N). ``episodes``: that patient's episodes of a
-    class in ``steroids.classes``. Returns (free, reason, detail text)."""
+    """Steroid-free at an assessment date (docs/STUDY_RULES.md#windows): at
+    ``steroids.covering_rule_timepoints`` no systemic corticosteroid episode covers the
+    date (an ongoing episode covers every date from its start); at the others no episode
+    that started on or before the date is ongoing, and every one stopped >=
+    ``steroids.free_days_before_assessment`` days before it (date - stop date >= N).
+    ``episodes``: that patient's episodes of a class in ``steroids.classes``. Returns
+    (free, reason, detail text)."""
     ep = episodes[episodes["start_date"] <= on]
-    if timepoint in COVERING_RULE_TIMEPOINTS:
+    if _covering_rule(timepoint, settings):
         cover = ep[ep["stop_date"].isna() | (ep["stop_date"] >= on)]
         if len(cover):
             r = cover.iloc[0]
@@ -126,7 +134,7 @@ def _steroid_free_records(records: list[tuple], on, timepoint: str, settings: di
     """``steroid_free`` on ``_episode_records`` (the same rules, row order and texts,
     without building a frame per assessment)."""
     ep = [r for r in records if r[0] <= on]  # NaT start (or date) compares False: left out, as in the frame
-    if timepoint in COVERING_RULE_TIMEPOINTS:
+    if _covering_rule(timepoint, settings):
         for _start, stop, drug in ep:
             if stop is None or stop >= on:
                 return False, "steroid_at_assessment", f"{drug} covers the assessment date"
@@ -171,26 +179,27 @@ def nri_event(
 
 
 # ------------------------------------------------------------ CD endpoints
-def cd_endpoint(endpoint: str, b: dict, f: dict, steroid, win: str, cfg: dict) -> Result:
-    """CD endpoints (STUDY.md "Endpoints", CD; thresholds ``endpoints.CD``):
-    steroid-free clinical remission HBI <= 4 and steroid-free; clinical response HBI drop >=
-    3 points or >= 50 %; endoscopic remission SES-CD <= 3, or Rutgeerts i0-i1 where only
-    Rutgeerts is recorded in the window; endoscopic response SES-CD drop >= 50 %.
-    ``b``/``f``: baseline and time-point components from ``scores_at``."""
-    if endpoint in ("sf_clinical_remission", PLAIN_REMISSION):
+def cd_endpoint(spec: EndpointSpec, b: dict, f: dict, steroid, win: str, cfg: dict) -> Result:
+    """CD endpoints (docs/STUDY_RULES.md#endpoints, CD; thresholds ``endpoints.CD``), by
+    the endpoint's rule: remission HBI <= 4 (and steroid-free when the endpoint says
+    so); response HBI drop >= 3 points or >= 50 %; endoscopic remission SES-CD <= 3, or
+    Rutgeerts i0-i1 where only Rutgeerts is recorded in the window; endoscopic response
+    SES-CD drop >= 50 %. ``b``/``f``: baseline and time-point components from ``scores_at``."""
+    rule = spec.rule
+    if rule == REMISSION:
         if _na(f["hbi"]):
             return Result(NOT_EVALUABLE, f"no HBI in days {win}", "no_assessment_in_window")
         hbi, mx = float(f["hbi"]), cfg["remission_hbi_max"]
         val = f"HBI {fmt_value(hbi)}"
         if hbi > mx:
             return Result(NOT_ACHIEVED, val, f"hbi_gt_{fmt_num(mx)}")
-        if endpoint == PLAIN_REMISSION:  # endpoints.steroid_free: false
+        if not spec.steroid_free:
             return Result(ACHIEVED, val, f"hbi_le_{fmt_num(mx)}")
         free, why, detail = steroid(f["hbi_date"])
         if not free:
             return Result(NOT_ACHIEVED, f"{val}; {detail}", why)
         return Result(ACHIEVED, val, f"hbi_le_{fmt_num(mx)}_steroid_free")
-    if endpoint == "clinical_response":
+    if rule == RESPONSE:
         if _na(f["hbi"]):
             return Result(NOT_EVALUABLE, f"no HBI in days {win}", "no_assessment_in_window")
         if _na(b["hbi"]):
@@ -205,7 +214,7 @@ def cd_endpoint(endpoint: str, b: dict, f: dict, steroid, win: str, cfg: dict) -
         if _pct_ok(hb - hf, hb, pct):
             return Result(ACHIEVED, val, f"hbi_drop_ge_{fmt_num(pct)}pct")
         return Result(NOT_ACHIEVED, val, f"hbi_drop_lt_{fmt_num(pts)}_and_lt_{fmt_num(pct)}pct")
-    if endpoint == "endoscopic_remission":
+    if rule == ENDOSCOPIC_REMISSION:
         if not _na(f["ses_cd"]):
             ses, mx = float(f["ses_cd"]), cfg["endoscopic_remission_ses_cd_max"]
             val = f"SES-CD {fmt_value(ses)}"
@@ -219,9 +228,9 @@ def cd_endpoint(endpoint: str, b: dict, f: dict, steroid, win: str, cfg: dict) -
                 return Result(ACHIEVED, val, f"rutgeerts_{'_'.join(ok)}")
             return Result(NOT_ACHIEVED, val, f"rutgeerts_not_{'_'.join(ok)}")
         return Result(NOT_EVALUABLE, f"no SES-CD or Rutgeerts in days {win}", "no_endoscopy_in_window")
-    if endpoint == "endoscopic_response":
+    if rule == ENDOSCOPIC_RESPONSE:
         return _drop_pct("SES-CD", f["ses_cd"], b["ses_cd"], cfg["endoscopic_response_drop_pct"], win, "ses_cd")
-    raise ValueError(endpoint)
+    raise ValueError(f"{spec.name}: unknown rule {rule!r}")
 
 
 def _drop_pct(label: str, fu, base, pct: float, win: str, code: str) -> Result:
@@ -261,27 +270,30 @@ def _mayo_missing(x: dict, win: str, baseline: bool) -> Result:
     )
 
 
-def uc_endpoint(endpoint: str, b: dict, f: dict, steroid, win: str, cfg: dict) -> Result:
-    """UC endpoints (STUDY.md "Endpoints", UC; thresholds ``endpoints.UC``); adapted Mayo =
-    stool + bleeding (one visit) + endoscopic subscore (closest endoscopy):
-    steroid-free clinical remission adapted Mayo <= 2 with no subscore > 1, steroid-free;
-    clinical response drop >= 2 points and >= 30 %, with bleeding drop >= 1 or bleeding <= 1;
-    endoscopic remission endoscopic subscore <= 0; endoscopic response endoscopic subscore
-    drop >= 50 %."""
-    if endpoint in ("sf_clinical_remission", "clinical_response"):
+def uc_endpoint(spec: EndpointSpec, b: dict, f: dict, steroid, win: str, cfg: dict) -> Result:
+    """UC endpoints (docs/STUDY_RULES.md#endpoints, UC; thresholds ``endpoints.UC``) by the
+    endpoint's rule; adapted Mayo = stool + bleeding (one visit) + endoscopic subscore
+    (closest endoscopy): remission adapted Mayo <= 2 with no subscore > 1 (and
+    steroid-free when the endpoint says so); response drop >= 2 points and >= 30 %, with
+    bleeding drop >= 1 or bleeding <= 1; endoscopic remission endoscopic subscore <= 0;
+    endoscopic response endoscopic subscore drop >= 50 %."""
+    rule = spec.rule
+    if rule in (REMISSION, RESPONSE):
         fp = _mayo_parts(f)
         if fp is None:
             return _mayo_missing(f, win, baseline=False)
         s, bl, e = fp
         total = s + bl + e
         parts = f"stool {fmt_value(s)}, bleeding {fmt_value(bl)}, endoscopic {fmt_value(e)}"
-        if endpoint == "sf_clinical_remission":
+        if rule == REMISSION:
             mx, sub = cfg["remission_adapted_mayo_max"], cfg["remission_subscore_max"]
             val = f"adapted Mayo {fmt_value(total)} ({parts})"
             if total > mx:
                 return Result(NOT_ACHIEVED, val, f"adapted_mayo_gt_{fmt_num(mx)}")
             if max(fp) > sub:
                 return Result(NOT_ACHIEVED, val, f"subscore_gt_{fmt_num(sub)}")
+            if not spec.steroid_free:
+                return Result(ACHIEVED, val, f"adapted_mayo_le_{fmt_num(mx)}_no_subscore_gt_{fmt_num(sub)}")
             free, why, detail = steroid(f["mayo_sb_date"])
             if not free:
                 return Result(NOT_ACHIEVED, f"{val}; {detail}", why)
@@ -305,7 +317,7 @@ def uc_endpoint(endpoint: str, b: dict, f: dict, steroid, win: str, cfg: dict) -
         return Result(
             ACHIEVED, val, f"adapted_mayo_drop_ge_{fmt_num(pts)}_and_ge_{fmt_num(pct)}pct_bleeding_criterion_met"
         )
-    if endpoint == "endoscopic_remission":
+    if rule == ENDOSCOPIC_REMISSION:
         if _na(f["mayo_endo"]):
             return Result(NOT_EVALUABLE, f"no Mayo endoscopic subscore in days {win}", "no_endoscopy_in_window")
         e, mx = float(f["mayo_endo"]), cfg["endoscopic_remission_endo_max"]
@@ -313,11 +325,11 @@ def uc_endpoint(endpoint: str, b: dict, f: dict, steroid, win: str, cfg: dict) -
         if e <= mx:
             return Result(ACHIEVED, val, f"mayo_endo_le_{fmt_num(mx)}")
         return Result(NOT_ACHIEVED, val, f"mayo_endo_gt_{fmt_num(mx)}")
-    if endpoint == "endoscopic_response":
+    if rule == ENDOSCOPIC_RESPONSE:
         return _drop_pct(
             "Mayo endoscopic subscore", f["mayo_endo"], b["mayo_endo"], cfg["endoscopic_response_drop_pct"], win, "mayo_endo"
         )
-    raise ValueError(endpoint)
+    raise ValueError(f"{spec.name}: unknown rule {rule!r}")
 
 
 # -------------------------------------------------------- biomarker endpoints
@@ -335,21 +347,26 @@ def biomarker_thresholds(cfg: dict) -> dict[str, tuple[str, float]]:
 
 
 _WORDS = {"<": ("lt", "ge"), "<=": ("le", "gt")}
+# per rule: the tests it reads and whether any one (OR) or every one (AND) must be normal
+_BIOMARKER_TESTS = {CRP_NORMAL: (("CRP",), "any"), FC_NORMAL: (("FC",), "any"),
+                    FC_OR_CRP_NORMAL: (("FC", "CRP"), "any"), FC_AND_CRP_NORMAL: (("FC", "CRP"), "all")}
 
 
-def biomarker_endpoint(endpoint: str, crp: pd.Series | None, fc: pd.Series | None, win: str, cfg: dict, units: dict) -> Result:
-    """Biochemical endpoints (STUDY.md "Endpoints", both; thresholds
-    ``endpoints.biochemical``, see ``biomarker_thresholds``): CRP normal, FC normal, and
-    biochemical remission = FC normal OR CRP normal (``combine: any``, the multicenter
-    protocol: FC < 150 or CRP < 8) or FC normal AND CRP normal (``combine: all``, e.g. CRP
-    <= 5 and FC <= 250; evaluable only when every test was measured and decidable).
-    Detection-limit qualifiers are honoured ("<5" is below 8; "<10"
-    against 8 is undecidable -> not evaluable; ">200" is not below 8). ``crp``/``fc``: the
-    chosen lab row or None."""
+def biomarker_endpoint(spec: EndpointSpec, crp: pd.Series | None, fc: pd.Series | None, win: str, cfg: dict,
+                       units: dict) -> Result:
+    """Biochemical endpoints (docs/STUDY_RULES.md#endpoints, both; thresholds
+    ``endpoints.biochemical``, see ``biomarker_thresholds``) by the endpoint's rule:
+    crp_normal (the multicenter study: CRP < 8 mg/L; the single-center one: <= 5),
+    fc_normal (FC < 150 ug/g; <= 250), fc_or_crp_normal (either normal: the multicenter
+    biochemical remission), fc_and_crp_normal (both normal, each measured: the
+    single-center biomarker remission). Detection-limit qualifiers are honoured ("<5" is
+    below 8; "<10" against 8 is undecidable -> not evaluable; ">200" is not below 8).
+    ``crp``/``fc``: the chosen lab row or None."""
+    if spec.rule not in _BIOMARKER_TESTS:
+        raise ValueError(f"{spec.name}: unknown rule {spec.rule!r}")
+    tests, combine = _BIOMARKER_TESTS[spec.rule]
     thr = biomarker_thresholds(cfg)
-    combine = cfg.get("combine", "any")
     rows = {"CRP": crp, "FC": fc}
-    tests = {"crp_normal": ["CRP"], "fc_normal": ["FC"]}.get(endpoint, ["FC", "CRP"])
     outcomes, texts = [], []
     for test in tests:
         op, t = thr[test]
@@ -371,7 +388,7 @@ def biomarker_endpoint(endpoint: str, crp: pd.Series | None, fc: pd.Series | Non
     measured = all(o[3] in ("ok", "not") for o in outcomes)
     if (combine == "any" and ok) or (combine == "all" and len(ok) == len(outcomes)):
         return Result(ACHIEVED, val, words("ok"))
-    # "all": complete case needs every test of the combination measured (a patient with
+    # AND: complete case needs every test of the combination measured (a patient with
     # CRP > 5 and no FC is not evaluable for CRP <= 5 AND FC <= 250)
     if (combine == "all" and measured) or all(o[3] == "not" for o in outcomes):
         return Result(NOT_ACHIEVED, val, words("not"))
@@ -381,6 +398,18 @@ def biomarker_endpoint(endpoint: str, crp: pd.Series | None, fc: pd.Series | Non
     if len(missing) == len(outcomes):
         return Result(NOT_EVALUABLE, val, "no_lab_in_window")
     return Result(NOT_EVALUABLE, val, "_and_".join(f"no_{te.lower()}_in_window" for te in missing))
+
+
+def endpoint_groups(settings: dict, clinical: list[EndpointSpec]) -> list[tuple[str, list[EndpointSpec]]]:
+    """Per clinical or endoscopic time point, in order, the endpoints evaluated there: the
+    clinical rules (remission, response) at ``timepoints.clinical``, the endoscopic rules
+    at ``timepoints.endoscopic`` (default: the clinical time points)."""
+    tp = settings["timepoints"]
+    endoscopic_at = tp.get("endoscopic") or tp["clinical"]
+    out = []
+    for t in dict.fromkeys([*tp["clinical"], *endoscopic_at]):
+        out.append((t, [e for e in clinical if (t in endoscopic_at if e.rule in ENDOSCOPIC_RULES else t in tp["clinical"])]))
+    return out
 
 
 # ------------------------------------------------------------------- driver
@@ -393,18 +422,19 @@ def endpoints(
     settings: dict,
     crf: Crf,
 ) -> pd.DataFrame:
-    """Every endpoint of every included patient at every time point (STUDY.md "Endpoints",
-    "Time points and windows").
+    """Every endpoint of every included patient at every time point
+    (docs/STUDY_RULES.md#endpoints, #windows).
 
-    Clinical and endoscopic endpoints (sf_clinical_remission, clinical_response,
-    endoscopic_remission, endoscopic_response) at ``timepoints.clinical`` (induction,
-    month6, month12); biomarker endpoints (biochemical_remission, crp_normal, fc_normal) at
-    ``timepoints.labs`` (baseline, induction, month6, month12, month18).
+    Clinical and endoscopic endpoints (``endpoints.clinical_endpoints``) at
+    ``timepoints.clinical``; biomarker endpoints (``endpoints.biomarker_endpoints``) at
+    ``timepoints.labs``, each by its rule.
 
-    Analysis sets (``timepoints.analysis_set``, ``endpoints.analysis_sets``): with
-    ``reached_or_stopped`` a patient who has not yet reached a clinical time point by the
-    data cut-off (and did not stop before it) has no rows there - the analysis-set table
-    lists them; with ``all_included`` (default) every included patient has rows.
+    Endoscopic endpoints are evaluated at ``timepoints.endoscopic`` (default: the clinical
+    time points). Analysis sets (``timepoints.analysis_set``, ``endpoints.analysis_sets``):
+    with ``reached_or_stopped`` a patient who has not yet reached a clinical time point by
+    the data cut-off (and did not stop before it) has no rows there - the analysis-set
+    table lists them; with ``all_included`` (default) every included patient has rows.
+    Non-responder imputation applies to the endpoint groups of ``endpoints.nri_applies_to``.
 
     Failures and gaps: a patient who stopped UPA or had an IBD-related bowel resection
     before the time point (``nri_event``) is ``not_achieved`` for the clinical and
@@ -421,8 +451,15 @@ def endpoints(
     dx = p.set_index(PATIENT_KEY)["diagnosis"]
     tp_cfg = settings["timepoints"]
     cfg = settings["endpoints"]
+    clinical, biomarker = endpoint_specs(settings, "clinical"), endpoint_specs(settings, "biomarker")
+    groups = endpoint_groups(settings, clinical)
+    nri_groups = set(cfg.get("nri_applies_to") or ("clinical", "endoscopic"))
+    # the analysis-set rule is the clinical time points'; an endoscopic-only time point
+    # (one unscheduled follow-up endoscopy) is complete case among every included patient
+    sets = analysis_sets(p, settings, list(tp_cfg["clinical"]))
+    left_out = sets[~sets["in_set"] & (sets["membership"] != "no_target")]
+    out_of_set = set(zip(left_out[PATIENT_KEY], left_out["timepoint"]))
 
-    groups = endpoint_groups(settings)
     a = add_day(assessments, p, "visit_date")
     scores = {tp: scores_at(a, settings, tp, dx).to_dict("index") for tp in [BASELINE, *(t for t, _ in groups)]}
     lab = add_day(labs, p, "sample_date")
@@ -433,33 +470,26 @@ def endpoints(
     units = {t: crf.canonical_unit(t) for t in ("CRP", "FC")}
 
     meds = medication_table(medications, p, settings, crf)
-    steroid_classes = (settings.get("steroids") or {}).get("classes") or []
-    steroids = meds[meds["drug_class"].isin(steroid_classes)]
+    steroids = meds[meds["drug_class"].isin((settings.get("steroids") or {}).get("classes") or [])]
     steroids_by = {k: _episode_records(g) for k, g in steroids.groupby(PATIENT_KEY)}
     no_episodes: list[tuple] = []
     s = surgery_table(surgeries, p, crf)
     res = s[s["bowel_resection"] & (s["day"] >= 0)]
     res_by = res.groupby(PATIENT_KEY)["surgery_date"].apply(list).to_dict()
 
-    nri_groups = set(cfg.get("nri_applies_to") or ("clinical", "endoscopic"))
-    # the analysis-set rule is the clinical time points'; an endoscopic-only time point
-    # (one unscheduled follow-up endoscopy) is complete case among every included patient
-    sets = analysis_sets(p, settings, list(tp_cfg["clinical"]))
-    out_of_set = set(zip(sets.loc[~sets["in_set"] & (sets["membership"] != "no_target"), PATIENT_KEY],
-                         sets.loc[~sets["in_set"] & (sets["membership"] != "no_target"), "timepoint"]))
     rows = []
     for pat in p.to_dict("records"):
         pid, diag = pat[PATIENT_KEY], pat["diagnosis"]
         head = (pid, pat["center"], diag)
         episodes = steroids_by.get(pid, no_episodes)
-        for tp, names in groups:
-            t = target_day(settings, tp, diag)
-            lo, hi = window_bounds(settings, tp)
+        for tp, at_tp in groups:
             if (pid, tp) in out_of_set:  # not yet reached (timepoints.analysis_set): not in this set
                 continue
+            t = target_day(settings, tp, diag)
+            lo, hi = window_bounds(settings, tp)
             if t is None or diag not in ("CD", "UC"):
-                for ep in names:
-                    rows.append((*head, tp, ep, Result(NOT_EVALUABLE, f"{diag} is not scored", "diagnosis_not_scored")))
+                for ep in at_tp:
+                    rows.append((*head, tp, ep.name, Result(NOT_EVALUABLE, f"{diag} is not scored", "diagnosis_not_scored")))
                 continue
             win = f"{t + lo}..{t + hi}"
             ev = nri_event(pat, pat["upa_start_date"] + pd.Timedelta(days=t), res_by.get(pid, []), settings)
@@ -468,25 +498,25 @@ def endpoints(
             def steroid(on, _tp=tp, _ep=episodes):
                 return _steroid_free_records(_ep, on, _tp, settings)
 
-            for ep in names:
-                if ev is not None and ("endoscopic" if ep in ENDOSCOPIC_ENDPOINTS else "clinical") in nri_groups:
+            for ep in at_tp:
+                if ev is not None and ("endoscopic" if ep.rule in ENDOSCOPIC_RULES else "clinical") in nri_groups:
                     r = Result(NOT_ACHIEVED, ev[1], ev[0])
                 elif diag == "CD":
                     r = cd_endpoint(ep, b, f, steroid, win, cfg["CD"])
                 else:
                     r = uc_endpoint(ep, b, f, steroid, win, cfg["UC"])
-                rows.append((*head, tp, ep, r))
+                rows.append((*head, tp, ep.name, r))
         for tp in tp_cfg["labs"]:
             t = target_day(settings, tp, diag)
             if t is None:
-                for ep in BIOMARKER_ENDPOINTS:
-                    rows.append((*head, tp, ep, Result(NOT_EVALUABLE, f"no {tp} target for {diag}", "no_target_for_diagnosis")))
+                for ep in biomarker:
+                    rows.append((*head, tp, ep.name, Result(NOT_EVALUABLE, f"no {tp} target for {diag}", "no_target_for_diagnosis")))
                 continue
             lo, hi = window_bounds(settings, tp)
             win = f"{t + lo}..{t + hi}"
             crp, fc = chosen_labs[tp].get((pid, "CRP")), chosen_labs[tp].get((pid, "FC"))
-            for ep in BIOMARKER_ENDPOINTS:
-                rows.append((*head, tp, ep, biomarker_endpoint(ep, crp, fc, win, cfg["biochemical"], units)))
+            for ep in biomarker:
+                rows.append((*head, tp, ep.name, biomarker_endpoint(ep, crp, fc, win, cfg["biochemical"], units)))
 
     out = pd.DataFrame(
         [(*h, r.status, ACHIEVED if r.status == ACHIEVED else NOT_ACHIEVED, r.value, r.reason) for *h, r in rows],

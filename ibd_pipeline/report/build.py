@@ -26,6 +26,7 @@ import pandas as pd
 import yaml
 from markupsafe import Markup
 
+from ..config import load_settings
 from .context import ReportContext
 from .data import Warehouse
 from .figures import DPI, place_figures, render_all, workers_for
@@ -83,7 +84,8 @@ def build_report(
     ``analytics`` tables to ``out``.
 
     ``settings``: the study settings (``study.yaml``) the report states and uses for
-    labels and thresholds; when empty, the warehouse's ``ref.settings`` are used.
+    labels, orderings and thresholds; when empty, the warehouse's ``ref.settings``, and
+    without those the study settings file (the one place of every value).
     ``published``: the published study's figures (default :func:`load_published`; pass
     ``{}`` to leave the comparison out). ``generated_at``: the timestamp printed (default
     now, UTC). ``workers``: processes drawing the figures (default
@@ -93,7 +95,7 @@ def build_report(
     t0 = time.perf_counter()
     out = Path(out)
     wh = Warehouse(con)
-    settings = settings or wh.settings_from_ref()
+    settings = settings or wh.settings_from_ref() or load_settings()
     published_error = ""
     if published is None:
         try:
@@ -125,7 +127,7 @@ def build_report(
     text = _page().render(
         title=_text(st.get("title", "Study report")), period_start=_text(period.get("start", DASH)),
         period_end=_text(period.get("end", DASH)),
-        generated_at=generated_at, key_items=key_items(key),
+        generated_at=generated_at, key_items=key_items(key, settings),
         sections=[{"id": sid, "title": title, "body": Markup(body)} for sid, title, body in bodies])
 
     t_fig = time.perf_counter()

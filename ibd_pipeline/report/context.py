@@ -28,9 +28,10 @@ class ReportContext:
         self.wh = wh
         self.settings = settings
         self.published = published
-        st = settings.get("statistics") or {}
-        self.small = int(st.get("small_cell_below", 5))
-        self.alpha = float(st.get("alpha", 0.05))
+        # the settings are study.yaml's (or the warehouse's ref.settings): no defaults of their own here
+        st = settings["statistics"]
+        self.small = int(st["small_cell_below"])
+        self.alpha = float(st["alpha"])
         self.figures: dict[str, bytes] = {}
         self.jobs: list[Job] = []
         self.unavailable: dict[str, list[str]] = {}
@@ -95,24 +96,26 @@ def ratio_forest(c: ReportContext, df: pd.DataFrame, est: str, name: str, title:
     d = df[ok]
     if d.empty:
         raise Unavailable(f"no estimable {what} to plot")
-    dropped = [var_label(v) for v in df.loc[~ok, "variable"]]
+    dropped = [var_label(v, c.settings) for v in df.loc[~ok, "variable"]]
     cap = f"{title}; 95% CI, log scale"
     if dropped:
         cap += f". Not estimable (separation / infinite CI), not plotted: {', '.join(dropped)}"
     return c.figure(name, forest_plot,
-                    ([var_label(v) for v in d["variable"]], d[est].to_numpy(float), d["ci_low"].to_numpy(float),
+                    ([var_label(v, c.settings) for v in d["variable"]], d[est].to_numpy(float), d["ci_low"].to_numpy(float),
                      d["ci_high"].to_numpy(float)),
                     {"log_scale": True, "ref_line": 1.0, "title": title, "xlabel": xlabel}, alt=title, caption=cap)
 
 
-def ratio_rows(df: pd.DataFrame, est: str, extra) -> list:
+def ratio_rows(df: pd.DataFrame, est: str, extra, settings: dict | None = None) -> list:
+    """Table rows of a ratio model (variable label from the settings, estimate and CI or
+    "not estimable", p, then ``extra(row)``)."""
     rows = []
     ok = estimable(df, est) if len(df) else pd.Series(dtype=bool)
     for (i, r), good in zip(df.iterrows(), ok):
         shown = F.fmt_est_ci(r[est], r["ci_low"], r["ci_high"])
         if r.get("estimable") is False or (not F.missing(r.get("estimable")) and not bool(r.get("estimable"))):
             shown = f"not estimable ({fmt_int(r.get('events'))} events / {fmt_int(r.get('n'))})"
-        rows.append([Cell(var_label(r["variable"]), cls="lbl"),
+        rows.append([Cell(var_label(r["variable"], settings), cls="lbl"),
                      Cell(shown, cls=None if good else "warn"),
                      fmt_p(r["p_value"]), *extra(r)])
     return rows

@@ -7,12 +7,15 @@ import math
 from . import fmt as F
 from .context import ReportContext
 from .fmt import DASH
-from .labels import DIAGNOSES
+from .labels import DIAGNOSES, endpoint_label, tp_label
 
 
 def key_numbers(c: ReportContext) -> dict:
-    """The headline numbers of the built report (flow, primary outcome, AUC, 12-month
-    persistence, discontinuations), JSON-friendly: a missing table leaves its numbers out."""
+    """The headline numbers of the built report (flow, the primary outcome of
+    ``statistics.predictor_outcome``, AUC, persistence at the last of
+    ``persistence.km_months``, discontinuations), JSON-friendly: a missing table leaves
+    its numbers out. Keys name the outcome (``<endpoint>_<timepoint>_<dx>``) and the month
+    (``km_<m>m_persistence_pct``)."""
     k: dict = {}
     wh = c.wh
     f = wh.try_get("patient_flow", ["step", "reason", "center", "n"])
@@ -27,10 +30,10 @@ def key_numbers(c: ReportContext) -> dict:
                  included_uc=n("included_by_diagnosis", "UC"), included_cd=n("included_by_diagnosis", "CD"))
     r = wh.try_get("endpoint_rates", ["diagnosis", "timepoint", "endpoint", "analysis", "n", "n_total", "pct"])
     if r is not None:
-        po = (c.settings.get("statistics") or {}).get("predictor_outcome") or {}
-        ep, tp = po.get("endpoint", "sf_clinical_remission"), po.get("timepoint", "month12")
+        po = c.settings["statistics"]["predictor_outcome"]
+        ep, tp = po["endpoint"], po["timepoint"]
         for dx in DIAGNOSES:
-            x = r[(r["endpoint"] == ep) & (r["timepoint"] == tp) & (r["diagnosis"] == dx) & (r["analysis"] == "complete_case")]
+            x = r[(r["endpoint"] == ep) & (r["timepoint"] == tp) & (r["diagnosis"] == dx) & (r["analysis"] == po["analysis"])]
             if len(x):
                 k[f"{ep}_{tp}_{dx.lower()}_pct"] = round(F.num(x.iloc[0]["pct"]), 1)
                 k[f"{ep}_{tp}_{dx.lower()}"] = f"{int(x.iloc[0]['n'])}/{int(x.iloc[0]['n_total'])}"
@@ -43,11 +46,13 @@ def key_numbers(c: ReportContext) -> dict:
                 k[f"auc_{col}" if col != "auc_optimism_corrected" else col] = round(F.num(a[col]), 3)
     km = wh.try_get("km_estimates", ["group_var", "month", "survival"])
     if km is not None:
-        x = km[(km["group_var"] == "overall") & (km["month"] == 12)]
+        month = _last_month(c.settings)
+        x = km[(km["group_var"] == "overall") & (km["month"] == month)]
         if len(x):
-            k["km_12m_persistence_pct"] = round(100 * F.num(x.iloc[0]["survival"]), 1)
+            k[f"km_{month:g}m_persistence_pct"] = round(100 * F.num(x.iloc[0]["survival"]), 1)
             if "ci_low" in x:
-                k["km_12m_persistence_ci"] = f"{100 * F.num(x.iloc[0]['ci_low']):.1f}-{100 * F.num(x.iloc[0]['ci_high']):.1f}"
+                k[f"km_{month:g}m_persistence_ci"] = (f"{100 * F.num(x.iloc[0]['ci_low']):.1f}-"
+                                                     f"{100 * F.num(x.iloc[0]['ci_high']):.1f}")
     dr = wh.try_get("discontinuation_rates", ["group_var", "rate_per_100py", "events"])
     if dr is not None:
         x = dr[dr["group_var"] == "overall"]
@@ -58,9 +63,14 @@ def key_numbers(c: ReportContext) -> dict:
     return {key: (None if isinstance(v, float) and math.isnan(v) else v) for key, v in k.items()}
 
 
-def key_items(k: dict) -> list[tuple[str, str]]:
+def _last_month(settings: dict) -> float:
+    return float(max(settings["persistence"]["km_months"]))
+
+
+def key_items(k: dict, settings: dict) -> list[tuple[str, str]]:
     """The (label, value) pairs of the key-numbers box at the top of the page (the
-    template escapes them); a number that is not available is left out."""
+    template escapes them); a number that is not available is left out. The outcome and
+    the month are the settings' (``statistics.predictor_outcome``, ``persistence.km_months``)."""
     items: list[tuple[str, str]] = []
 
     def add(lbl, val):
@@ -69,12 +79,16 @@ def key_items(k: dict) -> list[tuple[str, str]]:
 
     add("Screened", k.get("screened"))
     add("Included (UC / CD)", None if k.get("included") is None else f"{k['included']} ({k.get('included_uc')} / {k.get('included_cd')})")
+    po = settings["statistics"]["predictor_outcome"]
+    ep, tp = po["endpoint"], po["timepoint"]
+    what = f"{endpoint_label(ep, settings)}, {tp_label(tp).lower()}"
     for dx in ("uc", "cd"):
-        v = k.get(f"sf_clinical_remission_month12_{dx}")
+        v = k.get(f"{ep}_{tp}_{dx}")
         if v:
-            add(f"SF clinical remission, month 12, {dx.upper()}", f"{v} ({k.get(f'sf_clinical_remission_month12_{dx}_pct')}%)")
-    if k.get("km_12m_persistence_pct") is not None:
-        add("On UPA at 12 months (KM)", f"{k['km_12m_persistence_pct']}%")
+            add(f"{what}, {dx.upper()}", f"{v} ({k.get(f'{ep}_{tp}_{dx}_pct')}%)")
+    month = _last_month(settings)
+    if k.get(f"km_{month:g}m_persistence_pct") is not None:
+        add(f"On UPA at {month:g} months (KM)", f"{k[f'km_{month:g}m_persistence_pct']}%")
     if k.get("auc") is not None:
         add("Model AUC, apparent", k["auc"])
         add("Model AUC, optimism-corrected (bootstrap)", k.get("auc_optimism_corrected", DASH))

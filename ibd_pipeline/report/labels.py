@@ -1,21 +1,20 @@
 """The report's labels and orderings: time points, diagnoses, endpoints, biomarkers, adverse
-events, Table 1 variables, settings groups and the baseline dichotomies. Labels that
-depend on a threshold of study.yaml (endpoint definitions, baseline.albumin_low, ...)
-are functions of the settings, read the same way as the sections always did."""
+events, Table 1 variables, settings groups and the baseline flags. What is a study term
+(the time points and their order, the endpoints, their labels, the Kaplan-Meier groupings,
+the flags' thresholds) is read from the settings (study.yaml) the report is built with:
+no study's names are written here."""
 
 from __future__ import annotations
+
+import re
+
+from ibd_pipeline.stats.settings import timepoint_order
 
 from . import fmt as F
 from .fmt import DASH
 
-
-TIMEPOINTS = ["baseline", "induction", "month6", "month12", "month18"]
-TP_LABELS = {"baseline": "Baseline", "induction": "Induction", "month6": "Month 6",
-             "month12": "Month 12", "month18": "Month 18"}
 DIAGNOSES = ("UC", "CD", "overall")
 DX_LABELS = {"UC": "UC", "CD": "CD", "overall": "Overall", "all": "All"}
-ENDPOINT_ORDER = ["sf_clinical_remission", "clinical_response", "endoscopic_remission", "endoscopic_response",
-                  "biochemical_remission", "crp_normal", "fc_normal"]
 ANALYSES = {"complete_case": "Complete case", "nri": "Non-responder imputation (NRI)"}
 BIOMARKER_ORDER = ["CRP", "FC", "ESR", "ALB", "VITD25", "WBC", "HB", "PLT", "ALT", "AST", "HDL_TC_RATIO", "LDL"]
 BIOMARKER_LABELS = {"CRP": "C-reactive protein", "FC": "Faecal calprotectin", "ESR": "ESR", "ALB": "Albumin",
@@ -25,7 +24,6 @@ BIOMARKER_LABELS = {"CRP": "C-reactive protein", "FC": "Faecal calprotectin", "E
 AE_LABELS = {"ck_elevation": "CK elevation", "vte": "Venous thromboembolism (VTE)",
              "mace": "Major adverse cardiovascular event (MACE)", "nmsc": "Non-melanoma skin cancer (NMSC)",
              "liver_enzyme_elevation": "Liver enzyme elevation", "herpes_zoster": "Herpes zoster"}
-KM_GROUPS = ("overall", "diagnosis", "albumin_le_35", "bmi_le_18_5")
 VAR_LABELS = {
     "N": "Patients, n", "age": "Age at UPA start, years", "male": "Male sex", "bmi": "BMI, kg/m\u00b2",
     "disease_duration_years": "Disease duration, years", "smoking": "Smoking", "montreal_age": "Montreal age (CD)",
@@ -42,8 +40,6 @@ VAR_LABELS = {
     "prior_een": "Prior exclusive enteral nutrition", "steroid_at_baseline": "Systemic steroid at baseline",
     "concomitant_thalidomide": "Concomitant thalidomide", "concomitant_mesalazine": "Concomitant mesalazine",
     "albumin": "Albumin, g/L", "crp": "CRP, mg/L", "fc": "Faecal calprotectin, \u00b5g/g",
-    "bmi_le_18_5": "BMI \u2264 18.5", "albumin_le_35": "Albumin \u2264 35 g/L", "crp_gt_8": "CRP > 8 mg/L",
-    "fc_gt_150": "FC > 150 \u00b5g/g",
 }
 SETTINGS_GROUPS = {
     "study": "Study", "ingestion": "Ingestion and quarantine",
@@ -54,16 +50,27 @@ SETTINGS_GROUPS = {
     "endpoints": "Endpoint definitions", "safety": "Safety", "persistence": "Persistence",
     "statistics": "Statistics", "baseline": "Baseline characteristics (Table 1 and covariates)",
 }
-
-# baseline dichotomies: variable -> (what, threshold setting in study.yaml baseline, unit, at-or-below)
-THRESHOLD_GROUPS = {"albumin_le_35": ("albumin", "albumin_low", "g/L", True),
-                    "bmi_le_18_5": ("BMI", "bmi_low", "kg/m\u00b2", True),
-                    "crp_gt_8": ("CRP", "crp_high", "mg/L", False),
-                    "fc_gt_150": ("FC", "fc_high", "\u00b5g/g", False)}
+COMPARE_TEXT = {"<=": "\u2264", ">": ">"}
+OPPOSITE = {"<=": ">", ">": "<="}
 
 
-def tp_key(tp) -> int:
-    return TIMEPOINTS.index(tp) if tp in TIMEPOINTS else len(TIMEPOINTS)
+def timepoints(settings: dict) -> list[str]:
+    """The study's time points in order (baseline, then ``timepoints.targets``)."""
+    return list(timepoint_order(settings))
+
+
+def tp_label(tp) -> str:
+    """A time point's label from its name: "month12" -> "Month 12", "week4" -> "Week 4",
+    "induction" -> "Induction"."""
+    if F.missing(tp):
+        return ""
+    m = re.fullmatch(r"([A-Za-z_]*?)_?(\d+)", str(tp))
+    return f"{F.label(m.group(1))} {m.group(2)}" if m and m.group(1) else F.label(tp)
+
+
+def tp_key(tp, settings: dict) -> int:
+    order_ = timepoints(settings)
+    return order_.index(tp) if tp in order_ else len(order_)
 
 
 def order(values, preferred) -> list:
@@ -71,45 +78,84 @@ def order(values, preferred) -> list:
     return [v for v in preferred if v in vals] + sorted(v for v in vals if v not in preferred)
 
 
-def var_label(v) -> str:
+def _flags(settings: dict) -> dict:
+    return (settings.get("baseline") or {}).get("flags") or {}
+
+
+def _flag_parts(gv: str, settings: dict) -> tuple[str, str, str, str] | None:
+    """(what, threshold text, unit, compare) of a baseline flag of the settings
+    (``baseline.flags``, threshold from its ``baseline`` setting), else None."""
+    f = _flags(settings).get(gv)
+    if not f:
+        return None
+    t = (settings.get("baseline") or {}).get(f["threshold"], DASH)
+    return str(f["what"]), str(t), str(f.get("unit") or ""), str(f["compare"])
+
+
+def _flag_text(what: str, compare: str, t: str, unit: str) -> str:
+    return f"{what[0].upper() + what[1:]} {COMPARE_TEXT[compare]} {t}" + (f" {unit}" if unit else "")
+
+
+def var_label(v, settings: dict | None = None) -> str:
+    """A covariate's label: a baseline flag of the settings as "Albumin \u2264 35 g/L"
+    (threshold from study.yaml), else the fixed label or the readable name."""
+    parts = _flag_parts(str(v), settings or {})
+    if parts:
+        what, t, unit, compare = parts
+        return _flag_text(what, compare, t, unit)
     return VAR_LABELS.get(str(v), F.label(v))
 
 
+def endpoint_order(settings: dict) -> list[str]:
+    """The endpoints in the settings' order (``endpoints.clinical_endpoints`` then
+    ``endpoints.biomarker_endpoints``)."""
+    e = settings.get("endpoints") or {}
+    return [*(e.get("clinical_endpoints") or {}), *(e.get("biomarker_endpoints") or {})]
+
+
 def endpoint_label(ep: str, settings: dict) -> str:
-    bio = (settings.get("endpoints") or {}).get("biochemical") or {}
-    crp, fc = bio.get("crp_below", 8), bio.get("fc_below", 150)
-    return {
-        "sf_clinical_remission": "Steroid-free clinical remission",
-        "clinical_response": "Clinical response",
-        "endoscopic_remission": "Endoscopic remission",
-        "endoscopic_response": "Endoscopic response",
-        "biochemical_remission": f"Biochemical remission (FC < {fc} \u00b5g/g or CRP < {crp} mg/L)",
-        "crp_normal": f"CRP normal (< {crp} mg/L)",
-        "fc_normal": f"FC normal (< {fc} \u00b5g/g)",
-    }.get(ep, F.label(ep))
+    """An endpoint's label: its ``label`` in the settings, the biomarker rules with their
+    thresholds (``endpoints.biochemical``), else the readable name."""
+    e = settings.get("endpoints") or {}
+    spec = {**(e.get("clinical_endpoints") or {}), **(e.get("biomarker_endpoints") or {})}.get(ep) or {}
+    label = spec.get("label") or F.label(ep)
+    bio = e.get("biochemical") or {}
+    crp, fc = bio.get("crp_below", DASH), bio.get("fc_below", DASH)
+    rule = spec.get("rule")
+    if rule == "fc_or_crp_normal":
+        return f"{label} (FC < {fc} \u00b5g/g or CRP < {crp} mg/L)"
+    if rule == "crp_normal":
+        return f"{label} (< {crp} mg/L)"
+    if rule == "fc_normal":
+        return f"{label} (< {fc} \u00b5g/g)"
+    return label
+
+
+def km_groups(settings: dict) -> list[str]:
+    """The Kaplan-Meier groupings of the settings (``persistence.km_groups``)."""
+    return list((settings.get("persistence") or {}).get("km_groups") or ["overall"])
 
 
 def km_title(gv: str, settings: dict) -> str:
-    if gv in THRESHOLD_GROUPS:
-        what, key, unit, _ = THRESHOLD_GROUPS[gv]
-        return f"By baseline {what} ({(settings.get('baseline') or {}).get(key, DASH)} {unit})"
+    parts = _flag_parts(gv, settings)
+    if parts:
+        what, t, unit, _ = parts
+        return f"By baseline {what} ({t}" + (f" {unit})" if unit else ")")
     return {"overall": "All patients", "diagnosis": "By diagnosis"}.get(gv, f"By {F.label(gv)}")
 
 
 def group_labels(gv: str, settings: dict) -> dict[str, str]:
     """Readable names of a grouping's levels (the KM legends and tables): 'yes' / 'no' of
-    a baseline dichotomy become 'Albumin <= 35 g/L' / 'Albumin > 35 g/L' with the
-    threshold of study.yaml (baseline.albumin_low, ...)."""
+    a baseline flag become 'Albumin <= 35 g/L' / 'Albumin > 35 g/L' with the threshold of
+    study.yaml (``baseline.flags``: its setting, unit and comparison)."""
     if gv == "overall":
         return {"all": "All patients"}
     if gv == "diagnosis":
         return {k: v for k, v in DX_LABELS.items() if k in ("UC", "CD")}
-    if gv in THRESHOLD_GROUPS:
-        what, key, unit, le = THRESHOLD_GROUPS[gv]
-        t = (settings.get("baseline") or {}).get(key, DASH)
-        what = what[0].upper() + what[1:]
-        at, beyond = ("\u2264", ">") if le else (">", "\u2264")
-        yes, no = f"{what} {at} {t} {unit}", f"{what} {beyond} {t} {unit}"
+    parts = _flag_parts(gv, settings)
+    if parts:
+        what, t, unit, compare = parts
+        yes, no = _flag_text(what, compare, t, unit), _flag_text(what, OPPOSITE[compare], t, unit)
         return {"yes": yes, "no": no, "True": yes, "False": no, "1": yes, "0": no}
     return {}
 

@@ -14,6 +14,7 @@ from typing import Callable
 import pandas as pd
 
 from ..config import load_published
+from ..stats.settings import BASELINE
 from .data import Unavailable
 from .fmt import fmt_p, fmt_ratio, leading_int, missing
 
@@ -276,19 +277,19 @@ def _lab_mean_rows(pub: dict, get: Getter) -> list[dict]:
         return []
     try:
         b = get("biomarkers")
-        b = b[b["timepoint"] == "baseline"]
+        b = b[b["timepoint"] == BASELINE]
     except Unavailable as e:
-        return [_row("lab means", "baseline lab means", "overall", "baseline", None, None, None, f"not available: {e}")]
+        return [_row("lab means", "baseline lab means", "overall", BASELINE, None, None, None, f"not available: {e}")]
     rows = []
     for key, p in pub.items():
         test = key.split("_")[0]
         v = pd.to_numeric(b.loc[b["test"] == test, "value"], errors="coerce").dropna()
         if v.empty:
-            rows.append(_row("lab means", f"mean {key}", "overall", "baseline", p, None, None, f"{test} not derived"))
+            rows.append(_row("lab means", f"mean {key}", "overall", BASELINE, p, None, None, f"{test} not derived"))
             continue
         d = float(v.mean())
         rel = 100.0 * (d - float(p)) / float(p)
-        rows.append(_row("lab means", f"mean {key}", "overall", "baseline", p, round(d, 1), None,
+        rows.append(_row("lab means", f"mean {key}", "overall", BASELINE, p, round(d, 1), None,
                          f"difference {rel:+.0f}% (n = {len(v)}); a mean: shown, not compared"))
     return rows
 
@@ -352,8 +353,8 @@ def compare_published(published: dict, get: Getter, settings: dict | None = None
     ``get(name)`` returns an analytics table or raises :class:`Unavailable`."""
     settings = settings or {}
     tps = settings.get("timepoints") or {}
-    clinical = list(tps.get("clinical") or ["induction", "month6", "month12"])
-    labs = list(tps.get("labs") or ["baseline", "induction", "month6", "month12", "month18"])
+    # the published series are per time point in the settings' order (timepoints.clinical, .labs)
+    clinical, labs = list(tps.get("clinical") or []), list(tps.get("labs") or [])
     rows: list[dict] = []
     if published.get("flow"):
         rows += _flow_rows(published["flow"], get)

@@ -1,20 +1,24 @@
-"""Pure statistics of the study (STUDY.md "Statistics"): pandas in, tidy pandas out.
+"""Pure statistics of the study (docs/STUDY_RULES.md#statistics): pandas in, tidy pandas out.
 
 No dagster, no DuckDB, no file I/O. Figures live in :mod:`ibd_pipeline.stats.figures`
 (imported lazily: it selects matplotlib's Agg backend).
 
-Settings: :func:`params_from_settings` maps ``study.yaml`` onto the keyword arguments
-of these functions.
+Settings: :func:`params_from_settings` reads ``study.yaml`` into a :class:`StatsParams`
+(the one place of every value); :mod:`ibd_pipeline.stats.analyses` applies them, one
+function per statistics asset. Results are DataFrames where they are tables and frozen
+dataclasses otherwise (:class:`PooledEffect`, :class:`AucResult`, :class:`PredictorAnalysis`,
+:class:`AeTables`, ...).
 """
 
 from __future__ import annotations
 
 from .biomarkers import biomarker_summary, biomarker_tests
-from .contingency import chi_square_or_fisher, expected_counts, fisher_exact_2xk
-from .meta import center_heterogeneity, dersimonian_laird, dl_pool, logit_effects
-from .predictors import delong_auc, outcome_from_endpoints, predictor_analysis
-from .rates import cochran_q, endpoint_rates, uc_vs_cd_tests, wilson_ci
-from .safety import ae_tables
+from .contingency import ContingencyResult, chi_square_or_fisher, expected_counts, fisher_exact_2xk
+from .meta import PooledEffect, PooledProportion, center_heterogeneity, dersimonian_laird, dl_pool, logit_effects
+from .predictors import AucResult, EnetTuning, PredictorAnalysis, delong_auc, outcome_from_endpoints, predictor_analysis
+from .rates import cochran_q, endpoint_rates, sort_timepoints, uc_vs_cd_tests, wilson_ci
+from .safety import AeTables, ae_tables
+from .settings import Outcome, StatsParams, params_from_settings, timepoint_order
 from .survival import (
     cox_models,
     discontinuation_rate,
@@ -38,35 +42,9 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-def params_from_settings(settings: dict) -> dict:
-    """Keyword arguments per function from the study settings (``study.yaml``)."""
-    st = settings.get("statistics", {})
-    pers = settings.get("persistence", {})
-    tps = settings.get("timepoints", {})
-    alpha = st.get("alpha", 0.05)
-    return {
-        "table1": {"normal_variables": st.get("normal_variables", []),
-                   "fisher_expected_below": st.get("fisher_expected_below", 5), "seed": st.get("seed")},
-        "endpoint_rates": {"alpha": alpha},
-        "uc_vs_cd_tests": {"fisher_expected_below": st.get("fisher_expected_below", 5), "seed": st.get("seed")},
-        "cochran_q": {"timepoints": tps.get("clinical", ["induction", "month6", "month12"])},
-        "predictor_analysis": {"seed": st.get("seed"), "cv_folds": st.get("cv_folds", 10),
-                               "bootstrap": st.get("bootstrap_samples", 200),
-                               "candidates": st.get("covariates"), "alpha": alpha,
-                               "events_per_variable": st.get("events_per_variable", 10)},
-        "km_estimates": {"months": pers.get("km_months", [3, 6, 9, 12]),
-                         "days_per_month": pers.get("days_per_month", 30.4375), "alpha": alpha},
-        "cox_models": {"candidates": st.get("covariates"), "entry_p": st.get("cox_entry_p", 0.05),
-                       "alpha": alpha, "events_per_variable": st.get("events_per_variable", 10),
-                       "tolerance": st.get("cox_tolerance", 1e-13)},
-        "discontinuation_rate": {"alpha": alpha,
-                                 "days_per_year": 12 * float(pers.get("days_per_month", 30.4375))},
-        "center_heterogeneity": {"small_cell_below": st.get("small_cell_below", 5), "alpha": alpha},
-        "ae_tables": {"alpha": alpha},
-    }
-
-
 __all__ = [
+    "AeTables", "AucResult", "ContingencyResult", "EnetTuning", "Outcome", "PooledEffect", "PooledProportion",
+    "PredictorAnalysis", "StatsParams", "sort_timepoints", "timepoint_order",
     "ae_tables", "biomarker_summary", "biomarker_tests", "center_heterogeneity", "chi_square_or_fisher",
     "cochran_q", "cox_models", "delong_auc", "dersimonian_laird", "discontinuation_rate", "dl_pool",
     "endpoint_rates", "expected_counts", "fisher_exact_2xk", "km_at", "km_estimates", "logit_effects",

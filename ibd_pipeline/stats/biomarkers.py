@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .rates import _sort, _tp_key, _with_overall
+from .rates import _sort, _with_overall, sort_timepoints
+from .settings import BASELINE
 
 SUMMARY_COLUMNS = ["diagnosis", "test", "timepoint", "n", "median", "q1", "q3", "mean", "sd"]
 TEST_COLUMNS = ["diagnosis", "test", "comparison", "statistic", "p_value", "n", "method"]
@@ -27,11 +28,32 @@ def _values(biomarkers: pd.DataFrame) -> pd.DataFrame:
 
 
 def signed_rank_test(x, y, exact_below: int = 50) -> tuple[float, float]:
-    """Two-sided paired Wilcoxon signed-rank V (sum of the ranks of the positive
-    differences x - y) and p as R's ``wilcox.test(x, y, paired = TRUE)``: zero differences
-    dropped; the exact distribution when fewer than ``exact_below`` differences remain
-    and none is zero or tied, else the normal approximation with tie correction and
-    continuity correction (``correct=TRUE``)."""
+    """Two-sided paired Wilcoxon signed-rank test as R's ``wilcox.test(x, y, paired = TRUE)``.
+
+    Parameters
+    ----------
+    x, y : array_like
+        Paired values.
+    exact_below : int, default 50
+        The exact distribution when fewer differences than this remain and none is zero
+        or tied (R's rule), else the normal approximation with tie and continuity
+        correction (``correct=TRUE``).
+
+    Returns
+    -------
+    tuple of float
+        ``(V, p)``: V = sum of the ranks of the positive differences x - y (zero
+        differences dropped), two-sided p.
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#statistics: baseline vs each time point.
+
+    References
+    ----------
+    .. [1] Wilcoxon F. Individual comparisons by ranking methods. Biometrics Bulletin
+       1945;1:80-83. R ``stats::wilcox.test``.
+    """
     d = np.asarray(x, float) - np.asarray(y, float)
     nz = d[d != 0]
     exact = nz.size < exact_below and nz.size == d.size and np.unique(np.abs(nz)).size == nz.size
@@ -41,9 +63,25 @@ def signed_rank_test(x, y, exact_below: int = 50) -> tuple[float, float]:
     return v, float(res.pvalue)
 
 
-def biomarker_summary(biomarkers: pd.DataFrame) -> pd.DataFrame:
-    """Per diagnosis (UC, CD, overall), test and time point: n, median, q1, q3 (type-7
-    quantiles), mean, sd (ddof=1)."""
+def biomarker_summary(biomarkers: pd.DataFrame, timepoint_order=None) -> pd.DataFrame:
+    """Biomarker summary per diagnosis (UC, CD, overall), test and time point.
+
+    Parameters
+    ----------
+    biomarkers : DataFrame
+        ``analytics.biomarkers``: patient_id, diagnosis, test, timepoint, value.
+    timepoint_order : sequence of str, optional
+        The study's time points in order (rows sort by it).
+
+    Returns
+    -------
+    DataFrame
+        diagnosis, test, timepoint, n, median, q1, q3 (type-7 quantiles), mean, sd (ddof=1).
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#statistics: biomarker trajectories, summary per time point.
+    """
     df = _with_overall(_values(biomarkers))
     rows = []
     for (dx, test, tp), g in df.groupby(["diagnosis", "test", "timepoint"], sort=False):
@@ -52,21 +90,43 @@ def biomarker_summary(biomarkers: pd.DataFrame) -> pd.DataFrame:
         rows.append({"diagnosis": dx, "test": test, "timepoint": tp, "n": int(v.size),
                      "median": med, "q1": q1, "q3": q3, "mean": float(v.mean()),
                      "sd": float(np.std(v, ddof=1)) if v.size > 1 else np.nan})
-    return _sort(pd.DataFrame(rows, columns=SUMMARY_COLUMNS), ["diagnosis", "test", "timepoint"])
+    return _sort(pd.DataFrame(rows, columns=SUMMARY_COLUMNS), ["diagnosis", "test", "timepoint"], timepoint_order)
 
 
-def biomarker_tests(biomarkers: pd.DataFrame, baseline: str = "baseline") -> pd.DataFrame:
-    """Per diagnosis (UC, CD, overall) and test:
+def biomarker_tests(biomarkers: pd.DataFrame, baseline: str = BASELINE, timepoint_order=None) -> pd.DataFrame:
+    """Biomarker tests across time points per diagnosis (UC, CD, overall) and test.
 
-    * ``comparison='across_timepoints'``: Kruskal-Wallis H across all time points (all
-      available values, as published; n = number of values);
-    * ``comparison='baseline_vs_<tp>'``: Wilcoxon signed-rank test on the patients with
-      both values (n = pairs) with R's defaults (:func:`signed_rank_test`).
+    Parameters
+    ----------
+    biomarkers : DataFrame
+        ``analytics.biomarkers``: patient_id, diagnosis, test, timepoint, value.
+    baseline : str, default "baseline"
+        The time point every other one is compared with.
+    timepoint_order : sequence of str, optional
+        The study's time points in order (the comparisons follow it).
+
+    Returns
+    -------
+    DataFrame
+        diagnosis, test, comparison, statistic, p_value, n, method. ``comparison`` is
+        ``across_timepoints`` (Kruskal-Wallis H over every time point, all available
+        values as published; n = values) or ``<baseline>_vs_<tp>`` (Wilcoxon signed-rank
+        on the patients with both values, n = pairs, :func:`signed_rank_test`).
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#statistics: Kruskal-Wallis across time points and Wilcoxon
+    signed-rank of baseline vs each point.
+
+    References
+    ----------
+    .. [1] Kruskal WH, Wallis WA. Use of ranks in one-criterion variance analysis.
+       J Am Stat Assoc 1952;47:583-621.
     """
     df = _with_overall(_values(biomarkers))
     rows = []
     for (dx, test), g in df.groupby(["diagnosis", "test"], sort=False):
-        tps = sorted(g["timepoint"].unique(), key=_tp_key)
+        tps = sort_timepoints(g["timepoint"].unique(), timepoint_order)
         samples = [g.loc[g["timepoint"] == tp, "value"].to_numpy(float) for tp in tps]
         samples = [s for s in samples if s.size]
         row = {"diagnosis": dx, "test": test, "comparison": "across_timepoints",

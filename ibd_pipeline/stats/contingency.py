@@ -1,4 +1,4 @@
-"""Contingency-table tests with the study's rule (STUDY.md "Statistics"):
+"""Contingency-table tests with the study's rule (docs/STUDY_RULES.md#statistics):
 
 Pearson chi-square WITHOUT continuity correction, or Fisher's exact test when any
 expected count is below ``fisher_expected_below`` (default 5).
@@ -32,6 +32,21 @@ _MAX_STATES = 3_000_000
 
 @dataclass(frozen=True)
 class ContingencyResult:
+    """A contingency-table test (:func:`chi_square_or_fisher`).
+
+    Attributes
+    ----------
+    statistic : float
+        Chi-square, or the odds ratio of Fisher's 2 x 2 test (NaN for r x c Fisher).
+    p_value : float
+        Two-sided p.
+    test : str
+        The test used (``CHI2``, ``FISHER_2X2``, ``FISHER_EXACT_RXC``, Monte Carlo, or
+        ``NOT_TESTED``).
+    min_expected : float
+        The smallest expected count.
+    """
+
     statistic: float
     p_value: float
     test: str
@@ -51,6 +66,22 @@ def _clean(table) -> np.ndarray:
 
 
 def expected_counts(table) -> np.ndarray:
+    """Expected counts under independence.
+
+    Parameters
+    ----------
+    table : array_like
+        Counts (groups x outcomes); empty rows and columns are dropped.
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#statistics: Fisher's exact test when one is below
+    ``statistics.fisher_expected_below``.
+    """
     t = _clean(table)
     if t.size == 0:
         return t.astype(float)
@@ -62,8 +93,35 @@ def _log_choose(n, k):
 
 
 def fisher_exact_2xk(table) -> float | None:
-    """Exact two-sided Freeman-Halton p-value for a 2 x k (or k x 2) table by complete
-    enumeration; None when the enumeration would exceed the size limit."""
+    """Exact two-sided Fisher (Freeman-Halton) p of a 2 x k or k x 2 table.
+
+    Parameters
+    ----------
+    table : array_like
+        Counts with two rows or two columns.
+
+    Returns
+    -------
+    float or None
+        p = sum of the probabilities of the tables with the observed margins no more
+        probable than the observed one (R's relative tolerance 1e-7); None when the
+        enumeration would exceed the size limit.
+
+    Raises
+    ------
+    ValueError
+        For a table with neither two rows nor two columns.
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#statistics (Fisher's exact test of Table 1 categories).
+
+    References
+    ----------
+    .. [1] Freeman GH, Halton JH. Note on an exact treatment of contingency, goodness of
+       fit and other problems of significance. Biometrika 1951;38:141-149. R
+       ``stats::fisher.test``.
+    """
     t = _clean(table)
     if t.shape[0] != 2 and t.shape[1] == 2:
         t = t.T
@@ -96,9 +154,37 @@ def fisher_exact_2xk(table) -> float | None:
     return min(1.0, p)
 
 
-def chi_square_or_fisher(table, fisher_expected_below: float = 5, seed: int = 20250401,
+def chi_square_or_fisher(table, fisher_expected_below: float = 5, seed: int = 0,
                          mc_resamples: int = 99_999) -> ContingencyResult:
-    """Apply the study rule to a contingency table of counts (groups x outcomes)."""
+    """Test a contingency table by the study's rule.
+
+    Parameters
+    ----------
+    table : array_like
+        Counts (groups x outcomes); empty rows and columns are dropped.
+    fisher_expected_below : float, default 5
+        Fisher's exact test when an expected count is below this
+        (``statistics.fisher_expected_below``), else Pearson chi-square without
+        continuity correction.
+    seed : int, default 0
+        Seed of the Monte Carlo Fisher test (``statistics.seed``), used only for tables
+        too large to enumerate or beyond 2 x k.
+    mc_resamples : int, default 99999
+
+    Returns
+    -------
+    ContingencyResult
+        ``NOT_TESTED`` (NaN) for fewer than two rows or columns.
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#statistics (Table 1, UC vs CD).
+
+    References
+    ----------
+    .. [1] Fisher RA. On the interpretation of chi-square from contingency tables, and
+       the calculation of P. J R Stat Soc 1922;85:87-94.
+    """
     t = _clean(table)
     if t.ndim != 2 or t.shape[0] < 2 or t.shape[1] < 2:
         return ContingencyResult(np.nan, np.nan, NOT_TESTED)

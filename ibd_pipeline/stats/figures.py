@@ -1,6 +1,7 @@
 """Figures for the study report (matplotlib, Agg backend). Every function returns a
 ``matplotlib.figure.Figure`` (already detached from pyplot's figure manager);
-:func:`figure_to_png` turns one into PNG bytes."""
+:func:`figure_to_png` turns one into PNG bytes. Time points follow the order and labels
+the caller passes (the report's, from ``study.yaml``)."""
 
 from __future__ import annotations
 
@@ -16,15 +17,28 @@ import pandas as pd  # noqa: E402
 from lifelines import KaplanMeierFitter  # noqa: E402
 from lifelines.plotting import add_at_risk_counts  # noqa: E402
 
-from .rates import _tp_key  # noqa: E402
+from .rates import sort_timepoints  # noqa: E402
 from .survival import _groups, with_covariates  # noqa: E402
 
 DX_COLORS = {"UC": "#1f77b4", "CD": "#d62728", "overall": "#444444"}
-TP_LABELS = {"baseline": "Baseline", "induction": "Induction", "month6": "Month 6",
-             "month12": "Month 12", "month18": "Month 18"}
 
 
 def figure_to_png(fig, dpi: int = 150) -> bytes:
+    """A figure as PNG bytes.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    dpi : int, default 150
+
+    Returns
+    -------
+    bytes
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#statistics: the report embeds its figures as PNG.
+    """
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     return buf.getvalue()
@@ -38,10 +52,33 @@ def _detach(fig):
 def forest_plot(labels, estimates, ci_low, ci_high, log_scale: bool = False, ref_line: float | None = None,
                 weights=None, pooled: tuple | None = None, flags=None, title: str = "",
                 xlabel: str = "", pooled_label: str = "Pooled (random effects)"):
-    """Generic forest plot: one row per label (point + CI; marker area by ``weights``
-    when given), an optional pooled diamond ``pooled=(estimate, low, high)``, a
-    reference line and an optional log x-axis (odds / hazard ratios). ``flags``: rows
-    to mark with an asterisk (e.g. small cells)."""
+    """Forest plot: one row per label with its point estimate and CI.
+
+    Parameters
+    ----------
+    labels : sequence of str
+    estimates, ci_low, ci_high : array_like
+        Rows with a non-finite estimate get no marker.
+    log_scale : bool, default False
+        Log x axis (odds / hazard ratios).
+    ref_line : float, optional
+        A dashed vertical reference line (e.g. 1).
+    weights : array_like, optional
+        Marker area by weight (e.g. random-effects weights).
+    pooled : tuple of float, optional
+        ``(estimate, low, high)`` of a pooled diamond under the rows.
+    flags : sequence of bool, optional
+        Rows marked with an asterisk (e.g. small cells).
+    title, xlabel, pooled_label : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#statistics: the Cox, logistic and center forest plots.
+    """
     labels = [str(x) for x in labels]
     est = np.asarray(estimates, dtype=float)
     lo = np.asarray(ci_low, dtype=float)
@@ -80,13 +117,40 @@ def forest_plot(labels, estimates, ci_low, ci_high, log_scale: bool = False, ref
     return _detach(fig)
 
 
-def km_plot(persistence: pd.DataFrame, covariates: pd.DataFrame | None = None, group_var: str = "overall",
-            days_per_month: float = 30.4375, months=(0, 3, 6, 9, 12), alpha: float = 0.05,
+def km_plot(persistence: pd.DataFrame, covariates: pd.DataFrame | None = None, group_var: str = "overall", *,
+            days_per_month: float, months, alpha: float = 0.05,
             at_risk: bool = True, title: str = "", duration_col: str = "time_days", event_col: str = "event",
             group_labels: dict | None = None):
-    """Kaplan-Meier curves of persistence (x axis in months) with CI bands and the
-    numbers at risk under the axis (lifelines ``add_at_risk_counts``). ``group_labels``
-    names the legend's groups ({level: label}, e.g. {"yes": "Albumin <= 35 g/L"})."""
+    """Kaplan-Meier curves of persistence with CI bands and the numbers at risk.
+
+    Parameters
+    ----------
+    persistence : DataFrame
+        ``analytics.persistence``.
+    covariates : DataFrame, optional
+        For a grouping variable not in ``persistence``.
+    group_var : str, default "overall"
+        ``overall`` or a grouping column (``persistence.km_groups``).
+    days_per_month : float
+        The x axis is in months of this many days (``persistence.days_per_month``).
+    months : sequence of float
+        x ticks and the times of the numbers at risk (0 and ``persistence.km_months``).
+    alpha : float, default 0.05
+    at_risk : bool, default True
+        Numbers at risk under the axis (lifelines ``add_at_risk_counts``).
+    title : str
+    duration_col, event_col : str
+    group_labels : dict, optional
+        The legend's names of the groups ({level: label}, e.g. {"yes": "Albumin <= 35 g/L"}).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#statistics: Kaplan-Meier curves with numbers at risk.
+    """
     df = with_covariates(persistence, covariates, [group_var])
     fig = plt.figure(figsize=(7.5, 5.5))
     ax = fig.add_subplot(111)
@@ -111,8 +175,25 @@ def km_plot(persistence: pd.DataFrame, covariates: pd.DataFrame | None = None, g
 
 
 def roc_plot(roc: pd.DataFrame, auc: pd.DataFrame | dict | None = None, title: str = "ROC curve"):
-    """ROC curve from a frame with fpr, tpr; ``auc`` row (auc, ci_low, ci_high,
-    auc_optimism_corrected) annotates the legend."""
+    """ROC curve.
+
+    Parameters
+    ----------
+    roc : DataFrame
+        fpr, tpr (``analytics.roc_curve``).
+    auc : DataFrame or dict, optional
+        A row with auc, ci_low, ci_high (and auc_optimism_corrected) for the legend
+        (``analytics.model_auc``).
+    title : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#statistics: ROC curve and AUC with 95% CI.
+    """
     fig = plt.figure(figsize=(5.5, 5.5))
     ax = fig.add_subplot(111)
     label = "Model"
@@ -135,11 +216,34 @@ def roc_plot(roc: pd.DataFrame, auc: pd.DataFrame | dict | None = None, title: s
 
 
 def endpoint_plot(rates: pd.DataFrame, endpoint: str, analysis: str = "complete_case",
-                  diagnoses=("UC", "CD"), title: str | None = None):
-    """Endpoint rate (%) with Wilson CI across time points, one line per diagnosis,
-    n/N annotated (input: :func:`ibd_pipeline.stats.endpoint_rates`)."""
+                  diagnoses=("UC", "CD"), title: str | None = None, timepoint_order=None,
+                  timepoint_labels: dict | None = None):
+    """Endpoint rate (%) with Wilson CI across time points, one line per diagnosis.
+
+    Parameters
+    ----------
+    rates : DataFrame
+        :func:`ibd_pipeline.stats.endpoint_rates`.
+    endpoint : str
+    analysis : {"complete_case", "nri"}, default "complete_case"
+    diagnoses : sequence of str, default ("UC", "CD")
+    title : str, optional
+    timepoint_order : sequence of str, optional
+        The x axis order (the study's time points).
+    timepoint_labels : dict, optional
+        {time point: tick label}; default the names.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        n/N annotated at each point.
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#statistics: endpoint rates n/N (%) with Wilson 95% CI per time point.
+    """
     sub = rates[(rates["endpoint"] == endpoint) & (rates["analysis"] == analysis)]
-    tps = sorted(sub["timepoint"].unique(), key=_tp_key)
+    tps = sort_timepoints(sub["timepoint"].unique(), timepoint_order)
     x = {tp: i for i, tp in enumerate(tps)}
     fig = plt.figure(figsize=(7, 4.5))
     ax = fig.add_subplot(111)
@@ -158,7 +262,7 @@ def endpoint_plot(rates: pd.DataFrame, endpoint: str, analysis: str = "complete_
             ax.annotate(f"{r.n}/{r.n_total}", (xi, r.ci_high), textcoords="offset points", xytext=(0, 3),
                         ha=ha, fontsize=7, color=DX_COLORS.get(dx))
     ax.set_xticks(range(len(tps)))
-    ax.set_xticklabels([TP_LABELS.get(t, t) for t in tps])
+    ax.set_xticklabels([(timepoint_labels or {}).get(t, t) for t in tps])
     ax.set_ylim(0, 108)
     ax.set_ylabel("Patients (%) with 95% Wilson CI")
     ax.set_title(title or f"{endpoint.replace('_', ' ')} ({analysis.replace('_', '-')})")
@@ -169,11 +273,35 @@ def endpoint_plot(rates: pd.DataFrame, endpoint: str, analysis: str = "complete_
 
 
 def biomarker_trajectory_plot(summary: pd.DataFrame, test: str, diagnoses=("UC", "CD"),
-                              unit: str = "", title: str | None = None):
-    """Median and IQR per time point per diagnosis (input:
-    :func:`ibd_pipeline.stats.biomarker_summary`)."""
+                              unit: str = "", title: str | None = None, timepoint_order=None,
+                              timepoint_labels: dict | None = None):
+    """Biomarker median and IQR per time point, one line per diagnosis.
+
+    Parameters
+    ----------
+    summary : DataFrame
+        :func:`ibd_pipeline.stats.biomarker_summary`.
+    test : str
+        The lab test.
+    diagnoses : sequence of str, default ("UC", "CD")
+    unit : str
+        The y axis unit.
+    title : str, optional
+    timepoint_order : sequence of str, optional
+        The x axis order (the study's time points).
+    timepoint_labels : dict, optional
+        {time point: tick label}; default the names.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#statistics: biomarker trajectories.
+    """
     sub = summary[summary["test"] == test]
-    tps = sorted(sub["timepoint"].unique(), key=_tp_key)
+    tps = sort_timepoints(sub["timepoint"].unique(), timepoint_order)
     x = {tp: i for i, tp in enumerate(tps)}
     fig = plt.figure(figsize=(7, 4.5))
     ax = fig.add_subplot(111)
@@ -186,7 +314,7 @@ def biomarker_trajectory_plot(summary: pd.DataFrame, test: str, diagnoses=("UC",
         ax.errorbar(xs, d["median"], yerr=[d["median"] - d["q1"], d["q3"] - d["median"]], marker="o",
                     capsize=3, label=f"{dx} median [IQR]", color=DX_COLORS.get(dx))
     ax.set_xticks(range(len(tps)))
-    ax.set_xticklabels([TP_LABELS.get(t, t) for t in tps])
+    ax.set_xticklabels([(timepoint_labels or {}).get(t, t) for t in tps])
     ax.set_ylabel(f"{test} {unit}".strip())
     ax.set_title(title or f"{test} over time")
     ax.legend()

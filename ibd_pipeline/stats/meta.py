@@ -13,6 +13,8 @@ s^2 = (k-1) sum(w) / ((sum w)^2 - sum(w^2)); for DL this equals max(0, (Q-df)/Q)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -24,8 +26,95 @@ HETEROGENEITY_COLUMNS = [
     "diagnosis", "endpoint", "center", "n", "n_total", "pct", "ci_low", "ci_high", "weight",
     "pooled_pct", "pooled_ci_low", "pooled_ci_high", "tau2", "i2", "q", "p_q", "small_cell",
 ]
-PRIMARY_ENDPOINTS = ("sf_clinical_remission", "clinical_response", "endoscopic_remission",
-                     "endoscopic_response")
+
+
+@dataclass(frozen=True)
+class PooledEffect:
+    """A random-effects pooled effect size (:func:`dl_pool`).
+
+    Attributes
+    ----------
+    estimate, se : float
+        Pooled estimate and its standard error.
+    ci_low, ci_high : float
+        Wald confidence limits of the estimate.
+    z, p : float
+        Test of estimate = 0.
+    tau2 : float
+        Between-study variance.
+    q : float
+        Cochran's Q (fixed-effect weights); ``df`` = k - 1, ``p_q`` its p (NaN for k = 1).
+    df : int
+    p_q : float
+    i2 : float
+        I-squared in percent (NaN for k = 1).
+    h2 : float
+        H-squared (NaN for k = 1).
+    k : int
+        Number of studies.
+    weights : numpy.ndarray
+        Random-effects weights in percent, in the order of the input.
+    fixed_estimate : float
+        The fixed-effect (inverse-variance) estimate.
+    method : str
+        tau^2 estimator: "DL" or "REML".
+    """
+
+    estimate: float
+    se: float
+    ci_low: float
+    ci_high: float
+    z: float
+    p: float
+    tau2: float
+    q: float
+    df: int
+    p_q: float
+    i2: float
+    h2: float
+    k: int
+    weights: np.ndarray
+    fixed_estimate: float
+    method: str
+
+
+@dataclass(frozen=True)
+class PooledProportion:
+    """A random-effects pooled proportion on the logit scale (:func:`dersimonian_laird`).
+
+    Attributes
+    ----------
+    pooled_logit, pooled_logit_se : float
+        Pooled logit and its standard error.
+    pooled_logit_ci : tuple of float
+        Its confidence limits (logit scale).
+    pooled : float
+        The pooled proportion (0-1).
+    ci : tuple of float
+        Its confidence limits (proportions).
+    tau2, q, p_q, i2 : float
+        Between-center variance, Cochran's Q, its p, I-squared (percent).
+    df, k : int
+        Q's degrees of freedom, number of centers pooled.
+    weights : numpy.ndarray
+        Random-effects weights in percent aligned with the input (NaN for totals == 0).
+    method : str
+        tau^2 estimator.
+    """
+
+    pooled_logit: float
+    pooled_logit_se: float
+    pooled_logit_ci: tuple[float, float]
+    pooled: float
+    ci: tuple[float, float]
+    tau2: float
+    q: float
+    df: int
+    p_q: float
+    i2: float
+    k: int
+    weights: np.ndarray
+    method: str
 
 
 def _tau2_reml(y, v, tau2_start, tol=1e-10, max_iter=1000):
@@ -42,12 +131,44 @@ def _tau2_reml(y, v, tau2_start, tol=1e-10, max_iter=1000):
     return tau2
 
 
-def dl_pool(y, v, alpha: float = 0.05, method: str = "DL") -> dict:
-    """Random-effects pooling of effect sizes ``y`` with sampling variances ``v``.
+def dl_pool(y, v, alpha: float = 0.05, method: str = "DL") -> PooledEffect:
+    """Random-effects pooling of effect sizes with their sampling variances.
 
-    Returns dict: estimate, se, ci_low, ci_high, z, p (test of estimate = 0), tau2, q,
-    df, p_q, i2 (percent), h2, k, weights (random-effects weights, percent, same order
-    as ``y``), fixed_estimate. ``method``: "DL" (default) or "REML".
+    Parameters
+    ----------
+    y : array_like
+        Effect sizes (one per study / center).
+    v : array_like
+        Their sampling variances (positive).
+    alpha : float, default 0.05
+        Two-sided CI level (``statistics.alpha``).
+    method : {"DL", "REML"}, default "DL"
+        tau^2 estimator: DerSimonian-Laird method of moments, or REML (Fisher scoring)
+        for comparison with metafor's default.
+
+    Returns
+    -------
+    PooledEffect
+
+    Raises
+    ------
+    ValueError
+        For unequal or non-1-D inputs, non-positive variances, nothing to pool or an
+        unknown method.
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#statistics: center heterogeneity by a random-effects pooled
+    estimate (DerSimonian-Laird) and I-squared as metafor computes it.
+
+    References
+    ----------
+    .. [1] DerSimonian R, Laird N. Meta-analysis in clinical trials. Control Clin Trials
+       1986;7:177-188.
+    .. [2] Higgins JPT, Thompson SG. Quantifying heterogeneity in a meta-analysis. Stat
+       Med 2002;21:1539-1558.
+    .. [3] Viechtbauer W. Conducting meta-analyses in R with the metafor package. J Stat
+       Softw 2010;36(3). R ``metafor::rma``.
     """
     y = np.asarray(y, dtype=float)
     v = np.asarray(v, dtype=float)
@@ -81,18 +202,34 @@ def dl_pool(y, v, alpha: float = 0.05, method: str = "DL") -> dict:
         p_q = float(stats.chi2.sf(q, df))
     else:
         i2, h2, p_q = np.nan, np.nan, np.nan
-    return {
-        "estimate": est, "se": se, "ci_low": float(est - z * se), "ci_high": float(est + z * se),
-        "z": est / se, "p": float(2 * stats.norm.sf(abs(est / se))),
-        "tau2": float(tau2), "q": q, "df": df, "p_q": p_q, "i2": float(i2), "h2": float(h2),
-        "k": k, "weights": 100.0 * ws / np.sum(ws), "fixed_estimate": float(fixed),
-        "method": method.upper(),
-    }
+    return PooledEffect(
+        estimate=est, se=se, ci_low=float(est - z * se), ci_high=float(est + z * se),
+        z=est / se, p=float(2 * stats.norm.sf(abs(est / se))),
+        tau2=float(tau2), q=q, df=df, p_q=p_q, i2=float(i2), h2=float(h2),
+        k=k, weights=100.0 * ws / np.sum(ws), fixed_estimate=float(fixed), method=method.upper(),
+    )
 
 
 def logit_effects(events, totals, cc: float = 0.5):
-    """Per-study logit and its variance; ``cc`` is added to events and non-events of the
-    studies with a zero cell. Studies with totals == 0 get NaN."""
+    """Per-study logit of a proportion and its variance.
+
+    Parameters
+    ----------
+    events, totals : array_like
+        Events and patients per study.
+    cc : float, default 0.5
+        Continuity correction added to events and non-events of the studies with a zero
+        cell (metafor's ``add=1/2, to="only0"``).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(y, v)``: logits and their variances 1/a + 1/b; NaN for totals == 0.
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#statistics: the per-center rates are pooled on the logit scale.
+    """
     e = np.asarray(events, dtype=float)
     n = np.asarray(totals, dtype=float)
     zero = (e == 0) | (e == n)
@@ -104,44 +241,85 @@ def logit_effects(events, totals, cc: float = 0.5):
     return y, v
 
 
-def dersimonian_laird(events, totals, alpha: float = 0.05, cc: float = 0.5, method: str = "DL") -> dict:
-    """DerSimonian-Laird random-effects pooled proportion on the logit scale.
+def dersimonian_laird(events, totals, alpha: float = 0.05, cc: float = 0.5,
+                      method: str = "DL") -> PooledProportion:
+    """Random-effects pooled proportion on the logit scale (DerSimonian-Laird).
 
-    Returns dict: pooled_logit, pooled_logit_se, pooled_logit_ci (tuple), pooled
-    (proportion), ci (tuple of proportions), tau2, q, df, p_q, i2 (percent), k, weights
-    (percent, aligned with the input; NaN for studies with totals == 0).
+    Parameters
+    ----------
+    events, totals : array_like
+        Events and patients per center; centers with totals == 0 are left out of the pool.
+    alpha : float, default 0.05
+        Two-sided CI level (``statistics.alpha``).
+    cc : float, default 0.5
+        Continuity correction of the centers with 0 events or 0 non-events.
+    method : {"DL", "REML"}, default "DL"
+        tau^2 estimator (:func:`dl_pool`).
+
+    Returns
+    -------
+    PooledProportion
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#statistics: center heterogeneity, DerSimonian-Laird on the logit
+    scale; the proportions are back-transformed with the inverse logit.
+
+    References
+    ----------
+    .. [1] DerSimonian R, Laird N. Meta-analysis in clinical trials. Control Clin Trials
+       1986;7:177-188. R ``metafor::rma(measure="PLO", method="DL")``.
     """
     y, v = logit_effects(events, totals, cc)
     ok = ~np.isnan(y)
     res = dl_pool(y[ok], v[ok], alpha=alpha, method=method)
     weights = np.full(y.shape, np.nan)
-    weights[ok] = res["weights"]
-    return {
-        "pooled_logit": res["estimate"], "pooled_logit_se": res["se"],
-        "pooled_logit_ci": (res["ci_low"], res["ci_high"]),
-        "pooled": float(expit(res["estimate"])),
-        "ci": (float(expit(res["ci_low"])), float(expit(res["ci_high"]))),
-        "tau2": res["tau2"], "q": res["q"], "df": res["df"], "p_q": res["p_q"], "i2": res["i2"],
-        "k": res["k"], "weights": weights, "method": res["method"],
-    }
+    weights[ok] = res.weights
+    return PooledProportion(
+        pooled_logit=res.estimate, pooled_logit_se=res.se, pooled_logit_ci=(res.ci_low, res.ci_high),
+        pooled=float(expit(res.estimate)), ci=(float(expit(res.ci_low)), float(expit(res.ci_high))),
+        tau2=res.tau2, q=res.q, df=res.df, p_q=res.p_q, i2=res.i2, k=res.k, weights=weights, method=res.method,
+    )
 
 
 def center_heterogeneity(
     endpoints: pd.DataFrame,
-    timepoint: str = "month12",
-    endpoint_names=PRIMARY_ENDPOINTS,
+    timepoint: str,
+    endpoint_names,
+    small_cell_below: int,
     analysis: str = "complete_case",
-    small_cell_below: int = 5,
     alpha: float = 0.05,
 ) -> pd.DataFrame:
-    """Per-center rates of the primary endpoints at ``timepoint`` with the
-    DerSimonian-Laird pooled rate, per diagnosis (UC, CD, overall) and endpoint.
+    """Per-center rates with the random-effects pooled rate, per diagnosis and endpoint.
 
-    One row per center (pct / ci in percent, Wilson CI; ``weight`` = random-effects
-    weight in percent); the pooled columns repeat on every center row of the group.
-    ``small_cell`` flags centers with N, or a non-zero n, below ``small_cell_below``
-    (STUDY.md Privacy: cells of fewer than 5 patients are flagged).
-    ``analysis``: complete_case (N = evaluable) or nri (N = all included).
+    Parameters
+    ----------
+    endpoints : DataFrame
+        ``analytics.endpoints``.
+    timepoint : str
+        The time point (``statistics.heterogeneity.timepoint``).
+    endpoint_names : sequence of str
+        The endpoints (``statistics.heterogeneity.endpoints``).
+    small_cell_below : int
+        Centers with N, or a non-zero n, below this are flagged
+        (``statistics.small_cell_below``).
+    analysis : {"complete_case", "nri"}, default "complete_case"
+        complete_case: N = evaluable patients; nri: N = every included patient.
+    alpha : float, default 0.05
+        Two-sided CI level (``statistics.alpha``).
+
+    Returns
+    -------
+    DataFrame
+        One row per diagnosis (UC, CD, overall), endpoint and center: n, n_total, pct,
+        ci_low, ci_high (percent, Wilson CI), weight (random-effects weight, percent),
+        the pooled columns (pooled_pct, pooled_ci_low, pooled_ci_high, tau2, i2, q, p_q;
+        repeated on every center row of the group) and small_cell.
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#statistics (center heterogeneity, :func:`dersimonian_laird`) and
+    #privacy (small cells are flagged).
     """
     ep = endpoints[(endpoints["timepoint"] == timepoint) & endpoints["endpoint"].isin(list(endpoint_names))]
     ep = pd.concat([ep, ep.assign(diagnosis="overall")], ignore_index=True)
@@ -166,18 +344,18 @@ def center_heterogeneity(
             rows.append({
                 "diagnosis": dx, "endpoint": name, "center": center, "n": n, "n_total": N,
                 "pct": 100.0 * n / N if N else np.nan, "ci_low": 100 * lo, "ci_high": 100 * hi,
-                "weight": pooled["weights"][i] if pooled else np.nan,
-                "pooled_pct": 100 * pooled["pooled"] if pooled else np.nan,
-                "pooled_ci_low": 100 * pooled["ci"][0] if pooled else np.nan,
-                "pooled_ci_high": 100 * pooled["ci"][1] if pooled else np.nan,
-                "tau2": pooled["tau2"] if pooled else np.nan,
-                "i2": pooled["i2"] if pooled else np.nan,
-                "q": pooled["q"] if pooled else np.nan,
-                "p_q": pooled["p_q"] if pooled else np.nan,
+                "weight": pooled.weights[i] if pooled else np.nan,
+                "pooled_pct": 100 * pooled.pooled if pooled else np.nan,
+                "pooled_ci_low": 100 * pooled.ci[0] if pooled else np.nan,
+                "pooled_ci_high": 100 * pooled.ci[1] if pooled else np.nan,
+                "tau2": pooled.tau2 if pooled else np.nan,
+                "i2": pooled.i2 if pooled else np.nan,
+                "q": pooled.q if pooled else np.nan,
+                "p_q": pooled.p_q if pooled else np.nan,
                 "small_cell": bool(N < small_cell_below or 0 < n < small_cell_below),
             })
     out = pd.DataFrame(rows, columns=HETEROGENEITY_COLUMNS)
     return _sort(out, ["diagnosis", "endpoint", "center"])
 
 
-__all__ = ["dl_pool", "dersimonian_laird", "logit_effects", "center_heterogeneity"]
+__all__ = ["PooledEffect", "PooledProportion", "center_heterogeneity", "dersimonian_laird", "dl_pool", "logit_effects"]

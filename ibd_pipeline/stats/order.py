@@ -32,8 +32,27 @@ def _key(v) -> str:
 
 
 def stable_order(df: pd.DataFrame, order_columns=ORDER_COLUMNS, secret_columns=SECRET_COLUMNS) -> pd.DataFrame:
-    """``df`` sorted by ``order_columns`` (those present), then by every other column but
-    ``secret_columns``; the index is kept (so aligned frames can follow)."""
+    """A frame in a stable, non-secret row order.
+
+    Parameters
+    ----------
+    df : DataFrame
+    order_columns : sequence of str, default ("center", "upa_start_date")
+        Sorted by first (those present).
+    secret_columns : sequence of str, default ("patient_id",)
+        Never sorted by (they follow the site's pseudonymization key).
+
+    Returns
+    -------
+    DataFrame
+        ``df`` sorted by ``order_columns``, then by every other column's value but
+        ``secret_columns`` (missing last); the index is kept, so aligned frames can follow.
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#privacy and #statistics (issue 13): the seeded procedures give
+    the same results whatever the site's key.
+    """
     first = [c for c in order_columns if c in df.columns]
     rest = sorted(c for c in df.columns if c not in first and c not in secret_columns)
     if df.empty or not (first or rest):

@@ -1,4 +1,5 @@
-"""Predictors of steroid-free clinical remission at month 12 (pooled UC + CD).
+"""Predictors of the study's primary outcome (``statistics.predictor_outcome``, pooled
+UC + CD; docs/STUDY_RULES.md#statistics).
 
 1. **Elastic-net logistic regression** (scikit-learn ``LogisticRegressionCV``, saga
    solver, standardised features, stratified ``cv_folds``-fold CV with a fixed seed,
@@ -33,6 +34,7 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -56,16 +58,124 @@ AUC_COLUMNS = ["auc", "ci_low", "ci_high", "ci_method", "optimism", "auc_optimis
 DEFAULT_L1_RATIOS = (0.1, 0.25, 0.5, 0.75, 0.9)
 
 
+@dataclass(frozen=True)
+class AucResult:
+    """An AUC with its DeLong standard error and confidence interval (:func:`delong_auc`).
+
+    Attributes
+    ----------
+    auc : float
+        Area under the ROC curve (NaN without positives or negatives).
+    se : float
+        DeLong standard error.
+    ci_low, ci_high : float
+        Wald limits clipped to [0, 1].
+    """
+
+    auc: float
+    se: float
+    ci_low: float
+    ci_high: float
+
+
+@dataclass(frozen=True)
+class EnetTuning:
+    """The cross-validated elastic-net tuning (:func:`predictor_analysis`).
+
+    Attributes
+    ----------
+    C : float
+        Inverse regularisation strength at the CV optimum.
+    l1_ratio : float
+        Elastic-net mixing at the CV optimum (0 = L2, 1 = L1).
+    cv_folds : int
+        Folds used (fewer than asked when the smaller outcome class is small).
+    scoring : str
+        The CV criterion.
+    """
+
+    C: float
+    l1_ratio: float
+    cv_folds: int
+    scoring: str
+
+
+def _empty(columns):
+    return field(default_factory=lambda: pd.DataFrame(columns=columns))
+
+
+@dataclass(frozen=True)
+class PredictorAnalysis:
+    """The predictor analysis (:func:`predictor_analysis`): its tables and how it went.
+
+    Attributes
+    ----------
+    selection : DataFrame
+        variable, enet_coef, selected_by_enet, boruta_decision, boruta_rank.
+    logistic_model : DataFrame
+        variable, coef, odds_ratio, ci_low, ci_high, p_value, selected_by_enet,
+        boruta_decision, n, events, method, note, converged, estimable (a variable that
+        is not estimable has no numbers and a note "not estimable (events / n)").
+    roc : DataFrame
+        fpr, tpr, threshold of the final model's apparent ROC curve.
+    auc : DataFrame
+        One row: auc, ci_low, ci_high, ci_method, optimism, auc_optimism_corrected,
+        bootstrap_samples, bootstrap_used, n, events.
+    enet : EnetTuning or None
+        The elastic-net tuning (None when no analysis ran).
+    variables : tuple of str
+        The multivariable model's variables.
+    note : str
+        Why patients or variables were left out and how the model was fitted.
+    """
+
+    selection: pd.DataFrame = _empty(SELECTION_COLUMNS)
+    logistic_model: pd.DataFrame = _empty(MODEL_COLUMNS)
+    roc: pd.DataFrame = _empty(["fpr", "tpr", "threshold"])
+    auc: pd.DataFrame = _empty(AUC_COLUMNS)
+    enet: EnetTuning | None = None
+    variables: tuple[str, ...] = ()
+    note: str = ""
+
+
 # --------------------------------------------------------------------- AUC
-def delong_auc(y, score, alpha: float = 0.05) -> dict:
-    """AUC with DeLong's (1988) variance (fast midrank form of Sun & Xu 2014) and a
-    Wald CI clipped to [0, 1] (as pROC's ``ci.auc(method='delong')``)."""
+def delong_auc(y, score, alpha: float = 0.05) -> AucResult:
+    """AUC with DeLong's variance and a Wald confidence interval.
+
+    Parameters
+    ----------
+    y : array_like
+        0/1 outcome.
+    score : array_like
+        Predicted score (higher = more likely 1).
+    alpha : float, default 0.05
+        Two-sided CI level (``statistics.alpha``).
+
+    Returns
+    -------
+    AucResult
+        NaN throughout when ``y`` has no 1 or no 0.
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#statistics: ROC curve and AUC with 95% CI. The variance is the
+    fast midrank form; the CI is clipped to [0, 1] as pROC's ``ci.auc(method='delong')``.
+
+    References
+    ----------
+    .. [1] DeLong ER, DeLong DM, Clarke-Pearson DL. Comparing the areas under two or more
+       correlated receiver operating characteristic curves: a nonparametric approach.
+       Biometrics 1988;44:837-845.
+    .. [2] Sun X, Xu W. Fast implementation of DeLong's algorithm for comparing the areas
+       under correlated receiver operating characteristic curves. IEEE Signal Process
+       Lett 2014;21:1389-1393. R ``pROC::ci.auc``.
+    """
     y = np.asarray(y).astype(int)
     s = np.asarray(score, dtype=float)
     pos, neg = s[y == 1], s[y == 0]
     m, n = pos.size, neg.size
     if m == 0 or n == 0:
-        return {"auc": np.nan, "se": np.nan, "ci_low": np.nan, "ci_high": np.nan}
+        return AucResult(np.nan, np.nan, np.nan, np.nan)
     tx = stats.rankdata(pos)
     ty = stats.rankdata(neg)
     tz = stats.rankdata(np.concatenate([pos, neg]))
@@ -75,15 +185,32 @@ def delong_auc(y, score, alpha: float = 0.05) -> dict:
     var = (np.var(v10, ddof=1) / m if m > 1 else 0.0) + (np.var(v01, ddof=1) / n if n > 1 else 0.0)
     se = float(np.sqrt(var))
     z = stats.norm.ppf(1 - alpha / 2)
-    return {"auc": float(auc), "se": se, "ci_low": float(max(0.0, auc - z * se)),
-            "ci_high": float(min(1.0, auc + z * se))}
+    return AucResult(float(auc), se, float(max(0.0, auc - z * se)), float(min(1.0, auc + z * se)))
 
 
 # ----------------------------------------------------------------- helpers
-def outcome_from_endpoints(endpoints: pd.DataFrame, endpoint: str = "sf_clinical_remission",
-                           timepoint: str = "month12", analysis: str = "complete_case") -> pd.Series:
-    """The 0/1 outcome per patient_id (complete_case: not-evaluable patients absent;
-    nri: status_nri)."""
+def outcome_from_endpoints(endpoints: pd.DataFrame, endpoint: str, timepoint: str,
+                           analysis: str = "complete_case") -> pd.Series:
+    """The 0/1 outcome per patient of one endpoint at one time point.
+
+    Parameters
+    ----------
+    endpoints : DataFrame
+        ``analytics.endpoints``.
+    endpoint, timepoint : str
+        The outcome (``statistics.predictor_outcome``).
+    analysis : {"complete_case", "nri"}, default "complete_case"
+        complete_case: ``status``, not-evaluable patients absent; nri: ``status_nri``.
+
+    Returns
+    -------
+    Series
+        1 = achieved, 0 = not achieved, indexed by patient_id, named ``<endpoint>_<timepoint>``.
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#endpoints (complete case primary, NRI sensitivity).
+    """
     sub = endpoints[(endpoints["endpoint"] == endpoint) & (endpoints["timepoint"] == timepoint)]
     col = "status" if analysis == "complete_case" else "status_nri"
     sub = sub[sub[col].isin(["achieved", "not_achieved"])]
@@ -262,7 +389,7 @@ def _one_resample(state, idx):
         return None
     Xb = X.iloc[idx]
     if enet_params is not None:
-        strength = _enet_at(Xb.to_numpy(float), yb, enet_params["C"], enet_params["l1_ratio"], seed, max_iter)
+        strength = _enet_at(Xb.to_numpy(float), yb, enet_params.C, enet_params.l1_ratio, seed, max_iter)
         vars_b = _capped(list(X.columns), strength, max_vars)
     else:
         vars_b = list(variables)
@@ -320,31 +447,69 @@ def predictor_analysis(
     max_iter: int = 10000,
     workers: int | None = 1,
     events_per_variable: float = 10,
-) -> dict:
-    """Elastic-net selection, Boruta confirmation, multivariable logistic model, ROC.
+) -> PredictorAnalysis:
+    """Predictors of a binary outcome: elastic-net selection, Boruta confirmation, a
+    multivariable logistic model and its ROC curve.
 
-    ``outcome``: 0/1 Series indexed by patient_id (see :func:`outcome_from_endpoints`)
-    or aligned with ``covariates``' index; patients with a missing outcome or a missing
-    candidate are left out (complete case, ``n``).
-    ``candidates``: covariate columns (default: every column but patient_id, center,
-    diagnosis). ``center_handling``: "fixed" (default, with the cluster fallback) or
-    "cluster". ``Cs``: number of C values (log grid 1e-4..1e4) or the list of C values
-    searched by the elastic-net CV; ``l1_ratios``: the mixing values searched.
-    ``events_per_variable``: the model takes at most floor(smaller outcome class /
-    this) variables (those of largest |elastic-net coefficient|, else best Boruta rank);
-    none supportable: no model, "not estimable (events / n)".
-    ``workers``: processes for the independent fits (Boruta beside the elastic-net CV,
-    the CV paths, the bootstrap resamples; None = ``$IBD_STATS_WORKERS`` or the CPUs) -
-    the results do not depend on it.
+    Parameters
+    ----------
+    covariates : DataFrame
+        Baseline covariates (``analytics.baseline_covariates``), with patient_id and center.
+    outcome : Series
+        0/1 outcome indexed by patient_id (:func:`outcome_from_endpoints`) or aligned with
+        ``covariates``' index; patients with a missing outcome or a missing candidate are
+        left out (complete case, ``n``).
+    seed : int
+        Seed of the CV folds, Boruta's forest and the bootstrap (``statistics.seed``).
+    cv_folds : int, default 10
+        Elastic-net CV folds (``statistics.cv_folds``); fewer when the smaller outcome
+        class is smaller.
+    bootstrap : int, default 200
+        Bootstrap resamples of the optimism (``statistics.bootstrap_samples``); 0 = none.
+    candidates : sequence of str, optional
+        Covariate columns (``statistics.covariates``; default every column but
+        patient_id, center, diagnosis).
+    center_col : str, default "center"
+    center_handling : {"fixed", "cluster"}, default "fixed"
+        Center as a fixed effect, or cluster-robust SEs by center.
+    l1_ratios : sequence of float
+        The elastic-net mixing values searched.
+    Cs : int or sequence of float, default 20
+        Number of C values (log grid 1e-4..1e4) or the C values searched.
+    boruta_max_iter : int, default 100
+    alpha : float, default 0.05
+        CI level and Boruta's test level (``statistics.alpha``).
+    max_iter : int, default 10000
+        Solver iterations.
+    workers : int or None, default 1
+        Processes for the independent fits (Boruta beside the CV, the CV paths, the
+        bootstrap; None = ``$IBD_STATS_WORKERS`` or the CPUs); the result does not depend on it.
+    events_per_variable : float, default 10
+        The model takes at most floor(smaller outcome class / this) variables (largest
+        |elastic-net coefficient|, else best Boruta rank); none supportable: no model,
+        "not estimable (events / n)" (``statistics.events_per_variable``).
 
-    Returns a dict of DataFrames ``selection`` [variable, enet_coef, selected_by_enet,
-    boruta_decision, boruta_rank], ``logistic_model`` [variable, coef, odds_ratio,
-    ci_low, ci_high, p_value, selected_by_enet, boruta_decision, n, events, method,
-    note, converged, estimable] (a variable that is not estimable has no numbers and a
-    note "not estimable (events / n)"), ``roc`` [fpr, tpr, threshold], ``auc`` (one row) [auc, ci_low, ci_high,
-    ci_method, optimism, auc_optimism_corrected, bootstrap_samples, bootstrap_used, n,
-    events]; plus ``enet`` (dict: C, l1_ratio, cv_folds), ``variables`` (model
-    variables), ``note`` (str).
+    Returns
+    -------
+    PredictorAnalysis
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#statistics (predictors). The steps are those of the module
+    docstring: the ML logit when it converges without separation, else Firth.
+
+    References
+    ----------
+    .. [1] Zou H, Hastie T. Regularization and variable selection via the elastic net.
+       J R Stat Soc B 2005;67:301-320.
+    .. [2] Kursa MB, Rudnicki WR. Feature selection with the Boruta package. J Stat Softw
+       2010;36(11).
+    .. [3] Heinze G, Schemper M. A solution to the problem of separation in logistic
+       regression. Stat Med 2002;21:2409-2419 (R ``logistf``).
+    .. [4] Peduzzi P et al. A simulation study of the number of events per variable in
+       logistic regression analysis. J Clin Epidemiol 1996;49:1373-1379.
+    .. [5] Harrell FE, Lee KL, Mark DB. Multivariable prognostic models. Stat Med
+       1996;15:361-387 (bootstrap optimism).
     """
     if candidates is None:
         candidates = [c for c in covariates.columns if c not in ("patient_id", center_col, "diagnosis")]
@@ -365,15 +530,10 @@ def predictor_analysis(
     if const:
         notes.append(f"constant candidate(s) dropped: {', '.join(const)}")
         X = X.drop(columns=const)
-    empty_model = pd.DataFrame(columns=MODEL_COLUMNS)
-    result = {"selection": pd.DataFrame(columns=SELECTION_COLUMNS), "logistic_model": empty_model,
-              "roc": pd.DataFrame(columns=["fpr", "tpr", "threshold"]),
-              "auc": pd.DataFrame(columns=AUC_COLUMNS), "enet": {}, "variables": [], "note": ""}
     min_class = int(min(events, n - events))
     if min_class < 2 or X.shape[1] == 0:
         notes.append("too few events/non-events or no usable candidate: no analysis")
-        result["note"] = "; ".join(notes)
-        return result
+        return PredictorAnalysis(note="; ".join(notes))
 
     # 1. elastic net
     folds = min(cv_folds, min_class)
@@ -387,15 +547,13 @@ def predictor_analysis(
         decision, ranking = boruta.get()
     coef = enet.coef_[0]
     sel = np.abs(coef) > 1e-10
-    enet_params = {"C": float(np.ravel(enet.C_)[0]), "l1_ratio": float(np.ravel(enet.l1_ratio_)[0]),
-                   "cv_folds": folds, "scoring": "neg_log_loss"}
+    enet_params = EnetTuning(C=float(np.ravel(enet.C_)[0]), l1_ratio=float(np.ravel(enet.l1_ratio_)[0]),
+                             cv_folds=folds, scoring="neg_log_loss")
 
     selection = pd.DataFrame({"variable": X.columns, "enet_coef": coef, "selected_by_enet": sel,
                               "boruta_decision": decision, "boruta_rank": ranking.astype(int)})
     for c in const:
         selection.loc[len(selection)] = [c, 0.0, False, "rejected", np.nan]
-    result["selection"] = selection
-    result["enet"] = enet_params
 
     variables = [c for c, s in zip(X.columns, sel) if s]
     boot_enet = enet_params
@@ -421,12 +579,10 @@ def predictor_analysis(
                          "smaller outcome class per variable")
         else:
             notes.append("no variable selected by the elastic net or confirmed by Boruta: no multivariable model")
-        result["logistic_model"] = pd.DataFrame(
+        model = pd.DataFrame(
             [{"variable": None, "n": n, "events": events, "method": None, "note": "; ".join(notes),
               "converged": None, "estimable": False}], columns=MODEL_COLUMNS)
-        result["note"] = "; ".join(notes)
-        return result
-    result["variables"] = variables
+        return PredictorAnalysis(selection=selection, logistic_model=model, enet=enet_params, note="; ".join(notes))
 
     # 3. multivariable logistic: ML when it converges without separation, else Firth
     sep = _binary_separation(X[variables], y)
@@ -454,22 +610,22 @@ def predictor_analysis(
     note = "; ".join(notes) or None
     for r in rows:
         r["note"] = note if r["estimable"] else f"{_not_estimable(events, n)}; {note}"
-    result["logistic_model"] = pd.DataFrame(rows, columns=MODEL_COLUMNS)
+    model = pd.DataFrame(rows, columns=MODEL_COLUMNS)
 
     # 4. ROC, DeLong CI, optimism
     p_hat = np.asarray(fit["predict"], dtype=float)
     fpr, tpr, thr = roc_curve(y, p_hat)
-    result["roc"] = pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": thr})
+    roc = pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": thr})
     d = delong_auc(y, p_hat, alpha)
     fe = center_handling == "fixed" and center.nunique() > 1
     firth = method.startswith("Firth")
     opt = _bootstrap_optimism(X, y, center, variables, fe, boot_enet, bootstrap, seed, max_iter, workers,
                               max_vars=max_vars, firth=firth) if bootstrap else np.array([])
     mean_opt = float(opt.mean()) if opt.size else np.nan
-    result["auc"] = pd.DataFrame([{
-        "auc": d["auc"], "ci_low": d["ci_low"], "ci_high": d["ci_high"], "ci_method": "DeLong",
-        "optimism": mean_opt, "auc_optimism_corrected": d["auc"] - mean_opt if opt.size else np.nan,
+    auc = pd.DataFrame([{
+        "auc": d.auc, "ci_low": d.ci_low, "ci_high": d.ci_high, "ci_method": "DeLong",
+        "optimism": mean_opt, "auc_optimism_corrected": d.auc - mean_opt if opt.size else np.nan,
         "bootstrap_samples": int(bootstrap), "bootstrap_used": int(opt.size), "n": n, "events": events,
     }], columns=AUC_COLUMNS)
-    result["note"] = "; ".join(notes)
-    return result
+    return PredictorAnalysis(selection=selection, logistic_model=model, roc=roc, auc=auc, enet=enet_params,
+                             variables=tuple(variables), note="; ".join(notes))

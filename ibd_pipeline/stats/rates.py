@@ -1,13 +1,15 @@
 """Endpoint rates n/N (%) with Wilson 95% CI, UC vs CD tests, Cochran's Q over time.
 
-Analyses (STUDY.md "Endpoints"):
+Analyses (docs/STUDY_RULES.md#endpoints):
 
 * ``complete_case`` (primary): n = patients with ``status == 'achieved'``,
   N = patients with status achieved or not_achieved (not evaluable left out);
 * ``nri`` (sensitivity): n = patients with ``status_nri == 'achieved'``, N = every
   included patient with a row at that time point.
 
-Percentages and their CI limits are in percent (0-100).
+Percentages and their CI limits are in percent (0-100). Time points sort in the study's
+order (``timepoint_order``, :func:`ibd_pipeline.stats.settings.timepoint_order`); without
+one, in the order they first appear.
 """
 
 from __future__ import annotations
@@ -19,17 +21,37 @@ from statsmodels.stats.contingency_tables import cochrans_q as _sm_cochrans_q
 
 from .contingency import chi_square_or_fisher
 
-TIMEPOINT_ORDER = ["baseline", "induction", "month6", "month12", "month18"]
 ANALYSES = ("complete_case", "nri")
 DIAGNOSES = ("UC", "CD", "overall")
 RATE_COLUMNS = ["diagnosis", "timepoint", "endpoint", "analysis", "n", "n_total", "pct", "ci_low", "ci_high"]
 
 
 def wilson_ci(n, N, alpha: float = 0.05):
-    """Wilson score interval for n successes out of N (proportions, 0-1).
+    """Wilson score interval for ``n`` successes out of ``N``.
 
-    Scalars give a tuple (low, high); arrays give a tuple of arrays. N == 0 -> NaN.
-    Equal to ``statsmodels.stats.proportion.proportion_confint(n, N, alpha, 'wilson')``.
+    Parameters
+    ----------
+    n : int or array_like
+        Successes.
+    N : int or array_like
+        Trials; ``N == 0`` gives NaN limits.
+    alpha : float, default 0.05
+        Two-sided level (``statistics.alpha``).
+
+    Returns
+    -------
+    tuple
+        ``(low, high)`` as proportions (0-1): floats for scalars, arrays for arrays.
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#statistics: endpoint rates carry Wilson 95% CIs. Equal to
+    ``statsmodels.stats.proportion.proportion_confint(n, N, alpha, 'wilson')``.
+
+    References
+    ----------
+    .. [1] Wilson EB. Probable inference, the law of succession, and statistical
+       inference. J Am Stat Assoc 1927;22:209-212.
     """
     n_arr = np.asarray(n, dtype=float)
     N_arr = np.asarray(N, dtype=float)
@@ -46,8 +68,36 @@ def wilson_ci(n, N, alpha: float = 0.05):
     return low, high
 
 
-def _tp_key(tp: str) -> int:
-    return TIMEPOINT_ORDER.index(tp) if tp in TIMEPOINT_ORDER else len(TIMEPOINT_ORDER)
+def _tp_rank(values, timepoint_order=None) -> dict:
+    """{time point: rank}: the position in ``timepoint_order`` (unknown ones after it, in
+    the order they first appear in ``values``); without an order, first appearance."""
+    order = list(timepoint_order or ())
+    seen = list(dict.fromkeys(v for v in values if v not in order))
+    return {tp: i for i, tp in enumerate([*order, *seen])}
+
+
+def sort_timepoints(values, timepoint_order=None) -> list:
+    """Time points in the study's order.
+
+    Parameters
+    ----------
+    values : iterable of str
+        Time points (repeats allowed).
+    timepoint_order : sequence of str, optional
+        The study's order (:func:`ibd_pipeline.stats.settings.timepoint_order`).
+
+    Returns
+    -------
+    list of str
+        The distinct values: those of the order in its order, then the others as they
+        first appear (without an order: as they first appear).
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#windows: time points are ordered by ``study.yaml``, not by name.
+    """
+    rank = _tp_rank(values, timepoint_order)
+    return sorted(dict.fromkeys(values), key=rank.__getitem__)
 
 
 def _with_overall(df: pd.DataFrame) -> pd.DataFrame:
@@ -63,9 +113,30 @@ def _counts(df: pd.DataFrame, analysis: str) -> tuple[int, int]:
     raise ValueError(f"unknown analysis {analysis!r}")
 
 
-def endpoint_rates(endpoints: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
-    """n/N (%) with Wilson CI per diagnosis (UC, CD, overall), time point, endpoint and
-    analysis (complete_case, nri)."""
+def endpoint_rates(endpoints: pd.DataFrame, alpha: float = 0.05, timepoint_order=None) -> pd.DataFrame:
+    """Endpoint rates n/N (%) with Wilson CI.
+
+    Parameters
+    ----------
+    endpoints : DataFrame
+        ``analytics.endpoints``: patient_id, diagnosis, timepoint, endpoint, status, status_nri.
+    alpha : float, default 0.05
+        Two-sided CI level (``statistics.alpha``).
+    timepoint_order : sequence of str, optional
+        The study's time points in order (rows sort by it).
+
+    Returns
+    -------
+    DataFrame
+        One row per diagnosis (UC, CD, overall), time point, endpoint and analysis
+        (complete_case, nri): diagnosis, timepoint, endpoint, analysis, n, n_total, pct,
+        ci_low, ci_high (percent).
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#endpoints: complete case (N = evaluable) is primary, NRI
+    (N = every included patient) the sensitivity analysis.
+    """
     rows = []
     ep = _with_overall(endpoints)
     for (dx, tp, name), g in ep.groupby(["diagnosis", "timepoint", "endpoint"], sort=False):
@@ -76,15 +147,15 @@ def endpoint_rates(endpoints: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame
                          "n": n, "n_total": N, "pct": 100.0 * n / N if N else np.nan,
                          "ci_low": 100.0 * lo, "ci_high": 100.0 * hi})
     out = pd.DataFrame(rows, columns=RATE_COLUMNS)
-    return _sort(out, ["diagnosis", "endpoint", "analysis", "timepoint"])
+    return _sort(out, ["diagnosis", "endpoint", "analysis", "timepoint"], timepoint_order)
 
 
-def _sort(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+def _sort(df: pd.DataFrame, keys: list[str], timepoint_order=None) -> pd.DataFrame:
     if df.empty:
         return df.reset_index(drop=True)
     k = df.copy()
     if "timepoint" in k:
-        k["_tp"] = k["timepoint"].map(_tp_key)
+        k["_tp"] = k["timepoint"].map(_tp_rank(k["timepoint"], timepoint_order))
     if "diagnosis" in k:
         k["_dx"] = k["diagnosis"].map({d: i for i, d in enumerate(DIAGNOSES)}).fillna(9)
     order = [{"timepoint": "_tp", "diagnosis": "_dx"}.get(c, c) for c in keys]
@@ -92,14 +163,33 @@ def _sort(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return k.drop(columns=[c for c in ("_tp", "_dx") if c in k]).reset_index(drop=True)
 
 
-def uc_vs_cd_tests(endpoints: pd.DataFrame, fisher_expected_below: float = 5,
-                   seed: int = 20250401) -> pd.DataFrame:
-    """UC vs CD per time point, endpoint and analysis: 2 x 2 table (diagnosis x
-    achieved), Pearson chi-square without correction, Fisher's exact when an expected
-    count is below ``fisher_expected_below``.
+def uc_vs_cd_tests(endpoints: pd.DataFrame, fisher_expected_below: float = 5, seed: int = 0,
+                   timepoint_order=None) -> pd.DataFrame:
+    """UC vs CD per time point, endpoint and analysis.
 
-    Columns: timepoint, endpoint, analysis, n_uc, n_total_uc, n_cd, n_total_cd, statistic, p_value,
-    test, min_expected.
+    Parameters
+    ----------
+    endpoints : DataFrame
+        ``analytics.endpoints``.
+    fisher_expected_below : float, default 5
+        Fisher's exact test when an expected count is below this
+        (``statistics.fisher_expected_below``).
+    seed : int, default 0
+        Seed of the Monte Carlo Fisher test of large r x c tables (``statistics.seed``).
+    timepoint_order : sequence of str, optional
+        The study's time points in order (rows sort by it).
+
+    Returns
+    -------
+    DataFrame
+        timepoint, endpoint, analysis, n_uc, n_total_uc, n_cd, n_total_cd, statistic,
+        p_value, test, min_expected.
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#statistics: the 2 x 2 table diagnosis x achieved is tested by
+    Pearson chi-square without continuity correction, or Fisher's exact test when an
+    expected count is below ``fisher_expected_below`` (:func:`chi_square_or_fisher`).
     """
     rows = []
     for (tp, name), g in endpoints.groupby(["timepoint", "endpoint"], sort=False):
@@ -114,19 +204,37 @@ def uc_vs_cd_tests(endpoints: pd.DataFrame, fisher_expected_below: float = 5,
                          "min_expected": res.min_expected})
     cols = ["timepoint", "endpoint", "analysis", "n_uc", "n_total_uc", "n_cd", "n_total_cd", "statistic",
             "p_value", "test", "min_expected"]
-    return _sort(pd.DataFrame(rows, columns=cols), ["endpoint", "analysis", "timepoint"])
+    return _sort(pd.DataFrame(rows, columns=cols), ["endpoint", "analysis", "timepoint"], timepoint_order)
 
 
-def cochran_q(endpoints: pd.DataFrame, timepoints=("induction", "month6", "month12"),
-              analyses=ANALYSES) -> pd.DataFrame:
-    """Cochran's Q (statsmodels ``cochrans_q``) per diagnosis (UC, CD, overall),
-    endpoint and analysis across ``timepoints`` on the patients with an evaluable
-    result at every one of them (complete_case: status achieved/not_achieved at all
-    points; nri: a status_nri at all points).
+def cochran_q(endpoints: pd.DataFrame, timepoints, analyses=ANALYSES) -> pd.DataFrame:
+    """Cochran's Q across time points per diagnosis (UC, CD, overall), endpoint and analysis.
 
-    Columns: diagnosis, endpoint, analysis, timepoints, q, df, p, n_patients, note.
-    Q is undefined when no patient changes status (all rows constant): q and p are then
-    NaN with a note.
+    Parameters
+    ----------
+    endpoints : DataFrame
+        ``analytics.endpoints``.
+    timepoints : sequence of str
+        The time points compared (``timepoints.clinical``).
+    analyses : sequence of str, default ("complete_case", "nri")
+        complete_case: patients with status achieved / not_achieved at every point;
+        nri: patients with a status_nri at every point.
+
+    Returns
+    -------
+    DataFrame
+        diagnosis, endpoint, analysis, timepoints, q, df, p, n_patients, note. Q is
+        undefined when no patient changes status: q and p are NaN with a note.
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#statistics: change across time points by Cochran's Q on the
+    patients with all points (statsmodels ``cochrans_q``).
+
+    References
+    ----------
+    .. [1] Cochran WG. The comparison of percentages in matched samples. Biometrika
+       1950;37:256-266.
     """
     timepoints = list(timepoints)
     rows = []

@@ -1,5 +1,5 @@
-"""Safety tables: treatment-emergent adverse events by term and diagnosis (STUDY.md
-"Safety").
+"""Safety tables: treatment-emergent adverse events by term and diagnosis
+(docs/STUDY_RULES.md#safety).
 
 Per diagnosis (UC, CD, overall) and term (plus ``term='any'``): patients with >= 1
 event (n, % of the included patients n_included of that diagnosis), number of events,
@@ -7,6 +7,8 @@ and events per 100 patient-years of UPA exposure with the exact Poisson CI.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -19,6 +21,28 @@ ANY = "any"
 # decimals for a published table (``ae_tables(decimals=DECIMALS)``): percent to 0.1,
 # patient-years and rates to 0.01
 DECIMALS = {"pct_patients": 1, "patient_years": 2, "rate_per_100py": 2, "rate_ci_low": 2, "rate_ci_high": 2}
+
+
+@dataclass(frozen=True)
+class AeTables:
+    """The safety tables (:func:`ae_tables`), each with the columns of ``AE_COLUMNS``:
+    diagnosis, term (``any`` first), n_patients, n_included, pct_patients, n_events,
+    patient_years, rate_per_100py, rate_ci_low, rate_ci_high.
+
+    Attributes
+    ----------
+    by_term : DataFrame
+        Every listed and every observed term for every diagnosis.
+    serious : DataFrame
+        Serious events: every term with at least one in the cohort (zeros included for
+        the other diagnoses).
+    discontinuation : DataFrame
+        Events leading to discontinuation, likewise.
+    """
+
+    by_term: pd.DataFrame
+    serious: pd.DataFrame
+    discontinuation: pd.DataFrame
 
 
 def _flag(s: pd.Series) -> pd.Series:
@@ -61,22 +85,38 @@ def _terms(observed: pd.Series, listed) -> list[str]:
 
 
 def ae_tables(adverse_events: pd.DataFrame, exposure: pd.DataFrame, diagnoses, alpha: float = 0.05,
-              terms=None, decimals: dict | None = None) -> dict:
-    """``diagnoses``: the included cohort (DataFrame patient_id, diagnosis, or a Series
-    diagnosis indexed by patient_id) - the denominators. ``exposure``: patient_id,
-    exposure_years. Events of patients outside the cohort are ignored; if the events
-    frame has a ``treatment_emergent`` column only treatment-emergent events count.
-    ``terms``: the terms the by-term table always lists, zeros included (the CRF's
-    ``ae_terms``, so that no event of herpes zoster, VTE, MACE, ... shows as 0 rather
-    than not at all); other observed terms follow. ``decimals``: {column: decimals} to
-    round to (e.g. ``DECIMALS``; default exact).
+              terms=None, decimals: dict | None = None) -> AeTables:
+    """Treatment-emergent adverse events by term and diagnosis, with rates per 100
+    patient-years.
 
-    Returns {"by_term", "serious", "discontinuation"}: DataFrames with columns
-    diagnosis, term (``any`` first), n_patients, n_included, pct_patients, n_events,
-    patient_years, rate_per_100py, rate_ci_low, rate_ci_high.
-    ``by_term`` has every listed and every observed term for every diagnosis; the serious
-    and discontinuation tables every term with at least one such event in the cohort
-    (zeros included for the other diagnoses).
+    Parameters
+    ----------
+    adverse_events : DataFrame
+        ``analytics.adverse_events`` (patient_id, term, serious, led_to_discontinuation;
+        with a ``treatment_emergent`` column only treatment-emergent events count).
+        Events of patients outside the cohort are ignored.
+    exposure : DataFrame
+        patient_id, exposure_years.
+    diagnoses : DataFrame or Series
+        The included cohort (patient_id, diagnosis; or diagnosis indexed by patient_id):
+        the denominators.
+    alpha : float, default 0.05
+        CI level of the exact Poisson rate intervals (``statistics.alpha``).
+    terms : sequence of str, optional
+        Terms the by-term table always lists, zeros included (the CRF's ``ae_terms``, so
+        that no herpes zoster, VTE, MACE, ... shows as 0 rather than not at all); other
+        observed terms follow, sorted.
+    decimals : dict, optional
+        {column: decimals} to round to (e.g. ``DECIMALS``; default exact).
+
+    Returns
+    -------
+    AeTables
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#safety: patients with >= 1 event per term (n, %) and events per
+    100 patient-years (:func:`ibd_pipeline.stats.survival.poisson_exact_ci`).
     """
     cohort = _cohort(diagnoses)
     ae = adverse_events[adverse_events["patient_id"].isin(cohort["patient_id"])].copy()
@@ -91,4 +131,4 @@ def ae_tables(adverse_events: pd.DataFrame, exposure: pd.DataFrame, diagnoses, a
         "serious": _table(serious, cohort, exposure, _terms(serious["term"], ()), alpha),
         "discontinuation": _table(disc, cohort, exposure, _terms(disc["term"], ()), alpha),
     }
-    return {k: v.round(decimals) for k, v in out.items()} if decimals else out
+    return AeTables(**({k: v.round(decimals) for k, v in out.items()} if decimals else out))

@@ -1,9 +1,10 @@
-"""Treatment persistence: Kaplan-Meier, log-rank, Cox models, discontinuation rate.
+"""Treatment persistence: Kaplan-Meier, log-rank, Cox models, discontinuation rate
+(docs/STUDY_RULES.md#persistence, #statistics).
 
 Input ``persistence``: patient_id, center, diagnosis, time_days, event (1 = stopped
 UPA, 0 = censored at last follow-up), stop_reason. Grouping variables that are not in
-``persistence`` (albumin_le_35, bmi_le_18_5, ...) are joined from ``covariates`` on
-patient_id.
+``persistence`` (the baseline flags of ``persistence.km_groups``) are joined from
+``covariates`` on patient_id.
 
 Kaplan-Meier confidence intervals use Greenwood's variance with either the
 log-log transform (``ci_type='log-log'``: lifelines' and SAS' default, always inside
@@ -16,6 +17,7 @@ fallback of :func:`cox_models`.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -31,7 +33,6 @@ LOGRANK_COLUMNS = ["group_var", "groups", "n", "events", "test_statistic", "df",
 COX_COLUMNS = ["model", "variable", "coef", "hr", "ci_low", "ci_high", "p_value", "ph_test_p",
                "step", "n", "events", "note", "method", "converged", "estimable"]
 RATE_COLUMNS = ["group_var", "group", "n", "events", "patient_years", "rate_per_100py", "ci_low", "ci_high"]
-DEFAULT_GROUPS = ("overall", "diagnosis", "albumin_le_35", "bmi_le_18_5")
 
 
 # ------------------------------------------------------------------ helpers
@@ -46,7 +47,31 @@ def _group_labels(s: pd.Series) -> pd.Series:
 
 
 def with_covariates(persistence: pd.DataFrame, covariates: pd.DataFrame | None, columns) -> pd.DataFrame:
-    """``persistence`` with the ``columns`` it lacks joined from ``covariates``."""
+    """The persistence frame with the covariate columns it lacks.
+
+    Parameters
+    ----------
+    persistence : DataFrame
+        ``analytics.persistence``.
+    covariates : DataFrame or None
+        ``analytics.baseline_covariates`` (patient_id and the columns).
+    columns : sequence of str
+        Columns needed (``overall`` is no column and is skipped).
+
+    Returns
+    -------
+    DataFrame
+        A copy of ``persistence`` with the missing columns left-joined on patient_id.
+
+    Raises
+    ------
+    KeyError
+        Naming the columns found in neither frame.
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#persistence: groups and Cox covariates are baseline covariates.
+    """
     need = [c for c in columns if c not in persistence.columns and c != "overall"]
     if not need:
         return persistence.copy()
@@ -68,9 +93,39 @@ def _groups(df: pd.DataFrame, group_var: str):
 
 
 def km_at(durations, events, times, alpha: float = 0.05, ci_type: str = "log-log") -> pd.DataFrame:
-    """Kaplan-Meier S(t) (right-continuous: events at t included) with Greenwood CI and
-    the number at risk at t (time >= t) at each of ``times``. Beyond the last
-    observation S is NaN unless the curve already reached 0."""
+    """Kaplan-Meier survival at given times with Greenwood confidence limits.
+
+    Parameters
+    ----------
+    durations : array_like
+        Follow-up times.
+    events : array_like
+        1 = event, 0 = censored.
+    times : sequence of float
+        Times of the estimates.
+    alpha : float, default 0.05
+        Two-sided CI level.
+    ci_type : {"log-log", "log"}, default "log-log"
+        log-log (lifelines' and SAS' default, always inside [0, 1]) or log (R
+        ``survfit``'s default).
+
+    Returns
+    -------
+    DataFrame
+        time, survival (right-continuous: events at t included), ci_low, ci_high,
+        n_at_risk (time >= t). Beyond the last observation S is NaN unless the curve
+        already reached 0.
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#persistence: Kaplan-Meier rates at ``persistence.km_months``.
+
+    References
+    ----------
+    .. [1] Kaplan EL, Meier P. Nonparametric estimation from incomplete observations.
+       J Am Stat Assoc 1958;53:457-481. Greenwood M. The natural duration of cancer.
+       Rep Public Health Med Subj 1926;33. lifelines ``KaplanMeierFitter``.
+    """
     d = np.asarray(durations, dtype=float)
     e = np.asarray(events, dtype=int)
     kmf = KaplanMeierFitter(alpha=alpha).fit(d, e)
@@ -111,16 +166,45 @@ def km_at(durations, events, times, alpha: float = 0.05, ci_type: str = "log-log
 def km_estimates(
     persistence: pd.DataFrame,
     covariates: pd.DataFrame | None = None,
-    group_vars=DEFAULT_GROUPS,
-    months=(3, 6, 9, 12),
-    days_per_month: float = 30.4375,
+    *,
+    group_vars,
+    months,
+    days_per_month: float,
     alpha: float = 0.05,
     ci_type: str = "log-log",
     duration_col: str = "time_days",
     event_col: str = "event",
 ) -> pd.DataFrame:
-    """Persistence (probability of still being on UPA) at ``months`` (day = month x
-    ``days_per_month``) overall and per level of each grouping variable."""
+    """Kaplan-Meier persistence (probability of still being on UPA) per group.
+
+    Parameters
+    ----------
+    persistence : DataFrame
+        ``analytics.persistence``.
+    covariates : DataFrame, optional
+        ``analytics.baseline_covariates`` for grouping variables not in ``persistence``.
+    group_vars : sequence of str
+        Groupings (``persistence.km_groups``): ``overall`` (one group ``all``), or a
+        column (binary ones become yes / no).
+    months : sequence of float
+        Months of the estimates (``persistence.km_months``).
+    days_per_month : float
+        Day of a month's estimate = month x this (``persistence.days_per_month``).
+    alpha : float, default 0.05
+    ci_type : {"log-log", "log"}, default "log-log"
+        See :func:`km_at`.
+    duration_col, event_col : str
+
+    Returns
+    -------
+    DataFrame
+        group_var, group, month, survival, ci_low, ci_high, n_at_risk.
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#persistence and #statistics (Kaplan-Meier by diagnosis and the
+    baseline groupings).
+    """
     df = with_covariates(persistence, covariates, group_vars)
     rows = []
     for gv in group_vars:
@@ -138,12 +222,39 @@ def km_estimates(
 def logrank_tests(
     persistence: pd.DataFrame,
     covariates: pd.DataFrame | None = None,
-    group_vars=("diagnosis", "albumin_le_35", "bmi_le_18_5"),
+    *,
+    group_vars,
     duration_col: str = "time_days",
     event_col: str = "event",
 ) -> pd.DataFrame:
-    """Log-rank test per grouping variable (lifelines ``logrank_test`` for two groups,
-    ``multivariate_logrank_test`` for more)."""
+    """Log-rank test per grouping variable.
+
+    Parameters
+    ----------
+    persistence : DataFrame
+        ``analytics.persistence``.
+    covariates : DataFrame, optional
+        ``analytics.baseline_covariates`` for grouping variables not in ``persistence``.
+    group_vars : sequence of str
+        Grouping columns (the ``persistence.km_groups`` but ``overall``).
+    duration_col, event_col : str
+
+    Returns
+    -------
+    DataFrame
+        group_var, groups ("a|b"), n, events, test_statistic, df, p_value, test (not
+        tested with fewer than 2 groups).
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#statistics: log-rank by diagnosis and the baseline groupings.
+    lifelines ``logrank_test`` for two groups, ``multivariate_logrank_test`` for more.
+
+    References
+    ----------
+    .. [1] Mantel N. Evaluation of survival data and two new rank order statistics
+       arising in its consideration. Cancer Chemother Rep 1966;50:163-170.
+    """
     df = with_covariates(persistence, covariates, group_vars)
     rows = []
     for gv in group_vars:
@@ -176,13 +287,18 @@ FIRTH_METHOD = ("Firth-penalized Cox (Heinze & Schemper 2001; Breslow ties; cent
                 "profile penalized-likelihood CI, penalized LR p)")
 
 
+@dataclass(frozen=True)
 class _Fit:
-    """One Cox fit's per-variable numbers on the log scale (coef, lo, hi, p), the
-    proportional-hazards p values, method, converged."""
+    """One Cox fit: per-variable numbers on the log scale ({variable: value} of coef,
+    lo, hi, p), the method, whether it converged, the proportional-hazards p values."""
 
-    def __init__(self, coef, lo, hi, p, method, converged, ph=None):
-        self.coef, self.lo, self.hi, self.p = coef, lo, hi, p
-        self.method, self.converged, self.ph = method, converged, ph or {}
+    coef: dict
+    lo: dict
+    hi: dict
+    p: dict
+    method: str
+    converged: bool
+    ph: dict = field(default_factory=dict)
 
 
 def _cox_data(df, variables, duration_col, event_col, strata):
@@ -249,7 +365,7 @@ def _fit_cox(df, variables, duration_col, event_col, strata, alpha, tolerance=1e
         hi_col = [c for c in summ.columns if c.startswith("coef upper")][0]
         fit = _Fit(summ["coef"].to_dict(), summ[lo_col].to_dict(), summ[hi_col].to_dict(), summ["p"].to_dict(),
                    ML_METHOD if strata_arg else ML_METHOD.replace(", stratified by center", ""), True,
-                   _ph_pvalues(cph, fit_data))
+                   _ph_pvalues(cph, fit_data) or {})
         return fit, data, "; ".join(notes) or None
     if error:
         notes.append(f"maximum-likelihood fit failed ({error})")
@@ -340,25 +456,56 @@ def cox_models(
     events_per_variable: float = 10,
     tolerance: float = 1e-9,
 ) -> pd.DataFrame:
-    """Univariate Cox model per candidate, then a multivariable model by forward
-    selection (at each step add the candidate with the smallest Wald p while
-    p < ``entry_p``), all stratified by ``strata`` (lifelines strata: a separate
-    baseline hazard per center). ``ph_test_p``: lifelines ``proportional_hazard_test``
-    (scaled Schoenfeld residuals, rank-transformed time) per variable of that model.
-    Each model uses the patients with complete data on its variables (``n``).
+    """Cox models of persistence: univariate per candidate, then multivariable by forward
+    selection, stratified by center.
 
-    Honest fits (issue 13): the maximum-likelihood fit is used when it converged (to
-    ``tolerance``, R coxph's rule) and the likelihood is not monotone; otherwise the
-    Firth-penalized Cox model (``method`` says which); a variable still without a finite
-    estimate is "not estimable (events / n)" with no number (``estimable`` false). The
-    multivariable model takes at most floor(events / ``events_per_variable``) variables
-    (forward selection stops there, said in ``note``) and enters only variables the
-    ML fit estimates.
+    Parameters
+    ----------
+    data : DataFrame
+        Persistence joined with the covariates (:func:`with_covariates`).
+    candidates : sequence of str
+        Candidate covariates (``statistics.covariates`` the cohort has).
+    strata : str or None, default "center"
+        A separate baseline hazard per level (lifelines strata).
+    entry_p : float, default 0.05
+        Forward selection adds the candidate of smallest Wald p while p < this
+        (``statistics.cox_entry_p``).
+    duration_col, event_col : str
+    alpha : float, default 0.05
+        CI level (``statistics.alpha``).
+    workers : int or None, default 1
+        Processes for the independent fits (None = ``$IBD_STATS_WORKERS`` or the CPUs);
+        the result does not depend on it.
+    events_per_variable : float, default 10
+        The multivariable model takes at most floor(events / this) variables (forward
+        selection stops there, said in ``note``; ``statistics.events_per_variable``).
+    tolerance : float, default 1e-9
+        Convergence: relative change of the log partial likelihood (R coxph's rule;
+        ``statistics.cox_tolerance``).
 
-    ``data``: persistence joined with the covariates (see :func:`with_covariates`).
-    ``step`` gives the order in which the multivariable variables entered.
-    ``workers``: processes for the independent fits (None = ``$IBD_STATS_WORKERS`` or the
-    CPUs); the result does not depend on it.
+    Returns
+    -------
+    DataFrame
+        model (univariate / multivariable), variable, coef, hr, ci_low, ci_high, p_value,
+        ph_test_p (lifelines ``proportional_hazard_test``, scaled Schoenfeld residuals,
+        rank-transformed time), step (order of entry), n, events (patients with complete
+        data on the model's variables), note, method, converged, estimable.
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#statistics (Cox models; proportional hazards checked). Honest fits
+    (issue 13): the maximum-likelihood fit (Efron ties) when it converged and the
+    likelihood is not monotone, otherwise the Firth-penalized Cox model (``method`` says
+    which); a variable still without a finite estimate is "not estimable (events / n)"
+    with no number. Forward selection enters only variables the ML fit estimates.
+
+    References
+    ----------
+    .. [1] Cox DR. Regression models and life-tables. J R Stat Soc B 1972;34:187-220.
+    .. [2] Heinze G, Schemper M. A solution to the problem of monotone likelihood in Cox
+       regression. Biometrics 2001;57:114-119 (R ``coxphf``).
+    .. [3] Grambsch PM, Therneau TM. Proportional hazards tests and diagnostics based on
+       weighted residuals. Biometrika 1994;81:515-526.
     """
     candidates = list(candidates)
     data = stable_order(data)  # the fits do not follow the keyed ids' order
@@ -418,7 +565,31 @@ def cox_models(
 
 # ----------------------------------------------------------- rates per 100 PY
 def poisson_exact_ci(events, exposure, alpha: float = 0.05):
-    """Exact (Garwood) Poisson CI for a rate events / exposure."""
+    """Exact Poisson confidence interval of a rate.
+
+    Parameters
+    ----------
+    events : int or array_like
+        Event counts.
+    exposure : float or array_like
+        Exposure (e.g. patient-years).
+    alpha : float, default 0.05
+
+    Returns
+    -------
+    tuple
+        ``(low, high)`` of events / exposure: floats for scalars, arrays for arrays.
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#safety and #statistics: events and discontinuations per 100
+    patient-years with exact intervals.
+
+    References
+    ----------
+    .. [1] Garwood F. Fiducial limits for the Poisson distribution. Biometrika
+       1936;28:437-442.
+    """
     k = np.asarray(events, dtype=float)
     t = np.asarray(exposure, dtype=float)
     lo = np.where(k > 0, stats.chi2.ppf(alpha / 2, 2 * k) / 2, 0.0) / t
@@ -437,8 +608,29 @@ def discontinuation_rate(
     duration_col: str = "time_days",
     event_col: str = "event",
 ) -> pd.DataFrame:
-    """Discontinuations per ``per`` (100) patient-years of UPA exposure with the exact
-    Poisson CI; patient-years = sum of ``time_days`` / ``days_per_year``."""
+    """Discontinuations per 100 patient-years of UPA exposure.
+
+    Parameters
+    ----------
+    persistence : DataFrame
+        ``analytics.persistence``.
+    group_vars : sequence of str, default ("overall", "diagnosis")
+    days_per_year : float, default 365.25
+        Patient-years = sum of ``time_days`` / this (12 x ``persistence.days_per_month``).
+    per : float, default 100
+    alpha : float, default 0.05
+    duration_col, event_col : str
+
+    Returns
+    -------
+    DataFrame
+        group_var, group, n, events, patient_years, rate_per_100py, ci_low, ci_high
+        (exact Poisson, :func:`poisson_exact_ci`).
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#statistics: discontinuations per 100 patient-years.
+    """
     rows = []
     for gv in group_vars:
         for g, sub in _groups(persistence, gv):

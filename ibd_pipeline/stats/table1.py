@@ -1,4 +1,5 @@
-"""Table 1: baseline characteristics by diagnosis (UC, CD) and overall.
+"""Table 1: baseline characteristics by diagnosis (UC, CD) and overall
+(docs/STUDY_RULES.md#statistics).
 
 Continuous variables: median [Q1-Q3] (numpy/R type-7 quantiles) with the Wilcoxon
 rank-sum test as R's ``wilcox.test`` (gtsummary's default) computes it
@@ -26,6 +27,23 @@ WELCH = "Welch's t"
 
 
 def fmt_median_iqr(values, digits: int = 1) -> str:
+    """Median [Q1-Q3] of the non-missing values as text.
+
+    Parameters
+    ----------
+    values : array_like
+    digits : int, default 1
+        Decimals (0 when every value and quartile is a whole number, e.g. counts).
+
+    Returns
+    -------
+    str
+        ``"med [q1-q3]"`` (type-7 quantiles); empty without values.
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#statistics: continuous variables as median [IQR].
+    """
     v = pd.to_numeric(pd.Series(values), errors="coerce").dropna().to_numpy(float)
     if v.size == 0:
         return ""
@@ -36,6 +54,22 @@ def fmt_median_iqr(values, digits: int = 1) -> str:
 
 
 def fmt_mean_sd(values, digits: int = 1) -> str:
+    """Mean +/- SD (ddof=1) of the non-missing values as text.
+
+    Parameters
+    ----------
+    values : array_like
+    digits : int, default 1
+
+    Returns
+    -------
+    str
+        Empty without values.
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#statistics: ``statistics.normal_variables`` as mean +/- SD.
+    """
     v = pd.to_numeric(pd.Series(values), errors="coerce").dropna().to_numpy(float)
     if v.size == 0:
         return ""
@@ -44,6 +78,21 @@ def fmt_mean_sd(values, digits: int = 1) -> str:
 
 
 def fmt_n_pct(n: int, total: int, digits: int = 1) -> str:
+    """``"n (pct%)"`` of ``total`` (empty when total is 0).
+
+    Parameters
+    ----------
+    n, total : int
+    digits : int, default 1
+
+    Returns
+    -------
+    str
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#statistics: categorical variables as n (%) of the non-missing values.
+    """
     if total == 0:
         return ""
     return f"{n} ({100.0 * n / total:.{digits}f}%)"
@@ -68,10 +117,32 @@ def _infer_type(s: pd.Series) -> str:
 
 
 def rank_sum_test(a, b, exact_below: int = 50) -> tuple[float, float]:
-    """Two-sided Wilcoxon rank-sum (Mann-Whitney) W (of ``a``) and p with R's defaults:
-    ``wilcox.test(a, b)`` uses the exact distribution when both samples have fewer than
-    ``exact_below`` values and no value is tied, else the normal approximation with tie
-    correction and continuity correction (``correct=TRUE``)."""
+    """Two-sided Wilcoxon rank-sum (Mann-Whitney) test with R's defaults.
+
+    Parameters
+    ----------
+    a, b : array_like
+        The two samples.
+    exact_below : int, default 50
+        The exact distribution when both samples have fewer values than this and no
+        value is tied, else the normal approximation with tie and continuity correction
+        (``correct=TRUE``).
+
+    Returns
+    -------
+    tuple of float
+        ``(W, p)``: W of ``a``, two-sided p.
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#statistics: Table 1's continuous variables (gtsummary's default).
+
+    References
+    ----------
+    .. [1] Mann HB, Whitney DR. On a test of whether one of two random variables is
+       stochastically larger than the other. Ann Math Stat 1947;18:50-60. R
+       ``stats::wilcox.test``.
+    """
     a, b = np.asarray(a, float), np.asarray(b, float)
     pooled = np.concatenate([a, b])
     exact = a.size < exact_below and b.size < exact_below and np.unique(pooled).size == pooled.size
@@ -150,18 +221,45 @@ def table1(
     normal_variables=(),
     fisher_expected_below: float = 5,
     digits: int = 1,
-    seed: int = 20250401,
+    seed: int = 0,
 ) -> pd.DataFrame:
-    """Table 1 by diagnosis (UC, CD) and overall.
+    """Table 1: baseline characteristics by diagnosis (UC, CD) and overall.
 
-    ``variables``: a list of dicts ``{"name": col, "type": "continuous"|"binary"|
-    "categorical", "levels": [...]}`` (``type`` inferred when absent: bool or 0/1 ->
-    binary, other numbers -> continuous, text -> categorical), or plain column names.
-    Binary variables show one row (level ``yes``); categorical variables one row per
-    level; a ``(missing)`` row gives the count of missing values when there are any.
-    ``"diagnoses": ["CD"]`` restricts a variable to those patients (e.g. Montreal
-    location for CD only): the other column stays empty and the variable is not tested.
-    The first row is ``variable='N'`` with the number of patients.
+    Parameters
+    ----------
+    covariates : DataFrame
+        ``analytics.baseline_covariates`` (with diagnosis).
+    variables : list of dict or list of str
+        ``statistics.table1_variables``: dicts ``{"name": col, "type": "continuous" |
+        "binary" | "categorical", "levels": [...], "diagnoses": [...]}`` (``type``
+        inferred when absent: bool or 0/1 -> binary, other numbers -> continuous, text
+        -> categorical), or plain column names. ``diagnoses`` restricts a variable to
+        those patients: the other column stays empty and the variable is not tested.
+    normal_variables : sequence of str
+        Reported as mean +/- SD with Welch's t (``statistics.normal_variables``).
+    fisher_expected_below : float, default 5
+        ``statistics.fisher_expected_below`` (:func:`chi_square_or_fisher`).
+    digits : int, default 1
+    seed : int, default 0
+        ``statistics.seed`` (Monte Carlo Fisher of large tables).
+
+    Returns
+    -------
+    DataFrame
+        variable, level, overall, UC, CD (text cells), statistic, p_value, test. The
+        first row is ``variable='N'``; binary variables show one row (level ``yes``),
+        categorical ones a row per level; a ``(missing)`` row counts missing values.
+
+    Raises
+    ------
+    KeyError
+        For a variable that is no column of ``covariates``.
+    ValueError
+        For an unknown variable type.
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#statistics (Table 1 by diagnosis).
     """
     normal = set(normal_variables or ())
     df = covariates.copy()

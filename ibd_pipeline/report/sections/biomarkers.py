@@ -6,7 +6,9 @@ import pandas as pd
 
 from ..context import ReportContext
 from ..fmt import DASH, EN, Cell, fmt_int, fmt_num, fmt_p, table
-from ..labels import BIOMARKER_LABELS, BIOMARKER_ORDER, DIAGNOSES, DX_LABELS, TP_LABELS, order, tp_key
+from ibd_pipeline.stats.settings import BASELINE
+
+from ..labels import BIOMARKER_LABELS, BIOMARKER_ORDER, DIAGNOSES, DX_LABELS, order, timepoints, tp_key, tp_label
 
 
 def _units(c: ReportContext) -> dict:
@@ -23,17 +25,17 @@ def _biomarker_table(c: ReportContext, s: pd.DataFrame, units: dict) -> str:
         g = s[s["test"] == test]
         name = f"{BIOMARKER_LABELS.get(test, test)} ({units[test]})" if units.get(test) else BIOMARKER_LABELS.get(test, test)
         first = True
-        for tp in sorted(g["timepoint"].unique(), key=tp_key):
-            cells = [Cell(name if first else "", cls="lbl"), TP_LABELS.get(tp, tp)]
+        for tp in sorted(g["timepoint"].unique(), key=lambda t: tp_key(t, c.settings)):
+            cells = [Cell(name if first else "", cls="lbl"), tp_label(tp)]
             for dx in DIAGNOSES:
                 x = g[(g["timepoint"] == tp) & (g["diagnosis"] == dx)]
                 cells.append(DASH if x.empty else
                              f"{fmt_num(x.iloc[0]['median'], 2)} [{fmt_num(x.iloc[0]['q1'], 2)}{EN}"
                              f"{fmt_num(x.iloc[0]['q3'], 2)}] (n = {fmt_int(x.iloc[0]['n'])})")
                 p = DASH
-                if tests is not None and tp != "baseline":
+                if tests is not None and tp != BASELINE:
                     y = tests[(tests["test"] == test) & (tests["diagnosis"] == dx)
-                              & (tests["comparison"] == f"baseline_vs_{tp}")]
+                              & (tests["comparison"] == f"{BASELINE}_vs_{tp}")]
                     if len(y):
                         p = fmt_p(y.iloc[0]["p_value"])
                 cells.append(p)
@@ -63,11 +65,13 @@ def build(c: ReportContext) -> str:
         from ibd_pipeline.stats.figures import biomarker_trajectory_plot
 
         out = []
+        tps = timepoints(c.settings)
         for test in order(s["test"], BIOMARKER_ORDER):
             lab = BIOMARKER_LABELS.get(test, test)
             out.append(c.figure(f"biomarker_{test}", biomarker_trajectory_plot, (s[s["test"] == test], test),
                                 {"diagnoses": ("UC", "CD"), "unit": f"({units[test]})" if units.get(test) else "",
-                                 "title": f"{lab} over time"},
+                                 "title": f"{lab} over time", "timepoint_order": tps,
+                                 "timepoint_labels": {t: tp_label(t) for t in tps}},
                                 alt=f"{lab} median and IQR per time point",
                                 caption=f"{lab}: median [IQR] per time point, UC and CD", tight=False))
         return '<div class="grid">' + "".join(out) + "</div>"

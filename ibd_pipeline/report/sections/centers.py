@@ -7,7 +7,7 @@ import pandas as pd
 from .. import fmt as F
 from ..context import ReportContext
 from ..fmt import Cell, fmt_int, fmt_num, fmt_p, para, table
-from ..labels import DIAGNOSES, DX_LABELS, ENDPOINT_ORDER, TP_LABELS, endpoint_label, order
+from ..labels import DIAGNOSES, DX_LABELS, endpoint_label, endpoint_order, order, tp_label
 
 
 def _center_flag(c: ReportContext, r) -> tuple[bool, bool, bool]:
@@ -21,12 +21,11 @@ def build(c: ReportContext) -> str:
     from ibd_pipeline.stats.figures import forest_plot
 
     h = c.wh.get("center_heterogeneity", ["diagnosis", "endpoint", "center", "n", "n_total", "pct", "ci_low", "ci_high"])
-    hs = (c.settings.get("statistics") or {}).get("heterogeneity") or {}
-    tp = hs.get("timepoint", "month12")
-    out = [para(f"Per-center rates at {TP_LABELS.get(tp, tp)} (complete case) with 95% Wilson CIs; random-effects "
+    tp = c.settings["statistics"]["heterogeneity"]["timepoint"]
+    out = [para(f"Per-center rates at {tp_label(tp)} (complete case) with 95% Wilson CIs; random-effects "
                 "pooled estimate (DerSimonian-Laird on the logit scale), I\u00b2 and Cochran's Q. Forest plots show "
                 "UC and CD pooled ('overall'); the table gives UC and CD separately.")]
-    for ep in order(h["endpoint"], ENDPOINT_ORDER):
+    for ep in order(h["endpoint"], endpoint_order(c.settings)):
         e = h[h["endpoint"] == ep]
         label = endpoint_label(ep, c.settings)
         out.append(F.heading(3, label))
@@ -44,7 +43,7 @@ def build(c: ReportContext) -> str:
             w = pd.to_numeric(d["weight"], errors="coerce") if "weight" in d else None
             weights = w.to_numpy() if w is not None and w.notna().any() else None
             i2 = f"I\u00b2 = {fmt_num(r0.get('i2'), 1)}%" if not F.missing(r0.get("i2")) else "I\u00b2 n/a"
-            title = f"{label} \u2014 {DX_LABELS.get(plot_dx, plot_dx)}, {TP_LABELS.get(tp, tp)}: {i2}"
+            title = f"{label} \u2014 {DX_LABELS.get(plot_dx, plot_dx)}, {tp_label(tp)}: {i2}"
             return c.figure(f"center_{ep}_{plot_dx}", forest_plot,
                             (labels, d["pct"].to_numpy(float), d["ci_low"].to_numpy(float), d["ci_high"].to_numpy(float)),
                             {"weights": weights, "pooled": pooled, "title": title,

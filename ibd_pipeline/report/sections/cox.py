@@ -9,12 +9,12 @@ from ..fmt import DASH, fmt_int, fmt_num, para, table
 
 def build(c: ReportContext) -> str:
     cox = c.wh.get("cox_model", ["model", "variable", "hr", "ci_low", "ci_high", "p_value"])
-    st = c.settings.get("statistics") or {}
+    st = c.settings["statistics"]
     multi = cox[cox["model"] == "multivariable"]
     uni = cox[cox["model"] == "univariate"]
     out = [para(f"Cox proportional hazards models of discontinuation (lifelines, Efron ties), stratified by "
                 f"center: univariate per candidate covariate, then multivariable by forward selection "
-                f"(entry p < {st.get('cox_entry_p', 0.05)}). PH test: Schoenfeld-residual test p per variable.")]
+                f"(entry p < {st['cox_entry_p']}). PH test: Schoenfeld-residual test p per variable.")]
 
     def extra(r):
         note = r.get("note")
@@ -24,7 +24,7 @@ def build(c: ReportContext) -> str:
     if len(multi):
         out.append(c.part(ratio_forest, c, multi, "hr", "cox_forest", "Cox model (multivariable): hazard of discontinuation",
                           "Hazard ratio (95% CI), log scale", "multivariable hazard ratio"))
-        out.append(table(["Variable", "HR (95% CI)", "p", "PH test p", "n", "Events", "Note"], ratio_rows(multi, "hr", extra),
+        out.append(table(["Variable", "HR (95% CI)", "p", "PH test p", "n", "Events", "Note"], ratio_rows(multi, "hr", extra, c.settings),
                          caption="Multivariable Cox model"))
     else:
         out.append(para("No covariate entered the multivariable model (none reached the entry p); the forest "
@@ -33,7 +33,7 @@ def build(c: ReportContext) -> str:
             out.append(c.part(ratio_forest, c, uni, "hr", "cox_forest", "Cox models (univariate): hazard of discontinuation",
                               "Hazard ratio (95% CI), log scale", "univariate hazard ratio"))
     if len(uni):
-        out.append(table(["Variable", "HR (95% CI)", "p", "PH test p", "n", "Events", "Note"], ratio_rows(uni, "hr", extra),
+        out.append(table(["Variable", "HR (95% CI)", "p", "PH test p", "n", "Events", "Note"], ratio_rows(uni, "hr", extra, c.settings),
                          caption="Univariate Cox models",
                          # the note only where an estimate is highlighted
                          notes=["Highlighted estimates are not estimable (e.g. no event in one level): read as "

@@ -8,7 +8,7 @@ from .. import fmt as F
 from ..context import ReportContext
 from ..data import Unavailable
 from ..fmt import DASH, Cell, fmt_int, fmt_num, fmt_p, para, table
-from ..labels import ANALYSES, DIAGNOSES, ENDPOINT_ORDER, TP_LABELS, endpoint_label, order, tp_key
+from ..labels import ANALYSES, DIAGNOSES, endpoint_label, endpoint_order, order, timepoints, tp_key, tp_label
 
 
 def _rates(c: ReportContext) -> pd.DataFrame:
@@ -36,8 +36,10 @@ def _endpoint_figures(c: ReportContext, r: pd.DataFrame, ep: str) -> str:
             continue
         from ibd_pipeline.stats.figures import endpoint_plot
 
+        tps = timepoints(c.settings)
         figs.append(c.figure(f"endpoint_{ep}_{a}", endpoint_plot, (r[r["endpoint"] == ep], ep, a),
-                             {"diagnoses": ("UC", "CD"), "title": f"{label} \u2014 {ANALYSES[a]}"},
+                             {"diagnoses": ("UC", "CD"), "title": f"{label} \u2014 {ANALYSES[a]}",
+                              "timepoint_order": tps, "timepoint_labels": {t: tp_label(t) for t in tps}},
                              alt=f"{label}, {ANALYSES[a]}",
                              caption=f"{label}: % of patients (n/N) with 95% Wilson CI, {ANALYSES[a].lower()}"))
     return "".join(figs)
@@ -54,11 +56,11 @@ def _rates_table(c: ReportContext, r: pd.DataFrame, analysis: str) -> str:
             return para("Every NRI rate equals its complete-case rate (no result was 'not evaluable'); the "
                         "complete-case table above applies to both analyses.", "note")
     rows = []
-    for ep in order(sub["endpoint"], ENDPOINT_ORDER):
+    for ep in order(sub["endpoint"], endpoint_order(c.settings)):
         e = sub[sub["endpoint"] == ep]
         first = True
-        for tp in sorted(e["timepoint"].unique(), key=tp_key):
-            cells = [Cell(endpoint_label(ep, c.settings) if first else "", cls="lbl"), TP_LABELS.get(tp, tp)]
+        for tp in sorted(e["timepoint"].unique(), key=lambda t: tp_key(t, c.settings)):
+            cells = [Cell(endpoint_label(ep, c.settings) if first else "", cls="lbl"), tp_label(tp)]
             for dx in DIAGNOSES:
                 x = e[(e["timepoint"] == tp) & (e["diagnosis"] == dx)]
                 cells.append(DASH if x.empty else F.fmt_rate_cell(*x.iloc[0][["n", "n_total", "pct", "ci_low", "ci_high"]]))
@@ -80,7 +82,7 @@ def _rates_table(c: ReportContext, r: pd.DataFrame, analysis: str) -> str:
 def _cochran_table(c: ReportContext) -> str:
     q = c.wh.get("cochran_q", ["diagnosis", "endpoint", "analysis", "q", "df", "p", "n_patients"])
     rows = []
-    for ep in order(q["endpoint"], ENDPOINT_ORDER):
+    for ep in order(q["endpoint"], endpoint_order(c.settings)):
         for a in order(q.loc[q["endpoint"] == ep, "analysis"], list(ANALYSES)):
             cells = [Cell(endpoint_label(ep, c.settings), cls="lbl"), ANALYSES.get(a, a)]
             for dx in DIAGNOSES:
@@ -105,16 +107,16 @@ def _cochran_table(c: ReportContext) -> str:
 def build(c: ReportContext) -> str:
     out = []
     ep_set = c.settings.get("endpoints") or {}
-    cd, uc = ep_set.get("CD") or {}, ep_set.get("UC") or {}
-    if cd or uc:
+    cd, uc = ep_set.get("CD"), ep_set.get("UC")
+    if cd and uc:
         out.append(para(
-            f"CD: steroid-free clinical remission HBI \u2264 {cd.get('remission_hbi_max', 4)}; clinical response HBI "
-            f"decrease \u2265 {cd.get('response_hbi_drop_points', 3)} or \u2265 {cd.get('response_hbi_drop_pct', 50)}%; "
-            f"endoscopic remission SES-CD \u2264 {cd.get('endoscopic_remission_ses_cd_max', 3)} (or Rutgeerts "
-            f"{'/'.join(cd.get('endoscopic_remission_rutgeerts', ['i0', 'i1']))}). UC: steroid-free clinical "
-            f"remission adapted Mayo \u2264 {uc.get('remission_adapted_mayo_max', 2)} with no subscore > "
-            f"{uc.get('remission_subscore_max', 1)}; clinical response decrease \u2265 {uc.get('response_drop_points', 2)} "
-            f"points and \u2265 {uc.get('response_drop_pct', 30)}%. Stopping UPA or an IBD-related bowel resection before "
+            f"CD: steroid-free clinical remission HBI \u2264 {cd['remission_hbi_max']}; clinical response HBI "
+            f"decrease \u2265 {cd['response_hbi_drop_points']} or \u2265 {cd['response_hbi_drop_pct']}%; "
+            f"endoscopic remission SES-CD \u2264 {cd['endoscopic_remission_ses_cd_max']} (or Rutgeerts "
+            f"{'/'.join(cd['endoscopic_remission_rutgeerts'])}). UC: steroid-free clinical "
+            f"remission adapted Mayo \u2264 {uc['remission_adapted_mayo_max']} with no subscore > "
+            f"{uc['remission_subscore_max']}; clinical response decrease \u2265 {uc['response_drop_points']} "
+            f"points and \u2265 {uc['response_drop_pct']}%. Stopping UPA or an IBD-related bowel resection before "
             "a time point counts as non-response (both analyses); otherwise a missing component is not evaluable "
             "(complete case, primary) or a non-response (NRI, sensitivity)."))
     try:
@@ -124,7 +126,7 @@ def build(c: ReportContext) -> str:
         r = None
     if r is not None:
         c.nri_same = []
-        figs = [c.part(_endpoint_figures, c, r, ep) for ep in order(r["endpoint"], ENDPOINT_ORDER)]
+        figs = [c.part(_endpoint_figures, c, r, ep) for ep in order(r["endpoint"], endpoint_order(c.settings))]
         out.append(F.heading(3, "Rates over time, UC and CD"))
         out.append('<div class="grid">' + "".join(figs) + "</div>")
         if c.nri_same:

@@ -6,7 +6,7 @@ from .. import fmt as F
 from ..context import ReportContext
 from ..data import Unavailable
 from ..fmt import DASH, EN, Cell, fmt_int, fmt_num, fmt_p, para, table
-from ..labels import DX_LABELS, KM_GROUPS, group_label, group_labels, km_title, order
+from ..labels import DX_LABELS, group_label, group_labels, km_groups, km_title, order
 
 
 def _km_figures(c: ReportContext) -> str:
@@ -14,11 +14,11 @@ def _km_figures(c: ReportContext) -> str:
 
     pers = c.wh.get("persistence", ["patient_id", "diagnosis", "time_days", "event"])
     cov = c.wh.try_get("baseline_covariates", ["patient_id"])
-    pst = c.settings.get("persistence") or {}
-    months = [0] + [int(m) for m in pst.get("km_months", [3, 6, 9, 12])]
-    dpm = float(pst.get("days_per_month", 30.4375))
+    pst = c.settings["persistence"]
+    months = [0] + [int(m) for m in pst["km_months"]]
+    dpm = float(pst["days_per_month"])
     km = c.wh.try_get("km_estimates", ["group_var"])
-    groups = order(km["group_var"], list(KM_GROUPS)) if km is not None else list(KM_GROUPS)
+    groups = order(km["group_var"], km_groups(c.settings)) if km is not None else km_groups(c.settings)
     out = []
     for gv in groups:
         def one(gv=gv):
@@ -40,7 +40,7 @@ def _km_table(c: ReportContext) -> str:
     km = c.wh.get("km_estimates", ["group_var", "group", "month", "survival", "ci_low", "ci_high", "n_at_risk"])
     months = sorted(km["month"].unique())
     rows = []
-    for gv in order(km["group_var"], list(KM_GROUPS)):
+    for gv in order(km["group_var"], km_groups(c.settings)):
         g = km[km["group_var"] == gv]
         for grp in sorted(g["group"].astype(str).unique()):
             cells = [Cell(km_title(gv, c.settings), cls="lbl"), group_label(gv, grp, c.settings)]

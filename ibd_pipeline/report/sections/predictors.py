@@ -5,18 +5,17 @@ from __future__ import annotations
 from .. import fmt as F
 from ..context import ReportContext, ratio_forest, ratio_rows, yesno
 from ..fmt import Cell, fmt_int, fmt_num, para, table
-from ..labels import ANALYSES, TP_LABELS, endpoint_label, var_label
+from ..labels import ANALYSES, endpoint_label, tp_label, var_label
 
 
 def build(c: ReportContext) -> str:
-    st = c.settings.get("statistics") or {}
-    po = st.get("predictor_outcome") or {}
-    out = [para(f"Outcome: {endpoint_label(po.get('endpoint', 'sf_clinical_remission'), c.settings).lower()} at "
-                f"{TP_LABELS.get(po.get('timepoint', 'month12'), po.get('timepoint'))} "
-                f"({ANALYSES.get(po.get('analysis', 'complete_case'), po.get('analysis'))}). Selection: elastic-net "
-                f"logistic regression with {st.get('cv_folds', 10)}-fold cross-validation, Boruta random-forest "
+    st = c.settings["statistics"]
+    po = st["predictor_outcome"]
+    out = [para(f"Outcome: {endpoint_label(po['endpoint'], c.settings).lower()} at {tp_label(po['timepoint'])} "
+                f"({ANALYSES.get(po['analysis'], po['analysis'])}). Selection: elastic-net "
+                f"logistic regression with {st['cv_folds']}-fold cross-validation, Boruta random-forest "
                 "importance as confirmation; then a multivariable logistic model with center as a fixed effect, at most "
-                f"one variable per {st.get('events_per_variable', 10)} patients of the smaller outcome class; "
+                f"one variable per {st['events_per_variable']} patients of the smaller outcome class; "
                 "maximum likelihood when it converges without separation, else Firth-penalized (profile-likelihood "
                 "CIs). A variable without a finite estimate is reported as not estimable.")]
 
@@ -39,14 +38,14 @@ def build(c: ReportContext) -> str:
         if "note" in m and not F.missing(first.get("note")):
             notes.append(f"Note: {first['note']}.")
         parts.append(table(["Variable", "OR (95% CI)", "p", "Selected by elastic net", "Boruta"],
-                           ratio_rows(m, "odds_ratio", extra), caption=cap, notes=notes))
+                           ratio_rows(m, "odds_ratio", extra, c.settings), caption=cap, notes=notes))
         return "\n".join(parts)
 
     def selection():
         s = c.wh.get("predictor_selection", ["variable"])
         if "boruta_rank" in s:
             s = s.sort_values(["boruta_rank", "variable"], kind="stable")
-        rows = [[Cell(var_label(r.get("variable")), cls="lbl"), fmt_num(r.get("enet_coef"), 3),
+        rows = [[Cell(var_label(r.get("variable"), c.settings), cls="lbl"), fmt_num(r.get("enet_coef"), 3),
                  yesno(r.get("selected_by_enet")),
                  "" if F.missing(r.get("boruta_decision")) else str(r.get("boruta_decision")),
                  fmt_int(r.get("boruta_rank"))] for _, r in s.iterrows()]

@@ -14,7 +14,7 @@ from ..fmt import DASH, EN, Cell, fmt_int, fmt_num, fmt_pct, para, table
 def _deliveries(c: ReportContext) -> str:
     d = c.wh.get("deliveries", ["center", "table_name", "file_name", "sha256", "rows_in", "rows_accepted",
                                 "rows_quarantined"])
-    warn = float((c.settings.get("ingestion") or {}).get("quarantine_share_warn", 0.05))
+    warn = float(c.settings["ingestion"]["quarantine_share_warn"])
     sort = [x for x in ("center", "round", "seq", "table_name") if x in d.columns]
     d = d.sort_values(sort, kind="stable")
     rows = []
@@ -38,7 +38,7 @@ def _deliveries(c: ReportContext) -> str:
 
 def _agreement(c: ReportContext) -> str:
     a = c.wh.get("agreement", ["center", "table_name", "field", "n_compared", "n_agree", "pct_agree"])
-    thr = float((c.settings.get("reconciliation") or {}).get("agreement_threshold_pct", 95.0))
+    thr = float(c.settings["reconciliation"]["agreement_threshold_pct"])
     sampled = {}
     smp = c.wh.try_get("reabstraction_sample", ["center", "patient_id"])
     if smp is not None:

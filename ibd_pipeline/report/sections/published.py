@@ -6,7 +6,7 @@ from .. import fmt as F
 from ..context import ReportContext
 from ..data import Unavailable
 from ..fmt import DASH, Cell, para, table
-from ..labels import DX_LABELS, TP_LABELS
+from ..labels import DX_LABELS, tp_label
 from ..published import compare_published
 
 
@@ -35,7 +35,7 @@ def build(c: ReportContext) -> str:
             mc = (Cell("\u2713 match", cls="match") if m is True else
                   Cell("\u2717 MISMATCH", cls="mismatch") if m is False else Cell("not compared", cls="muted"))
             rows.append({"cls": "mismatch-row" if m is False else "", "cells": [
-                r.quantity, DX_LABELS.get(r.diagnosis, r.diagnosis), TP_LABELS.get(r.timepoint, r.timepoint or ""),
+                r.quantity, DX_LABELS.get(r.diagnosis, r.diagnosis), tp_label(r.timepoint),
                 "" if F.missing(r.published) else str(r.published),
                 DASH if F.missing(r.derived) else str(r.derived), mc, r.note or ""]})
         out.append(F.heading(3, F.label(domain)))

@@ -85,7 +85,7 @@ def _exposure(c: ReportContext) -> str:
 
 
 def build(c: ReportContext) -> str:
-    days = (c.settings.get("safety") or {}).get("treatment_emergent_days_after_stop", 30)
+    days = c.settings["safety"]["treatment_emergent_days_after_stop"]
     return "\n".join([
         para(f"Treatment-emergent adverse events (onset from day 0 to {days} days after the stop date): patients "
              "with at least one event per term (n, %), events, and events per 100 patient-years of exposure with "

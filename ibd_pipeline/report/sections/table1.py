@@ -19,16 +19,16 @@ def build(c: ReportContext) -> str:
         level = "" if F.missing(r.level) else str(r.level)
         lvl = "" if level.lower() in ("yes", "none", "") else level
         rows.append({"cls": "first" if first else "sub", "cells": [
-            Cell(var_label(r.variable) if first else "", cls="lbl"), lvl,
+            Cell(var_label(r.variable, c.settings) if first else "", cls="lbl"), lvl,
             *[("" if F.missing(getattr(r, dx)) else str(getattr(r, dx))) for dx in ("overall", "UC", "CD")],
             fmt_p(r.p_value) if first else "", (str(r.test) if not F.missing(r.test) else DASH) if first else "",
         ]})
-    st = c.settings.get("statistics") or {}
+    st = c.settings["statistics"]
     normal = st.get("normal_variables") or []
     notes = [f"Continuous: median [IQR], Wilcoxon rank-sum"
              + (f" (mean \u00b1 SD with Welch's t for {', '.join(normal)})" if normal else "")
              + "; categorical: n (%) of non-missing values, Pearson chi-square without continuity correction, "
-               f"or Fisher's exact when an expected count is below {st.get('fisher_expected_below', 5)}. "
+               f"or Fisher's exact when an expected count is below {st['fisher_expected_below']}. "
                "'(missing)' rows give the number of patients without a value. Variables limited to one "
                "diagnosis are not tested."]
     return table(["Characteristic", "Level", hdr["overall"], hdr["UC"], hdr["CD"], "p", "Test"], rows,
