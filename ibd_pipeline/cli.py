@@ -33,19 +33,39 @@ def _paths(args):
     return data_paths(args.data_dir)
 
 
-def cmd_synth(args) -> int:
+def synth_study(paths, n_patients: int, seed: int | None, date: str | None = None, truth_dir: Path | None = None,
+                out: Path | None = None, discrepancy_share=0.015) -> tuple[Path, Path, str]:
+    """The study's synthetic deliveries by its settings' generator (``synth.generator``):
+    the multicenter one (three centers' formats, double abstraction) or the single-center
+    REDCap one. Returns (inbox root, truth directory, what was written)."""
+    settings = config.load_settings()
+    out = out or paths.root / "inbox"
+    truth_dir = truth_dir or paths.ground_truth
+    if (settings.get("synth") or {}).get("generator", "multicenter") == "single_center_redcap":
+        from .synth.single_center_deliveries import write_single_center_delivery
+
+        truth = write_single_center_delivery(out, settings, config.load_published(), seed, date, truth_dir)
+        return out, truth, f"a REDCap export of the calibrated single-center cohort (center {settings['synth']['center']})"
     from .synth import generate_deliveries
 
+    truth = generate_deliveries(out, n_patients=n_patients, seed=seed if seed is not None else 20250401,
+                                discrepancy_share=discrepancy_share, delivery_date=date or "20250401", truth_dir=truth_dir)
+    return out, truth, f"synthetic deliveries of {n_patients} screened patients"
+
+
+def cmd_synth(args) -> int:
     shares = float(args.discrepancy_share)
     per_center = {}
     for item in args.center_share or []:
         c, _, v = item.partition("=")
         per_center[c] = float(v)
     share = {c: per_center.get(c, shares) for c in load_centers()} if per_center else shares
-    out = Path(args.out) if args.out else _paths(args).root / "inbox"
-    truth = generate_deliveries(out, n_patients=args.patients, seed=args.seed, discrepancy_share=share,
-                                delivery_date=args.date, truth_dir=Path(args.truth_dir) if args.truth_dir else None)
-    print(f"deliveries written under {out}; ground truth in {truth}")
+    out = Path(args.out) if args.out else None
+    if out is not None and not args.truth_dir:  # beside the inbox root, as before
+        args.truth_dir = str(out.parent / "ground_truth")
+    out, truth, what = synth_study(_paths(args), args.patients, args.seed, args.date,
+                                   Path(args.truth_dir) if args.truth_dir else None, out, share)
+    print(f"{what} written under {out}; ground truth in {truth}")
     return 0
 
 
@@ -176,14 +196,13 @@ def cmd_demo(args) -> int:
     adjudication) -> where the warehouse, the report and the UI are."""
     from .runner import dagster_home, run_pipeline
     from .intake import accepted_deliveries
-    from .synth import generate_deliveries
 
     paths = _paths(args).ensure()
     os.environ.setdefault("IBD_DATA_DIR", str(paths.root))
     key = ensure_pseudonym_key(paths)
     if not any(accepted_deliveries(paths, c) for c in load_centers()):
-        generate_deliveries(paths.root / "inbox", n_patients=args.patients, seed=args.seed, truth_dir=paths.ground_truth)
-        print(f"synthetic deliveries of {args.patients} screened patients written to {paths.root / 'inbox'}")
+        out, _truth, what = synth_study(paths, args.patients, args.seed)
+        print(f"{what} written to {out}")
     s1 = run_pipeline(paths.root, settle_seconds=0)
     print("\n".join(s1.lines()))
     dropped = adjudicate_outboxes(paths)
@@ -277,10 +296,11 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("synth", help="write synthetic deliveries in the three centers' formats")
     s.add_argument("--out", default=None, help="inbox root to write into (default <data-dir>/inbox)")
     s.add_argument("--patients", type=int, default=122, help="screened patients over the three centers (default 122, as published)")
-    s.add_argument("--seed", type=int, default=20250401, help="random seed: the same seed gives the same files (default 20250401)")
+    s.add_argument("--seed", type=int, default=None,
+                   help="random seed: the same seed gives the same files (default: the study's, 20250401 for the multicenter study)")
     s.add_argument("--discrepancy-share", default=0.015, help="share of round-B fields differing from round A")
     s.add_argument("--center-share", action="append", metavar="CENTER=SHARE", help="per-center discrepancy share")
-    s.add_argument("--date", default="20250401", help="delivery date in the file names (yyyymmdd)")
+    s.add_argument("--date", default=None, help="delivery date in the file names (yyyymmdd; default 20250401, or the study's data cut-off)")
     s.add_argument("--truth-dir", default=None)
     s.set_defaults(fn=cmd_synth)
 
@@ -312,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
 
     s = sub.add_parser("demo", help="synthetic deliveries -> whole study -> report")
     s.add_argument("--patients", type=int, default=122, help="screened patients over the three centers (default 122, as published)")
-    s.add_argument("--seed", type=int, default=20250401, help="random seed: the same seed gives the same files (default 20250401)")
+    s.add_argument("--seed", type=int, default=None,
+                   help="random seed: the same seed gives the same files (default: the study's, 20250401 for the multicenter study)")
     s.set_defaults(fn=cmd_demo)
 
     s = sub.add_parser("query", help="run SQL on the analysts' snapshot (data/analytics.duckdb, read-only)")

@@ -407,12 +407,12 @@ def load_settings(path: str | Path | None = None) -> dict:
     return copy.deepcopy(_load_settings(str(p), p.stat().st_mtime))
 
 
-def published_path() -> Path:
+def published_path(study: str | None = None) -> Path:
     """The published figures: ``published_figures.yaml`` beside the study settings, or the
     project's (a settings file redirected by ``IBD_STUDY_SETTINGS`` to a folder without
     one - a what-if copy of ``study.yaml`` - compares with its study's figures)."""
-    beside = settings_path().with_name("published_figures.yaml")
-    return beside if beside.exists() else study_dir() / "published_figures.yaml"
+    beside = settings_path(study).with_name("published_figures.yaml")
+    return beside if beside.exists() else study_dir(study) / "published_figures.yaml"
 
 
 def load_published(path: str | Path | None = None) -> dict:
