@@ -129,6 +129,28 @@ def predictor_models(context: dg.AssetExecutionContext, study: StudyResource, wa
     yield from out
 
 
+LOGISTIC_TABLES = ["logistic_models"]
+
+
+@dg.multi_asset(specs=_specs(LOGISTIC_TABLES, PREDICTOR_TABLES_IN), check_specs=table_checks(LOGISTIC_TABLES),
+                name="logistic_models")
+def logistic_models(context: dg.AssetExecutionContext, study: StudyResource, warehouse: DuckDBResource):
+    """Predictors of the primary outcome (settings statistics.predictor_outcome) by plain
+    logistic regression (statistics.predictor_method: logistic): each candidate covariate
+    on its own, then one model of those with a univariate p below statistics.cox_entry_p;
+    separation checked, Firth-penalized fits where maximum likelihood fails, no numbers
+    for a term that is not estimable."""
+    s = study.settings()
+    params = stats.params_from_settings(s)
+    with warehouse.get_connection() as con:
+        def compute():
+            out = analyses.logistic_tables(read(con, "analytics.baseline_covariates"), read(con, "analytics.endpoints"), params)
+            return out, {"logistic_models": {"model": md_table(out["logistic_models"])}}
+
+        out = _materialize(context, con, "logistic_models", PREDICTOR_TABLES_IN, LOGISTIC_TABLES, s, compute)
+    yield from out
+
+
 SURVIVAL_TABLES = ["km_estimates", "logrank_tests", "cox_model", "discontinuation_rates"]
 SURVIVAL_TABLES_IN = ["persistence", "baseline_covariates"]
 
@@ -193,4 +215,13 @@ def safety_tables(context: dg.AssetExecutionContext, study: StudyResource, wareh
     yield from out
 
 
-statistics_assets = [table1, endpoint_tests, biomarker_statistics, predictor_models, persistence_models, center_heterogeneity, safety_tables]
+def build_statistics_assets(settings: dict) -> list:
+    """The statistics assets of the study: its predictor method's model
+    (``statistics.predictor_method``) and the center heterogeneity only when the study
+    has a ``statistics.heterogeneity`` analysis (more than one center)."""
+    st = settings["statistics"]
+    predictors = logistic_models if st.get("predictor_method", "elastic_net_boruta") == "logistic" else predictor_models
+    out = [table1, endpoint_tests, biomarker_statistics, predictors, persistence_models]
+    if st.get("heterogeneity"):
+        out.append(center_heterogeneity)
+    return out + [safety_tables]

@@ -3,13 +3,13 @@
 from .cohort import build_cohort_assets
 from .outcomes import outcome_assets
 from .quality import build_quality_checks, quality_assets
-from .statistics import statistics_assets
+from .statistics import build_statistics_assets
 
 
 def study_assets(settings: dict) -> list:
     """The pooled assets of the study (its settings decide, e.g., whether there is a DTT
     table)."""
-    return [*build_cohort_assets(settings), *outcome_assets, *statistics_assets, *quality_assets]
+    return [*build_cohort_assets(settings), *outcome_assets, *build_statistics_assets(settings), *quality_assets]
 
 
 def study_asset_checks(settings: dict, crf) -> list:

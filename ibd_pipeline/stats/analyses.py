@@ -344,6 +344,37 @@ def predictor_tables(covariates: pd.DataFrame, endpoints: pd.DataFrame, params: 
                            roc_curve=res.roc, model_auc=res.auc, note=str(res.note or ""))
 
 
+def logistic_tables(covariates: pd.DataFrame, endpoints: pd.DataFrame, params: StatsParams) -> dict[str, pd.DataFrame]:
+    """The univariate-then-multivariable logistic models of the settings' outcome
+    (``statistics.predictor_method: logistic``).
+
+    Parameters
+    ----------
+    covariates : DataFrame
+        ``analytics.baseline_covariates``.
+    endpoints : DataFrame
+        ``analytics.endpoints``.
+    params : StatsParams
+
+    Returns
+    -------
+    dict
+        ``{"logistic_models": DataFrame}`` (:data:`ibd_pipeline.stats.logistic.LOGISTIC_COLUMNS`).
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#statistics: the outcome is ``statistics.predictor_outcome``; the
+    candidates ``statistics.covariates``; the entry level ``statistics.cox_entry_p``
+    (:func:`ibd_pipeline.stats.logistic.logistic_models`).
+    """
+    from .logistic import logistic_models
+
+    po = params.predictor_outcome
+    y = outcome_from_endpoints(endpoints, po.endpoint, po.timepoint, po.analysis)
+    res = logistic_models(covariates, y, list(params.covariates), params.cox_entry_p, params.alpha)
+    return {"logistic_models": res.table}
+
+
 def heterogeneity_analysis(endpoints: pd.DataFrame, params: StatsParams) -> pd.DataFrame:
     """Center heterogeneity of the settings' endpoints at the settings' time point.
 

@@ -91,8 +91,8 @@ class StatsParams:
         The Table 1 rows (``{"name": ..., "diagnoses": [...]}``).
     predictor_outcome : Outcome
         The outcome of the predictor models.
-    heterogeneity_timepoint : str
-        Time point of the center-heterogeneity analysis.
+    heterogeneity_timepoint : str or None
+        Time point of the center-heterogeneity analysis (None: one center, no analysis).
     heterogeneity_endpoints : tuple of str
         Endpoints of the center-heterogeneity analysis.
     clinical_timepoints : tuple of str
@@ -105,6 +105,9 @@ class StatsParams:
         Days of one month (persistence).
     km_groups : tuple of str
         Kaplan-Meier groupings: ``overall``, ``diagnosis`` or a baseline covariate column.
+    predictor_method : str
+        ``elastic_net_boruta`` (selection, Boruta, multivariable model, ROC) or
+        ``logistic`` (univariate, then the univariate p < ``cox_entry_p`` variables together).
 
     Notes
     -----
@@ -124,13 +127,14 @@ class StatsParams:
     small_cell_below: int
     table1_variables: tuple[dict, ...]
     predictor_outcome: Outcome
-    heterogeneity_timepoint: str
+    heterogeneity_timepoint: str | None
     heterogeneity_endpoints: tuple[str, ...]
     clinical_timepoints: tuple[str, ...]
     timepoint_order: tuple[str, ...]
     km_months: tuple[float, ...]
     days_per_month: float
     km_groups: tuple[str, ...]
+    predictor_method: str = "elastic_net_boruta"
 
     @property
     def days_per_year(self) -> float:
@@ -176,17 +180,17 @@ def params_from_settings(settings: Mapping) -> StatsParams:
     po = st["predictor_outcome"]
     return StatsParams(
         alpha=st["alpha"], seed=st["seed"], normal_variables=tuple(m.statistics.normal_variables),
-        fisher_expected_below=st["fisher_expected_below"], cv_folds=st["cv_folds"],
-        bootstrap_samples=st["bootstrap_samples"], covariates=tuple(st["covariates"]),
+        fisher_expected_below=st["fisher_expected_below"], cv_folds=m.statistics.cv_folds,
+        bootstrap_samples=m.statistics.bootstrap_samples, covariates=tuple(st["covariates"]),
         events_per_variable=st["events_per_variable"], cox_entry_p=st["cox_entry_p"],
         cox_tolerance=st["cox_tolerance"], small_cell_below=st["small_cell_below"],
         table1_variables=tuple(dict(v) for v in st["table1_variables"]),
         predictor_outcome=Outcome(po["endpoint"], po["timepoint"], po["analysis"]),
-        heterogeneity_timepoint=st["heterogeneity"]["timepoint"],
-        heterogeneity_endpoints=tuple(st["heterogeneity"]["endpoints"]),
+        heterogeneity_timepoint=(st.get("heterogeneity") or {}).get("timepoint"),
+        heterogeneity_endpoints=tuple((st.get("heterogeneity") or {}).get("endpoints") or ()),
         clinical_timepoints=tuple(settings["timepoints"]["clinical"]), timepoint_order=timepoint_order(settings),
         km_months=tuple(pers["km_months"]), days_per_month=pers["days_per_month"],
-        km_groups=tuple(pers["km_groups"]),
+        km_groups=tuple(pers["km_groups"]), predictor_method=m.statistics.predictor_method,
     )
 
 __all__ = ["BASELINE", "Outcome", "StatsParams", "params_from_settings", "timepoint_order"]
