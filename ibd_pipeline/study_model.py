@@ -293,6 +293,7 @@ class Statistics(_Strict):
     heterogeneity: Heterogeneity | None = None  # None: one center, no center effects
     table1_variables: list[Table1Variable]
     covariates: list[str]
+    cox_covariates: list[str] | None = None  # the Cox models' candidates (None: covariates)
 
     @model_validator(mode="after")
     def _method_settings(self):
@@ -313,10 +314,24 @@ class DrugList(_Strict):
 
 
 class BaselineFlag(_Strict):
+    """A yes/no baseline covariate: ``source`` compared with a ``baseline`` setting
+    (``threshold`` names it). ``source``: ``bmi``, ``age``, ``disease_duration_years``,
+    ``hbi`` (the baseline HBI), ``n_prior_advanced_drugs`` or ``lab:<TEST>`` (the baseline value of a CRF lab test;
+    its value column is ``what`` in lower case)."""
+
     what: str
     threshold: str
     unit: str = ""
     compare: Literal["<=", ">"]
+    source: str
+
+    @model_validator(mode="after")
+    def _known_source(self):
+        if self.source not in ("bmi", "age", "disease_duration_years", "hbi", "n_prior_advanced_drugs") \
+                and not self.source.startswith("lab:"):
+            raise ValueError(f"source {self.source!r}: one of bmi, age, disease_duration_years, hbi, "
+                             "n_prior_advanced_drugs or lab:<TEST>")
+        return self
 
 
 class Baseline(_Strict):
@@ -325,6 +340,11 @@ class Baseline(_Strict):
     albumin_low: float
     crp_high: float
     fc_high: float
+    # further thresholds a study's flags may name (baseline.flags.<name>.threshold)
+    age_high: float | None = None
+    hb_low: float | None = None
+    hbi_high: float | None = None
+    advanced_drugs_high: float | None = None
     prior_drug_groups: dict[str, list[str] | DrugList]
     steroid_classes: list[str]
     concomitant_drugs: list[str]
@@ -389,6 +409,9 @@ class StudySettings(_Strict):
 
     @model_validator(mode="after")
     def _references(self):
+        for name, f in self.baseline.flags.items():
+            if not isinstance(getattr(self.baseline, f.threshold, None), (int, float)):
+                raise ValueError(f"baseline.flags.{name}: threshold {f.threshold!r} is not a setting of baseline")
         if self.population.rule == "ioibd_dtt" and self.dtt is None:
             raise ValueError("population.rule ioibd_dtt needs the dtt section")
         if "not_dtt" in self.eligibility.order and self.population.rule != "ioibd_dtt":

@@ -24,8 +24,16 @@ OUTPUT_COLUMNS = ["patient_id", "center", "diagnosis", "included", "exclusion_re
 MISSING_BASELINE = {"CD": "no_baseline_hbi", "UC": "no_baseline_adapted_mayo"}
 MISSING_POST_BASELINE = "no_post_baseline_assessment"
 REASON_SEPARATOR = "|"
-# the lab tests eligibility reads (liver_or_kidney); callers may pass only these
+# the lab tests eligibility reads (liver_or_kidney); callers may pass only these and the
+# study's own (``lab_tests``)
 LAB_TESTS = ("ALT", "AST", "EGFR")
+
+
+def lab_tests(settings: dict, crf: Crf) -> tuple[str, ...]:
+    """Every lab test the study's eligibility criteria read: ``LAB_TESTS`` and the lab
+    tests of ``eligibility.baseline_required`` (incomplete baseline data)."""
+    required = (settings["eligibility"].get("baseline_required") or [])
+    return tuple(dict.fromkeys([*LAB_TESTS, *(t for t in required if t in crf.lab_tests)]))
 # the score items of an assessment (STUDY.md "Inclusion and exclusion" 3: a post-baseline
 # assessment is a visit that scored something - clinical or endoscopic)
 POST_BASELINE_SCORES = ("hbi_wellbeing", "hbi_pain", "hbi_liquid_stools", "hbi_mass", "hbi_complications",

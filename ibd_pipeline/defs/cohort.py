@@ -61,7 +61,7 @@ def build_cohort_tables(settings: dict):
         settings, crf = study.settings(), study.crf()
         results, checks = [], []
         with warehouse.get_connection() as con:
-            f = core_frames(con, ("patients", "medications", "surgeries", "assessments", "labs"), lab_tests=cohort.LAB_TESTS)
+            f = core_frames(con, ("patients", "medications", "surgeries", "assessments", "labs"), lab_tests=cohort.lab_tests(settings, crf))
             dtt = None
             if dtt_rule:
                 dtt = cohort.dtt_criteria(f["patients"], f["medications"], f["surgeries"], f["assessments"], settings, crf)

@@ -50,7 +50,7 @@ def outcome_tables(study: StudyResource, warehouse: DuckDBResource):
         for start in range(0, max(len(pts), 1), BATCH_PATIENTS):
             part = pts.iloc[start:start + BATCH_PATIENTS]
             f = core_frames(con, ("medications", "surgeries", "assessments", "labs", "adverse_events"),
-                            lab_tests=ep.LAB_TESTS, included_only=True,
+                            lab_tests=ep.lab_tests(settings), included_only=True,
                             patients=None if len(part) == len(pts) else list(part["patient_id"]))
             out = {
                 "endpoints": ep.endpoints(part, f["medications"], f["surgeries"], f["assessments"], f["labs"], settings, crf),

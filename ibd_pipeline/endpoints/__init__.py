@@ -12,8 +12,17 @@ from ibd_pipeline.endpoints.safety import exposure, treatment_emergent_aes
 # every lab test the endpoint package reads (callers may pass only these labs)
 LAB_TESTS = tuple(dict.fromkeys([*ENDPOINT_LAB_TESTS, *BIOMARKER_TESTS, *RATIO_PARTS, *BASELINE_LAB_TESTS]))
 
+
+def lab_tests(settings: dict) -> tuple[str, ...]:
+    """Every lab test the endpoint package reads for the study: ``LAB_TESTS`` and the
+    tests of its lab flags (``baseline.flags`` with ``source: lab:<TEST>``)."""
+    flags = (settings.get("baseline") or {}).get("flags") or {}
+    extra = [f["source"].split(":", 1)[1] for f in flags.values() if str(f.get("source", "")).startswith("lab:")]
+    return tuple(dict.fromkeys([*LAB_TESTS, *extra]))
+
 __all__ = [
     "LAB_TESTS",
+    "lab_tests",
     "baseline_covariates",
     "biomarkers",
     "endpoints",

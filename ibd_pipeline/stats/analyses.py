@@ -272,11 +272,13 @@ def persistence_analysis(persistence: pd.DataFrame, covariates: pd.DataFrame, pa
     -----
     docs/STUDY_RULES.md#persistence and #statistics: Kaplan-Meier rates at
     ``persistence.km_months`` and log-rank tests by ``persistence.km_groups``; Cox models
-    of the candidate covariates the cohort has (:func:`model_candidates`), univariate then
+    of the candidate covariates the cohort has (``statistics.cox_covariates``, default
+    ``statistics.covariates``), univariate then
     forward selection (``cox_entry_p``) stratified by center; discontinuations per 100
     patient-years of 12 x ``days_per_month`` days.
     """
-    candidates = model_candidates(covariates, params)
+    offered = params.cox_covariates if params.cox_covariates is not None else params.covariates
+    candidates = [c for c in offered if c in covariates.columns]
     data = with_covariates(persistence, covariates, candidates)
     return PersistenceTables(
         km_estimates=km_estimates(persistence, covariates, group_vars=params.km_groups, months=params.km_months,

@@ -108,6 +108,8 @@ class StatsParams:
     predictor_method : str
         ``elastic_net_boruta`` (selection, Boruta, multivariable model, ROC) or
         ``logistic`` (univariate, then the univariate p < ``cox_entry_p`` variables together).
+    cox_covariates : tuple of str or None
+        The Cox models' candidates (None: ``covariates``).
 
     Notes
     -----
@@ -135,6 +137,7 @@ class StatsParams:
     days_per_month: float
     km_groups: tuple[str, ...]
     predictor_method: str = "elastic_net_boruta"
+    cox_covariates: tuple[str, ...] | None = None
 
     @property
     def days_per_year(self) -> float:
@@ -191,6 +194,7 @@ def params_from_settings(settings: Mapping) -> StatsParams:
         clinical_timepoints=tuple(settings["timepoints"]["clinical"]), timepoint_order=timepoint_order(settings),
         km_months=tuple(pers["km_months"]), days_per_month=pers["days_per_month"],
         km_groups=tuple(pers["km_groups"]), predictor_method=m.statistics.predictor_method,
+        cox_covariates=tuple(st["cox_covariates"]) if st.get("cox_covariates") is not None else None,
     )
 
 __all__ = ["BASELINE", "Outcome", "StatsParams", "params_from_settings", "timepoint_order"]
