@@ -608,7 +608,10 @@ class _SqlGxSession(_GxSession):
             return self._examples(check, pd.DataFrame(columns=keep), result, [])
         cols = ", ".join(_q(c) for c in keep)
         df = self.cur.execute(f"SELECT {cols} FROM {view} WHERE {cond} ORDER BY {ROW} LIMIT {int(self.n_examples)}").df()
-        return self._examples(check, df, result, df.to_dict("records"))
+        # the values as GX's pandas engine reports them (pd.NA of a nullable integer
+        # column stays pd.NA; DataFrame.to_dict would make it None)
+        rows = [{c: df[c].iloc[i] for c in df.columns} for i in range(len(df))]
+        return self._examples(check, df, result, rows)
 
     def _validate_type(self, check: QualityCheck, frame: str) -> dict:
         """A CRF type check on a bounded pandas frame (module docstring)."""
