@@ -157,7 +157,13 @@ def test_the_suite_runs_on_the_pipelines_read_write_connection_without_a_lock_er
     with pytest.raises(duckdb.IOException, match="[Ll]ock"):
         _open_elsewhere(path)
     con.execute("CREATE TABLE analytics.written_before AS SELECT 1 AS x")  # the run writes before ...
+    setting = "SELECT current_setting('memory_limit')"
+    default = con.execute(setting).fetchone()[0]
     results = run_quality_suite_sql(con, load_settings(), load_crf())
+    assert con.execute(setting).fetchone()[0] == default  # the suite's limit (checks.yaml) reset after
+    con.execute("SET memory_limit = '3GiB'")  # a limit the pipeline sets is its own: kept
+    run_quality_suite_sql(con, load_settings(), load_crf(), checks=quality_checks(load_settings(), load_crf())[:3])
+    assert con.execute(setting).fetchone()[0] == "3.0 GiB"
     con.execute("CREATE TABLE analytics.written_after AS SELECT 2 AS x")  # ... and after the suite
     assert results["passed"].all() and len(results) == len(quality_checks(load_settings(), load_crf()))
     assert con.execute("SELECT (SELECT x FROM analytics.written_before) + (SELECT x FROM analytics.written_after)").fetchone()[0] == 3

@@ -17,14 +17,25 @@ no lock. GX only reads: the dialect here runs in DuckDB's auto-commit mode (its 
 commit / rollback are no-ops), so a query's pending result is never dropped by the
 rollback SQLAlchemy issues when GX returns its connection to the pool.
 
+DuckDB's memory for the suite's queries is bounded by ``gx.duckdb_memory_limit`` of
+checks.yaml (set for the suite when the database runs on DuckDB's default limit, reset to
+it after; a limit the caller set is kept): its joins and GROUP BYs spill to disk beyond it,
+so the suite's memory does not grow with the rows.
+
 One kind of check is not validated by GX's SQL engine: the CRF column types
-(``expect_column_values_to_be_in_type_list``). With duckdb-engine on SQLAlchemy 2.x the
-column types of a table cannot be reflected (the PostgreSQL reflection query reads
-``pg_catalog.pg_collation``, which DuckDB lacks), and the type names of checks.yaml are
-pandas dtypes. Those checks are validated by GX's pandas engine on a bounded frame: the
-column's first rows as DuckDB hands them to pandas (``LIMIT 0``: the dtype follows from
-the column's SQL type), with the non-missing count from SQL; only a column pandas would
-hold as Python objects (text) is read, in slices of ``gx.example_slice_rows.max`` rows.
+(``expect_column_values_to_be_in_type_list``). GX's SQL engine compares SQLAlchemy column
+types, and the type names of checks.yaml are the pandas dtypes DuckDB's columns become
+(the pandas path's results, failure examples included, name those). Those checks are
+validated by GX's pandas engine on a bounded frame: the column as DuckDB hands it to
+pandas with ``LIMIT 0`` (the dtype follows from the column's SQL type alone), with the
+non-missing count from SQL; only a column pandas holds as Python objects (text) is read,
+in slices of ``gx.example_slice_rows.max`` rows, value by value as pandas does.
+
+A difference in one edge case: for a compound key (``expect_compound_columns_to_be_unique``)
+GX's SQL engine counts duplicated rows by joining on ``=``, so a row with a missing key
+column is never a duplicate, where pandas counts missing values as equal. Key columns are
+required CRF fields (a row without one is quarantined at extraction), so core tables hold
+no such rows.
 """
 
 from __future__ import annotations
@@ -501,10 +512,12 @@ def failing_rows_sql(check: QualityCheck, view: str) -> str | None:
         c = _q(kw["column"])
         return f"{c} IS NOT NULL AND {c} IN (SELECT {c} FROM {view} WHERE {c} IS NOT NULL GROUP BY {c} HAVING count(*) > 1)"
     if exp == "ExpectCompoundColumnsToBeUnique":
+        # as GX's SQL engine counts them: a row with a missing key column is no duplicate
+        # (module docstring)
         cs = [_q(c) for c in kw["column_list"]]
-        all_missing = " AND ".join(f"{c} IS NULL" for c in cs)
+        present = " AND ".join(f"{c} IS NOT NULL" for c in cs)
         key = ", ".join(cs)
-        return (f"NOT ({all_missing}) AND ({key}) IN (SELECT ({key}) FROM {view} WHERE NOT ({all_missing}) "
+        return (f"{present} AND ({key}) IN (SELECT ({key}) FROM {view} WHERE {present} "
                 f"GROUP BY {key} HAVING count(*) > 1)")
     return None
 
@@ -529,12 +542,29 @@ class _SqlGxSession(_GxSession):
             kwargs={"creator": lambda: wrapper, "poolclass": StaticPool},
         )
         self.catalog = _Catalog(self.cur)
+        # DuckDB's memory for the suite's queries (checks.yaml gx.duckdb_memory_limit). The
+        # setting belongs to the database instance: it is set only when the instance runs on
+        # DuckDB's default (a limit the caller chose is kept) and reset to it at close
+        # (DuckDB shows a limit rounded, so only the default can be restored exactly)
+        self.reset_memory_limit = False
+        limit = (cfg.get("gx") or {}).get("duckdb_memory_limit")
+        if limit:
+            import duckdb
+
+            query = "SELECT current_setting('memory_limit')"
+            with duckdb.connect() as fresh:
+                default = fresh.execute(query).fetchone()[0]
+            if self.cur.execute(query).fetchone()[0] == default:
+                self.cur.execute(f"SET memory_limit = {literal(str(limit))}")
+                self.reset_memory_limit = True
         self.views: dict[str, str] = {}
         self.view_columns: dict[str, dict[str, str]] = {}
         self.view_rows: dict[str, int] = {}
         self.sql_batch_defs: dict[str, object] = {}
 
     def close(self) -> None:
+        if self.reset_memory_limit:
+            self.cur.execute("RESET memory_limit")
         for view in self.views.values():
             try:
                 self.cur.execute(f"DROP VIEW IF EXISTS {view}")
