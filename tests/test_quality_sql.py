@@ -87,6 +87,15 @@ def test_the_sql_path_gives_the_pandas_results_on_a_clean_cohort(tmp_path):
     assert by_id.loc["plaus_temporal_assessments_after_diagnosis", "n_rows"] == 11
 
 
+def test_the_sql_path_gives_the_pandas_results_on_the_scale_benchmarks_cohort(tmp_path):
+    from test_quality_scale import synthetic_core
+
+    _, expected, got = _both_paths(tmp_path, synthetic_core(60))
+    _assert_same(expected, got)
+    assert got["passed"].all()
+    assert got.set_index("check_id").loc["plaus_unique_labs_key", "n_rows"] == 6_000
+
+
 def test_the_sql_path_gives_the_pandas_results_with_failing_rows_of_every_kind(tmp_path):
     con, expected, got = _both_paths(tmp_path, _dirtier_tables(), docs=True)
     _assert_same(expected, got)
