@@ -33,7 +33,7 @@ from .intake import confirmations_path, manifest_path
 STATE_FILE = "run_state.json"
 # the libraries whose version can change a computed figure (a new install recomputes)
 COMPUTING_LIBRARIES = ("dagster", "duckdb", "pandas", "numpy", "scipy", "pandera", "lifelines", "statsmodels",
-                       "scikit-learn", "firthmodels", "great-expectations", "matplotlib")
+                       "scikit-learn", "firthmodels", "great-expectations", "duckdb-engine", "sqlalchemy", "matplotlib")
 _CODE_SUFFIXES = {".py", ".yaml", ".yml", ".sql", ".html", ".css", ".j2", ".json"}
 
 

@@ -6,7 +6,6 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from .. import quality
-from ..forking import in_child
 from .resources import StudyResource
 from .keys import QUALITY_RESULTS, analytics_key, core_key, qualified_key
 from .tables import publish, read, table_spec
@@ -22,15 +21,11 @@ def quality_results(study: StudyResource, warehouse: DuckDBResource):
     """Every expectation of the quality suite with its Kahn category, the share of failing
     rows, its threshold and severity, and up to ten failing rows; the GX Data Docs a
     coordinator can open are written to reports/data_docs (index.html, quality_summary.html).
-    The suite runs in a child process, so its memory is returned when it ends."""
+    The suite runs in the database: GX's SQL engine on this run's warehouse connection
+    (quality/sql.py), so no core table is read into memory."""
     docs = study.paths().reports / "data_docs"
     with warehouse.get_connection() as con:
-        tables = {f"core.{t}": read(con, f"core.{t}") for t in QUALITY_INPUTS}
-        tables["analytics.eligibility"] = read(con, "analytics.eligibility")
-        # in a child process: great-expectations keeps its context (and the frames it
-        # validated) alive in the process after it returns - gigabytes at registry size
-        results = in_child(quality.run_quality_suite, tables, study.settings(), study.crf(), docs_dir=docs)
-        del tables
+        results = quality.run_quality_suite_sql(con, study.settings(), study.crf(), docs_dir=docs)
         counts = results["severity"].value_counts().to_dict()
         result, _ = publish(con, "quality_results", results, extra_meta={
             "ok": int(counts.get("ok", 0)), "warn": int(counts.get("warn", 0)), "error": int(counts.get("error", 0)),

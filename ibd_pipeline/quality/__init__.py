@@ -4,7 +4,9 @@ Dashboard). Pure: no dagster. great_expectations is imported only when the suite
 
 * :func:`quality_checks` - the suite declared as data (CRF + ``checks.yaml`` + settings);
 * :func:`run_quality_suite` - validate the tables, build Data Docs, return
-  ``analytics.quality_results``.
+  ``analytics.quality_results``;
+* :func:`run_quality_suite_sql` - the same in the database: GX's SQL engine on a DuckDB
+  connection (``quality/sql.py``), the same results and Data Docs.
 """
 
 from .checks import CATEGORIES, SEVERITIES, SUBCATEGORIES, QualityCheck, checks_frame, load_check_config, quality_checks
@@ -19,6 +21,7 @@ from .suite import (
     run_quality_suite,
     run_quality_suite_detailed,
 )
+from .sql import run_quality_suite_sql, run_quality_suite_sql_detailed
 
 __all__ = [
     "CATEGORIES",
@@ -37,4 +40,6 @@ __all__ = [
     "result_metadata",
     "run_quality_suite",
     "run_quality_suite_detailed",
+    "run_quality_suite_sql",
+    "run_quality_suite_sql_detailed",
 ]
