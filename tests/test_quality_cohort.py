@@ -187,15 +187,28 @@ def cohort() -> dict[str, pd.DataFrame]:
     el["included"] = el["patient_id"].map(ELIGIBILITY)
     el["exclusion_reason"] = np.where(el["included"], None, "insufficient_data")
     el["all_reasons"] = el["exclusion_reason"]
-    return {
+    out = {
         "core.patients": p,
         "core.medications": m,
         "core.surgeries": s,
         "core.assessments": a,
         "core.labs": lab,
         "core.adverse_events": ae,
-        "analytics.eligibility": el,
     }
+    return {**with_every_crf_field(out, crf), "analytics.eligibility": el}
+
+
+def with_every_crf_field(tables: dict[str, pd.DataFrame], crf) -> dict[str, pd.DataFrame]:
+    """Every CRF field of a core table as a column, empty where a cohort records nothing
+    (the optional fields another study collects), as the SQL models build them."""
+    for name, df in tables.items():
+        if not name.startswith("core."):
+            continue
+        for f, fs in crf.table(name.split(".", 1)[1]).fields.items():
+            if f not in df.columns and f not in ("mrn", "abstractor_id") and fs.phi != "drop":
+                df[f] = pd.Series(pd.NaT if fs.type == "date" else None, index=df.index,
+                                  dtype="datetime64[ns]" if fs.type == "date" else object)
+    return tables
 
 
 def reconciled_rows() -> dict[str, list[dict]]:

@@ -12,7 +12,7 @@ import pandas as pd
 
 from ibd_pipeline.config import load_crf, load_settings
 from ibd_pipeline.quality import run_quality_suite_detailed
-from test_quality_cohort import pid
+from test_quality_cohort import pid, with_every_crf_field
 
 
 def synthetic_core(n_patients: int, labs_per_patient: int = 100, seed: int = 1) -> dict[str, pd.DataFrame]:
@@ -100,8 +100,8 @@ def synthetic_core(n_patients: int, labs_per_patient: int = 100, seed: int = 1) 
     ae = pd.DataFrame({"center": "zcmu1", "patient_id": ids[:: 5], "onset_date": (p["upa_start_date"] + pd.Timedelta(days=20))[:: 5].to_numpy(),
                        "term": "acne", "serious": False, "led_to_discontinuation": False})
     el = pd.DataFrame({"patient_id": ids, "included": dx != "IBDU", "diagnosis": dx})
-    return {"core.patients": p, "core.labs": lab, "core.assessments": a, "core.medications": m,
-            "core.surgeries": s_, "core.adverse_events": ae, "analytics.eligibility": el}
+    return with_every_crf_field({"core.patients": p, "core.labs": lab, "core.assessments": a, "core.medications": m,
+            "core.surgeries": s_, "core.adverse_events": ae, "analytics.eligibility": el}, crf)
 
 
 def test_a_synthetic_cohort_of_150_patients_is_clean():
