@@ -204,7 +204,7 @@ def cmd_demo(args) -> int:
 
 def cmd_query(args) -> int:
     """Run SQL on the analysts' snapshot (read-only) and print the result."""
-    from .snapshot import connect_snapshot
+    from .store.snapshot import connect_snapshot
 
     con = connect_snapshot(_paths(args).snapshot)
     try:

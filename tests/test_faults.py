@@ -258,8 +258,8 @@ def test_a_crash_between_commit_and_the_delivery_reports_still_gets_the_coordina
     with monkeypatch.context() as m:
         m.setattr(loading, "write_delivery_report", crash)
         with pytest.raises(KeyboardInterrupt):
-            loading.load_center(con, paths, profile, load_crf(), key)
+            loading.load_center(con, paths, profile, load_crf(), key, load_settings())
     assert con.execute("SELECT count(*) FROM staging.surgeries").fetchone()[0] > 0  # the load was committed
-    loading.load_center(con, paths, profile, load_crf(), key)  # the rerun
+    loading.load_center(con, paths, profile, load_crf(), key, load_settings())  # the rerun
     con.close()
     assert (paths.outbox("zcmu1") / f"{src.name}.report.html").exists()
