@@ -59,7 +59,7 @@ def reabstraction_sample(context: dg.AssetExecutionContext, study: StudyResource
         sample = rc.draw_sample(pats, prev, s["sample_fraction"], s["sample_seed"], s["min_per_stratum"])
         _replace_center_rows(con, ".".join(SAMPLE.path), center, sample)
         table_meta = table_metadata(con, *SAMPLE.path, rows=len(sample))
-        mrns = mrn_map(con, paths, study.profile(center), study.key())
+        mrns = mrn_map(con, paths, study.profile(center), study.key(), CRF)
     listing = rc.reviewer_list(sample, mrns)
     path = write_reabstraction_list(listing, study.profile(center), paths.outbox(center), CRF)
     by_dx = sample.groupby("diagnosis").size().to_dict() if len(sample) else {}
@@ -115,7 +115,7 @@ def reconciliation(context: dg.AssetExecutionContext, study: StudyResource, ware
         _replace_center_rows(con, ".".join(DISCREPANCIES.path), center, disc)
         agreement_meta = table_metadata(con, *AGREEMENT.path, rows=len(agreement))
         discrepancies_meta = table_metadata(con, *DISCREPANCIES.path, rows=len(disc))
-        mrns = mrn_map(con, paths, profile, study.key())
+        mrns = mrn_map(con, paths, profile, study.key(), CRF)
     open_disc = disc[disc["status"] == "open"] if len(disc) else disc
     worklist = None
     if len(open_disc):  # in the center's own terms; returned filled in to inbox/<center>/ of the data directory
