@@ -11,9 +11,11 @@ is held until the coordinator confirms it (``confirm_delivery``); a file dated o
 than the current delivery never replaces it (issue 18). Adjudication deliveries (round
 ADJ) accumulate: a later decision on the same discrepancy overrides an earlier one.
 
-Every run replays the whole archive (``rebuild`` is the same code), and the center's
-staging rows, quarantine rows, delivery records and withdrawals are rewritten in one
-transaction, so an interrupted run leaves the previous state. The quarantine holds the
+Every run replays the whole archive (``rebuild`` is the same code): ``_plan`` decides
+what each accepted file does (pure), then the center's staging rows, quarantine rows,
+delivery records, notes and withdrawals are rewritten through ``store.staging`` in one
+transaction (``store.warehouse.transaction``), so an interrupted run leaves the previous
+state. No SQL text lives here. The quarantine holds the
 rejected rows of each table's current delivery (and the cross-table rejections of the
 record state); every delivery's report is rewritten after the commit.
 """

@@ -158,3 +158,33 @@ def open_discrepancies(con: duckdb.DuckDBPyConnection, center: str) -> int:
     if not table_exists(con, "analytics.discrepancies"):
         return 0
     return int(con.execute("SELECT count(*) FROM analytics.discrepancies WHERE center = ? AND status = 'open'", [center]).fetchone()[0])
+
+
+def discrepancy_counts(con: duckdb.DuckDBPyConnection, center: str) -> tuple[int, int]:
+    """(open, resolved) discrepancies of the center."""
+    n_open, n_resolved = con.execute(
+        "SELECT count(*) FILTER (WHERE status = 'open'), count(*) FILTER (WHERE status = 'resolved') "
+        "FROM analytics.discrepancies WHERE center = ?", [center]).fetchone()
+    return int(n_open), int(n_resolved)
+
+
+def rejected_rows(con: duckdb.DuckDBPyConnection, center: str) -> int:
+    """Delivered rows of the center in the quarantine (a row counts once, whatever its reasons)."""
+    return int(con.execute(
+        "SELECT count(*) FROM (SELECT DISTINCT file_name, sheet, row_number FROM analytics.quarantine WHERE center = ?)",
+        [center]).fetchone()[0])
+
+
+def has_staged_patients(path) -> bool:
+    """Whether the warehouse file holds any staged patient (a read-only look; True when
+    it cannot be opened - e.g. a run holds it - so the caller does not skip work)."""
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error:
+        return True
+    try:
+        return bool(con.execute("SELECT count(*) FROM staging.patients").fetchone()[0])
+    except duckdb.Error:
+        return False
+    finally:
+        con.close()
