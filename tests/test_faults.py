@@ -40,7 +40,7 @@ from fullrun_support import (
     snapshot_contents,
     warehouse_contents,
 )
-from ibd_pipeline.config import load_centers, load_crf
+from ibd_pipeline.config import load_centers, load_crf, load_settings
 from ibd_pipeline.intake import accepted_deliveries, read_manifest, sha256_file
 
 CENTERS = list(load_centers())  # the order the runner takes them in
