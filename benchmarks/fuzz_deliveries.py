@@ -48,7 +48,7 @@ def _baseline(work: Path, patients: int):
     from ibd_pipeline.intake import drain_inbox
     from ibd_pipeline.loading import load_center
     from ibd_pipeline.synth import generate_deliveries
-    from ibd_pipeline import warehouse as wh
+    from ibd_pipeline.store import warehouse as wh
 
     base = work / "baseline"
     if base.exists():
@@ -221,7 +221,7 @@ def run(cases: int, seed: int, work: Path, progress: Path | None = None, patient
     from ibd_pipeline.config import data_paths, load_centers, load_crf, load_settings, read_pseudonym_key
     from ibd_pipeline.intake import drain_inbox
     from ibd_pipeline.loading import load_center
-    from ibd_pipeline import warehouse as wh
+    from ibd_pipeline.store import warehouse as wh
 
     t0 = time.time()
     work.mkdir(parents=True, exist_ok=True)

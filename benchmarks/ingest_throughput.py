@@ -96,6 +96,7 @@ def main(argv=None) -> None:
     d = Path(a.dir or tempfile.mkdtemp())
     d.mkdir(parents=True, exist_ok=True)
     prof = load_centers()[a.center]
+    crf = load_crf()
     name = "A_labs_20250401.csv" if prof.format == "csv" else "A_20250401.xlsx"
     path = d / name
     t0 = time.perf_counter()
@@ -105,12 +106,12 @@ def main(argv=None) -> None:
     key = os.urandom(32)
     if a.stream:
         n_valid = n_q = n_in = 0
-        for ch in iter_extract(path, prof, key=key, delivery_id="bench"):
+        for ch in iter_extract(path, prof, key=key, delivery_id="bench", crf=crf):
             n_in += ch.rows_in
             n_valid += len(ch.valid)
             n_q += len(ch.quarantine)
     else:
-        ex = extract_file(path, prof, key=key, delivery_id="bench")
+        ex = extract_file(path, prof, key=key, delivery_id="bench", crf=crf)
         n_in = sum(e.rows_in for e in ex)
         n_valid = sum(len(e.valid) for e in ex)
         n_q = sum(len(e.quarantine) for e in ex)

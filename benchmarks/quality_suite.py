@@ -54,7 +54,7 @@ def _worker(path: str, db: str, out: str, docs: str | None) -> None:
     import duckdb
 
     from ibd_pipeline.config import load_crf, load_settings
-    from ibd_pipeline.warehouse import read_table
+    from ibd_pipeline.store.reads import read_table
 
     con = duckdb.connect(db)
     settings, crf = load_settings(), load_crf()

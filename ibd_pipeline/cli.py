@@ -134,27 +134,23 @@ def cmd_confirm(args) -> int:
 def next_step_lines(paths) -> list[str]:
     """Per center: where the coordinator's status page and workbooks are, what to return
     where, and the next steps of its status page."""
-    import duckdb
-
     from .ingest.names import is_worklist_file
     from .outbox_lists import reabstraction_list_name, rejected_list_name
     from .reconcile.worklist import worklist_headers
     from .status_page import next_steps
+    from .store import reads
+    from .store import warehouse as wh
 
     out = []
     if not paths.warehouse.exists():
         return out
-    con = duckdb.connect(str(paths.warehouse), read_only=True)
+    con = wh.open_read_only(paths.warehouse)
     try:
         for c, profile in load_centers().items():
-            dl = con.execute("SELECT * FROM analytics.deliveries WHERE center = ?", [c]).df()
-            notes = con.execute("SELECT * FROM analytics.delivery_notes WHERE center = ?", [c]).df()
-            n_open, n_resolved = con.execute(
-                "SELECT count(*) FILTER (WHERE status = 'open'), count(*) FILTER (WHERE status = 'resolved') "
-                "FROM analytics.discrepancies WHERE center = ?", [c]).fetchone()
-            n_rejected = con.execute(
-                "SELECT count(*) FROM (SELECT DISTINCT file_name, sheet, row_number FROM analytics.quarantine WHERE center = ?)",
-                [c]).fetchone()[0]
+            dl = reads.center_rows(con, "analytics.deliveries", c)
+            notes = reads.center_rows(con, "analytics.delivery_notes", c)
+            n_open, n_resolved = reads.discrepancy_counts(con, c)
+            n_rejected = reads.rejected_rows(con, c)
             outbox, inbox = paths.outbox(c), paths.inbox(c)
             wl = sorted(p.name for p in outbox.iterdir() if p.is_file() and is_worklist_file(profile, p.name)) if outbox.is_dir() else []
             h = worklist_headers(profile)
@@ -176,7 +172,7 @@ def next_step_lines(paths) -> list[str]:
                 out.append(f"  withdrawal      to remove a patient, put {name} (columns {cols}; record number and reason "
                            f"required) into {inbox}/")
             out += [f"  - {en}" for _zh, en in next_steps(dl, notes, int(n_open), wl)]
-    except duckdb.Error:
+    except wh.DatabaseError:
         return out
     finally:
         con.close()
@@ -229,7 +225,7 @@ def cmd_demo(args) -> int:
 
 def cmd_query(args) -> int:
     """Run SQL on the analysts' snapshot (read-only) and print the result."""
-    from .snapshot import connect_snapshot
+    from .store.snapshot import connect_snapshot
 
     con = connect_snapshot(_paths(args).snapshot)
     try:

@@ -333,6 +333,16 @@ def accept_file(
         )
 
 
+def _default_name_check(profile: CenterProfile, name: str) -> None:
+    """``ingest.parse_delivery_name`` with the study's CRF. The intake entry points
+    (``drain_inbox``, ``accept_file``) take no CRF of their own: the file names are
+    checked against the project's ``schemas/crf.yaml`` here, in one place."""
+    from .config import load_crf
+    from .ingest import parse_delivery_name
+
+    parse_delivery_name(profile, name, crf=load_crf())
+
+
 def _accept_file(paths: DataPaths, profile: CenterProfile, name: str, name_check=None) -> IntakeOutcome:
     """``name_check(profile, name)`` raises ``ValueError`` with a message when the name does
     not follow the center's pattern (defaults to ``ingest.parse_delivery_name``)."""
@@ -351,10 +361,8 @@ def _accept_file(paths: DataPaths, profile: CenterProfile, name: str, name_check
     in_inbox = name not in ("", ".", "..") and src.parent == inbox and "/" not in name and "\x00" not in name
     reason = unsafe_name_reason(name)
     if reason is None:
-        if name_check is None:
-            from .ingest import parse_delivery_name as name_check  # noqa: N813
         try:
-            name_check(profile, name)
+            (name_check or _default_name_check)(profile, name)
         except ValueError as exc:
             reason = str(exc)
     if reason is not None:  # the name itself is never repeated unless it passed the PHI check

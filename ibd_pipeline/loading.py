@@ -11,9 +11,11 @@ is held until the coordinator confirms it (``confirm_delivery``); a file dated o
 than the current delivery never replaces it (issue 18). Adjudication deliveries (round
 ADJ) accumulate: a later decision on the same discrepancy overrides an earlier one.
 
-Every run replays the whole archive (``rebuild`` is the same code), and the center's
-staging rows, quarantine rows, delivery records and withdrawals are rewritten in one
-transaction, so an interrupted run leaves the previous state. The quarantine holds the
+Every run replays the whole archive (``rebuild`` is the same code): ``_plan`` decides
+what each accepted file does (pure), then the center's staging rows, quarantine rows,
+delivery records, notes and withdrawals are rewritten through ``store.staging`` in one
+transaction (``store.warehouse.transaction``), so an interrupted run leaves the previous
+state. No SQL text lives here. The quarantine holds the
 rejected rows of each table's current delivery (and the cross-table rejections of the
 record state); every delivery's report is rewritten after the commit.
 """
@@ -21,6 +23,7 @@ record state); every delivery's report is rewritten after the commit.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import shutil
@@ -31,13 +34,20 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from . import warehouse as wh
-from .config import CenterProfile, Crf, DataPaths, load_settings
+from .config import CenterProfile, Crf, DataPaths
 from .intake import Delivery, confirmations_path, read_manifest
-from .ingest import UnreadableFileError, cross_table_checks, iter_extract, parse_delivery_name, write_delivery_report
+from .ingest import (UnreadableFileError, cross_table_checks, iter_extract, parse_delivery_name, read_fields,
+                     write_delivery_report)
 from .ingest.names import WITHDRAWAL_ROUND, is_worklist_file
 from .ingest.report import STATE_TEXT as _STATE_TEXT
 from .ingest.rules import empty_quarantine
+from .outbox_lists import write_center_rejected_rows
+from .pseudonym import patient_id
+from .spreadsheet import set_outbox_modes
+from .status_page import write_status_page
+from .store import reads
+from .store import staging as stg
+from .store import warehouse as wh
 from .withdrawal import read_withdrawals
 
 
@@ -172,53 +182,71 @@ def confirm_delivery(paths: DataPaths, center: str, file_name: str, by: str = ""
     return d
 
 
+@dataclass
+class LoadContext:
+    """One center's load: where it reads and writes, and what it found (the archive's
+    manifest, the files the warehouse knew, the spooled extracts, the unreadable files)."""
+
+    con: duckdb.DuckDBPyConnection
+    paths: DataPaths
+    profile: CenterProfile
+    crf: Crf
+    key: bytes
+    manifest: list[Delivery]
+    known: dict[str, str]  # sha256 -> status of the files the warehouse knew before this run
+    spool: Path  # the private spool directory of the valid rows
+    extracts: dict[int, list[SpooledExtract]] = field(default_factory=dict)  # seq -> the file's tables
+    unreadable: dict[int, str] = field(default_factory=dict)  # seq -> why
+
+    @property
+    def center(self) -> str:
+        return self.profile.id
+
+    @property
+    def seq_of(self) -> dict[int, Delivery]:
+        return {d.seq: d for d in self.manifest}
+
+    def extract(self, d: Delivery) -> list[SpooledExtract] | None:
+        """The delivery's tables, extracted once (None when it cannot be read)."""
+        if d.seq in self.extracts or d.seq in self.unreadable:
+            return self.extracts.get(d.seq)
+        spool = self.spool / f"{d.seq:06d}"
+        try:
+            self.extracts[d.seq] = spool_extract(
+                d.archive_path(self.paths), self.profile, spool, key=self.key, delivery_id=d.sha256,
+                file_name=d.file_name, crf=self.crf,
+            )
+        except UnreadableFileError as exc:
+            self.unreadable[d.seq] = exc.problem
+            shutil.rmtree(spool, ignore_errors=True)
+        return self.extracts.get(d.seq)
+
+
 def load_center(
     con: duckdb.DuckDBPyConnection,
     paths: DataPaths,
     profile: CenterProfile,
     crf: Crf,
     key: bytes,
-    settings: dict | None = None,
+    settings: dict,
 ) -> LoadReport:
     """Rebuild one center's staging tables from its archive (see module docstring)."""
     center = profile.id
-    report = LoadReport(center)
     wh.ensure_warehouse(con, crf)
-    manifest = read_manifest(paths, center)
-    known = {
-        r[0]: r[1]
-        for r in con.execute(
-            "SELECT sha256, any_value(status) FROM analytics.deliveries WHERE center = ? GROUP BY sha256", [center]
-        ).fetchall()
-    }
-    settings = settings if settings is not None else load_settings()
     hold_share = float(settings.get("ingestion", {}).get("hold_below_share", 0.5))
-
-    extracts: dict[int, list] = {}  # seq -> list[SpooledExtract]
-    unreadable: dict[int, str] = {}
-
     # valid rows go to a private spool directory beside the warehouse (removed at the end;
     # one left by a killed run is removed here - runs of the warehouse go one at a time)
     for stale in paths.root.glob(f".load-{center}-*"):
         shutil.rmtree(stale, ignore_errors=True)
     spool_root = Path(tempfile.mkdtemp(prefix=f".load-{center}-", dir=paths.root))
-
-    def extract(d: Delivery):
-        if d.seq in extracts or d.seq in unreadable:
-            return extracts.get(d.seq)
-        spool = spool_root / f"{d.seq:06d}"
-        try:
-            extracts[d.seq] = spool_extract(
-                d.archive_path(paths), profile, spool, key=key, delivery_id=d.sha256, file_name=d.file_name, crf=crf
-            )
-        except UnreadableFileError as exc:
-            unreadable[d.seq] = exc.problem
-            shutil.rmtree(spool, ignore_errors=True)
-        return extracts.get(d.seq)
-
+    ctx = LoadContext(con, paths, profile, crf, key, read_manifest(paths, center), reads.known_deliveries(con, center),
+                      spool_root)
     try:
-        plan = _plan(paths, profile, key, manifest, extract, unreadable, read_confirmations(paths, center), hold_share)
-        return _apply(con, paths, profile, crf, report, manifest, known, plan, extracts, unreadable)
+        plan = _plan(ctx, read_confirmations(paths, center), hold_share)
+        staged = _stage(ctx, plan)
+        report = _report(ctx, plan, staged)
+        _write_feedback(ctx, plan, staged, report)
+        return report
     finally:
         shutil.rmtree(spool_root, ignore_errors=True)
 
@@ -236,21 +264,24 @@ class _Plan:
     dates: dict[int, str] = field(default_factory=dict)  # seq -> ISO date of the file name
 
 
-def _plan(paths, profile, key, manifest, extract, unreadable, confirmed, hold_share) -> _Plan:
+def _plan(ctx: LoadContext, confirmed: set[str], hold_share: float) -> _Plan:
+    """What each accepted file does, in the order received (``confirmed``: the held files
+    the coordinator confirmed; ``hold_share``: study.yaml ``ingestion.hold_below_share``)."""
     plan = _Plan()
     cur_rows: dict[tuple[str, str], int] = {}
-    for d in manifest:
+    profile, paths, unreadable = ctx.profile, ctx.paths, ctx.unreadable
+    for d in ctx.manifest:
         if d.status != "accepted":
             continue
         try:
-            name = parse_delivery_name(profile, d.file_name)
+            name = parse_delivery_name(profile, d.file_name, crf=ctx.crf)
         except ValueError as exc:
             unreadable[d.seq] = str(exc)
             continue
         plan.dates[d.seq] = name.date
         if name.round == WITHDRAWAL_ROUND:
             try:
-                w = read_withdrawals(d.archive_path(paths), profile, key=key, file_name=d.file_name)
+                w = read_withdrawals(d.archive_path(paths), profile, key=ctx.key, file_name=d.file_name)
             except UnreadableFileError as exc:
                 unreadable[d.seq] = exc.problem
                 continue
@@ -258,7 +289,7 @@ def _plan(paths, profile, key, manifest, extract, unreadable, confirmed, hold_sh
             plan.withdrawal_files[d.seq] = w
             plan.withdrawals.append(w)
             continue
-        tables = extract(d)
+        tables = ctx.extract(d)
         if tables is None:
             continue
         groups: dict[tuple[str, str], list] = {}
@@ -299,228 +330,227 @@ def _plan(paths, profile, key, manifest, extract, unreadable, confirmed, hold_sh
     return plan
 
 
-def _key_cols(table: str, crf: Crf) -> list[str]:
-    return [("patient_id" if f == "mrn" else "table_name" if f == "table" else f) for f in crf.table(table).key]
+@dataclass
+class _Staged:
+    """What staging a center's tables found, beside the rows written."""
+
+    withdrawn: pd.DataFrame  # the withdrawn patients (first withdrawal of each)
+    quarantine_frames: list[pd.DataFrame] = field(default_factory=list)
+    kept_frames: list[pd.DataFrame] = field(default_factory=list)
+    absent_frames: list[pd.DataFrame] = field(default_factory=list)
+    affected_frames: list[pd.DataFrame] = field(default_factory=list)  # rows removed by a withdrawal, or failing cross-table because of a patients row
+    quarantine: pd.DataFrame | None = None
+    kept: pd.DataFrame | None = None  # records whose new row failed and which kept their accepted version
+    absent: pd.DataFrame | None = None  # records not in their table's latest delivery (kept)
+    affected: pd.DataFrame | None = None
+    deliveries: pd.DataFrame | None = None
+
+    @property
+    def wd_ids(self) -> set:
+        return set(self.withdrawn["patient_id"])
 
 
-def _q(c: str) -> str:
-    return '"' + c.replace('"', '""') + '"'
-
-
-def _apply(con, paths, profile, crf, report, manifest, known, plan: _Plan, extracts, unreadable) -> LoadReport:
-    center = profile.id
-    seq_of = {d.seq: d for d in manifest}
-    withdrawn = (
+def _stage(ctx: LoadContext, plan: _Plan) -> _Staged:
+    """Rewrite the center's staging rows, quarantine, delivery records, withdrawals and
+    notes in one transaction."""
+    staged = _Staged(
         pd.concat(plan.withdrawals, ignore_index=True).drop_duplicates("patient_id", keep="first")
         if plan.withdrawals else pd.DataFrame(columns=["patient_id", "file_name", "seq"])
     )
-    wd_ids = set(withdrawn["patient_id"])
-    kept_frames: list[pd.DataFrame] = []
-    absent_frames: list[pd.DataFrame] = []
-    affected_frames: list[pd.DataFrame] = []  # rows removed by a withdrawal, or failing cross-table because of a patients row
-    quarantine_frames: list[pd.DataFrame] = []
-    latest_seq = {k: d.seq for k, d in plan.latest.items()}
-
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with wh.transaction(ctx.con):
         round_patients: pd.DataFrame | None = None
-        for table in crf.tables:
-            con.execute(f"DELETE FROM staging.{table} WHERE center = ?", [center])
-            cols = wh.staging_columns(table, crf)
+        for table in ctx.crf.tables:
+            stg.clear_staging(ctx.con, table, ctx.center)
             if table == "adjudications":
-                frames = [f for te in plan.adj for f in te.frames()]
-                adj = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-                quarantine_frames += [te.quarantine for te in plan.adj]
-                if len(adj):
-                    adj = adj.drop_duplicates(["patient_id", "table_name", "record_key", "field"], keep="last")
-                    adj = adj[~adj["patient_id"].isin(wd_ids)]
-                    wh.insert_frame(con, f"staging.{table}", adj.assign(center=center), cols)
-                continue
-            kc = _key_cols(table, crf)
-            part = ", ".join(["round", *map(_q, kc)])
-            on = " AND ".join(f"r.{_q(c)} = v.{_q(c)}" for c in ["round", *kc])
-            vcols = cols + [("_ord", "BIGINT")]
-            con.execute("DROP TABLE IF EXISTS _v")
-            con.execute(wh._ddl("_v", vcols).replace("CREATE TABLE IF NOT EXISTS", "CREATE TEMP TABLE"))
-            rk_parts = []
-            for (rnd, t), items in plan.applied.items():
-                if t != table:
-                    continue
-                for d, tes in items:
-                    for te in tes:
-                        for f in te.frames():
-                            wh.insert_frame(con, "_v", f.assign(center=center, _ord=d.seq), vcols)
-                        if te.rejected_keys is not None and len(te.rejected_keys):
-                            rules = te.quarantine.groupby("row_number")["rule"].agg(lambda s: ", ".join(dict.fromkeys(s)))
-                            rk_parts.append(te.rejected_keys.assign(
-                                round=rnd, _seq=d.seq, file_name=d.file_name, sheet=te.sheet,
-                                rules=te.rejected_keys["source_row"].map(rules),
-                            ))
-                    if latest_seq.get((rnd, t)) == d.seq:
-                        quarantine_frames += [te.quarantine for te in tes]
-            # the record state: the newest accepted version of every key (record-level semantics)
-            con.execute("DROP TABLE IF EXISTS _c")
-            con.execute(
-                f"CREATE TEMP TABLE _c AS SELECT *, row_number() OVER (ORDER BY _ord, source_file, source_row) AS _i FROM _v "
-                f"QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY _ord DESC) = 1"
-            )
-            if rk_parts:
-                rk = pd.concat(rk_parts, ignore_index=True)
-                con.register("_rk_src", rk)
-                try:
-                    kept = con.execute(
-                        f"SELECT r._seq, r.file_name, r.sheet, r.source_row AS row_number, r.patient_id, r.rules, "
-                        f"v._ord AS kept_seq, v.source_file AS kept_file, v.source_row AS kept_row, "
-                        f"(SELECT c.source_file FROM _c c WHERE {on.replace('v.', 'c.')}) AS now_file "
-                        f"FROM _rk_src r JOIN _v v ON {on} AND v._ord < r._seq "
-                        f"WHERE NOT EXISTS (SELECT 1 FROM _v w WHERE {on.replace('v.', 'w.')} AND w._ord = r._seq) "
-                        f"QUALIFY row_number() OVER (PARTITION BY r._seq, {', '.join('r.' + _q(c) for c in ['round', *kc])} "
-                        f"ORDER BY v._ord DESC, r.source_row) = 1"
-                    ).df()
-                finally:
-                    con.unregister("_rk_src")
-                if len(kept):
-                    kept_frames.append(kept.assign(table_name=table))
-            for (rnd, t), d in plan.latest.items():
-                if t != table:
-                    continue
-                ab = con.execute(
-                    "SELECT _ord, source_file, source_row, patient_id FROM _c WHERE round = ? AND _ord < ? ORDER BY _i",
-                    [rnd, d.seq],
-                ).df()
-                if len(ab):
-                    absent_frames.append(ab.assign(table_name=table, _seq=d.seq))
-            if wd_ids:
-                con.register("_wd_src", withdrawn[["patient_id", "seq"]].rename(columns={"seq": "_wd_seq"}))
-                try:
-                    gone = con.execute(
-                        "SELECT w._wd_seq AS _seq, c.source_file, c.source_row, c.patient_id FROM _c c "
-                        "JOIN _wd_src w USING (patient_id) ORDER BY c._i"
-                    ).df()
-                    con.execute("DELETE FROM _c WHERE patient_id IN (SELECT patient_id FROM _wd_src)")
-                finally:
-                    con.unregister("_wd_src")
-                if len(gone):
-                    affected_frames.append(gone.assign(table_name=table, rule="withdrawn"))
-            n = con.execute("SELECT count(*) FROM _c").fetchone()[0]
-            select = ", ".join(_q(c) for c, _ in cols)
-            if table == "patients":
-                round_patients = con.execute(f"SELECT {select} FROM _c ORDER BY _i").df()
-                wh.insert_frame(con, "staging.patients", round_patients, cols)
+                _stage_adjudications(ctx, plan, staged)
             else:
-                # cross-table rules (patients known, events after birth, scores matching the
-                # diagnosis) on the record state, one chunk at a time
-                step = 200_000
-                for lo in range(1, n + 1, step):
-                    chunk = con.execute(f"SELECT {select} FROM _c WHERE _i >= ? AND _i < ? ORDER BY _i", [lo, lo + step]).df()
-                    tabs = {table: chunk} if round_patients is None or not len(round_patients) else {"patients": round_patients, table: chunk}
-                    checked, q = cross_table_checks(tabs, crf=crf)
-                    if q is not None and len(q):
-                        quarantine_frames.append(q.assign(_cross_table=True))
-                    wh.insert_frame(con, f"staging.{table}", checked[table], cols)
-            con.execute("DROP TABLE IF EXISTS _c")
-            con.execute("DROP TABLE IF EXISTS _v")
+                round_patients = _stage_table(ctx, plan, staged, table, round_patients)
+        _conclude(ctx, plan, staged)
+        stg.replace_center_records(ctx.con, ctx.center, staged.quarantine, staged.deliveries,
+                                   _withdrawal_audit(ctx.center, staged.withdrawn, staged.affected),
+                                   _notes(ctx.center, plan, ctx.seq_of, staged.kept, staged.absent, staged.affected))
+    return staged
 
-        nonempty = [q for q in quarantine_frames if q is not None and len(q)]
-        quarantine = (
-            pd.concat(nonempty, ignore_index=True) if nonempty else pd.DataFrame(columns=[c for c, _ in wh.QUARANTINE_COLUMNS])
-        )
-        if len(quarantine):
-            # every quarantine row names its delivery (file name -> SHA-256 of the file)
-            sha_of = {d.file_name: d.sha256 for d in manifest if d.status == "accepted"}
-            ids = quarantine["delivery_id"] if "delivery_id" in quarantine else pd.Series(None, index=quarantine.index)
-            quarantine["delivery_id"] = ids.where(ids.notna(), quarantine["file_name"].map(sha_of))
-            if wd_ids:  # a withdrawn patient leaves the quarantine too
-                quarantine = quarantine[~quarantine["patient_id"].isin(wd_ids)].reset_index(drop=True)
-        kept = pd.concat(kept_frames, ignore_index=True) if kept_frames else pd.DataFrame()
-        absent = pd.concat(absent_frames, ignore_index=True) if absent_frames else pd.DataFrame()
-        if len(absent) and len(kept):
-            # a record whose new row failed is "kept", not "absent"
-            k2 = set(zip(kept["table_name"], kept["_seq"], kept["kept_file"], kept["kept_row"]))
-            absent = absent[[(t, s, f, r) not in k2 for t, s, f, r in
-                             zip(absent["table_name"], absent["_seq"], absent["source_file"], absent["source_row"])]]
-        if len(absent) and wd_ids:
-            absent = absent[~absent["patient_id"].isin(wd_ids)]
-        if len(quarantine) and "_cross_table" in quarantine:
-            # rows of other tables failing because a patients row of a delivery failed or was not delivered
-            cross = quarantine[quarantine["_cross_table"].eq(True) & quarantine["rule"].eq("patient_known")]
-            for d, tes in (plan.applied.get(("A", "patients"), []) + plan.applied.get(("B", "patients"), [])):
-                bad = set(p for te in tes if len(te.quarantine) for p in te.quarantine["patient_id"].dropna())
-                hit = cross[cross["patient_id"].isin(bad)]
-                if len(hit):
-                    affected_frames.append(pd.DataFrame({
-                        "_seq": d.seq, "source_file": hit["file_name"].to_numpy(), "source_row": hit["row_number"].to_numpy(),
-                        "patient_id": hit["patient_id"].to_numpy(), "table_name": hit["table_name"].to_numpy(), "rule": "patient_known",
-                    }))
-        affected = pd.concat(affected_frames, ignore_index=True) if affected_frames else pd.DataFrame()
 
-        deliveries = _delivery_records(manifest, plan, extracts, unreadable, quarantine, kept, absent, seq_of)
-        con.execute("DELETE FROM analytics.quarantine WHERE center = ?", [center])
-        if len(quarantine):
-            wh.insert_frame(con, "analytics.quarantine", quarantine.assign(center=center), wh.QUARANTINE_COLUMNS)
-        con.execute("DELETE FROM analytics.deliveries WHERE center = ?", [center])
-        wh.insert_frame(con, "analytics.deliveries", deliveries, wh.DELIVERY_COLUMNS)
-        _write_withdrawals(con, center, withdrawn, affected)
-        notes = _notes(center, plan, seq_of, kept, absent, affected)
-        con.execute("DELETE FROM analytics.delivery_notes WHERE center = ?", [center])
-        wh.insert_frame(con, "analytics.delivery_notes", notes, wh.NOTE_COLUMNS)
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
+def _stage_adjudications(ctx: LoadContext, plan: _Plan, staged: _Staged) -> None:
+    """Round ADJ accumulates: a later decision on the same discrepancy overrides an earlier one."""
+    frames = [f for te in plan.adj for f in te.frames()]
+    adj = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    staged.quarantine_frames += [te.quarantine for te in plan.adj]
+    if len(adj):
+        adj = adj.drop_duplicates(["patient_id", "table_name", "record_key", "field"], keep="last")
+        adj = adj[~adj["patient_id"].isin(staged.wd_ids)]
+        stg.insert_staging(ctx.con, "adjudications", adj.assign(center=ctx.center), ctx.crf)
 
-    for t in crf.tables:
-        report.staged_rows[t] = con.execute(f"SELECT count(*) FROM staging.{t} WHERE center = ?", [center]).fetchone()[0]
+
+def _collect_versions(ctx: LoadContext, plan: _Plan, staged: _Staged, table: str, state: stg.RecordState) -> list[pd.DataFrame]:
+    """Every applied delivery's valid rows of ``table`` into the record state, in the
+    order received; returns the keys of its rows that failed (with their rules) and
+    collects the quarantine of the table's current deliveries."""
+    latest_seq = {k: d.seq for k, d in plan.latest.items()}
+    rk_parts = []
+    for (rnd, t), items in plan.applied.items():
+        if t != table:
+            continue
+        for d, tes in items:
+            for te in tes:
+                for f in te.frames():
+                    state.add(f, ctx.center, d.seq)
+                if te.rejected_keys is not None and len(te.rejected_keys):
+                    rules = te.quarantine.groupby("row_number")["rule"].agg(lambda s: ", ".join(dict.fromkeys(s)))
+                    rk_parts.append(te.rejected_keys.assign(
+                        round=rnd, _seq=d.seq, file_name=d.file_name, sheet=te.sheet,
+                        rules=te.rejected_keys["source_row"].map(rules),
+                    ))
+            if latest_seq.get((rnd, t)) == d.seq:
+                staged.quarantine_frames += [te.quarantine for te in tes]
+    return rk_parts
+
+
+def _stage_table(ctx: LoadContext, plan: _Plan, staged: _Staged, table: str,
+                 round_patients: pd.DataFrame | None) -> pd.DataFrame | None:
+    """One data table: the record state (newest accepted version of every key), what
+    kept an earlier version, what is absent from the latest delivery, what a withdrawal
+    removes; then the rows to staging (the patients table first: the other tables'
+    cross-table rules need it). Returns the staged patients (or ``round_patients``)."""
+    state = stg.RecordState(ctx.con, table, ctx.crf)
+    rk_parts = _collect_versions(ctx, plan, staged, table, state)
+    state.settle()
+    if rk_parts:
+        kept = state.kept(pd.concat(rk_parts, ignore_index=True))
+        if len(kept):
+            staged.kept_frames.append(kept.assign(table_name=table))
+    for (rnd, t), d in plan.latest.items():
+        if t != table:
+            continue
+        ab = state.absent(rnd, d.seq)
+        if len(ab):
+            staged.absent_frames.append(ab.assign(table_name=table, _seq=d.seq))
+    if staged.wd_ids:
+        gone = state.withdraw(staged.withdrawn)
+        if len(gone):
+            staged.affected_frames.append(gone.assign(table_name=table, rule="withdrawn"))
+    if table == "patients":
+        round_patients = state.rows()
+        stg.insert_staging(ctx.con, "patients", round_patients, ctx.crf)
+    else:
+        _stage_checked(ctx, staged, table, state, round_patients)
+    state.close()
+    return round_patients
+
+
+CROSS_TABLE_CHUNK = 200_000  # record-state rows checked at a time
+
+
+def _stage_checked(ctx: LoadContext, staged: _Staged, table: str, state: stg.RecordState,
+                   round_patients: pd.DataFrame | None) -> None:
+    """Cross-table rules (patients known, events after birth, scores matching the
+    diagnosis) on the record state, one chunk at a time; the rows that pass to staging."""
+    n = state.count()
+    for lo in range(1, n + 1, CROSS_TABLE_CHUNK):
+        chunk = state.rows(lo, lo + CROSS_TABLE_CHUNK)
+        tabs = {table: chunk} if round_patients is None or not len(round_patients) else {"patients": round_patients, table: chunk}
+        checked, q = cross_table_checks(tabs, crf=ctx.crf)
+        if q is not None and len(q):
+            staged.quarantine_frames.append(q.assign(_cross_table=True))
+        stg.insert_staging(ctx.con, table, checked[table], ctx.crf)
+
+
+def _conclude(ctx: LoadContext, plan: _Plan, staged: _Staged) -> None:
+    """The center's quarantine (every row naming its delivery, withdrawn patients left
+    out), the records kept and absent, the rows affected, and the delivery records."""
+    wd_ids = staged.wd_ids
+    nonempty = [q for q in staged.quarantine_frames if q is not None and len(q)]
+    quarantine = (
+        pd.concat(nonempty, ignore_index=True) if nonempty else pd.DataFrame(columns=[c for c, _ in wh.QUARANTINE_COLUMNS])
+    )
     if len(quarantine):
-        report.quarantined_rows = quarantine.groupby("table_name")["row_number"].nunique().astype(int).to_dict()
+        # every quarantine row names its delivery (file name -> SHA-256 of the file)
+        sha_of = {d.file_name: d.sha256 for d in ctx.manifest if d.status == "accepted"}
+        ids = quarantine["delivery_id"] if "delivery_id" in quarantine else pd.Series(None, index=quarantine.index)
+        quarantine["delivery_id"] = ids.where(ids.notna(), quarantine["file_name"].map(sha_of))
+        if wd_ids:  # a withdrawn patient leaves the quarantine too
+            quarantine = quarantine[~quarantine["patient_id"].isin(wd_ids)].reset_index(drop=True)
+    kept = pd.concat(staged.kept_frames, ignore_index=True) if staged.kept_frames else pd.DataFrame()
+    absent = pd.concat(staged.absent_frames, ignore_index=True) if staged.absent_frames else pd.DataFrame()
+    if len(absent) and len(kept):
+        # a record whose new row failed is "kept", not "absent"
+        k2 = set(zip(kept["table_name"], kept["_seq"], kept["kept_file"], kept["kept_row"]))
+        absent = absent[[(t, s, f, r) not in k2 for t, s, f, r in
+                         zip(absent["table_name"], absent["_seq"], absent["source_file"], absent["source_row"])]]
+    if len(absent) and wd_ids:
+        absent = absent[~absent["patient_id"].isin(wd_ids)]
+    if len(quarantine) and "_cross_table" in quarantine:
+        # rows of other tables failing because a patients row of a delivery failed or was not delivered
+        cross = quarantine[quarantine["_cross_table"].eq(True) & quarantine["rule"].eq("patient_known")]
+        for d, tes in (plan.applied.get(("A", "patients"), []) + plan.applied.get(("B", "patients"), [])):
+            bad = set(p for te in tes if len(te.quarantine) for p in te.quarantine["patient_id"].dropna())
+            hit = cross[cross["patient_id"].isin(bad)]
+            if len(hit):
+                staged.affected_frames.append(pd.DataFrame({
+                    "_seq": d.seq, "source_file": hit["file_name"].to_numpy(), "source_row": hit["row_number"].to_numpy(),
+                    "patient_id": hit["patient_id"].to_numpy(), "table_name": hit["table_name"].to_numpy(), "rule": "patient_known",
+                }))
+    staged.affected = pd.concat(staged.affected_frames, ignore_index=True) if staged.affected_frames else pd.DataFrame()
+    staged.quarantine, staged.kept, staged.absent = quarantine, kept, absent
+    staged.deliveries = _delivery_records(ctx, plan, quarantine, kept, absent)
+
+
+def _report(ctx: LoadContext, plan: _Plan, staged: _Staged) -> LoadReport:
+    """The load's counts, from the state just committed."""
+    report = LoadReport(ctx.center)
+    seq_of = ctx.seq_of
+    for t in ctx.crf.tables:
+        report.staged_rows[t] = reads.count_rows(ctx.con, f"staging.{t}", ctx.center)
+    if len(staged.quarantine):
+        report.quarantined_rows = staged.quarantine.groupby("table_name")["row_number"].nunique().astype(int).to_dict()
     for (rnd, t), d in plan.latest.items():
         for dd, tes in plan.applied[(rnd, t)]:
             if dd.seq == d.seq:
                 report.rows_in[t] = report.rows_in.get(t, 0) + sum(te.rows_in for te in tes)
-    report.kept, report.absent, report.withdrawn = len(kept), len(absent), len(wd_ids)
+    report.kept, report.absent, report.withdrawn = len(staged.kept), len(staged.absent), len(staged.wd_ids)
     for (seq, _t), (st, msg) in sorted(plan.status.items()):
         if st == "held":
             report.held.append(f"{seq_of[seq].file_name}: {msg}")
         elif st == "older_than_current":
             report.older.append(f"{seq_of[seq].file_name}: {msg}")
+    return report
 
-    # Coordinator feedback: every delivery's report is rewritten from the state just
-    # committed, so an earlier file's report never contradicts the warehouse.
+
+def _write_feedback(ctx: LoadContext, plan: _Plan, staged: _Staged, report: LoadReport) -> None:
+    """Coordinator feedback: every delivery's report is rewritten from the state just
+    committed, so an earlier file's report never contradicts the warehouse; then the
+    center's status page and rejected-rows workbook."""
+    center, profile, seq_of, quarantine = ctx.center, ctx.profile, ctx.seq_of, staged.quarantine
     by_seq = lambda df: {s: g for s, g in df.groupby("_seq")} if len(df) else {}  # noqa: E731
-    kept_by, absent_by, affected_by = by_seq(kept), by_seq(absent), by_seq(affected)
-    states = deliveries.groupby("seq")[["table_name", "status", "message"]].apply(lambda g: list(g.itertuples(index=False))).to_dict()
-    for d in manifest:
+    kept_by, absent_by, affected_by = by_seq(staged.kept), by_seq(staged.absent), by_seq(staged.affected)
+    states = staged.deliveries.groupby("seq")[["table_name", "status", "message"]].apply(
+        lambda g: list(g.itertuples(index=False))).to_dict()
+    for d in ctx.manifest:
         if d.status != "accepted":
             continue
-        if d.sha256 not in known:
+        if d.sha256 not in ctx.known:
             report.new_deliveries.append(d.file_name)
         sections = _report_sections(profile, d, plan, seq_of, kept_by.get(d.seq), absent_by.get(d.seq), affected_by.get(d.seq))
         state = [_state_line(t, s, m) for t, s, m in states.get(d.seq, [])]
-        if d.seq in unreadable:
-            if d.sha256 not in known:
-                report.errors.append(f"{d.file_name}: {unreadable[d.seq]}")
+        if d.seq in ctx.unreadable:
+            if d.sha256 not in ctx.known:
+                report.errors.append(f"{d.file_name}: {ctx.unreadable[d.seq]}")
             report.reports.append(write_delivery_report(
-                paths.outbox(center), center, d.file_name, None, error=unreadable[d.seq], profile=profile))
-        elif d.seq in extracts or d.seq in plan.withdrawal_files:
+                ctx.paths.outbox(center), center, d.file_name, None, error=ctx.unreadable[d.seq], profile=profile))
+        elif d.seq in ctx.extracts or d.seq in plan.withdrawal_files:
             extra = (
                 quarantine[(quarantine["delivery_id"] == d.sha256) & quarantine["_cross_table"].eq(True)]
                 if len(quarantine) and "_cross_table" in quarantine
                 else None
             )
             report.reports.append(write_delivery_report(
-                paths.outbox(center), center, d.file_name, extracts.get(d.seq, []), profile=profile,
+                ctx.paths.outbox(center), center, d.file_name, ctx.extracts.get(d.seq, []), profile=profile,
                 extra_quarantine=extra, state=state, sections=sections,
             ))
-    from .outbox_lists import write_center_rejected_rows
-    from .spreadsheet import set_outbox_modes
-    from .status_page import write_status_page
-
-    write_status_page(con, paths, profile)
-    write_center_rejected_rows(con, paths.outbox(center), profile, crf)
-    set_outbox_modes(paths.outbox(center))
-    return report
-
-
+    write_status_page(ctx.con, ctx.paths, profile, ctx.crf)
+    write_center_rejected_rows(ctx.con, ctx.paths.outbox(center), profile, ctx.crf)
+    set_outbox_modes(ctx.paths.outbox(center))
 
 
 def _state_line(table, status, message) -> str:
@@ -580,22 +610,19 @@ def _notes(center, plan, seq_of, kept, absent, affected) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[c for c, _ in wh.NOTE_COLUMNS])
 
 
-def _write_withdrawals(con, center, withdrawn: pd.DataFrame, affected: pd.DataFrame) -> None:
-    """The audit table ``analytics.withdrawals``: who (which file, recorded by), when, why,
-    and how many rows each withdrawal removed."""
-    con.execute(wh._ddl("analytics.withdrawals", wh.WITHDRAWAL_COLUMNS))
-    con.execute("DELETE FROM analytics.withdrawals WHERE center = ?", [center])
+def _withdrawal_audit(center: str, withdrawn: pd.DataFrame, affected: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the audit table ``analytics.withdrawals``: who (which file, recorded
+    by), when, why, and how many rows each withdrawal removed."""
     if not len(withdrawn):
-        return
+        return withdrawn
     removed = (
         affected[affected["rule"] == "withdrawn"].groupby("patient_id").size() if len(affected) else pd.Series(dtype=int)
     )
-    out = withdrawn.assign(center=center, rows_removed=withdrawn["patient_id"].map(removed).fillna(0).astype(int))
-    wh.insert_frame(con, "analytics.withdrawals", out, wh.WITHDRAWAL_COLUMNS)
+    return withdrawn.assign(center=center, rows_removed=withdrawn["patient_id"].map(removed).fillna(0).astype(int))
 
 
-def _delivery_records(manifest, plan: _Plan, extracts, unreadable, quarantine, kept, absent, seq_of) -> pd.DataFrame:
-    # Delivery records: every file of the manifest, with its per-table outcome.
+def _delivery_records(ctx: LoadContext, plan: _Plan, quarantine, kept, absent) -> pd.DataFrame:
+    """Delivery records: every file of the manifest, with its per-table outcome."""
     rows = []
     q_counts = (
         quarantine.groupby(["delivery_id", "table_name"])["row_number"].nunique().to_dict() if len(quarantine) else {}
@@ -603,18 +630,18 @@ def _delivery_records(manifest, plan: _Plan, extracts, unreadable, quarantine, k
     still = set(zip(absent["_ord"], absent["table_name"])) if len(absent) else set()
     still |= set(zip(kept["kept_seq"], kept["table_name"])) if len(kept) else set()
     latest = {(d.seq, t) for (_r, t), d in plan.latest.items()}
-    for d in manifest:
+    for d in ctx.manifest:
         if d.status != "accepted":
             rows.append(_delivery_row(d, None, None, None, None, None, None, d.status, d.message))
             continue
-        if d.seq in unreadable:
-            rows.append(_delivery_row(d, None, None, None, None, 0, 0, "unreadable", unreadable[d.seq]))
+        if d.seq in ctx.unreadable:
+            rows.append(_delivery_row(d, None, None, None, None, 0, 0, "unreadable", ctx.unreadable[d.seq]))
             continue
         if d.seq in plan.withdrawal_files:
             w = plan.withdrawal_files[d.seq]
             rows.append(_delivery_row(d, WITHDRAWAL_ROUND, None, None, len(w), len(w), 0, "withdrawal", ""))
             continue
-        for te in extracts.get(d.seq, []):
+        for te in ctx.extracts.get(d.seq, []):
             st, msg = plan.status.get((d.seq, te.table), (None, ""))
             if st is None:
                 st = "current" if (d.seq, te.table) in latest else ("partly_current" if (d.seq, te.table) in still else "superseded")
@@ -627,25 +654,13 @@ def _delivery_records(manifest, plan: _Plan, extracts, unreadable, quarantine, k
 _MRN_CACHE: dict[tuple, dict[str, str]] = {}  # (center, key digest, current patients files) -> map
 
 
-def mrn_map(con: duckdb.DuckDBPyConnection, paths: DataPaths, profile: CenterProfile, key: bytes, crf: Crf | None = None) -> dict[str, str]:
+def mrn_map(con: duckdb.DuckDBPyConnection, paths: DataPaths, profile: CenterProfile, key: bytes, crf: Crf) -> dict[str, str]:
     """patient_id -> the center's own mrn, for the lists that go back to that center's
     outbox (reviewer list, worklist). Read from the archived current round-A and B
-    patients deliveries, never from the warehouse (which holds no mrn). Of a workbook
-    only the patients sheets are read; the map of the same current files is computed
-    once per process (the sample and the worklist of a center run both need it)."""
-    import hashlib
-
-    from .config import load_crf
-    from .ingest.extract import _map_header
-    from .ingest.readers import _sheet_matcher, _xlsx_part, open_workbook, read_csv_part
-    from .pseudonym import patient_id
-
-    crf = crf or load_crf()
-    rows = con.execute(
-        "SELECT DISTINCT seq, sha256, file_name FROM analytics.deliveries WHERE center = ? AND table_name = 'patients' "
-        "AND status IN ('current', 'partly_current', 'all_rows_rejected') ORDER BY seq",
-        [profile.id],
-    ).fetchall()
+    patients deliveries (``ingest.read_fields``), never from the warehouse (which holds
+    no mrn). The map of the same current files is computed once per process (the sample
+    and the worklist of a center run both need it)."""
+    rows = reads.current_files(con, profile.id, "patients")
     cache_key = (profile.id, hashlib.sha256(key).hexdigest(), tuple(rows))
     if cache_key in _MRN_CACHE:
         return dict(_MRN_CACHE[cache_key])
@@ -655,25 +670,12 @@ def mrn_map(con: duckdb.DuckDBPyConnection, paths: DataPaths, profile: CenterPro
         d = by_seq.get(seq)
         if d is None:
             continue
-        path = d.archive_path(paths)
-        if profile.format == "xlsx":
-            # the patients sheet and its continuations only (the other sheets are not loaded)
-            wb = open_workbook(path, file_name)
-            match = _sheet_matcher(profile)
-            sheets = sorted(
-                (hit[2], name) for name in wb.sheet_names if (hit := match(name)) is not None and hit[0] == "patients"
-            )
-            parts = [p for _, name in sheets if (p := _xlsx_part(wb, name, "patients", file_name, 200_000)) is not None]
-        else:
-            parts = [read_csv_part(path, profile, "patients", file_name, 200_000)]
-        for part in parts:
-            pos, _ = _map_header(part, profile, crf, file_name)
-            if "mrn" not in pos:
+        for chunk in read_fields(d.archive_path(paths), profile, "patients", ["mrn"], crf=crf, file_name=file_name):
+            if "mrn" not in chunk:
                 continue
-            for chunk, _rows in part.chunks:
-                for m in chunk.iloc[:, pos["mrn"]].astype(str).str.strip():
-                    if m and m not in profile.missing_tokens:
-                        out[patient_id(key, profile.id, m)] = m
+            for m in chunk["mrn"].astype(str).str.strip():
+                if m and m not in profile.missing_tokens:
+                    out[patient_id(key, profile.id, m)] = m
     if len(_MRN_CACHE) > 16:
         _MRN_CACHE.clear()
     _MRN_CACHE[cache_key] = dict(out)

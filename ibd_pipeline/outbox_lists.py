@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .config import CenterProfile, Crf, load_crf
+from .config import CenterProfile, Crf
 from .spreadsheet import write_table_workbook
+from .store import reads
 
 REVIEWER_LIST = "reabstraction_sample_{center}.xlsx"
 REJECTED_LIST = "rejected_rows_{center}.xlsx"
@@ -39,9 +40,8 @@ def _example_name(profile: CenterProfile, rnd: str, table: str) -> str:
 
 
 def write_reabstraction_list(listing: pd.DataFrame, profile: CenterProfile, out_dir: str | Path,
-                             crf: Crf | None = None) -> Path:
+                             crf: Crf) -> Path:
     """``listing``: ``reconcile.reviewer_list`` (center, mrn, patient_id, diagnosis)."""
-    crf = crf or load_crf()
     local_dx = {}
     for local, canon in profile.code_map("diagnosis").items():
         local_dx.setdefault(canon, local)
@@ -78,10 +78,9 @@ def _field_label(profile: CenterProfile, crf: Crf, table, field) -> str:
 
 
 def write_rejected_rows(quarantine: pd.DataFrame, profile: CenterProfile, out_dir: str | Path,
-                        crf: Crf | None = None) -> Path | None:
+                        crf: Crf) -> Path | None:
     """The center's rejected rows (``analytics.quarantine`` rows of the center), one per
     (file, sheet, row, field, rule); None (and an earlier list removed) when there is none."""
-    crf = crf or load_crf()
     path = Path(out_dir) / rejected_list_name(profile.id)
     if quarantine is None or len(quarantine) == 0:
         path.unlink(missing_ok=True)
@@ -110,9 +109,6 @@ def write_rejected_rows(quarantine: pd.DataFrame, profile: CenterProfile, out_di
     return write_table_workbook(path, "被拒绝的行 rejected", headers, rows, notes)
 
 
-def write_center_rejected_rows(con, outbox: str | Path, profile: CenterProfile, crf: Crf | None = None) -> Path | None:
+def write_center_rejected_rows(con, outbox: str | Path, profile: CenterProfile, crf: Crf) -> Path | None:
     """``write_rejected_rows`` from the warehouse's quarantine of the center."""
-    q = con.execute(
-        "SELECT * FROM analytics.quarantine WHERE center = ? ORDER BY file_name, sheet, row_number", [profile.id]
-    ).df()
-    return write_rejected_rows(q, profile, outbox, crf)
+    return write_rejected_rows(reads.center_quarantine(con, profile.id), profile, outbox, crf)

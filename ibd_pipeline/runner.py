@@ -186,18 +186,9 @@ def _has_patients(paths: DataPaths) -> bool:
     """Whether the working warehouse holds any staged patient (read-only look)."""
     if not paths.warehouse.exists():
         return False
-    import duckdb
+    from .store.reads import has_staged_patients
 
-    try:
-        con = duckdb.connect(str(paths.warehouse), read_only=True)
-    except duckdb.Error:
-        return True  # cannot tell: let the study job decide
-    try:
-        return bool(con.execute("SELECT count(*) FROM staging.patients").fetchone()[0])
-    except duckdb.Error:
-        return False
-    finally:
-        con.close()
+    return has_staged_patients(paths.warehouse)  # cannot tell (a run holds it): True, the study job decides
 
 
 def run_pipeline(

@@ -13,9 +13,10 @@ import duckdb
 import pandas as pd
 
 from .ingest.names import is_worklist_file
-from .config import CenterProfile, DataPaths
+from .config import CenterProfile, Crf, DataPaths
 from .ingest.report import _CSS, STATE_TEXT as _STATE_TEXT, report_name
-from . import warehouse as wh
+from .store import reads
+from .store import warehouse as wh
 from .privacy import redact
 
 STATUS_PAGE = "index.html"
@@ -27,10 +28,6 @@ def _e(x) -> str:
     if x is None or (isinstance(x, float) and x != x) or x is pd.NA:
         return ""
     return html.escape(redact(x), quote=True)
-
-
-def _count(con, sql: str, params) -> int:
-    return int(con.execute(sql, params).fetchone()[0])
 
 
 def next_steps(deliveries: pd.DataFrame, notes: pd.DataFrame, open_discrepancies: int, worklists: list[str]) -> list[tuple[str, str]]:
@@ -66,21 +63,18 @@ def next_steps(deliveries: pd.DataFrame, notes: pd.DataFrame, open_discrepancies
     return out
 
 
-def write_status_page(con: duckdb.DuckDBPyConnection, paths: DataPaths, profile: CenterProfile) -> Path:
+def write_status_page(con: duckdb.DuckDBPyConnection, paths: DataPaths, profile: CenterProfile, crf: Crf) -> Path:
     """Rewrite ``outbox/<center>/index.html`` from the warehouse."""
     center = profile.id
-    wh.ensure_warehouse(con)
-    deliveries = con.execute("SELECT * FROM analytics.deliveries WHERE center = ? ORDER BY seq, table_name, sheet", [center]).df()
-    notes = con.execute("SELECT * FROM analytics.delivery_notes WHERE center = ? ORDER BY file_name, kind, table_name, row_number",
-                        [center]).df()
-    withdrawals = con.execute("SELECT * FROM analytics.withdrawals WHERE center = ? ORDER BY file_name, row_number", [center]).df()
-    open_disc = 0
-    if wh.table_exists(con, "analytics.discrepancies"):
-        open_disc = _count(con, "SELECT count(*) FROM analytics.discrepancies WHERE center = ? AND status = 'open'", [center])
+    wh.ensure_warehouse(con, crf)
+    deliveries = reads.center_deliveries(con, center)
+    notes = reads.center_notes(con, center)
+    withdrawals = reads.center_withdrawals(con, center)
+    open_disc = reads.open_discrepancies(con, center)
     outbox = paths.outbox(center)
     outbox.mkdir(parents=True, exist_ok=True)
     worklists = sorted(p.name for p in outbox.iterdir() if p.is_file() and is_worklist_file(profile, p.name))
-    staged = {t: _count(con, f"SELECT count(*) FROM staging.{t} WHERE center = ?", [center])
+    staged = {t: reads.count_rows(con, f"staging.{t}", center)
               for t in ("patients", "medications", "surgeries", "assessments", "labs", "adverse_events")}
 
     title = f"中心状态 Center status - {center}"

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 from .config import DataPaths
 from .intake import manifest_path, read_manifest, records_dir, sha256_file
+from .store import reads
+from .store import warehouse as wh
 
 _ARCHIVED = re.compile(r"^[0-9a-f]{64}\.[A-Za-z0-9]+$")
 
@@ -83,32 +85,23 @@ def verify(paths: DataPaths, centers) -> VerifyReport:
     if not paths.warehouse.exists():
         report.problems.append(f"no working warehouse at {paths.warehouse}: run `ibd-pipeline run` (or `rebuild`)")
         return report
-    import duckdb
-
     try:
-        con = duckdb.connect(str(paths.warehouse), read_only=True)
-    except duckdb.Error as exc:
+        con = wh.open_read_only(paths.warehouse)
+    except wh.DatabaseError as exc:
         report.problems.append(f"the warehouse cannot be opened read-only ({type(exc).__name__}); is a run holding it?")
         return report
     try:
-        from .warehouse import table_exists
-
-        if not table_exists(con, "analytics.deliveries"):
+        if not wh.table_exists(con, "analytics.deliveries"):
             report.problems.append("the warehouse has no delivery records: run `ibd-pipeline rebuild`")
             return report
         for c in centers:
-            loaded = {r[0] for r in con.execute(
-                "SELECT DISTINCT sha256 FROM analytics.deliveries WHERE center = ? AND status NOT IN ('rejected', 'duplicate')",
-                [c]).fetchall()}
+            loaded = reads.loaded_deliveries(con, c)
             for sha in sorted(accepted[c] - loaded):
                 report.problems.append(f"{c}: accepted file #{sha[:12]} is not in the warehouse (run `ibd-pipeline run`)")
             for sha in sorted(loaded - accepted[c]):
                 report.problems.append(f"{c}: the warehouse holds file #{sha[:12]}, which the archive does not")
-            for (t,) in con.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'staging'"
-            ).fetchall():
-                ids = {r[0] for r in con.execute(
-                    f'SELECT DISTINCT delivery_id FROM staging."{t}" WHERE center = ?', [c]).fetchall()}
+            for t in reads.staging_tables(con):
+                ids = reads.staged_delivery_ids(con, t, c)
                 for sha in sorted(ids - accepted[c] - {None}):
                     report.problems.append(f"{c}: staging.{t} holds rows of file #{str(sha)[:12]}, which the archive does not")
     finally:

@@ -167,7 +167,7 @@ def warehouse_contents(db: Path, schemas=COMPARED_SCHEMAS) -> dict[str, tuple[li
 
 def snapshot_contents(db: Path) -> dict[str, tuple[list[str], list[tuple]]]:
     """``contents`` of a published snapshot (``analytics.duckdb``, attached as documented)."""
-    from ibd_pipeline.snapshot import connect_snapshot
+    from ibd_pipeline.store.snapshot import connect_snapshot
 
     con = connect_snapshot(db)
     try:

@@ -33,7 +33,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("endpoints", ("endpoints",)),
     ("statistics", ("stats",)),
     ("report", ("report",)),
-    ("storage", ("warehouse", "sqlmodels", "snapshot")),
+    ("storage", ("store", "sqlmodels")),
     # outbox_lists: the outbox workbooks of the worklist branch (s4-xlsx), placed here
     # so the rule holds when it lands
     ("files", ("intake", "withdrawal", "status_page", "catalog", "outbox_lists")),

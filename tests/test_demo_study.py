@@ -9,7 +9,7 @@ import pytest
 
 from ibd_pipeline.cli import main as cli_main
 from ibd_pipeline.config import load_published
-from ibd_pipeline.snapshot import connect_snapshot
+from ibd_pipeline.store.snapshot import connect_snapshot
 
 PUBLISHED = load_published()
 

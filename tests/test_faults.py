@@ -40,7 +40,7 @@ from fullrun_support import (
     snapshot_contents,
     warehouse_contents,
 )
-from ibd_pipeline.config import load_centers, load_crf
+from ibd_pipeline.config import load_centers, load_crf, load_settings
 from ibd_pipeline.intake import accepted_deliveries, read_manifest, sha256_file
 
 CENTERS = list(load_centers())  # the order the runner takes them in
@@ -258,8 +258,8 @@ def test_a_crash_between_commit_and_the_delivery_reports_still_gets_the_coordina
     with monkeypatch.context() as m:
         m.setattr(loading, "write_delivery_report", crash)
         with pytest.raises(KeyboardInterrupt):
-            loading.load_center(con, paths, profile, load_crf(), key)
+            loading.load_center(con, paths, profile, load_crf(), key, load_settings())
     assert con.execute("SELECT count(*) FROM staging.surgeries").fetchone()[0] > 0  # the load was committed
-    loading.load_center(con, paths, profile, load_crf(), key)  # the rerun
+    loading.load_center(con, paths, profile, load_crf(), key, load_settings())  # the rerun
     con.close()
     assert (paths.outbox("zcmu1") / f"{src.name}.report.html").exists()

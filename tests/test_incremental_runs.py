@@ -101,7 +101,7 @@ def _statistics_state(db) -> tuple[dict, dict]:
     """(asset -> when its tables were computed, table -> content fingerprint)."""
     import duckdb
 
-    from ibd_pipeline import warehouse as wh
+    from ibd_pipeline.store import warehouse as wh
 
     con = duckdb.connect(str(db), read_only=True)
     try:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 
 from test_ingest_support import centers
+from ibd_pipeline.config import load_crf
 from ibd_pipeline.ingest import DeliveryName, parse_delivery_name
+
+CRF = load_crf()
 
 
 @pytest.mark.parametrize(
@@ -19,7 +22,7 @@ from ibd_pipeline.ingest import DeliveryName, parse_delivery_name
     ],
 )
 def test_good_names(center, name, expected):
-    assert parse_delivery_name(centers()[center], name) == expected
+    assert parse_delivery_name(centers()[center], name, crf=CRF) == expected
 
 
 @pytest.mark.parametrize(
@@ -46,5 +49,5 @@ def test_good_names(center, name, expected):
 )
 def test_bad_names(center, name, words):
     with pytest.raises(ValueError) as ei:
-        parse_delivery_name(centers()[center], name)
+        parse_delivery_name(centers()[center], name, crf=CRF)
     assert words in str(ei.value)

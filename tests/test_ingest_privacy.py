@@ -107,20 +107,20 @@ def test_report_redacts_identifiers_in_notes_sections_and_the_error(tmp_path):
 def test_status_page_redacts_a_withdrawal_reason(tmp_path):
     import duckdb
 
-    from ibd_pipeline import warehouse as wh
-    from ibd_pipeline.config import data_paths
+    from ibd_pipeline.store import warehouse as wh
+    from ibd_pipeline.config import data_paths, load_crf
     from ibd_pipeline.status_page import write_status_page
 
     paths = data_paths(tmp_path / "data").ensure()
     con = duckdb.connect(str(paths.warehouse))
     try:
-        wh.ensure_warehouse(con)
+        wh.ensure_warehouse(con, load_crf())
         cols = [r[0] for r in con.execute("DESCRIBE analytics.withdrawals").fetchall()]
         row = {c: None for c in cols} | {"center": "zcmu1", "file_name": "W_20250401.csv", "row_number": 2,
                                           "patient_id": "Pabc", "reason": f"{NAME}本人电话{PHONE}", "recorded_by": MRN}
         con.execute(f"INSERT INTO analytics.withdrawals ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
                     [row[c] for c in cols])
-        text = write_status_page(con, paths, centers()["zcmu1"]).read_text(encoding="utf-8")
+        text = write_status_page(con, paths, centers()["zcmu1"], load_crf()).read_text(encoding="utf-8")
     finally:
         con.close()
     assert "Withdrawals" in text and "W_20250401.csv" in text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 
 from test_ingest_support import LAB_COLS, PATIENT_COLS, centers, one, patient_row, write_csv
+from ibd_pipeline.config import load_crf
 from ibd_pipeline.ingest import cross_table_checks, write_delivery_report
 
 
@@ -47,7 +48,7 @@ def test_report_includes_cross_table_rejections(tmp_path):
     labs = one(write_csv(tmp_path / "A_labs_20250401.csv", LAB_COLS, [["M1", "a", "2024-03-01", "CRP", "3", "mg/L"],
                                                                      ["M9", "a", "2024-03-01", "CRP", "3", "mg/L"]]),
                "zcmu1")
-    _, q = cross_table_checks({"patients": pats.valid, "labs": labs.valid})
+    _, q = cross_table_checks({"patients": pats.valid, "labs": labs.valid}, crf=load_crf())
     p = write_delivery_report(tmp_path / "o", "zcmu1", "A_labs_20250401.csv", [labs], profile=centers()["zcmu1"],
                               extra_quarantine=q)
     text = p.read_text(encoding="utf-8")

@@ -7,6 +7,7 @@ import pandas as pd
 from test_ingest_support import (
     ASSESS_COLS, LAB_COLS, MED_COLS, PATIENT_COLS, centers, one, patient_row, pid, qrows, write_csv,
 )
+from ibd_pipeline.config import load_crf
 from ibd_pipeline.ingest import cross_table_checks
 
 
@@ -161,7 +162,7 @@ def _round(tmp_path):
 
 def test_cross_table_rules(tmp_path):
     tables = _round(tmp_path)
-    out, q = cross_table_checks(tables)
+    out, q = cross_table_checks(tables, crf=load_crf())
     got = sorted(zip(q["table_name"], q["row_number"], q["field"], q["rule"]))
     assert got == [
         ("assessments", 3, "mayo_stool", "score_matches_diagnosis"),
@@ -185,6 +186,6 @@ def test_cross_table_rules(tmp_path):
 def test_cross_table_without_patients_table_knows_no_patient(tmp_path):
     tables = _round(tmp_path)
     del tables["patients"]
-    out, q = cross_table_checks(tables)
+    out, q = cross_table_checks(tables, crf=load_crf())
     assert out["labs"].empty and out["assessments"].empty
     assert set(q["rule"]) == {"patient_known"}

@@ -9,7 +9,10 @@ import pytest
 from test_ingest_support import LAB_COLS, one, write_csv
 from ibd_pipeline.ingest import canonical_columns, crf_schema, iter_extract
 from ibd_pipeline.ingest.schemas import check_rule
+from ibd_pipeline.config import load_crf
 from test_ingest_support import DELIVERY, KEY, centers
+
+CRF = load_crf()
 
 
 def _labs(**over):
@@ -31,7 +34,7 @@ def _labs(**over):
 def test_schema_checks_a_whole_canonical_frame():
     df = _labs(test=["CRP", "CRP", "XYZ"], value=[1.0, -1.0, 3.0], unit=["mg/L", "mg/dL", "ug/g"])
     with pytest.raises(pa.errors.SchemaErrors) as ei:
-        crf_schema("labs").validate(df, lazy=True)
+        crf_schema("labs", CRF).validate(df, lazy=True)
     fc = ei.value.failure_cases
     got = {(int(i), *check_rule(c, col)) for i, c, col in zip(fc["index"], fc["check"], fc["column"])}
     assert (1, "unique_key", "mrn") in got  # second row of key (P1, 2024-03-01, CRP)
@@ -41,17 +44,17 @@ def test_schema_checks_a_whole_canonical_frame():
 
 
 def test_schema_accepts_valid_frame_and_columns_are_canonical(tmp_path):
-    crf_schema("labs").validate(_labs(test=["CRP", "ESR", "FC"], unit=["mg/L", "mm/h", "ug/g"]), lazy=True)
+    crf_schema("labs", CRF).validate(_labs(test=["CRP", "ESR", "FC"], unit=["mg/L", "mm/h", "ug/g"]), lazy=True)
     ex = one(write_csv(tmp_path / "A_labs_20250401.csv", LAB_COLS, [["M1", "a", "2024-03-01", "CRP", "1", "mg/L"]]),
              "zcmu1")
-    assert list(ex.valid.columns) == canonical_columns("labs")
-    crf_schema("labs").validate(ex.valid)
+    assert list(ex.valid.columns) == canonical_columns("labs", CRF)
+    crf_schema("labs", CRF).validate(ex.valid)
 
 
 def test_iter_extract_streams_chunks(tmp_path):
     rows = [["M1", "a", f"2024-03-{d:02d}", "CRP", str(d), "mg/L"] for d in range(1, 26)]
     f = write_csv(tmp_path / "A_labs_20250401.csv", LAB_COLS, rows)
-    chunks = list(iter_extract(f, centers()["zcmu1"], key=KEY, delivery_id=DELIVERY, chunk_rows=10))
+    chunks = list(iter_extract(f, centers()["zcmu1"], key=KEY, delivery_id=DELIVERY, crf=CRF, chunk_rows=10))
     assert [c.rows_in for c in chunks] == [9, 10, 6]  # the header is record 1 of the first chunk
     assert [c.last for c in chunks] == [False, False, True]
     assert sum(len(c.valid) for c in chunks) == 25

@@ -70,6 +70,7 @@ def write_xlsx(path: Path, sheets: dict[str, list[list]]) -> Path:
 
 
 def extract(path: Path, center: str, **kw):
+    kw.setdefault("crf", load_crf())
     return extract_file(path, centers()[center], key=KEY, delivery_id=DELIVERY, **kw)
 
 

@@ -172,7 +172,7 @@ def test_the_catalog_lists_every_table_of_the_snapshot(reference, tmp_path):
     import duckdb
 
     from ibd_pipeline.catalog import build_catalog
-    from ibd_pipeline.snapshot import connect_snapshot
+    from ibd_pipeline.store.snapshot import connect_snapshot
 
     snap = connect_snapshot(reference.data.snapshot)
     try:

@@ -7,11 +7,12 @@ import stat
 import openpyxl
 import pandas as pd
 
-from ibd_pipeline.config import load_centers
+from ibd_pipeline.config import load_centers, load_crf
 from ibd_pipeline.outbox_lists import write_reabstraction_list, write_rejected_rows
 from ibd_pipeline.spreadsheet import OUTBOX_FILE_MODE, set_outbox_modes, text_width
 
 CENTERS = load_centers()
+CRF = load_crf()
 
 
 def _rows(ws):
@@ -21,7 +22,7 @@ def _rows(ws):
 def test_the_reabstraction_list_uses_the_centers_record_number_header_and_diagnosis_spellings(tmp_path):
     listing = pd.DataFrame({"center": "hzfph", "mrn": ["2017044553", "=1+1"], "patient_id": ["Pa", "Pb"],
                             "diagnosis": ["CD", "UC"]})
-    p = write_reabstraction_list(listing, CENTERS["hzfph"], tmp_path)
+    p = write_reabstraction_list(listing, CENTERS["hzfph"], tmp_path, CRF)
     assert p.name == "reabstraction_sample_hzfph.xlsx"
     assert stat.S_IMODE(p.stat().st_mode) == OUTBOX_FILE_MODE
     wb = openpyxl.load_workbook(p)
@@ -40,7 +41,7 @@ def test_the_reabstraction_list_uses_the_centers_record_number_header_and_diagno
 
 def test_the_canonical_center_keeps_canonical_codes(tmp_path):
     listing = pd.DataFrame({"center": "zcmu1", "mrn": ["ZY1"], "patient_id": ["Pa"], "diagnosis": ["IBDU"]})
-    rows = _rows(openpyxl.load_workbook(write_reabstraction_list(listing, CENTERS["zcmu1"], tmp_path)).worksheets[0])
+    rows = _rows(openpyxl.load_workbook(write_reabstraction_list(listing, CENTERS["zcmu1"], tmp_path, CRF)).worksheets[0])
     assert rows == [["中心 Center", "mrn", "diagnosis", "研究编号 Study id (pseudonymous)"], ["zcmu1", "ZY1", "IBDU", "Pa"]]
 
 
@@ -55,7 +56,7 @@ def quarantine():
 
 
 def test_the_rejected_rows_list_names_file_row_and_the_centers_field_without_the_value(tmp_path):
-    p = write_rejected_rows(quarantine(), CENTERS["zju2"], tmp_path)
+    p = write_rejected_rows(quarantine(), CENTERS["zju2"], tmp_path, CRF)
     assert p.name == "rejected_rows_zju2.xlsx" and stat.S_IMODE(p.stat().st_mode) == OUTBOX_FILE_MODE
     wb = openpyxl.load_workbook(p)
     rows = _rows(wb.worksheets[0])
@@ -71,8 +72,8 @@ def test_the_rejected_rows_list_names_file_row_and_the_centers_field_without_the
 
 
 def test_no_rejected_row_removes_the_earlier_list(tmp_path):
-    p = write_rejected_rows(quarantine(), CENTERS["zju2"], tmp_path)
-    assert write_rejected_rows(quarantine().iloc[0:0], CENTERS["zju2"], tmp_path) is None
+    p = write_rejected_rows(quarantine(), CENTERS["zju2"], tmp_path, CRF)
+    assert write_rejected_rows(quarantine().iloc[0:0], CENTERS["zju2"], tmp_path, CRF) is None
     assert not p.exists()
 
 
@@ -83,7 +84,7 @@ def test_every_outbox_file_gets_one_mode_whatever_the_umask(tmp_path):
         (tmp_path / "index.html").write_text("status")
     finally:
         os.umask(old)
-    write_rejected_rows(quarantine(), CENTERS["zju2"], tmp_path)
+    write_rejected_rows(quarantine(), CENTERS["zju2"], tmp_path, CRF)
     set_outbox_modes(tmp_path)
     assert {stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()} == {0o644}
 

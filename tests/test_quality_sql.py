@@ -12,7 +12,7 @@ import pytest
 
 from ibd_pipeline.config import load_crf, load_settings
 from ibd_pipeline.quality import RESULT_COLUMNS, quality_checks, run_quality_suite, run_quality_suite_sql
-from ibd_pipeline.warehouse import read_table
+from ibd_pipeline.store.reads import read_table
 from test_quality_cohort import A, B, C, D, cohort, pid
 from test_quality_suite import _dirty_tables
 

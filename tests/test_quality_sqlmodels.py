@@ -6,7 +6,8 @@ import duckdb
 import pandas as pd
 
 from ibd_pipeline import sqlmodels as sm
-from ibd_pipeline import warehouse as wh
+from ibd_pipeline.store import reads
+from ibd_pipeline.store import warehouse as wh
 from ibd_pipeline.config import load_crf, load_settings
 from ibd_pipeline.quality import run_quality_suite
 from test_quality_cohort import cohort, reconciled_rows
@@ -24,7 +25,7 @@ def test_core_tables_from_the_sql_models_pass_the_suite():
     for model in sm.build_order(sm.load_models()):
         if model.schema == "core" and model.sql:
             sm.build_model(con, model)
-            tables[model.qualified] = wh.read_table(con, model.qualified)
+            tables[model.qualified] = reads.read_table(con, model.qualified)
     assert str(tables["core.labs"]["sample_date"].dtype).startswith("datetime64")
     tables["analytics.eligibility"] = cohort()["analytics.eligibility"]
     r = run_quality_suite(tables, settings, crf)

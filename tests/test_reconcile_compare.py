@@ -161,7 +161,7 @@ def test_sampled_patient_without_round_b_is_listed_separately(comparison):
 
 
 def test_discrepancies_one_row_per_field_and_one_per_missing_record(comparison):
-    d = discrepancies(comparison, None, None)
+    d = discrepancies(comparison, None, None, crf=CRF)
     assert list(d.columns) == DISCREPANCY_COLUMNS
     rows = {tuple(r) for r in d[["patient_id", "table_name", "record_key", "field", "value_a", "value_b"]].to_numpy()}
     assert rows == {
@@ -203,7 +203,7 @@ ADJ = adjudication_rows([
 @pytest.fixture(scope="module")
 def adjudicated(comparison):
     a, b = rounds()
-    listed = discrepancies(comparison, None, None)
+    listed = discrepancies(comparison, None, None, crf=CRF)
     return apply_adjudications(a, ADJ, listed, CRF, round_b=b)
 
 
@@ -254,7 +254,7 @@ def test_rejections_are_quarantine_rows(adjudicated):
 
 def test_resolved_marks_the_discrepancy_list_and_carries_over(comparison, adjudicated):
     _, _, resolved = adjudicated
-    final = discrepancies(comparison, None, resolved)
+    final = discrepancies(comparison, None, resolved, crf=CRF)
     status = {(r.record_key, r.field): (r.status, r.resolved_value) for r in final.itertuples()}
     assert status == {
         ("patient", "birth_date"): ("resolved", "1990-01-03"),
@@ -266,7 +266,7 @@ def test_resolved_marks_the_discrepancy_list_and_carries_over(comparison, adjudi
         ("2023-03-01|ALB", "value"): ("open", None),
     }
     # next run: the earlier list carries the resolutions (same values on both sides) ...
-    again = discrepancies(comparison, final, None)
+    again = discrepancies(comparison, final, None, crf=CRF)
     pd.testing.assert_frame_equal(again, final)
     # ... and they are applied again without the reviewer re-sending them
     a, b = rounds()
@@ -280,8 +280,8 @@ def test_raw_adjudications_mark_only_valid_decisions_resolved(comparison, adjudi
     # the ADJ staging frame itself may be given to discrepancies(): values that do not
     # parse (smoking 'sometimes', ALB 'abc') leave their discrepancy open
     _, _, resolved = adjudicated
-    from_raw = discrepancies(comparison, None, ADJ)
-    pd.testing.assert_frame_equal(from_raw, discrepancies(comparison, None, resolved))
+    from_raw = discrepancies(comparison, None, ADJ, crf=CRF)
+    pd.testing.assert_frame_equal(from_raw, discrepancies(comparison, None, resolved, crf=CRF))
     # and applying the adjudications against that list gives the same reconciled tables
     a, b = rounds()
     reconciled, rejected, _ = apply_adjudications(a, ADJ, from_raw, CRF, round_b=b)
@@ -292,17 +292,17 @@ def test_raw_adjudications_mark_only_valid_decisions_resolved(comparison, adjudi
 
 def test_changed_values_reopen_a_resolved_discrepancy(comparison, adjudicated):
     _, _, resolved = adjudicated
-    final = discrepancies(comparison, None, resolved)
+    final = discrepancies(comparison, None, resolved, crf=CRF)
     stale = final.copy()
     stale.loc[stale["field"] == "hbi_pain", "value_b"] = "4"  # round B said something else then
-    again = discrepancies(comparison, stale, None)
+    again = discrepancies(comparison, stale, None, crf=CRF)
     assert again.set_index("field").loc["hbi_pain", "status"] == "open"
 
 
 def test_adjudication_of_a_vanished_discrepancy_is_rejected():
     a, b = rounds()
     b["patients"].loc[b["patients"]["patient_id"] == "P1", "birth_date"] = pd.Timestamp("1990-01-02")
-    listed = discrepancies(compare_rounds(a, b, SAMPLE, CRF), None, None)
+    listed = discrepancies(compare_rounds(a, b, SAMPLE, CRF), None, None, crf=CRF)
     _, rejected, _ = apply_adjudications(a, ADJ.iloc[:1], listed, CRF, round_b=b)
     assert rejected["rule"].tolist() == ["no_open_discrepancy"]
 
@@ -314,7 +314,7 @@ def test_later_adjudication_of_the_same_discrepancy_wins(comparison):
              decided_on=pd.Timestamp("2025-04-12")),
         dict(patient_id="P1", table_name="assessments", record_key="2023-03-01", field="hbi_pain", resolved_value="1"),
     ])
-    reconciled, rejected, _ = apply_adjudications(a, adj, discrepancies(comparison), CRF, round_b=b)
+    reconciled, rejected, _ = apply_adjudications(a, adj, discrepancies(comparison, crf=CRF), CRF, round_b=b)
     assert reconciled["assessments"]["hbi_pain"].tolist() == [3]  # decided 2025-04-12, after 2025-04-10
     assert rejected[["rule", "row_number"]].values.tolist() == [["unique_key", 3]]
     assert a["assessments"]["hbi_pain"].tolist() == [2] and "round" in a["assessments"]  # input untouched
@@ -338,7 +338,7 @@ def test_resolved_value_parsing_rules(field, text, rule):
     comp = compare_rounds(a, b, SAMPLE, CRF)
     adj = adjudication_rows([dict(patient_id="P1", table_name="assessments", record_key="2023-03-01", field=field,
                                   resolved_value=text)])
-    reconciled, rejected, _ = apply_adjudications(a, adj, discrepancies(comp), CRF, round_b=b)
+    reconciled, rejected, _ = apply_adjudications(a, adj, discrepancies(comp, crf=CRF), CRF, round_b=b)
     if rule is None:
         assert rejected.empty
         v = reconciled["assessments"][field].iloc[0]

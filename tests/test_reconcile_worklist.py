@@ -10,11 +10,12 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from ibd_pipeline.config import load_centers
+from ibd_pipeline.config import load_centers, load_crf
 from ibd_pipeline.reconcile import DISCREPANCY_COLUMNS, neutralise, read_worklist_cells, write_worklist
 from ibd_pipeline.spreadsheet import OUTBOX_FILE_MODE, text_width, unneutralise
 
 CENTERS = load_centers()
+CRF = load_crf()
 
 
 def worklist(center):
@@ -98,7 +99,7 @@ def _dropdowns(wb, ws) -> dict[str, list[str]]:
 @pytest.mark.parametrize("center", ["zju2", "hzfph", "zcmu1"])
 def test_the_worklist_is_a_workbook_in_the_centers_own_terms(center, tmp_path):
     p = write_worklist(worklist(center), center, CENTERS[center], MRN, tmp_path, "2025-04-01",
-                       return_to=f"/data/inbox/{center}")
+                       return_to=f"/data/inbox/{center}", crf=CRF)
     assert p.name == "worklist_20250401.xlsx"
     assert stat.S_IMODE(p.stat().st_mode) == OUTBOX_FILE_MODE == 0o644  # group-readable like the reports
     assert not list(tmp_path.glob(".tmp-*"))
@@ -131,7 +132,7 @@ def test_the_worklist_is_a_workbook_in_the_centers_own_terms(center, tmp_path):
 
 @pytest.mark.parametrize("center", ["zju2", "hzfph", "zcmu1"])
 def test_the_written_worklist_reads_back_as_written(center, tmp_path):
-    p = write_worklist(worklist(center), center, CENTERS[center], MRN, tmp_path, "20250401")
+    p = write_worklist(worklist(center), center, CENTERS[center], MRN, tmp_path, "20250401", crf=CRF)
     cells = read_worklist_cells(p, CENTERS[center])
     # the neutralising quote is dropped again: the coordinator's own values come back
     assert cells["mrn"].tolist() == [unneutralise(r[0]) for r in EXPECTED[center]]
@@ -140,24 +141,24 @@ def test_the_written_worklist_reads_back_as_written(center, tmp_path):
 
 
 def test_a_new_worklist_replaces_the_older_one_in_the_outbox(tmp_path):
-    old = write_worklist(worklist("zju2"), "zju2", CENTERS["zju2"], MRN, tmp_path, "20250401")
+    old = write_worklist(worklist("zju2"), "zju2", CENTERS["zju2"], MRN, tmp_path, "20250401", crf=CRF)
     (tmp_path / "A_20250401.xlsx.report.html").write_text("report")
-    new = write_worklist(worklist("zju2").iloc[:2], "zju2", CENTERS["zju2"], MRN, tmp_path, "20250402")
+    new = write_worklist(worklist("zju2").iloc[:2], "zju2", CENTERS["zju2"], MRN, tmp_path, "20250402", crf=CRF)
     assert not old.exists() and new.exists()
     assert (tmp_path / "A_20250401.xlsx.report.html").exists()
 
 
 def test_empty_worklist_has_the_header_only(tmp_path):
     d = worklist("zcmu1").iloc[0:0]
-    p = write_worklist(d, "zcmu1", CENTERS["zcmu1"], {}, tmp_path, "20250401")
+    p = write_worklist(d, "zcmu1", CENTERS["zcmu1"], {}, tmp_path, "20250401", crf=CRF)
     assert _rows(openpyxl.load_workbook(p)["worklist"]) == [HEADERS["zcmu1"]]
 
 
 def test_unknown_mrn_and_bad_date_are_errors(tmp_path):
     with pytest.raises(KeyError):
-        write_worklist(worklist("zcmu1"), "zcmu1", CENTERS["zcmu1"], {"P1": "1"}, tmp_path, "20250401")
+        write_worklist(worklist("zcmu1"), "zcmu1", CENTERS["zcmu1"], {"P1": "1"}, tmp_path, "20250401", crf=CRF)
     with pytest.raises(ValueError):
-        write_worklist(worklist("zcmu1"), "zcmu1", CENTERS["zcmu1"], MRN, tmp_path, "April")
+        write_worklist(worklist("zcmu1"), "zcmu1", CENTERS["zcmu1"], MRN, tmp_path, "April", crf=CRF)
 
 
 @pytest.mark.parametrize(
@@ -174,9 +175,9 @@ def test_neutralise(text, expected):
 def test_a_returned_worklist_is_named_as_a_round_adj_delivery(center):
     from ibd_pipeline.ingest import DeliveryName, parse_delivery_name
 
-    assert parse_delivery_name(CENTERS[center], "worklist_20250415.xlsx") == DeliveryName("ADJ", "adjudications", "2025-04-15")
+    assert parse_delivery_name(CENTERS[center], "worklist_20250415.xlsx", crf=CRF) == DeliveryName("ADJ", "adjudications", "2025-04-15")
     with pytest.raises(ValueError, match="calendar date"):
-        parse_delivery_name(CENTERS[center], "worklist_20251345.xlsx")
+        parse_delivery_name(CENTERS[center], "worklist_20251345.xlsx", crf=CRF)
 
 
 def assert_prints_on_one_page_width(ws) -> None:

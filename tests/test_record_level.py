@@ -16,14 +16,15 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ibd_pipeline.config import data_paths, load_centers, load_crf
+from ibd_pipeline.config import data_paths, load_centers, load_crf, load_settings
 from ibd_pipeline.intake import drain_inbox
 from ibd_pipeline.loading import confirm_delivery, load_center
 from ibd_pipeline.pseudonym import patient_id
-from ibd_pipeline.warehouse import publish_snapshot
+from ibd_pipeline.store.snapshot import publish_snapshot
 
 CENTERS = load_centers()
 CRF = load_crf()
+SETTINGS = load_settings()
 KEY = b"record-level-test-key-0123456789"
 DATA_TABLES = [t for t in CRF.tables if t != "adjudications"]
 PATIENT_SHEET = {v: k for k, v in CENTERS["zju2"].sheets.items()}["patients"]
@@ -107,7 +108,7 @@ def setup(center: str, study: Path, root: Path):
 def load(paths, center: str, root: Path):
     con = duckdb.connect(str(root / "w.duckdb"))
     try:
-        rep = load_center(con, paths, CENTERS[center], CRF, KEY)
+        rep = load_center(con, paths, CENTERS[center], CRF, KEY, SETTINGS)
         state = {t: con.execute(f"SELECT * EXCLUDE (delivery_id) FROM staging.{t} WHERE center = ? ORDER BY ALL", [center]).df()
                  for t in DATA_TABLES}
     finally:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ibd_pipeline import warehouse as wh
+from ibd_pipeline.store import warehouse as wh
 from ibd_pipeline.config import PROJECT_ROOT, CenterProfile, load_centers, load_crf
 from ibd_pipeline.ingest import UnreadableFileError, canonical_columns, extract_file, write_delivery_report
 from ibd_pipeline.ingest.redcap import (
@@ -25,6 +25,8 @@ from ibd_pipeline.ingest.redcap import (
 )
 from ibd_pipeline.pseudonym import patient_ids
 from ibd_pipeline.synth.redcap import DICTIONARY_COLUMNS, hospital_project, write_redcap_export
+
+CRF = load_crf()
 
 KEY = b"redcap-test-key-0123456789abcdef"
 D = pd.Timestamp
@@ -101,7 +103,7 @@ def _frames() -> dict[str, pd.DataFrame]:
 
 
 def _extract(profile, records: Path, dictionary: Path | None = None):
-    return {te.table: te for te in extract_file(records, profile, key=KEY, delivery_id="d" * 64, dictionary=dictionary)}
+    return {te.table: te for te in extract_file(records, profile, key=KEY, delivery_id="d" * 64, dictionary=dictionary, crf=CRF)}
 
 
 def _records(path: Path) -> list[dict[str, str]]:
@@ -132,8 +134,8 @@ def _comparable(df: pd.DataFrame, table: str, cols: list[str]) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- the profile
 def test_the_profile_matches_the_hospital_project_dictionary(profile):
-    assert compare_dictionary(hospital_project().dictionary(), profile) == []
-    spec = redcap_spec(profile)
+    assert compare_dictionary(hospital_project().dictionary(), profile, CRF) == []
+    spec = redcap_spec(profile, CRF)
     assert {i: s["table"] for i, s in spec.instruments.items()} == {
         "baseline": "patients", "prior_therapy": "medications", "visit": "assessments", "laboratory": "labs",
         "adverse_event": "adverse_events", "surgery": "surgeries", "dose_change": "dose_episodes", "pk_sample": "pk_samples",
@@ -158,7 +160,7 @@ def test_a_profile_that_maps_a_choice_to_no_crf_code_is_refused_naming_the_field
                                                              "codes": {"1": "M", "2": "female"}}}},
     }}}
     with pytest.raises(RedcapProfileError, match=r"field sex: choice 2 maps to 'female', not a value of patients.sex"):
-        redcap_spec(CenterProfile(id="ahmu", raw=raw))
+        redcap_spec(CenterProfile(id="ahmu", raw=raw), CRF)
 
 
 # ------------------------------------------------------------------------------ round trip
@@ -266,10 +268,10 @@ def test_records_without_their_dictionary_are_unreadable(tmp_path, profile):
 # ------------------------------------------------------------------------ dictionary changes
 def test_every_kind_of_dictionary_change_is_detected(profile):
     p = hospital_project()
-    assert compare_dictionary(p.dictionary(), profile) == []
+    assert compare_dictionary(p.dictionary(), profile, CRF) == []
 
     def kinds(project):
-        return {(c.kind, c.field, c.blocking) for c in compare_dictionary(project.dictionary(), profile)}
+        return {(c.kind, c.field, c.blocking) for c in compare_dictionary(project.dictionary(), profile, CRF)}
 
     assert kinds(p.renamed("montreal_b", "cd_behaviour")) == {("field_renamed", "montreal_b", True)}
     assert kinds(p.recoded("smoking", {"2": "5"})) == {("choice_recoded", "smoking", True)}
@@ -286,12 +288,12 @@ def test_every_kind_of_dictionary_change_is_detected(profile):
     d = p.dictionary()
     extra = d.iloc[[0]].assign(**{"Variable / Field Name": "ethnicity", "Field Type": "text"})
     d2 = pd.concat([d[d["Variable / Field Name"] != "pk_time"], extra], ignore_index=True)
-    assert {(c.kind, c.field, c.blocking) for c in compare_dictionary(d2, profile)} == {
+    assert {(c.kind, c.field, c.blocking) for c in compare_dictionary(d2, profile, CRF)} == {
         ("field_added", "ethnicity", False), ("field_removed", "pk_time", True)}
-    rename = compare_dictionary(p.renamed("montreal_b", "cd_behaviour").dictionary(), profile)[0]
+    rename = compare_dictionary(p.renamed("montreal_b", "cd_behaviour").dictionary(), profile, CRF)[0]
     assert rename.new_field == "cd_behaviour" and rename.targets == ("patients.cd_behavior",)
-    assert "montreal_b (patients.cd_behavior): renamed to cd_behaviour - not read from this delivery" in rename.message(redcap_spec(profile))
-    assert "(redcap.instruments.baseline.fields.montreal_b of ahmu.yaml) is updated" in rename.message(redcap_spec(profile))
+    assert "montreal_b (patients.cd_behavior): renamed to cd_behaviour - not read from this delivery" in rename.message(redcap_spec(profile, CRF))
+    assert "(redcap.instruments.baseline.fields.montreal_b of ahmu.yaml) is updated" in rename.message(redcap_spec(profile, CRF))
 
 
 def test_a_changed_dictionary_refuses_the_affected_fields_and_reads_the_rest(tmp_path, profile):
@@ -299,7 +301,7 @@ def test_a_changed_dictionary_refuses_the_affected_fields_and_reads_the_rest(tmp
     changed = hospital_project().renamed("montreal_b", "cd_behaviour").recoded("smoking", {"2": "5", "3": "6"}).recoded("ae_term", {"20": "30"})
     ex = write_redcap_export(frames, changed, tmp_path, DATE)
     assert "cd_behaviour" in _records(ex.records)[0]
-    assert [c.kind for c in compare_dictionary(read_dictionary(ex.dictionary), profile)] == [
+    assert [c.kind for c in compare_dictionary(read_dictionary(ex.dictionary), profile, CRF)] == [
         "field_renamed", "choice_recoded", "choice_recoded", "choice_recoded"]
     got = _extract(profile, ex.records)
     notes = [w for te in got.values() for w in te.warnings]
@@ -346,7 +348,7 @@ def test_a_multicenter_delivery_without_the_new_fields_still_validates(tmp_path)
     p = tmp_path / "A_medications_20250401.csv"
     p.write_text("mrn,abstractor_id,drug,start_date,stop_date,stop_reason\nZJ100001,AB1,infliximab,2021-01-05,2022-02-01,intolerance\n",
                  encoding="utf-8")
-    (te,) = extract_file(p, zcmu1, key=KEY, delivery_id="e" * 64)
+    (te,) = extract_file(p, zcmu1, key=KEY, delivery_id="e" * 64, crf=CRF)
     assert te.rows_valid == 1 and len(te.quarantine) == 0
     assert pd.isna(te.valid["last_dose_date"].iat[0])
     assert any("last_dose_date" in w for w in te.warnings)

@@ -33,7 +33,7 @@ import pytest
 
 from fullrun_support import KEY_TEXT, PROJECT, new_data_dir, reference_run, run_cli, truth_dir
 from ibd_pipeline.config import load_centers
-from ibd_pipeline.snapshot import connect_snapshot
+from ibd_pipeline.store.snapshot import connect_snapshot
 
 CENTERS = load_centers()
 _TOKEN = re.compile(r"[A-Za-z0-9]+")

@@ -25,12 +25,12 @@ from dagster import DagsterInstance
 
 from fullrun_support import PROJECT, clean_env, reference_run, truth_dir
 from ibd_pipeline.config import data_paths
-from ibd_pipeline.snapshot import connect_snapshot
+from ibd_pipeline.store.snapshot import connect_snapshot
 
 READER = textwrap.dedent(
     """
     import os, sys, time
-    from ibd_pipeline.snapshot import connect_snapshot
+    from ibd_pipeline.store.snapshot import connect_snapshot
 
     snapshot, flag = sys.argv[1], sys.argv[2]
     QUERIES = ("SELECT count(*) FROM analytics.endpoint_rates", "SELECT count(*) FROM core.patients",

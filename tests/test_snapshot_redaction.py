@@ -8,9 +8,8 @@ import time
 import duckdb
 import pandas as pd
 
-from ibd_pipeline import warehouse as wh
 from ibd_pipeline.privacy import WITHHELD
-from ibd_pipeline.snapshot import connect_snapshot, redact_snapshot
+from ibd_pipeline.store.snapshot import connect_snapshot, publish_snapshot, redact_snapshot
 
 NAME, PHONE, MRN = "欧阳娜娜", "13812345678", "ZY03102594"
 
@@ -34,7 +33,7 @@ def test_publish_redacts_every_failing_text_value_and_reports_where(tmp_path):
     con = _warehouse(tmp_path / "w.duckdb")
     found: dict = {}
     try:
-        wh.publish_snapshot(con, tmp_path / "analytics.duckdb", before_publish=lambda c, db: found.update(redact_snapshot(c, db)))
+        publish_snapshot(con, tmp_path / "analytics.duckdb", before_publish=lambda c, db: found.update(redact_snapshot(c, db)))
         # the working warehouse keeps what was delivered
         assert con.execute("SELECT count(*) FROM core.patients WHERE note LIKE ?", [f"%{NAME}%"]).fetchone()[0] == 2
     finally:
@@ -56,14 +55,14 @@ def test_a_failing_hook_leaves_the_old_snapshot_in_place(tmp_path):
     con = _warehouse(tmp_path / "w.duckdb")
     target = tmp_path / "analytics.duckdb"
     try:
-        wh.publish_snapshot(con, target)
+        publish_snapshot(con, target)
         before = target.read_bytes()
 
         def boom(c, db):
             raise RuntimeError("check failed")
 
         try:
-            wh.publish_snapshot(con, target, before_publish=boom)
+            publish_snapshot(con, target, before_publish=boom)
         except RuntimeError:
             pass
         else:

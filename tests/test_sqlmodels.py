@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from ibd_pipeline import sqlmodels as sm
-from ibd_pipeline import warehouse as wh
+from ibd_pipeline.store import warehouse as wh
+from ibd_pipeline.store.snapshot import publish_snapshot
 from ibd_pipeline.config import load_crf, load_settings, with_overrides
 
 
@@ -45,7 +46,7 @@ def _patient(**kw):
 
 def _insert(con, table, rows):
     df = pd.DataFrame(rows)
-    wh.insert_frame(con, f"reconciled.{table}", df, wh.reconciled_columns(table))
+    wh.insert_frame(con, f"reconciled.{table}", df, wh.reconciled_columns(table, load_crf()))
 
 
 def test_core_patients_derives_completed_ages_montreal_bmi_and_exposure(con):
@@ -151,13 +152,13 @@ def test_snapshot_is_published_atomically_with_comments(con, tmp_path):
     _insert(con, "patients", [_patient()])
     sm.build_model(con, sm.model_by_name("core.patients"))
     target = tmp_path / "analytics.duckdb"
-    copied = wh.publish_snapshot(con, target)
+    copied = publish_snapshot(con, target)
     assert copied["core.patients"] == 1
     snap = duckdb.connect(str(target), read_only=True)
     assert snap.execute("SELECT count(*) FROM core.patients").fetchone()[0] == 1
     assert snap.execute("SELECT comment FROM duckdb_columns() WHERE table_name='patients' AND column_name='bmi'").fetchone()[0]
     assert snap.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name='staging'").fetchone()[0] == 0
     # a reader holding the old snapshot does not block a new publication
-    wh.publish_snapshot(con, target)
+    publish_snapshot(con, target)
     assert snap.execute("SELECT count(*) FROM core.patients").fetchone()[0] == 1
     snap.close()

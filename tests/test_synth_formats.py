@@ -362,7 +362,7 @@ def test_fill_worklist_round_trip(gen, tmp_path, center):
         "field": rows["field"], "value_a": rows["value_a"], "value_b": rows["value_b"], "resolved_value": None,
         "status": "open",
     })
-    wl = write_worklist(listed, center, prof, {m: m for m in rows["mrn"]}, tmp_path / "outbox", "20250410")
+    wl = write_worklist(listed, center, prof, {m: m for m in rows["mrn"]}, tmp_path / "outbox", "20250410", crf=load_crf())
     out = fill_worklist(wl, center, truth_dir, tmp_path / "inbox", reviewer_id="REV07", decided_on="2025-04-15")
     assert out == tmp_path / "inbox" / wl.name  # returned under the worklist's own name
     cells = read_worklist_cells(out, prof)

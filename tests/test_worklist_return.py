@@ -20,9 +20,9 @@ import pandas as pd
 import pytest
 
 from ibd_pipeline import reconcile as rc
-from ibd_pipeline import warehouse as wh
+from ibd_pipeline.store import warehouse as wh
 from ibd_pipeline.cli import next_step_lines
-from ibd_pipeline.config import data_paths, load_centers, load_crf
+from ibd_pipeline.config import data_paths, load_centers, load_crf, load_settings
 from ibd_pipeline.intake import drain_inbox
 from ibd_pipeline.loading import load_center, mrn_map
 from ibd_pipeline.spreadsheet import OUTBOX_FILE_MODE
@@ -31,6 +31,7 @@ from ibd_pipeline.reconcile.worklist import worklist_headers, worklist_sheet
 
 CENTERS = load_centers()
 CRF = load_crf()
+SETTINGS = load_settings()
 KEY = b"worklist-return-test-key-0123456"
 DATE_RE = {"hzfph": r"\d{4}/\d{2}/\d{2}", "zju2": r"\d{4}-\d{2}-\d{2}", "zcmu1": r"\d{4}-\d{2}-\d{2}"}
 BOOL = {"hzfph": {"是", "否"}, "zju2": {"是", "否"}, "zcmu1": {"true", "false"}}
@@ -57,12 +58,12 @@ def _frames(con, center, rnd):
 def _load(paths, center, db):
     con = duckdb.connect(str(db))
     try:
-        load_center(con, paths, CENTERS[center], CRF, KEY)
+        load_center(con, paths, CENTERS[center], CRF, KEY, SETTINGS)
         a, b = _frames(con, center, "A"), _frames(con, center, "B")
         adj = con.execute("SELECT * FROM staging.adjudications WHERE center = ?", [center]).df()
         quarantine = con.execute(
             "SELECT * FROM analytics.quarantine WHERE center = ? AND table_name = 'adjudications'", [center]).df()
-        mrns = mrn_map(con, paths, CENTERS[center], KEY)
+        mrns = mrn_map(con, paths, CENTERS[center], KEY, CRF)
     finally:
         con.close()
     return a, b, adj, quarantine, mrns
@@ -82,11 +83,11 @@ def test_a_worklist_written_filled_in_returned_and_applied(center, study, tmp_pa
     drain_inbox(paths, profile, settle_seconds=0)
     a, b, _, _, mrns = _load(paths, center, paths.warehouse)
     comparison = rc.compare_rounds(a, b, a["patients"][["center", "patient_id", "diagnosis"]], CRF)
-    disc = rc.discrepancies(comparison)
+    disc = rc.discrepancies(comparison, crf=CRF)
     assert len(disc) >= 8, len(disc)
 
     wl = rc.write_worklist(disc, center, profile, mrns, paths.outbox(center), "20250415",
-                           return_to=str(paths.inbox(center)))
+                           return_to=str(paths.inbox(center)), crf=CRF)
     # the demo's output tells the coordinator where the worklist is and where it goes back to
     con = duckdb.connect(str(paths.warehouse))
     wh.replace_table(con, "analytics.discrepancies", disc)
@@ -177,7 +178,7 @@ def test_a_worklist_written_filled_in_returned_and_applied(center, study, tmp_pa
     assert quarantine.empty
     assert set(adj["source_file"]) == {wl.name} and set(adj["reviewer_id"]) == {"REV07"}
     assert set(adj["table_name"]) <= set(CRF.data_tables)  # canonical, whatever the center calls them
-    decided = rc.discrepancies(comparison, None, adj)
+    decided = rc.discrepancies(comparison, None, adj, crf=CRF)
     by_row = dict(zip(range(2, 2 + len(disc)), decided.to_dict("records")))
     assert by_row[undecided]["status"] == "open"
     assert by_row[bad_row]["status"] == "open"  # a value that is not a code decides nothing

@@ -5,15 +5,14 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from .. import sqlmodels as sm
-from ..config import load_crf
 from ..loading import load_center
+from ..store import reads
 from .keys import DELIVERIES, QUARANTINE, staging_key
 from .partitions import center_partitions
 from .partitions import center_check_spec
-from .resources import StudyResource
+from .resources import CRF, StudyResource
 from .tables import description, documented_schema, table_metadata
 
-CRF = load_crf()
 TABLES = list(CRF.tables)
 
 
@@ -65,10 +64,8 @@ def staging_tables(context: dg.AssetExecutionContext, study: StudyResource, ware
         sm.document_table(con, "analytics", "delivery_notes")
         sm.document_table(con, "analytics", "withdrawals")
         meta = {t: table_metadata(con, "staging", t, rows=rep.staged_rows.get(t, 0)) for t in TABLES}
-        n_files = con.execute("SELECT count(*) FROM analytics.deliveries WHERE center = ?", [center]).fetchone()[0]
-        by_rule = con.execute(
-            "SELECT table_name, rule, count(*) AS n FROM analytics.quarantine WHERE center = ? GROUP BY ALL ORDER BY ALL", [center]
-        ).df()
+        n_files = reads.count_rows(con, "analytics.deliveries", center)
+        by_rule = reads.quarantine_by_rule(con, center)
         deliveries_meta = table_metadata(con, "analytics", "deliveries", rows=n_files)
         quarantine_meta = table_metadata(con, "analytics", "quarantine", rows=int(by_rule["n"].sum()) if len(by_rule) else 0)
     for t in TABLES:

@@ -3,9 +3,8 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from .. import warehouse as wh
 from ..catalog import build_catalog, catalog_path
-from ..snapshot import redact_snapshot
+from ..store.snapshot import publish_snapshot, redact_snapshot
 from .resources import StudyResource
 from .keys import SNAPSHOT
 
@@ -21,7 +20,7 @@ def build_snapshot_asset(upstream: list[dg.AssetKey]) -> dg.AssetsDefinition:
         descriptions, written to a temporary file and atomically renamed over the old one
         after every asset of the run (and its blocking checks) succeeded. Analysts keep it
         open while the pipeline runs; they never open the working warehouse. Before the
-        rename every text column passes the PHI check (`snapshot.redact_snapshot`): a value
+        rename every text column passes the PHI check (`store.snapshot.redact_snapshot`): a value
         that fails is redacted and the run notes where (metadata `privacy_redactions`, a
         warning). Then the warehouse catalog (reports/catalog.html, ibd_pipeline.catalog)
         is rewritten."""
@@ -29,8 +28,8 @@ def build_snapshot_asset(upstream: list[dg.AssetKey]) -> dg.AssetsDefinition:
         catalog = catalog_path(study.paths())
         redacted: dict[str, int] = {}
         with warehouse.get_connection() as con:
-            copied = wh.publish_snapshot(con, target, drop_columns=SNAPSHOT_DROP_COLUMNS,
-                                         before_publish=lambda c, db: redacted.update(redact_snapshot(c, db)))
+            copied = publish_snapshot(con, target, drop_columns=SNAPSHOT_DROP_COLUMNS,
+                                      before_publish=lambda c, db: redacted.update(redact_snapshot(c, db)))
             listed = build_catalog(con, catalog)
         if redacted:
             context.log.warning(

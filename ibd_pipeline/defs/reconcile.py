@@ -9,7 +9,8 @@ from dagster_duckdb import DuckDBResource
 
 from .. import reconcile as rc
 from .. import sqlmodels as sm
-from .. import warehouse as wh
+from ..store import reads
+from ..store import reconciled as store_rc
 from ..status_page import write_status_page
 from ..loading import mrn_map
 from ..reconcile.sample import ORDER_FIELDS
@@ -22,69 +23,16 @@ from .resources import StudyResource
 from .tables import description, documented_schema, table_metadata
 
 DATA_TABLES = CRF.data_tables
-# quarantine rows written by apply_adjudications (not by extraction of the ADJ file)
-ADJ_REJECTION_SQL = (
-    "field = 'resolved_value' OR rule IN ('no_open_discrepancy', 'record_unavailable') "
-    "OR (rule = 'unique_key' AND field = 'field')"
-)
-
-
-# the sampled patients of a center (the only ones round A and B are compared on)
-SAMPLED_SQL = "patient_id IN (SELECT patient_id FROM analytics.reabstraction_sample WHERE center = ?)"
-# the patients a reviewer's decision can touch: those with a listed discrepancy or an adjudication
-TOUCHED_SQL = (
-    "coalesce(patient_id IN (SELECT patient_id FROM analytics.discrepancies WHERE center = ? AND patient_id IS NOT NULL "
-    "UNION SELECT patient_id FROM staging.adjudications WHERE center = ? AND patient_id IS NOT NULL), false)"
-)
-ORDER = "_ord"  # a staging row's position (rowid): reconciled rows keep round A's order
-
-
-def _round_frames(con, center: str, rnd: str, only: str | None = None, only_params=(), order: bool = False) -> dict[str, pd.DataFrame]:
-    """A center's staging frames of one round; ``only``: an SQL condition keeping some
-    patients' rows (filtered inside DuckDB, the table's row order kept); ``order``: with
-    each row's position as ``_ord`` and nullable integer/boolean columns."""
-    out = {}
-    for t in DATA_TABLES:
-        sql = f"SELECT {'CAST(rowid AS DOUBLE) AS _ord, ' if order else ''}* FROM staging.{t} WHERE center = ? AND round = ?"
-        params = [center, rnd]
-        if only:
-            sql += f" AND {only} ORDER BY rowid"
-            params += list(only_params)
-        df = con.execute(sql, params).df()
-        if order:  # a decision may set NULL in a column the subset has none in
-            df = df.astype({c: ("Int64" if str(d).startswith("int") else "boolean")
-                            for c, d in df.dtypes.items() if c != ORDER and (str(d).startswith("int") or str(d) == "bool")})
-        out[t] = df
-    return out
 
 
 def _replace_center_rows(con, qualified: str, center: str, df: pd.DataFrame) -> None:
-    """Replace one center's rows of a pooled analytics table (created on first use)."""
-    df = df.assign(center=center) if "center" not in df.columns else df
-    if not wh.table_exists(con, qualified):
-        wh.replace_table(con, qualified, df)
-        sm.document_table(con, *qualified.split("."))
-        return
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute(f"DELETE FROM {qualified} WHERE center = ?", [center])
-        cols = [r[0] for r in con.execute(f"DESCRIBE {qualified}").fetchall()]
-        con.register("_rows", wh.frame_for(df, [(c, "") for c in cols]))
-        con.execute(f"INSERT INTO {qualified} SELECT * FROM _rows")
-        con.unregister("_rows")
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
+    """Replace one center's rows of a pooled analytics table, with its documentation."""
+    store_rc.replace_center_rows(con, qualified, center, df)
     sm.document_table(con, *qualified.split("."))
 
 
 def _doc_meta(schema: str, name: str) -> dict:
     return {"dagster/column_schema": documented_schema(sm.model_by_name(f"{schema}.{name}"))}
-
-
-def _center_rows(con, qualified: str, center: str) -> int:
-    return con.execute(f"SELECT count(*) FROM {qualified} WHERE center = ?", [center]).fetchone()[0]
 
 
 @dg.asset(
@@ -105,19 +53,13 @@ def reabstraction_sample(context: dg.AssetExecutionContext, study: StudyResource
     s = study.settings()["reconciliation"]
     paths = study.paths()
     with warehouse.get_connection() as con:
-        fields = ", ".join(dict.fromkeys(["center", "patient_id", *ORDER_FIELDS, "source_row"]))
-        pats = con.execute(  # the draw order comes from these fields, never from the (keyed) patient_id
-            f"SELECT {fields} FROM staging.patients WHERE center = ? AND round = 'A'", [center]
-        ).df()
-        prev = (
-            con.execute(f"SELECT * FROM {'.'.join(SAMPLE.path)} WHERE center = ?", [center]).df()
-            if wh.table_exists(con, ".".join(SAMPLE.path))
-            else None
-        )
+        # the draw order comes from these fields, never from the (keyed) patient_id
+        pats = reads.round_a_patients(con, center, list(dict.fromkeys(["center", "patient_id", *ORDER_FIELDS, "source_row"])))
+        prev = reads.center_rows(con, ".".join(SAMPLE.path), center, missing_ok=True)
         sample = rc.draw_sample(pats, prev, s["sample_fraction"], s["sample_seed"], s["min_per_stratum"])
         _replace_center_rows(con, ".".join(SAMPLE.path), center, sample)
         table_meta = table_metadata(con, *SAMPLE.path, rows=len(sample))
-        mrns = mrn_map(con, paths, study.profile(center), study.key())
+        mrns = mrn_map(con, paths, study.profile(center), study.key(), CRF)
     listing = rc.reviewer_list(sample, mrns)
     path = write_reabstraction_list(listing, study.profile(center), paths.outbox(center), CRF)
     by_dx = sample.groupby("diagnosis").size().to_dict() if len(sample) else {}
@@ -161,30 +103,26 @@ def reconciliation(context: dg.AssetExecutionContext, study: StudyResource, ware
     profile = study.profile(center)
     with warehouse.get_connection() as con:
         # only the sampled patients' rows are compared (compare_rounds keeps no other)
-        a = _round_frames(con, center, "A", SAMPLED_SQL, [center])
-        b = _round_frames(con, center, "B", SAMPLED_SQL, [center])
-        sample = con.execute(f"SELECT * FROM {'.'.join(SAMPLE.path)} WHERE center = ?", [center]).df()
-        adj = con.execute("SELECT * FROM staging.adjudications WHERE center = ?", [center]).df()
-        prev = (
-            con.execute(f"SELECT * FROM {'.'.join(DISCREPANCIES.path)} WHERE center = ?", [center]).df()
-            if wh.table_exists(con, ".".join(DISCREPANCIES.path))
-            else None
-        )
+        a = reads.round_frames(con, center, "A", DATA_TABLES, patients="sampled")
+        b = reads.round_frames(con, center, "B", DATA_TABLES, patients="sampled")
+        sample = reads.center_rows(con, ".".join(SAMPLE.path), center)
+        adj = reads.center_rows(con, "staging.adjudications", center)
+        prev = reads.center_rows(con, ".".join(DISCREPANCIES.path), center, missing_ok=True)
         comparison = rc.compare_rounds(a, b, sample, CRF)
         agreement = rc.agreement_table(comparison, CRF)
-        disc = rc.discrepancies(comparison, prev, adj)
+        disc = rc.discrepancies(comparison, prev, adj, crf=CRF)
         _replace_center_rows(con, ".".join(AGREEMENT.path), center, agreement)
         _replace_center_rows(con, ".".join(DISCREPANCIES.path), center, disc)
         agreement_meta = table_metadata(con, *AGREEMENT.path, rows=len(agreement))
         discrepancies_meta = table_metadata(con, *DISCREPANCIES.path, rows=len(disc))
-        mrns = mrn_map(con, paths, profile, study.key())
+        mrns = mrn_map(con, paths, profile, study.key(), CRF)
     open_disc = disc[disc["status"] == "open"] if len(disc) else disc
     worklist = None
     if len(open_disc):  # in the center's own terms; returned filled in to inbox/<center>/ of the data directory
         worklist = rc.write_worklist(open_disc, center, profile, mrns, paths.outbox(center),
                                      dt.date.today().strftime("%Y%m%d"), crf=CRF)
     with warehouse.get_connection() as con:
-        write_status_page(con, paths, profile)  # the open discrepancies and the worklist to return
+        write_status_page(con, paths, profile, CRF)  # the open discrepancies and the worklist to return
     set_outbox_modes(paths.outbox(center))
     passed, message = rc.agreement_gate(agreement, center, s["agreement_threshold_pct"])
     overall = agreement[(agreement["table_name"] == "*") & (agreement["field"] == "*")]
@@ -231,33 +169,6 @@ def reconciliation(context: dg.AssetExecutionContext, study: StudyResource, ware
     )
 
 
-def _insert_reconciled(con, table: str, center: str, changed: pd.DataFrame, touched: list) -> None:
-    """reconciled.<table> of a center: the untouched patients' round-A rows straight from
-    staging, and the touched patients' rows after the decisions (``changed``, with
-    ``_ord``; added records have none and go last, in order), in round A's row order."""
-    cols = wh.reconciled_columns(table, CRF)
-    names = ", ".join(f'"{c}"' for c, _ in cols)
-    df = changed.assign(center=center)
-    ords = pd.to_numeric(df[ORDER], errors="coerce").to_numpy(dtype=float, na_value=float("nan")) if len(df) else []
-    if len(df):
-        added = pd.isna(ords)
-        ords[added] = 2.0**62 + pd.Series(range(int(added.sum()))).to_numpy(dtype=float)
-    src = wh.frame_for(df, cols)
-    src[ORDER] = ords
-    casts = ", ".join(f'CAST("{c}" AS {ty}) AS "{c}"' for c, ty in cols)
-    con.register("_touched_rows", src)
-    try:
-        con.execute(
-            f"INSERT INTO reconciled.{table} SELECT {names} FROM ("
-            f"SELECT CAST(rowid AS DOUBLE) AS {ORDER}, {names} FROM staging.{table} "
-            f"WHERE center = ? AND round = 'A' AND NOT {TOUCHED_SQL} "
-            f"UNION ALL SELECT {ORDER}, {casts} FROM _touched_rows) ORDER BY {ORDER}",
-            [center, *touched],
-        )
-    finally:
-        con.unregister("_touched_rows")
-
-
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(reconciled_key(t), deps=[AGREEMENT, DISCREPANCIES, staging_key(t), staging_key("adjudications")],
@@ -277,33 +188,17 @@ def reconciled_tables(context: dg.AssetExecutionContext, study: StudyResource, w
         # Decisions touch only patients with a listed discrepancy or an adjudication: only
         # their rows go through pandas; every other round-A row is copied inside DuckDB,
         # and the table keeps round A's row order (added records last, as before).
-        touched = [center, center]
-        a = _round_frames(con, center, "A", TOUCHED_SQL, touched, order=True)
-        adj = con.execute("SELECT * FROM staging.adjudications WHERE center = ?", [center]).df()
-        disc = con.execute(f"SELECT * FROM {'.'.join(DISCREPANCIES.path)} WHERE center = ?", [center]).df()
-        b = _round_frames(con, center, "B", TOUCHED_SQL, touched)
+        a = reads.round_frames(con, center, "A", DATA_TABLES, patients="touched", order=True)
+        adj = reads.center_rows(con, "staging.adjudications", center)
+        disc = reads.center_rows(con, ".".join(DISCREPANCIES.path), center)
+        b = reads.round_frames(con, center, "B", DATA_TABLES, patients="touched")
         reconciled, rejected, resolved = rc.apply_adjudications(a, adj, disc, CRF, round_b=b)
-        con.execute("BEGIN TRANSACTION")
-        try:
-            for t in DATA_TABLES:
-                con.execute(f"DELETE FROM reconciled.{t} WHERE center = ?", [center])
-                _insert_reconciled(con, t, center, reconciled[t], touched)
-            # the previous run's adjudication rejections (this step owns them)
-            con.execute(
-                f"DELETE FROM analytics.quarantine WHERE center = ? AND table_name = 'adjudications' AND ({ADJ_REJECTION_SQL})",
-                [center],
-            )
-            if len(rejected):
-                wh.insert_frame(con, "analytics.quarantine", rejected.assign(center=center), wh.QUARANTINE_COLUMNS)
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
+        store_rc.write_reconciled(con, center, {t: reconciled[t] for t in DATA_TABLES}, rejected, CRF)
         for t in DATA_TABLES:
             sm.document_table(con, "reconciled", t)
         # the rejected adjudications join the center's rejected-rows list
         write_center_rejected_rows(con, study.paths().outbox(center), study.profile(center), CRF)
-        meta = {t: table_metadata(con, "reconciled", t, rows=_center_rows(con, f"reconciled.{t}", center)) for t in DATA_TABLES}
+        meta = {t: table_metadata(con, "reconciled", t, rows=reads.count_rows(con, f"reconciled.{t}", center)) for t in DATA_TABLES}
     set_outbox_modes(study.paths().outbox(center))
     for t in DATA_TABLES:
         yield dg.MaterializeResult(

@@ -10,7 +10,12 @@ from dagster_duckdb import DuckDBResource
 from pydantic import PrivateAttr
 
 from .. import config
-from .. import warehouse as wh
+from ..store import warehouse as wh
+
+
+# the CRF the asset graph is built from (its tables name the staging and reconciled
+# assets at definition time); the assets read it through ``StudyResource.crf``
+CRF = config.load_crf()
 
 
 class WarehouseResource(DuckDBResource):
@@ -57,7 +62,7 @@ class StudyResource(dg.ConfigurableResource):
         return config.load_settings(self.settings_file or None)
 
     def crf(self) -> config.Crf:
-        return config.load_crf()
+        return CRF
 
     def centers(self) -> dict[str, config.CenterProfile]:
         return config.load_centers()

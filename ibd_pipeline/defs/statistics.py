@@ -11,7 +11,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from .. import stats
-from .. import warehouse as wh
+from ..store import warehouse as wh
 from ..stats import analyses
 from .keys import analytics_key
 from .resources import StudyResource

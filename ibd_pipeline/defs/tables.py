@@ -10,7 +10,8 @@ import dagster as dg
 import pandas as pd
 
 from .. import sqlmodels as sm
-from .. import warehouse as wh
+from ..store import reads
+from ..store import warehouse as wh
 from .keys import table_key
 
 
@@ -52,11 +53,7 @@ def typed_column_schema(con, schema: str, name: str) -> dg.TableSchema:
     """The table's columns as DuckDB holds them - name, SQL type, description (its YAML
     doc, else the DuckDB comment) and the YAML column tests as constraints."""
     m = doc_model(schema, name)
-    rows = con.execute(
-        "SELECT column_name, data_type, comment FROM duckdb_columns() WHERE database_name = current_database() "
-        "AND schema_name = ? AND table_name = ? ORDER BY column_index",
-        [schema, name],
-    ).fetchall()
+    rows = reads.column_types(con, schema, name)
     return dg.TableSchema(columns=[
         dg.TableColumn(c, ty, description=((m.columns.get(c) if m else None) or comment or None), constraints=_constraints(m, c))
         for c, ty, comment in rows
@@ -69,10 +66,10 @@ def catalog_url(con, schema: str, name: str) -> dg.MetadataValue | None:
     from ..catalog import catalog_path, table_anchor
     from ..config import data_paths
 
-    row = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
-    if not row or not row[0]:
+    db = reads.database_file(con)
+    if db is None:
         return None
-    return dg.MetadataValue.url(catalog_path(data_paths(Path(row[0]).parent)).as_uri() + "#" + table_anchor(schema, name))
+    return dg.MetadataValue.url(catalog_path(data_paths(Path(db).parent)).as_uri() + "#" + table_anchor(schema, name))
 
 
 def table_metadata(con, schema: str, name: str, rows: int | None = None) -> dict:
@@ -80,7 +77,7 @@ def table_metadata(con, schema: str, name: str, rows: int | None = None) -> dict
     column schema, table name, row count (``rows``: e.g. one center's partition; default
     the whole table) and the link to the table in the catalog."""
     if rows is None:
-        rows = con.execute(f'SELECT count(*) FROM {schema}."{name}"').fetchone()[0]
+        rows = reads.table_rows(con, schema, name)
     meta = {
         "dagster/column_schema": typed_column_schema(con, schema, name),
         "dagster/table_name": f"warehouse.{schema}.{name}",
@@ -155,7 +152,7 @@ def table_checks(names: list[str], schema: str = "analytics") -> list[dg.AssetCh
 
 
 def read(con, qualified: str, where: str = "", params=None) -> pd.DataFrame:
-    return wh.read_table(con, qualified, where, params)
+    return reads.read_table(con, qualified, where, params)
 
 
 def _storable(df: pd.DataFrame) -> pd.DataFrame:
@@ -192,20 +189,14 @@ class BatchWriter:
     def add(self, df: pd.DataFrame) -> None:
         if self.parts == 0:
             wh.replace_table(self.con, self.qualified, _storable(df))
-        elif len(df):
-            self.con.register("_batch_part", wh.text_safe(_storable(df)))
-            try:
-                self.con.execute(f"INSERT INTO {self.qualified} BY NAME SELECT * FROM _batch_part")
-            finally:
-                self.con.unregister("_batch_part")
+        else:
+            wh.append_by_name(self.con, self.qualified, _storable(df))
         self.parts += 1
         self.rows += len(df)
 
     def publish(self, extra_meta: dict | None = None):
         if self.sort_by and self.parts > 1:
-            self.con.execute(
-                f"CREATE OR REPLACE TABLE {self.qualified} AS SELECT * FROM {self.qualified} ORDER BY \"{self.sort_by}\", rowid"
-            )
+            wh.sort_table(self.con, self.qualified, self.sort_by)
         return published(self.con, self.name, self.rows, self.schema, extra_meta)
 
 
@@ -269,7 +260,7 @@ def inputs_unchanged(context, con, asset: str, inputs: list[str], outputs: list[
         return fp, None
     results, checks = [], []
     for o in outputs:
-        n = con.execute(f"SELECT count(*) FROM {schema}.{o}").fetchone()[0]
+        n = reads.count_rows(con, f"{schema}.{o}")
         r, c = published(con, o, n, schema, {"recomputed": False, "inputs_unchanged_since": last[1]},
                          data_version=fp)
         results.append(r)

@@ -7,7 +7,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from .. import sqlmodels as sm
-from .. import warehouse as wh
+from ..store import warehouse as wh
 from .keys import ref_key, table_key
 from .resources import StudyResource
 from .tables import column_tests_result, column_tests_spec, description, documented_schema, table_metadata

@@ -8,7 +8,7 @@ its rule, and write the coordinator's delivery report.
 
 from .crosstable import HBI_FIELDS, MAYO_FIELDS, SCORE_FIELDS_DEFAULT, cross_table_checks
 from .errors import UnreadableFileError
-from .extract import ExtractChunk, TableExtract, extract_file, iter_extract, source_file_of
+from .extract import ExtractChunk, TableExtract, extract_file, iter_extract, read_fields, source_file_of
 from .frames import empty_canonical
 from .names import DeliveryName, parse_delivery_name
 from .readers import DEFAULT_CHUNK_ROWS
@@ -24,6 +24,7 @@ __all__ = [
     "ExtractChunk",
     "extract_file",
     "iter_extract",
+    "read_fields",
     "empty_canonical",
     "source_file_of",
     "cross_table_checks",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ibd_pipeline.config import Crf, load_crf
+from ibd_pipeline.config import Crf
 
 from .rules import QUARANTINE_COLUMNS, empty_quarantine, reason
 
@@ -62,7 +62,7 @@ def _split_source(src: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 def cross_table_checks(
     tables: dict[str, pd.DataFrame],
     *,
-    crf: Crf | None = None,
+    crf: Crf,
     score_fields: dict[str, tuple[str, ...]] | None = None,
     event_dates: dict[str, list[str]] | None = None,
 ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
@@ -74,7 +74,6 @@ def cross_table_checks(
     per (row, rule, field)). A missing ``patients`` table means no patient is known.
     ``patients`` and ``adjudications`` pass unchanged.
     """
-    crf = crf or load_crf()
     score_fields = SCORE_FIELDS_DEFAULT if score_fields is None else score_fields
     event_dates = event_date_fields(crf) if event_dates is None else event_dates
     pats = tables.get("patients")

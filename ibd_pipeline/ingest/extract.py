@@ -10,7 +10,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from ibd_pipeline.config import CenterProfile, Crf, load_crf
+from ibd_pipeline.config import CenterProfile, Crf
 
 from ibd_pipeline.privacy import safe_label
 
@@ -18,7 +18,7 @@ from .errors import UnreadableFileError
 from .frames import empty_canonical
 from .names import parse_delivery_name
 from .normalize import Normaliser
-from .readers import DEFAULT_CHUNK_ROWS, RawPart, header_key, read_csv_part, read_xlsx_parts
+from .readers import DEFAULT_CHUNK_ROWS, RawPart, header_key, read_csv_part, read_table_parts, read_xlsx_parts
 from .redcap import read_redcap_parts
 from .rules import empty_quarantine
 from .schemas import LAB_EXTRA_COLUMNS, column_name, crf_schema, key_columns
@@ -158,7 +158,7 @@ def iter_extract(
     key: bytes,
     delivery_id: str,
     file_name: str | None = None,
-    crf: Crf | None = None,
+    crf: Crf,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     dictionary: Path | None = None,
 ) -> Iterator[ExtractChunk]:
@@ -174,7 +174,6 @@ def iter_extract(
     when its chunk is read - callers that stage chunks must stage a file atomically.
     """
     path = Path(path)
-    crf = crf or load_crf()
     file_name = file_name or path.name
     try:
         name = parse_delivery_name(profile, file_name, crf=crf)
@@ -278,14 +277,13 @@ def extract_file(
     key: bytes,
     delivery_id: str,
     file_name: str | None = None,
-    crf: Crf | None = None,
+    crf: Crf,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     dictionary: Path | None = None,
 ) -> list[TableExtract]:
     """Extract a delivered file: one TableExtract per table (a CSV), or per sheet (a
     workbook; continuation sheets are separate extracts of the same table, their keys
     checked together). Raises UnreadableFileError when the file cannot be read at all."""
-    crf = crf or load_crf()
     out: list[TableExtract] = []
     acc: dict = {}
     for ch in iter_extract(
@@ -305,11 +303,39 @@ def extract_file(
     return out
 
 
+def read_fields(
+    path: Path,
+    profile: CenterProfile,
+    table: str,
+    fields: list[str],
+    *,
+    crf: Crf,
+    file_name: str | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> Iterator[pd.DataFrame]:
+    """The raw text of some CRF ``fields`` of one ``table`` of a delivered file, as
+    delivered (no normalisation, no validation, no pseudonymization), one chunk at a
+    time: frames whose columns are those of ``fields`` the file's header maps (through
+    the center's profile). The reconciliation reads the archived patients files' ``mrn``
+    with it for the lists that go back to the center. Raises UnreadableFileError like
+    ``iter_extract`` (unreadable file, duplicate or missing required columns)."""
+    path = Path(path)
+    file_name = file_name or path.name
+    for part in read_table_parts(path, profile, table, file_name, chunk_rows):
+        pos, _ = _map_header(part, profile, crf, file_name)
+        present = [f for f in fields if f in pos]
+        for chunk, _rows in part.chunks:
+            out = chunk.iloc[:, [pos[f] for f in present]]
+            out.columns = present
+            yield out
+
+
 __all__ = [
     "TableExtract",
     "ExtractChunk",
     "extract_file",
     "iter_extract",
+    "read_fields",
     "source_file_of",
     "column_name",
     "LAB_EXTRA_COLUMNS",

@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ibd_pipeline.config import Crf, load_crf
+from ibd_pipeline.config import Crf
 
 from .schemas import DTYPES, canonical_columns
 
 FAILURE_COLUMNS = ["pos", "field", "rule", "message"]
 
 
-def empty_canonical(table: str, crf: Crf | None = None) -> pd.DataFrame:
+def empty_canonical(table: str, crf: Crf) -> pd.DataFrame:
     """A zero-row canonical frame of ``table`` with the canonical dtypes (incl. lineage)."""
-    crf = crf or load_crf()
     spec = crf.table(table)
     out = {}
     for c in canonical_columns(table, crf):

@@ -6,7 +6,7 @@ import datetime as _dt
 import re
 from dataclasses import dataclass
 
-from ibd_pipeline.config import ROUNDS, CenterProfile, Crf, load_crf
+from ibd_pipeline.config import ROUNDS, CenterProfile, Crf
 
 _PLACEHOLDERS = {
     "round": r"(?P<round>[^_/\\]+?)",
@@ -51,14 +51,13 @@ def _pattern_regex(pattern: str) -> re.Pattern:
     return re.compile("".join(out))
 
 
-def parse_delivery_name(profile: CenterProfile, file_name: str, *, crf: Crf | None = None) -> DeliveryName:
+def parse_delivery_name(profile: CenterProfile, file_name: str, *, crf: Crf) -> DeliveryName:
     """Parse a delivered file's name through the center's ``files`` pattern.
 
     Raises ``ValueError`` with a sentence for the coordinator when the name does not
     follow the pattern (unknown round or table, impossible date, folders or control
     characters in the name).
     """
-    crf = crf or load_crf()
     pattern = profile.file_pattern
     example = (
         pattern.replace("{round}", "A").replace("{table}", "patients").replace("{yyyymmdd}", "20250401")

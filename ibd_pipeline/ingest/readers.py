@@ -518,6 +518,18 @@ def _xlsx_part(wb, name: str, table: str, file_name: str, chunk_rows: int) -> Ra
     return RawPart(table=table, sheet=name, header=hdr, header_row=header_row, chunks=chunks(), warnings=warnings)
 
 
+def read_table_parts(path: Path, profile: CenterProfile, table: str, file_name: str, chunk_rows: int) -> list[RawPart]:
+    """The raw parts of one CRF table of a delivered file: the CSV itself, or of a
+    workbook only that table's sheet and its continuation sheets (in their order; the
+    other sheets are not loaded)."""
+    if profile.format != "xlsx":
+        return [read_csv_part(path, profile, table, file_name, chunk_rows)]
+    wb = open_workbook(path, file_name)
+    match = _sheet_matcher(profile)
+    sheets = sorted((hit[2], name) for name in wb.sheet_names if (hit := match(name)) is not None and hit[0] == table)
+    return [p for _, name in sheets if (p := _xlsx_part(wb, name, table, file_name, chunk_rows)) is not None]
+
+
 def _batch_frame(batch: list, ncols: int) -> tuple[pd.DataFrame, int]:
     arr = np.empty((len(batch), max(ncols, len(batch[0]))), dtype=object)
     try:

@@ -35,7 +35,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from ibd_pipeline.config import CenterProfile, Crf, load_crf, redcap_choices, redcap_label_code
+from ibd_pipeline.config import CenterProfile, Crf, redcap_choices, redcap_label_code
 from ibd_pipeline.privacy import safe_label
 
 from .errors import UnreadableFileError
@@ -129,11 +129,10 @@ class RedcapSpec:
         return p.name if p is not None else f"{self.profile.id}.yaml"
 
 
-def redcap_spec(profile: CenterProfile, crf: Crf | None = None) -> RedcapSpec:
+def redcap_spec(profile: CenterProfile, crf: Crf) -> RedcapSpec:
     """The profile's ``redcap`` section, checked: tables, CRF fields, codes and lab tests
     exist, checkbox options feed booleans, every expected choice maps to a CRF value.
     Raises RedcapProfileError listing every problem."""
-    crf = crf or load_crf()
     sec = profile.raw.get("redcap") or {}
     name = profile.path.name if profile.path is not None else profile.id
     problems: list[str] = []
@@ -296,7 +295,7 @@ def _choice_text(ch) -> str:
     return ", ".join(f"{c} = {lab}" for c, lab in ch)
 
 
-def compare_dictionary(delivered: pd.DataFrame, profile: CenterProfile | RedcapSpec, crf: Crf | None = None) -> list[DictionaryChange]:
+def compare_dictionary(delivered: pd.DataFrame, profile: CenterProfile | RedcapSpec, crf: Crf) -> list[DictionaryChange]:
     """Every change of the delivered data dictionary against the profile's expected one.
 
     Blocking (the field is refused): a mapped field removed or renamed, moved to another
@@ -343,7 +342,7 @@ def compare_dictionary(delivered: pd.DataFrame, profile: CenterProfile | RedcapS
                 "type_changed", v, f"text validation {f.validation or 'none'} -> {g['validation'] or 'none'}"
                 + (" (display format only: the export stays YYYY-MM-DD)" if same else ""), not same, None, t))
         if g["type"] == f.type and f.type in CHOICE_TYPES:
-            changes += _choice_changes(f, g["choices"], spec, crf or load_crf())
+            changes += _choice_changes(f, g["choices"], spec, crf)
     return changes
 
 

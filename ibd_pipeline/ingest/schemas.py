@@ -31,7 +31,7 @@ from functools import lru_cache
 import pandas as pd
 import pandera.pandas as pa
 
-from ibd_pipeline.config import Crf, TableSpec, load_crf
+from ibd_pipeline.config import Crf, TableSpec
 
 DTYPES = {
     "date": "datetime64[ns]",
@@ -56,9 +56,9 @@ def field_name(column: str) -> str:
     return {"patient_id": "mrn", "table_name": "table"}.get(column, column)
 
 
-def canonical_columns(table: str, crf: Crf | None = None, *, lineage: bool = True) -> list[str]:
+def canonical_columns(table: str, crf: Crf, *, lineage: bool = True) -> list[str]:
     """Column order of a canonical frame of ``table``."""
-    spec = (crf or load_crf()).table(table)
+    spec = crf.table(table)
     cols = [column_name(f) for f in spec.kept_fields]
     if "patient_id" in cols:
         cols.remove("patient_id")
@@ -70,8 +70,8 @@ def canonical_columns(table: str, crf: Crf | None = None, *, lineage: bool = Tru
     return cols
 
 
-def key_columns(table: str, crf: Crf | None = None) -> list[str]:
-    return [column_name(f) for f in (crf or load_crf()).table(table).key]
+def key_columns(table: str, crf: Crf) -> list[str]:
+    return [column_name(f) for f in crf.table(table).key]
 
 
 @dataclass(frozen=True)
@@ -196,7 +196,7 @@ _CRFS: dict[int, Crf] = {}
 
 
 def crf_schema(
-    table: str, crf: Crf | None = None, *, unique: bool = True, unit_check: bool = True
+    table: str, crf: Crf, *, unique: bool = True, unit_check: bool = True
 ) -> pa.DataFrameSchema:
     """The pandera schema of one CRF table's canonical frame.
 
@@ -205,7 +205,6 @@ def crf_schema(
     (units are resolved, with a better message, while converting; a dataframe-level
     pandera check costs seconds per 10,000 failing lab rows in failure-case reshaping).
     """
-    crf = crf or load_crf()
     _CRFS[id(crf)] = crf
     return _crf_schema(table, id(crf), unique, unit_check)
 
@@ -219,7 +218,7 @@ PANDERA_HEADER = (
 )
 
 
-def schema_yaml(table: str, crf: Crf | None = None) -> str:
+def schema_yaml(table: str, crf: Crf) -> str:
     """The YAML form of a table's pandera schema, as kept under schemas/pandera/."""
     import warnings
 
@@ -228,12 +227,11 @@ def schema_yaml(table: str, crf: Crf | None = None) -> str:
         return PANDERA_HEADER + crf_schema(table, crf).to_yaml()
 
 
-def write_schema_files(out_dir) -> list:
+def write_schema_files(out_dir, crf: Crf) -> list:
     from pathlib import Path
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    crf = load_crf()
     written = []
     for t in crf.tables:
         p = out / f"{t}.yaml"
@@ -245,8 +243,10 @@ def write_schema_files(out_dir) -> list:
 if __name__ == "__main__":
     import sys
 
+    from ibd_pipeline.config import load_crf
+
     if len(sys.argv) == 3 and sys.argv[1] == "--write":
-        for p in write_schema_files(sys.argv[2]):
+        for p in write_schema_files(sys.argv[2], load_crf()):
             print(p)
     else:
         print("usage: python -m ibd_pipeline.ingest.schemas --write schemas/pandera")

@@ -1,15 +1,15 @@
 """Double-abstraction reconciliation (STUDY.md Workflow step 3), pure functions over
 canonical pandas frames (no dagster, no DuckDB).
 
-Flow for one center (the Dagster layer wires it; settings from
-``load_settings()['reconciliation']``)::
+Flow for one center (the Dagster layer wires it; the caller passes the CRF and the
+settings' ``reconciliation`` section)::
 
     sample = draw_sample(round_a["patients"], previous_sample, fraction, seed, min_per_stratum)
     comparison = compare_rounds(round_a, round_b, sample, crf)
     agreement = agreement_table(comparison, crf)
     passed, message = agreement_gate(agreement, center, threshold_pct)
-    disc = discrepancies(comparison, previous_discrepancies, adjudications)   # ADJ staging frame
-    write_worklist(disc, center, profile, mrn_of, outbox, yyyymmdd)           # open rows, center's terms (.xlsx)
+    disc = discrepancies(comparison, previous_discrepancies, adjudications, crf=crf)  # ADJ staging frame
+    write_worklist(disc, center, profile, mrn_of, outbox, yyyymmdd, crf=crf)       # open rows, center's terms (.xlsx)
     reconciled, rejected, resolved = apply_adjudications(round_a, adjudications, disc, crf, round_b=round_b)
 
 Conventions: ``record_key`` = the CRF key fields other than mrn, canonical text (dates

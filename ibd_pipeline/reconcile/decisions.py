@@ -32,6 +32,15 @@ QUARANTINE_COLUMNS = [
 ]
 #: every rule an adjudication can be rejected with
 ADJUDICATION_RULES = ("no_open_discrepancy", "required", "type", "code", "range", "unique_key", "record_unavailable")
+#: the quarantine rows the decisions' rejections make (``reject_row`` here and in
+#: adjudicate.py), as (field, rule) with None for any: the reconciliation step owns and
+#: rewrites exactly these; the rows of the ADJ file's own extraction belong to loading
+DECISION_REJECTIONS = (
+    ("resolved_value", None),  # the resolved value does not parse for the field (required/type/code/range)
+    (None, "no_open_discrepancy"),
+    (None, "record_unavailable"),
+    ("field", "unique_key"),  # superseded by a later decision on the same discrepancy
+)
 
 
 @dataclass

@@ -7,7 +7,7 @@ import pandas as pd
 
 from typing import Mapping
 
-from ibd_pipeline.config import CenterProfile, Crf, load_crf
+from ibd_pipeline.config import CenterProfile, Crf
 from ibd_pipeline.reconcile.compare import Comparison
 from ibd_pipeline.reconcile.decisions import OPEN, RESOLVED, TARGET, read_adjudications, target_key
 from ibd_pipeline.reconcile.values import ABSENT, PRESENT, WHOLE_RECORD
@@ -24,7 +24,7 @@ def discrepancies(
     previous: pd.DataFrame | None = None,
     adjudications: pd.DataFrame | None = None,
     *,
-    crf: Crf | None = None,
+    crf: Crf,
     profiles: Mapping[str, CenterProfile] | None = None,
 ) -> pd.DataFrame:
     """One row per disagreeing field; a record present in one round only is ONE row with
@@ -38,7 +38,7 @@ def discrepancies(
       text (overrides ``previous``). ``adjudications`` is the ADJ staging frame
       (``center, patient_id, table_name, record_key, field, resolved_value``, ...) or
       the ``resolved`` frame of ``apply_adjudications``. An adjudication whose value
-      does not parse for the field (``crf``, default the project CRF; vocabularies of
+      does not parse for the field (``crf``; vocabularies of
       ``profiles``) or that names no current discrepancy is ignored here -
       ``apply_adjudications`` quarantines it.
     """
@@ -64,7 +64,7 @@ def discrepancies(
         _mark_resolved(out, prev, TARGET + ["value_a", "value_b"])
     if adjudications is not None and len(adjudications) and len(out):
         listed = [target_key(r) for r in out[TARGET].to_dict("records")]
-        accepted, _ = read_adjudications(adjudications, listed, crf or load_crf(), profiles)
+        accepted, _ = read_adjudications(adjudications, listed, crf, profiles)
         decided = pd.DataFrame([dict(zip(TARGET, k), resolved_value=d.text) for k, d in accepted.items()],
                                columns=TARGET + ["resolved_value"])
         _mark_resolved(out, decided, TARGET)

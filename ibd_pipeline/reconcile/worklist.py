@@ -29,7 +29,7 @@ from typing import Mapping
 
 import pandas as pd
 
-from ibd_pipeline.config import CenterProfile, Crf, load_crf
+from ibd_pipeline.config import CenterProfile, Crf
 from ibd_pipeline.ingest.errors import UnreadableFileError
 from ibd_pipeline.ingest.names import is_worklist_file, worklist_pattern
 from ibd_pipeline.pseudonym import patient_id
@@ -99,11 +99,11 @@ def worklist_file_name(profile: CenterProfile, date: str) -> str:
 
 
 def worklist_cells(
-    discrepancies: pd.DataFrame, center: str, profile: CenterProfile, mrn_of: Mapping[str, str], crf: Crf | None = None
+    discrepancies: pd.DataFrame, center: str, profile: CenterProfile, mrn_of: Mapping[str, str], crf: Crf
 ) -> pd.DataFrame:
     """The center's open discrepancies as worklist cells in the center's terms (columns
     ``WORKLIST_FIELDS``, text, not yet neutralised; the filled columns empty)."""
-    terms = CenterTerms(profile, crf or load_crf())
+    terms = CenterTerms(profile, crf)
     d = discrepancies[(discrepancies["center"] == center) & (discrepancies["status"] == OPEN)]
     unknown = sorted({pid for pid in d["patient_id"] if pid not in mrn_of})
     if unknown:
@@ -125,7 +125,7 @@ def worklist_cells(
 
 
 def worklist_frame(
-    discrepancies: pd.DataFrame, center: str, profile: CenterProfile, mrn_of: Mapping[str, str], crf: Crf | None = None
+    discrepancies: pd.DataFrame, center: str, profile: CenterProfile, mrn_of: Mapping[str, str], crf: Crf
 ) -> pd.DataFrame:
     """``worklist_cells`` neutralised, with the center's headers (what the sheet shows)."""
     cells = worklist_cells(discrepancies, center, profile, mrn_of, crf)
@@ -142,7 +142,7 @@ def write_worklist(
     date: str,
     *,
     return_to: str | None = None,
-    crf: Crf | None = None,
+    crf: Crf,
 ) -> Path:
     """Write the center's open discrepancies to ``out_dir`` (the center's outbox) as the
     worklist workbook (module docstring); ``return_to``: the folder the instructions
@@ -150,7 +150,6 @@ def write_worklist(
     directory - the same text in every data directory, as the coordinator sees it). Written atomically with the
     outbox file mode; returns the path (also for no open rows: the header only).
     Older worklists of the outbox are removed (this one lists every open discrepancy)."""
-    crf = crf or load_crf()
     cells = worklist_cells(discrepancies, center, profile, mrn_of, crf)
     out_dir = Path(out_dir)
     path = out_dir / worklist_file_name(profile, date)
@@ -174,13 +173,12 @@ def remove_worklists(profile: CenterProfile, out_dir: str | Path) -> list[str]:
 
 
 def write_worklist_book(
-    cells: pd.DataFrame, profile: CenterProfile, path: Path, *, return_to: str | None = None, crf: Crf | None = None
+    cells: pd.DataFrame, profile: CenterProfile, path: Path, *, return_to: str | None = None, crf: Crf
 ) -> Path:
     """Write worklist ``cells`` (columns ``WORKLIST_FIELDS``, the center's terms; the
     filled columns may hold the reviewer's decisions) as the workbook at ``path``."""
     import xlsxwriter
 
-    crf = crf or load_crf()
     terms = CenterTerms(profile, crf)
     headers = worklist_headers(profile)
     path = Path(path)
@@ -226,15 +224,16 @@ def write_worklist_book(
         if rows:
             ws.autofilter(0, 0, len(rows), len(WORKLIST_FIELDS) - 1)
         lists.hide()
-        _write_instructions(wb, info, profile, headers, path.name, return_to)
+        _write_instructions(wb, info, terms, headers, path.name, return_to)
     return path
 
 
-def _write_instructions(wb, ws, profile: CenterProfile, headers: dict, file_name: str, return_to: str) -> None:
+def _write_instructions(wb, ws, terms: CenterTerms, headers: dict, file_name: str, return_to: str) -> None:
+    profile = terms.profile
     bold = wb.add_format({"bold": True})
     wrap = wb.add_format({"text_wrap": True, "valign": "top"})
     title = wb.add_format({"bold": True, "font_size": 14})
-    example = (date(2025, 4, 15)).strftime(CenterTerms(profile, load_crf()).date_format)
+    example = (date(2025, 4, 15)).strftime(terms.date_format)
     sheet = worklist_sheet(profile)
     lines: list[tuple[str, str, str]] = [
         ("差异工作表：填写说明", "Discrepancy worklist: what to do", "title"),
@@ -340,7 +339,7 @@ class ReturnedWorklist:
 
 
 def read_returned_worklist(
-    path: Path, profile: CenterProfile, *, key: bytes, file_name: str, delivery_id: str, crf: Crf | None = None,
+    path: Path, profile: CenterProfile, *, key: bytes, file_name: str, delivery_id: str, crf: Crf,
     file_date: str | None = None,
 ) -> ReturnedWorklist:
     """Read a returned worklist through the center's profile: every decided row (审核人
@@ -352,7 +351,6 @@ def read_returned_worklist(
     decisions are applied (``apply_adjudications``)."""
     from ibd_pipeline.ingest.rules import QUARANTINE_COLUMNS, empty_quarantine
 
-    crf = crf or load_crf()
     terms = CenterTerms(profile, crf)
     cells = read_worklist_cells(path, profile, file_name)
     headers = worklist_headers(profile)

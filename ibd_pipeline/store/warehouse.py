@@ -1,13 +1,14 @@
-"""The DuckDB warehouse: schemas, table layouts derived from the CRF, and writes.
+"""The DuckDB warehouse: connections, schemas, table layouts derived from the CRF,
+typed writes, transactions and content fingerprints.
 
 One process writes the working warehouse (``data/warehouse.duckdb``) at a time; the
 Dagster instance queues runs one at a time for that reason. Analysts never open it:
-they read the published snapshot (``data/analytics.duckdb``, see ``publish_snapshot``).
+they read the published snapshot (``data/analytics.duckdb``, see ``store.snapshot``).
 """
 
 from __future__ import annotations
 
-import os
+import hashlib
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Iterator
 import duckdb
 import pandas as pd
 
-from .config import Crf, load_crf
+from ..config import Crf
 
 SCHEMAS = ("staging", "reconciled", "ref", "core", "analytics")
 
@@ -49,11 +50,10 @@ NOTE_COLUMNS = [  # per delivery: records kept / not in the latest delivery / af
 ]
 
 
-def canonical_columns(table: str, crf: Crf | None = None) -> list[tuple[str, str]]:
+def canonical_columns(table: str, crf: Crf) -> list[tuple[str, str]]:
     """(column, DuckDB type) of a CRF table in canonical form: ``mrn`` -> ``patient_id``,
     ``phi: drop`` fields removed, adjudications' ``table`` -> ``table_name``; labs gain
     the qualifier and the delivered text."""
-    crf = crf or load_crf()
     spec = crf.table(table)
     cols: list[tuple[str, str]] = [("patient_id", "VARCHAR")]
     for f, s in spec.fields.items():
@@ -66,32 +66,40 @@ def canonical_columns(table: str, crf: Crf | None = None) -> list[tuple[str, str
     return cols
 
 
-def staging_columns(table: str, crf: Crf | None = None) -> list[tuple[str, str]]:
+def staging_columns(table: str, crf: Crf) -> list[tuple[str, str]]:
     return STAGING_META + canonical_columns(table, crf)
 
 
-def reconciled_columns(table: str, crf: Crf | None = None) -> list[tuple[str, str]]:
+def reconciled_columns(table: str, crf: Crf) -> list[tuple[str, str]]:
     return [("center", "VARCHAR")] + canonical_columns(table, crf)
 
 
-def _ddl(qualified: str, cols: list[tuple[str, str]]) -> str:
+def quoted(c: str) -> str:
+    """A column name as an SQL identifier."""
+    return '"' + c.replace('"', '""') + '"'
+
+
+def ddl(qualified: str, cols: list[tuple[str, str]], temp: bool = False) -> str:
     body = ", ".join(f'"{c}" {t}' for c, t in cols)
-    return f"CREATE TABLE IF NOT EXISTS {qualified} ({body})"
+    return f"CREATE TEMP TABLE {qualified} ({body})" if temp else f"CREATE TABLE IF NOT EXISTS {qualified} ({body})"
 
 
-def ensure_warehouse(con: duckdb.DuckDBPyConnection, crf: Crf | None = None) -> None:
+def ensure_table(con: duckdb.DuckDBPyConnection, qualified: str, cols: list[tuple[str, str]]) -> None:
+    con.execute(ddl(qualified, cols))
+
+
+def ensure_warehouse(con: duckdb.DuckDBPyConnection, crf: Crf) -> None:
     """Create the schemas and the fixed-layout tables (idempotent)."""
-    crf = crf or load_crf()
     for s in SCHEMAS:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
     for t in crf.tables:
-        con.execute(_ddl(f"staging.{t}", staging_columns(t, crf)))
+        con.execute(ddl(f"staging.{t}", staging_columns(t, crf)))
         if t != "adjudications":
-            con.execute(_ddl(f"reconciled.{t}", reconciled_columns(t, crf)))
-    con.execute(_ddl("analytics.quarantine", QUARANTINE_COLUMNS))
-    con.execute(_ddl("analytics.deliveries", DELIVERY_COLUMNS))
-    con.execute(_ddl("analytics.withdrawals", WITHDRAWAL_COLUMNS))
-    con.execute(_ddl("analytics.delivery_notes", NOTE_COLUMNS))
+            con.execute(ddl(f"reconciled.{t}", reconciled_columns(t, crf)))
+    con.execute(ddl("analytics.quarantine", QUARANTINE_COLUMNS))
+    con.execute(ddl("analytics.deliveries", DELIVERY_COLUMNS))
+    con.execute(ddl("analytics.withdrawals", WITHDRAWAL_COLUMNS))
+    con.execute(ddl("analytics.delivery_notes", NOTE_COLUMNS))
 
 
 @contextmanager
@@ -110,6 +118,29 @@ def connect(path: str | Path, read_only: bool = False, wait_seconds: float = 60.
         yield con
     finally:
         con.close()
+
+
+# what a failed open of the warehouse raises (lock held, damaged file)
+DatabaseError = duckdb.Error
+
+
+def open_read_only(path: str | Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection at once (no waiting for a lock; raises DatabaseError);
+    the caller closes it."""
+    return duckdb.connect(str(path), read_only=True)
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """All writes inside commit together or not at all: an exception rolls back and
+    propagates, so an interrupted step leaves the state of the previous one."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 def frame_for(df: pd.DataFrame, cols: list[tuple[str, str]]) -> pd.DataFrame:
@@ -152,9 +183,26 @@ def replace_table(con: duckdb.DuckDBPyConnection, qualified: str, df: pd.DataFra
     return len(df)
 
 
-def read_table(con: duckdb.DuckDBPyConnection, qualified: str, where: str = "", params: list | None = None) -> pd.DataFrame:
-    sql = f"SELECT * FROM {qualified}" + (f" WHERE {where}" if where else "")
-    return con.execute(sql, params or []).df()
+def append_by_name(con: duckdb.DuckDBPyConnection, qualified: str, df: pd.DataFrame) -> int:
+    """Append ``df`` to an existing table, matching columns by name."""
+    if not len(df):
+        return 0
+    con.register("_batch_part", text_safe(df))
+    try:
+        con.execute(f"INSERT INTO {qualified} BY NAME SELECT * FROM _batch_part")
+    finally:
+        con.unregister("_batch_part")
+    return len(df)
+
+
+def sort_table(con: duckdb.DuckDBPyConnection, qualified: str, column: str) -> None:
+    """Rewrite a table ordered by ``column`` (rows with equal values keep their order)."""
+    con.execute(f"CREATE OR REPLACE TABLE {qualified} AS SELECT * FROM {qualified} ORDER BY {quoted(column)}, rowid")
+
+
+def delete_center(con: duckdb.DuckDBPyConnection, qualified: str, center: str, where: str = "", params: list | None = None) -> None:
+    """Remove one center's rows of a table (``where``: a further condition)."""
+    con.execute(f"DELETE FROM {qualified} WHERE center = ?" + (f" AND ({where})" if where else ""), [center, *(params or [])])
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
@@ -185,8 +233,6 @@ def table_fingerprint(con: duckdb.DuckDBPyConnection, qualified: str) -> str:
 
 def inputs_fingerprint(con: duckdb.DuckDBPyConnection, tables: list[str], extra: str = "") -> str:
     """One hash of the content of ``tables`` and ``extra`` (settings, code version)."""
-    import hashlib
-
     h = hashlib.sha256(extra.encode())
     for t in sorted(tables):
         h.update(table_fingerprint(con, t).encode() + b";")
@@ -205,63 +251,3 @@ def record_inputs(con: duckdb.DuckDBPyConnection, asset: str, fingerprint: str) 
     con.execute("CREATE SCHEMA IF NOT EXISTS meta")
     con.execute(f"CREATE TABLE IF NOT EXISTS {ASSET_INPUTS} (asset VARCHAR PRIMARY KEY, fingerprint VARCHAR, computed_at TIMESTAMP)")
     con.execute(f"INSERT OR REPLACE INTO {ASSET_INPUTS} VALUES (?, ?, now()::TIMESTAMP)", [asset, fingerprint])
-
-
-def publish_snapshot(
-    con: duckdb.DuckDBPyConnection,
-    target: Path,
-    schemas=("core", "analytics"),
-    exclude: tuple[str, ...] = (),
-    drop_columns: dict[str, list[str]] | None = None,
-    before_publish=None,
-) -> dict:
-    """Copy ``schemas`` of the working warehouse into a new DuckDB file and atomically
-    rename it over ``target``: analysts holding the old snapshot open keep reading it,
-    new connections see the new one. Table and column comments are copied; ``exclude``
-    leaves tables out and ``drop_columns`` leaves columns out (e.g. raw values).
-    ``before_publish(con, "snap")`` runs on the new file (attached as ``snap``) after
-    the copy and before the rename (e.g. ``snapshot.redact_snapshot``)."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    for p in (tmp, Path(str(tmp) + ".wal")):
-        if p.exists():
-            p.unlink()
-    con.execute(f"ATTACH '{tmp}' AS snap")
-    copied = {}
-    try:
-        tables = con.execute(
-            "SELECT schema_name, table_name, comment FROM duckdb_tables() "
-            "WHERE database_name = current_database() AND schema_name IN (SELECT unnest(?::VARCHAR[]))",
-            [list(schemas)],
-        ).fetchall()
-        for s in schemas:
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS snap.{s}")
-        for schema, name, comment in tables:
-            q = f"{schema}.{name}"
-            if q in exclude:
-                continue
-            dropped = (drop_columns or {}).get(q)
-            select = f"* EXCLUDE ({', '.join(dropped)})" if dropped else "*"
-            con.execute(f'CREATE TABLE snap.{schema}."{name}" AS SELECT {select} FROM {schema}."{name}"')
-            if comment:
-                con.execute(f"COMMENT ON TABLE snap.{schema}.\"{name}\" IS '{_esc(comment)}'")
-            for col, ccomment in con.execute(
-                "SELECT column_name, comment FROM duckdb_columns() WHERE database_name = current_database() "
-                "AND schema_name = ? AND table_name = ? AND comment IS NOT NULL",
-                [schema, name],
-            ).fetchall():
-                if dropped and col in dropped:
-                    continue
-                con.execute(f"COMMENT ON COLUMN snap.{schema}.\"{name}\".\"{col}\" IS '{_esc(ccomment)}'")
-            copied[q] = con.execute(f'SELECT count(*) FROM snap.{schema}."{name}"').fetchone()[0]
-        if before_publish is not None:
-            before_publish(con, "snap")
-    finally:
-        con.execute("DETACH snap")
-    os.replace(tmp, target)
-    return copied
-
-
-def _esc(s: str) -> str:
-    return str(s).replace("'", "''")
