@@ -28,18 +28,18 @@ from .defs.resources import build_resources
 from .defs.sensors import build_sensors
 from .defs.study_assets import study_asset_checks, study_assets
 
-CENTER_ASSETS = [ingest.staging_tables, reconcile.reabstraction_sample, reconcile.reconciliation, reconcile.reconciled_tables]
-
-
 def study_graph(settings: dict) -> tuple[list, list]:
     """(center assets, pooled assets incl. the report and the snapshot) of a study."""
+    center = [ingest.staging_tables, *reconcile.build_center_assets(settings)]
     pooled = [warehouse_models.reference_tables, *warehouse_models.sql_model_assets, *study_assets(settings)]
     pooled_keys = sorted({k for a in pooled for k in a.keys}, key=lambda k: k.to_user_string())
-    # the report reads every pooled table and the center-level provenance tables
-    report = build_report_asset(pooled_keys + [DELIVERIES, AGREEMENT, DISCREPANCIES])
+    # the report reads every pooled table and the center-level provenance tables (the
+    # agreement and discrepancies only with double abstraction)
+    provenance = [DELIVERIES] + ([AGREEMENT, DISCREPANCIES] if settings.get("reconciliation") is not None else [])
+    report = build_report_asset(pooled_keys + provenance)
     # the analysts' snapshot is published last, after every pooled asset and the report succeeded
     snapshot = build_snapshot_asset(pooled_keys + [report.key])
-    return list(CENTER_ASSETS), [*pooled, report, snapshot]
+    return center, [*pooled, report, snapshot]
 
 
 def executor_from_env(name: str | None = None):

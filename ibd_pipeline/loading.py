@@ -38,7 +38,7 @@ from .config import CenterProfile, Crf, DataPaths
 from .intake import Delivery, confirmations_path, read_manifest
 from .ingest import (UnreadableFileError, cross_table_checks, iter_extract, parse_delivery_name, read_fields,
                      write_delivery_report)
-from .ingest.names import WITHDRAWAL_ROUND, is_worklist_file
+from .ingest.names import DICTIONARY_ROUND, WITHDRAWAL_ROUND, is_worklist_file
 from .ingest.report import STATE_TEXT as _STATE_TEXT
 from .ingest.rules import empty_quarantine
 from .outbox_lists import write_center_rejected_rows
@@ -110,7 +110,7 @@ class SpooledExtract:
 
 
 def spool_extract(path: Path, profile: CenterProfile, spool: Path, *, key: bytes, delivery_id: str, file_name: str,
-                  crf: Crf) -> list[SpooledExtract]:
+                  crf: Crf, dictionary: Path | None = None) -> list[SpooledExtract]:
     """``ingest.extract_file`` with the valid rows of every chunk written to ``spool``
     (pickles: the frames come back exactly, dtypes included) instead of concatenated
     in memory. Raises UnreadableFileError like extract_file (its chunks written so far
@@ -129,7 +129,8 @@ def spool_extract(path: Path, profile: CenterProfile, spool: Path, *, key: bytes
         wl.valid.to_pickle(part, protocol=5)
         return [SpooledExtract("adjudications", "ADJ", file_name, wl.sheet, wl.rows_in, wl.quarantine, wl.warnings,
                                [part], len(wl.valid))]
-    for ch in iter_extract(path, profile, key=key, delivery_id=delivery_id, file_name=file_name, crf=crf):
+    for ch in iter_extract(path, profile, key=key, delivery_id=delivery_id, file_name=file_name, crf=crf,
+                           dictionary=dictionary):
         k = (ch.table, ch.sheet)
         a = acc.setdefault(k, {"rows": 0, "valid": 0, "parts": [], "q": [], "rk": []})
         a["rows"] += ch.rows_in
@@ -206,6 +207,19 @@ class LoadContext:
     def seq_of(self) -> dict[int, Delivery]:
         return {d.seq: d for d in self.manifest}
 
+    def dictionary_for(self, d: Delivery) -> Path | None:
+        """A REDCap records export's data dictionary: the archived file of the profile's
+        ``redcap.dictionary_files`` with the same date, the last one accepted (None for
+        other centers, or when it was not delivered - the records are then unreadable,
+        with that reason)."""
+        if self.profile.format != "redcap":
+            return None
+        from .ingest.redcap import dictionary_name_for
+
+        name = dictionary_name_for(self.profile, d.file_name)
+        found = [x for x in self.manifest if x.status == "accepted" and x.file_name == name]
+        return found[-1].archive_path(self.paths) if found else None
+
     def extract(self, d: Delivery) -> list[SpooledExtract] | None:
         """The delivery's tables, extracted once (None when it cannot be read)."""
         if d.seq in self.extracts or d.seq in self.unreadable:
@@ -214,7 +228,7 @@ class LoadContext:
         try:
             self.extracts[d.seq] = spool_extract(
                 d.archive_path(self.paths), self.profile, spool, key=self.key, delivery_id=d.sha256,
-                file_name=d.file_name, crf=self.crf,
+                file_name=d.file_name, crf=self.crf, dictionary=self.dictionary_for(d),
             )
         except UnreadableFileError as exc:
             self.unreadable[d.seq] = exc.problem
@@ -279,6 +293,8 @@ def _plan(ctx: LoadContext, confirmed: set[str], hold_share: float) -> _Plan:
             unreadable[d.seq] = str(exc)
             continue
         plan.dates[d.seq] = name.date
+        if name.round == DICTIONARY_ROUND:  # read with its records export (LoadContext.dictionary_for)
+            continue
         if name.round == WITHDRAWAL_ROUND:
             try:
                 w = read_withdrawals(d.archive_path(paths), profile, key=ctx.key, file_name=d.file_name)

@@ -11,7 +11,7 @@ A study folder may hold its own ``dbt_like_sql/<layer>/<name>.yml`` (and ``.sql`
 replaces the project's file of that name for that study (its tables' documentation and
 tests describe its protocol). ``accepted_values`` may take its list from the settings:
 ``{accepted_values: {values: [...], from_settings: [timepoints.clinical]}}`` (each key a
-list of ``ref.settings``).
+list of ``ref.settings``, or a mapping: its keys).
 
 Settings reach SQL through ``ref.settings`` (key = dotted path of study.yaml, value =
 text) and the CRF through ``ref.drugs``, ``ref.procedures`` and ``ref.lab_tests``.
@@ -301,9 +301,17 @@ def run_test(con: duckdb.DuckDBPyConnection, model: Model, test: ColumnTest) -> 
         values = list(test.arg.get("values", []))
         for key in test.arg.get("from_settings", []):  # a list of the study's settings (ref.settings)
             row = con.execute("SELECT value FROM ref.settings WHERE key = ?", [key]).fetchone()
-            if row is None:
+            if row is not None:
+                listed = json.loads(row[0])
+                values += [str(v) for v in (listed.keys() if isinstance(listed, dict) else listed)]
+                continue
+            # a mapping is flattened into ref.settings (key.<name>...): its names
+            names = [r[0] for r in con.execute(
+                "SELECT DISTINCT split_part(substr(key, ?), '.', 1) FROM ref.settings WHERE starts_with(key, ?) ORDER BY 1",
+                [len(key) + 2, key + "."]).fetchall()]
+            if not names:
                 raise ValueError(f"{model.path}: accepted_values from_settings {key!r} is not a setting of the study")
-            values += [str(v) for v in json.loads(row[0])]
+            values += names
         lst = ", ".join(_q(v) for v in values) or "NULL"
         sql = f"SELECT DISTINCT CAST({c} AS VARCHAR) AS v FROM {t} WHERE {c} IS NOT NULL AND CAST({c} AS VARCHAR) NOT IN ({lst})"
     elif test.kind == "relationships":

@@ -104,8 +104,11 @@ def test_column_tests_are_known_kinds_with_well_formed_arguments(path):
             if kind in ("not_null", "unique"):
                 assert arg is None, f"{path}: {col}: {kind} takes no argument"
             elif kind == "accepted_values":
-                values = arg.get("values") if isinstance(arg, dict) else arg
-                assert isinstance(values, list) and values, f"{path}: {col}: accepted_values needs a non-empty list"
+                values = arg.get("values", []) if isinstance(arg, dict) else arg
+                from_settings = arg.get("from_settings", []) if isinstance(arg, dict) else []
+                assert isinstance(values, list) and isinstance(from_settings, list) and (values or from_settings), \
+                    f"{path}: {col}: accepted_values needs a non-empty list (values and/or from_settings)"
+                assert not isinstance(arg, dict) or set(arg) <= {"values", "from_settings"}, f"{path}: {col}: unknown key"
                 assert all(isinstance(v, (str, int, float, bool)) for v in values), f"{path}: {col}: accepted values must be scalars"
                 assert len({str(v) for v in values}) == len(values), f"{path}: {col}: repeated accepted value"
             elif kind == "relationships":

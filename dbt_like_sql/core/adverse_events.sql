@@ -7,7 +7,7 @@ WITH s AS (
 SELECT
     e.center, e.patient_id, e.onset_date,
     date_diff('day', p.upa_start_date, e.onset_date) AS day,
-    e.term, e.serious, e.led_to_discontinuation,
+    e.term, e.serious, e.led_to_discontinuation, e.severity, e.led_to_dose_reduction,
     (e.onset_date >= p.upa_start_date
         AND (p.upa_stop_date IS NULL OR e.onset_date <= p.upa_stop_date + s.te_days)) AS treatment_emergent
 FROM reconciled.adverse_events e

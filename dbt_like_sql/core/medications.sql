@@ -3,7 +3,7 @@
 -- ends inclusive; an ongoing episode runs to the last follow-up) - STUDY.md.
 SELECT
     m.center, m.patient_id, m.drug, d.drug_class, d.mechanism, d.advanced,
-    m.start_date, m.stop_date, m.stop_reason,
+    m.start_date, m.stop_date, m.stop_reason, m.last_dose_date,
     date_diff('day', p.upa_start_date, m.start_date) AS start_day,
     date_diff('day', p.upa_start_date, m.stop_date) AS stop_day,
     coalesce(m.stop_date, p.last_followup_date) AS end_date,

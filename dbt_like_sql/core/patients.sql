@@ -25,6 +25,7 @@ SELECT
     p.eim_eye, p.eim_skin, p.eim_joint, p.eim_other,
     (coalesce(p.eim_eye, false) OR coalesce(p.eim_skin, false) OR coalesce(p.eim_joint, false) OR coalesce(p.eim_other, false)) AS eim_any,
     p.pregnant_or_breastfeeding, p.serious_infection_at_start, p.malignancy_history,
+    p.imaging_penetrating, p.imaging_penetrating_site,
     p.upa_start_date, p.upa_stop_date, p.upa_stop_reason, p.last_followup_date,
     p.age_at_upa_start, p.age_at_diagnosis,
     CASE WHEN p.age_at_diagnosis < s.a1_below THEN 'A1'

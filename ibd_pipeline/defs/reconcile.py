@@ -205,3 +205,35 @@ def reconciled_tables(context: dg.AssetExecutionContext, study: StudyResource, w
             asset_key=reconciled_key(t),
             metadata={**meta[t], "center": center, "adjudications_applied": int(len(resolved)), "adjudications_rejected": int(len(rejected))},
         )
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(reconciled_key(t), deps=[staging_key(t)], kinds={"duckdb"}, group_name="reconcile",
+                     description=description(t, "reconciled"), metadata=_doc_meta("reconciled", t))
+        for t in DATA_TABLES
+    ],
+    partitions_def=center_partitions,
+    name="reconciled_tables",
+)
+def single_abstraction_tables(context: dg.AssetExecutionContext, study: StudyResource, warehouse: DuckDBResource):
+    """Round A as accepted, per center: the study has no double abstraction
+    (study.yaml ``reconciliation: null``), so there is no sample, no agreement gate and
+    no adjudication; the reconciled tables are the accepted records."""
+    center = context.partition_key
+    with warehouse.get_connection() as con:
+        rows = store_rc.write_round_a(con, center, list(DATA_TABLES), CRF)
+        for t in DATA_TABLES:
+            sm.document_table(con, "reconciled", t)
+        meta = {t: table_metadata(con, "reconciled", t, rows=rows[t]) for t in DATA_TABLES}
+    for t in DATA_TABLES:
+        yield dg.MaterializeResult(asset_key=reconciled_key(t), metadata={**meta[t], "center": center})
+
+
+def build_center_assets(settings: dict) -> list:
+    """The per-center assets of the study: staging is the ingest's; with double
+    abstraction (``reconciliation`` settings) the sample, the reconciliation with its
+    blocking agreement gate and the adjudicated tables, without it round A as accepted."""
+    if settings.get("reconciliation") is None:
+        return [single_abstraction_tables]
+    return [reabstraction_sample, reconciliation, reconciled_tables]

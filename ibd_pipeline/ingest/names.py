@@ -16,6 +16,9 @@ _PLACEHOLDERS = {
 
 
 WITHDRAWAL_ROUND = "WD"  # a center's withdrawal list (profile ``withdrawals``), not an abstraction round
+# a REDCap center's data dictionary (profile ``redcap.dictionary_files``): the companion of
+# the records export of the same date, read with it - not a delivery of its own
+DICTIONARY_ROUND = "DICT"
 #: the discrepancy worklist the pipeline writes to a center's outbox and the coordinator
 #: returns filled in (profile ``worklists.files``); read as a round ADJ delivery
 DEFAULT_WORKLIST_FILES = "worklist_{yyyymmdd}.xlsx"
@@ -74,6 +77,9 @@ def parse_delivery_name(profile: CenterProfile, file_name: str, *, crf: Crf) -> 
     if wd.get("files") and (w := _pattern_regex(wd["files"]).fullmatch(file_name)):
         # the center's withdrawal list (record-level delivery semantics: the only way to remove a patient)
         return DeliveryName(round=WITHDRAWAL_ROUND, table=None, date=_name_date(file_name, w.groupdict().get("date")))
+    dict_pattern = (profile.raw.get("redcap") or {}).get("dictionary_files")
+    if dict_pattern and (dm := _pattern_regex(dict_pattern).fullmatch(file_name)):
+        return DeliveryName(round=DICTIONARY_ROUND, table=None, date=_name_date(file_name, dm.groupdict().get("date")))
     if wl := _pattern_regex(worklist_pattern(profile)).fullmatch(file_name):
         # a returned discrepancy worklist (reconcile/worklist.py reads it): the reviewer's adjudications
         return DeliveryName(round="ADJ", table="adjudications", date=_name_date(file_name, wl.groupdict().get("date")))

@@ -87,3 +87,18 @@ def write_reconciled(con: duckdb.DuckDBPyConnection, center: str, reconciled: di
         delete_center(con, "analytics.quarantine", center, f"table_name = 'adjudications' AND ({cond})", params)
         if len(rejected):
             insert_frame(con, "analytics.quarantine", rejected.assign(center=center), QUARANTINE_COLUMNS)
+
+
+def write_round_a(con: duckdb.DuckDBPyConnection, center: str, tables: list[str], crf: Crf) -> dict[str, int]:
+    """One transaction: a single-abstraction study's reconciled tables of a center are its
+    round-A staging rows as accepted (no sample, no adjudication), in their row order.
+    Returns the rows per table."""
+    out = {}
+    with transaction(con):
+        for t in tables:
+            names = ", ".join(f'"{c}"' for c, _ in reconciled_columns(t, crf))
+            delete_center(con, f"reconciled.{t}", center)
+            con.execute(f"INSERT INTO reconciled.{t} SELECT {names} FROM staging.{t} WHERE center = ? AND round = 'A' "
+                        "ORDER BY rowid", [center])
+            out[t] = con.execute(f"SELECT count(*) FROM reconciled.{t} WHERE center = ?", [center]).fetchone()[0]
+    return out
