@@ -388,6 +388,15 @@ class Synth(_Strict):
         return self
 
 
+class Report(_Strict):
+    """The study report: its sections in order (ids of report/sections; None: all) and
+    the study's published-vs-derived declarations (``comparisons``: a file beside
+    study.yaml, read by report/comparisons.py; None: the multicenter comparison code)."""
+
+    sections: list[str] | None = None
+    comparisons: str | None = None
+
+
 class StudySettings(_Strict):
     """A study's settings (``study.yaml``): every threshold, window and ordering of its protocol."""
 
@@ -406,6 +415,7 @@ class StudySettings(_Strict):
     baseline: Baseline
     dosing: Dosing | None = None
     synth: Synth = Synth()
+    report: Report = Report()
 
     @model_validator(mode="after")
     def _references(self):

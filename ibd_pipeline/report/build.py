@@ -104,11 +104,27 @@ def build_report(
             published, published_error = {}, f"published figures could not be loaded ({type(e).__name__}: {e})"
     ctx = ReportContext(wh, settings, published)
     ctx.published_error = published_error
+    rep = settings.get("report") or {}
+    if rep.get("comparisons"):  # the study's published-vs-derived declarations (report/comparisons.py)
+        from ..config import settings_path
+        from .comparisons import ComparisonConfigError, load_comparisons
+
+        try:
+            ctx.comparisons = load_comparisons(settings_path().with_name(rep["comparisons"]))
+        except (OSError, yaml.YAMLError, ComparisonConfigError) as e:
+            ctx.published_error = f"the study's comparisons could not be loaded ({type(e).__name__}: {e})"
+            ctx.published = {}
+    wanted = rep.get("sections")
+    unknown = [x for x in (wanted or []) if x not in SECTION_IDS]
+    if unknown:
+        raise ValueError(f"report.sections names unknown sections {unknown} (known: {', '.join(SECTION_IDS)})")
     generated_at = generated_at or dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
     bodies: list[tuple[str, str, str]] = []
     for sec in SECTIONS:
         sid, title = sec.id, sec.title
+        if wanted is not None and sid not in wanted:
+            continue
         if sid in OPTIONAL_SECTIONS and not wh.has(OPTIONAL_SECTIONS[sid]):
             continue
         ctx.section = sid

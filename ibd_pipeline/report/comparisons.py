@@ -19,6 +19,12 @@ Entry forms (``comparisons.yaml``, a list)::
     - figure: cox_discontinuation.univariate.alb_le_35 # {hr|or, ci, p}
       compare: estimate                                # same direction and the same side of alpha
       sql: SELECT estimate, p FROM ...
+    - figure: persistence.km_by_albumin.logrank_p     # a p value
+      compare: p                                       # on the same side of alpha
+      sql: SELECT p_value AS value FROM analytics.logrank_tests WHERE ...
+    - figure: flow.start_period.first                  # a text ("2023-12")
+      compare: text                                    # equal as text
+      sql: SELECT strftime(min(upa_start_date), '%Y-%m') AS value FROM ...
     - figure: flow.screened
       not_derived: the paper reports no screened count (Figure 1 is an image)
     - figure: safety.ae_leading_to_discontinuation
@@ -42,7 +48,7 @@ import pandas as pd
 import yaml
 
 COMPARISON_COLUMNS = ["domain", "quantity", "diagnosis", "timepoint", "published", "derived", "match", "note"]
-KINDS = ("count", "value", "summary", "estimate")
+KINDS = ("count", "value", "summary", "estimate", "p", "text")
 # the leaf forms of a published figure: a mapping holding one of these is one figure
 FIGURE_KEYS = ({"n", "N"}, {"median"}, {"or"}, {"hr"})
 
@@ -153,7 +159,16 @@ def _compare(c: Comparison, pub, got: dict) -> tuple[str, str, bool | None, str]
         v, d = _num(pub), _num(got.get("value"))
         ok = v is not None and d is not None and abs(d - v) <= c.tolerance
         return _fmt(v), _fmt(d), ok, f"within {_fmt(c.tolerance)}"
+    if c.compare == "p":
+        v, d = _num(pub), _num(got.get("value"))
+        ok = v is not None and d is not None and (v < c.alpha) == (d < c.alpha)
+        return _fmt(v), (f"{d:.4f}" if d is not None else "-"), ok, f"both {'<' if v is not None and v < c.alpha else '>='} {_fmt(c.alpha)}"
+    if c.compare == "text":  # a published list is compared as its items joined by ", " in sorted order
+        shown = ", ".join(sorted(str(x) for x in pub)) if isinstance(pub, (list, tuple)) else str(pub)
+        return shown, str(got.get("value")), shown == str(got.get("value")), "equal"
     if c.compare == "summary":
+        if isinstance(pub, (list, tuple)):  # [median, q1, q3]
+            pub = {"median": pub[0], "iqr": list(pub[1:3])}
         med, iqr = pub.get("median"), pub.get("iqr") or [None, None]
         dm, q1, q3 = _num(got.get("median")), _num(got.get("q1")), _num(got.get("q3"))
         ok = dm is not None and abs(dm - float(med)) <= c.tolerance

@@ -39,6 +39,7 @@ class ReportContext:
         self.flags = 0
         self.nri_same: list[str] = []
         self.comparison: pd.DataFrame | None = None
+        self.comparisons: list | None = None  # a study's declared comparisons (report/comparisons.py)
         self.published_error = ""
 
     # figures ------------------------------------------------------
