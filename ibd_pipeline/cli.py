@@ -255,21 +255,30 @@ def ui_command(paths, host: str, port: int) -> tuple[list[str], dict]:
 
 
 def cmd_studies(args) -> int:
-    """The studies of the project: name, folder, data directory, title."""
+    """The studies of the project: name, folder, data directory, title, and whether its
+    settings are valid (exit status 2 when one is not)."""
     import yaml
 
+    status = 0
     for name in config.study_names():
         folder = config.study_dir(name)
         data = Path(os.environ["IBD_DATA_DIR"]) if name == config.study_name() and os.environ.get("IBD_DATA_DIR") \
             else config.default_data_dir(name)
+        from .study_model import StudySettingsError
+
         try:
-            title = (yaml.safe_load(config.settings_path(name).read_text(encoding="utf-8")) or {})["study"]["title"]
-        except (OSError, KeyError, TypeError, yaml.YAMLError) as exc:
-            title = f"(study.yaml unreadable: {type(exc).__name__})"
+            model = config.load_study_model(config.settings_path(name))
+            title, state = model.study.title, "settings valid"
+        except (OSError, yaml.YAMLError) as exc:
+            title, state = "", f"study.yaml unreadable ({type(exc).__name__}: {exc})"
+        except StudySettingsError as exc:
+            title, state = "", f"study.yaml invalid: {exc}"
         mark = "*" if name == config.study_name() else " "
-        rel = folder.relative_to(PROJECT_ROOT) if folder != PROJECT_ROOT else Path(".")
-        print(f"{mark} {name:<20} folder {str(rel) + '/':<28} data {data}\n    {title}")
-    return 0
+        rel = folder.relative_to(PROJECT_ROOT) if folder.is_relative_to(PROJECT_ROOT) and folder != PROJECT_ROOT else (
+            Path(".") if folder == PROJECT_ROOT else folder)
+        print(f"{mark} {name:<20} folder {str(rel) + '/':<28} data {data}\n    {title}\n    {state}")
+        status = status if state == "settings valid" else 2
+    return status
 
 
 def cmd_ui(args) -> int:

@@ -140,3 +140,18 @@ def test_a_study_folder_documents_a_project_sql_model_its_own_way(tmp_path):
     (test,) = m.tests
     r = sm.run_test(con, m, test)
     assert not r.passed and r.examples == ["month6"]  # week4 from the settings and the literal baseline accepted
+
+
+def test_studies_validates_every_study_and_names_the_broken_file_and_key(no_study_env, tmp_path, capsys):
+    studies = tmp_path / "studies"
+    for name in (SECOND, "typo_study"):
+        (studies / name).mkdir(parents=True)
+    good = (config.PROJECT_ROOT / "studies" / SECOND / "study.yaml").read_text(encoding="utf-8")
+    (studies / SECOND / "study.yaml").write_text(good, encoding="utf-8")
+    (studies / "typo_study" / "study.yaml").write_text(good.replace("  max_age: 75", "  max_agee: 75"), encoding="utf-8")
+    no_study_env.setattr(config, "STUDIES_DIR", studies)
+    assert main(["studies"]) == 2
+    out = capsys.readouterr().out
+    assert f"{SECOND}" in out and "settings valid" in out
+    bad = out.split("typo_study", 1)[1]
+    assert "study.yaml invalid" in bad and "eligibility.max_agee: unknown key" in bad and "typo_study/study.yaml" in bad
