@@ -351,8 +351,14 @@ def test_a_multicenter_delivery_without_the_new_fields_still_validates(tmp_path)
     (te,) = extract_file(p, zcmu1, key=KEY, delivery_id="e" * 64, crf=CRF)
     assert te.rows_valid == 1 and len(te.quarantine) == 0
     assert pd.isna(te.valid["last_dose_date"].iat[0])
-    assert any("last_dose_date" in w for w in te.warnings)
+    # the center's profile says its export has no such field (not_collected): no note on every delivery
+    assert not any("last_dose_date" in w for w in te.warnings)
     assert np.dtype(te.valid["last_dose_date"].dtype) == np.dtype("datetime64[ns]")
+    # a field the profile does not list as not collected is still reported when left out
+    p2 = tmp_path / "A_medications_20250402.csv"
+    p2.write_text("mrn,abstractor_id,drug,start_date,stop_date\nZJ100001,AB1,infliximab,2021-01-05,\n", encoding="utf-8")
+    (te2,) = extract_file(p2, zcmu1, key=KEY, delivery_id="f" * 64, crf=CRF)
+    assert any("optional columns not delivered" in w and "stop_reason" in w and "last_dose_date" not in w for w in te2.warnings)
 
 
 def test_rows_the_profile_cannot_read_are_reported_not_dropped_silently(tmp_path, profile):

@@ -139,7 +139,11 @@ def _map_header(part: RawPart, profile: CenterProfile, crf: Crf, file_name: str)
             file_name,
             f"required columns missing in {where} ({part.table}): {names}. " + _columns_found(part, profile, crf) + hint,
         )
-    missing_opt = [f for f, s in spec.fields.items() if not s.required and s.phi != "drop" and f not in pos]
+    # a CRF field the center's export does not have at all (profile ``not_collected``, e.g. the
+    # fields another study added) is no omission of this delivery: read as empty, unreported
+    not_collected = set((profile.raw.get("not_collected") or {}).get(part.table) or [])
+    missing_opt = [f for f, s in spec.fields.items()
+                   if not s.required and s.phi != "drop" and f not in pos and f not in not_collected]
     if missing_opt:
         warnings.append(
             f"{where}: optional columns not delivered, read as empty: "
