@@ -61,6 +61,7 @@ from .suite import (
     _not_run,
     _row,
     asset_name,
+    run_frame_groups,
     write_summary,
 )
 
@@ -729,31 +730,11 @@ def run_quality_suite_sql_detailed(
     check_seconds: dict[str, float] = {}
     try:
         with session.no_fingerprint():
-            for frame, group in by_frame.items():
-                tf = time.perf_counter()
-                needed: set[str] = set()
-                for c in group:
-                    needed |= set(c.columns) | set(c.example_columns)
-                try:
-                    session.create_view(frame, frame_sql(frame, session.catalog, settings, crf, cfg, needed))
-                except MissingInput as e:
-                    for c in group:
-                        rows[c.check_id] = _not_run(c, str(e))
-                    continue
-                except Exception as e:  # e.g. a column the frame is built from is missing
-                    log.warning("quality frame %s could not be built", frame, exc_info=True)
-                    for c in group:
-                        rows[c.check_id] = _row(c, 1, 1, [{"error": f"frame {frame} could not be built: {type(e).__name__}: {e}"[:500]}])
-                    continue
-                for c in group:
-                    tc = time.perf_counter()
-                    try:
-                        rows[c.check_id] = session.validate_sql(c, frame)
-                    except Exception as e:  # one check failing to run must not stop the suite
-                        log.warning("quality check %s could not run", c.check_id, exc_info=True)
-                        rows[c.check_id] = _row(c, 1, 1, [{"error": f"{type(e).__name__}: {e}"[:500]}])
-                    check_seconds[c.check_id] = time.perf_counter() - tc
-                frame_seconds[frame] = time.perf_counter() - tf
+            def prepare(frame, needed):
+                session.create_view(frame, frame_sql(frame, session.catalog, settings, crf, cfg, needed))
+                return frame
+
+            run_frame_groups(by_frame, prepare, session.validate_sql, rows, frame_seconds, check_seconds)
         results = pd.DataFrame([rows[c.check_id] for c in checks], columns=RESULT_COLUMNS)
         index = None
         if docs_dir is not None:

@@ -441,13 +441,25 @@ def run_quality_suite_detailed(
 
 
 def _run_frames(session, by_frame, tables, settings, crf, cfg, rows, frame_seconds, check_seconds) -> None:
+    def prepare(frame, needed):
+        return build_frame(frame, tables, settings, crf, cfg, needed)
+
+    run_frame_groups(by_frame, prepare, session.validate, rows, frame_seconds, check_seconds)
+
+
+def run_frame_groups(by_frame: dict, prepare, validate, rows: dict, frame_seconds: dict, check_seconds: dict) -> None:
+    """Every check, frame by frame: ``prepare(frame, needed columns)`` gives what the
+    checks of that frame validate (a pandas frame, or the name of a database view),
+    ``validate(check, prepared)`` its result row. An input missing gives "not run" rows,
+    a frame that cannot be built or a check that cannot run an error row: one failure
+    never stops the suite. Each prepared frame is released before the next."""
     for frame, group in by_frame.items():
         tf = time.perf_counter()
         needed = set()
         for c in group:
             needed |= set(c.columns) | set(c.example_columns)
         try:
-            df = build_frame(frame, tables, settings, crf, cfg, needed)
+            prepared = prepare(frame, needed)
         except MissingInput as e:
             for c in group:
                 rows[c.check_id] = _not_run(c, str(e))
@@ -460,12 +472,12 @@ def _run_frames(session, by_frame, tables, settings, crf, cfg, rows, frame_secon
         for c in group:
             tc = time.perf_counter()
             try:
-                rows[c.check_id] = session.validate(c, df)
+                rows[c.check_id] = validate(c, prepared)
             except Exception as e:  # one check failing to run must not stop the suite
                 log.warning("quality check %s could not run", c.check_id, exc_info=True)
                 rows[c.check_id] = _row(c, 1, 1, [{"error": f"{type(e).__name__}: {e}"[:500]}])
             check_seconds[c.check_id] = time.perf_counter() - tc
-        del df
+        del prepared
         frame_seconds[frame] = time.perf_counter() - tf
         log.debug("quality frame %s: %d checks in %.2fs", frame, len(group), frame_seconds[frame])
 
