@@ -58,7 +58,6 @@ from .suite import (
     SuiteRun,
     _exception_message,
     _GxSession,
-    _not_run,
     _row,
     asset_name,
     run_frame_groups,
