@@ -1,5 +1,5 @@
 """The quality suite alone at scale: a clean synthetic cohort of N patients with ~100 lab
-rows each (``tests/test_quality_scale.synthetic_core``), validated by the GX suite.
+rows each (``tests/quality/test_quality_scale.synthetic_core``), validated by the GX suite.
 
     python benchmarks/quality_suite.py --patients 10000 [--docs]
 
@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 
 from ibd_pipeline.config import load_crf, load_settings  # noqa: E402
 from ibd_pipeline.quality import run_quality_suite_detailed  # noqa: E402
-from test_quality_scale import synthetic_core  # noqa: E402
+from tests.quality.test_quality_scale import synthetic_core  # noqa: E402
 
 
 def main(argv=None) -> int:
