@@ -19,9 +19,10 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/ibd-pipeline demo
 
-## test: the test suite
+## test: the test suite, on two workers (pytest-xdist; tests/conftest.py groups the tests
+## that share a session full run on one worker; `pytest -q` alone runs it in one process)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup
 
 ## dev: the Dagster UI (sensor on) for the data directory
 dev: $(STAMP)

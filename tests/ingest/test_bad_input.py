@@ -244,12 +244,8 @@ def run_extraction(doc: Doc, folder: Path):
 
 # =============================================================================== fixtures
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    from ibd_pipeline.synth import generate_deliveries
-
-    root = tmp_path_factory.mktemp("bad-input")
-    generate_deliveries(root / "inbox", n_patients=30, seed=3, truth_dir=root / "truth")  # every table has rows
-    return root
+def study(small_deliveries):
+    return small_deliveries  # 30 patients: every table has rows (read-only)
 
 
 @dataclass

@@ -30,12 +30,8 @@ PATIENT_SHEET = {v: k for k, v in CENTERS["zju2"].sheets.items()}["patients"]
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    from ibd_pipeline.synth import generate_deliveries
-
-    root = tmp_path_factory.mktemp("record-level")
-    generate_deliveries(root / "inbox", n_patients=30, seed=3, truth_dir=root / "truth")
-    return root
+def study(small_deliveries):
+    return small_deliveries  # 30 patients, seed 3 (read-only)
 
 
 # ------------------------------------------------------------------ files in the centers' formats

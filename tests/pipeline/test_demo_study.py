@@ -1,5 +1,7 @@
 """The whole study on the default synthetic deliveries, through Dagster, as `make demo`
-runs it (`ibd-pipeline demo` into a temporary data directory; one run per module)."""
+runs it: the session's ``demo_run`` (tests/pipeline/conftest.py), ``ibd-pipeline demo``
+on a copy of the reference run's data directory - the reference run being the demo's
+first run - which adjudicates every worklist and loads the adjudications."""
 
 import json
 
@@ -15,12 +17,61 @@ PUBLISHED = load_published()
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    data = tmp_path_factory.mktemp("demo") / "data"
-    assert cli_main(["--data-dir", str(data), "demo"]) == 0
+def demo(demo_run):
+    data = demo_run["paths"].root
     con = duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
     yield data, con
     con.close()
+
+
+def test_the_demo_on_the_reference_runs_copy_reruns_nothing_then_loads_the_adjudications(demo_run):
+    """What makes the reference run the demo's first run: on its copy the demo generated
+    nothing, its first run found every job unchanged, and the second loaded the reviewer's
+    adjudication of every center."""
+    assert demo_run["returncode"] == 0, demo_run["stdout"][-3000:]
+    lines = demo_run["stdout"].splitlines()
+    assert not any(ln.startswith("synthetic deliveries of") for ln in lines), lines
+    first = lines[: lines.index(next(ln for ln in lines if ln.startswith("senior reviewer adjudicated")))]
+    for job in ("center hzfph", "center zcmu1", "center zju2", "study"):
+        assert any(ln.startswith(f"{job}: unchanged since the run of ") for ln in first), first
+    assert "senior reviewer adjudicated 3 worklist(s); loading the adjudications" in lines
+    second = lines[len(first) + 1:]
+    for job in ("center hzfph", "center zcmu1", "center zju2", "study"):
+        assert f"{job}: ok" in second, second
+
+
+def test_the_demo_on_an_empty_data_directory_writes_deliveries_truth_and_key_then_runs(tmp_path, monkeypatch, capsys):
+    """The demo's own first step (the session's demo starts from the reference run's copy):
+    122 screened patients' deliveries in every center's inbox, their ground truth in
+    ``ground_truth/``, a new pseudonymization key, then a run of the whole study."""
+    import ibd_pipeline.runner as runner
+    from ibd_pipeline.config import load_centers
+
+    calls = []
+
+    class Ran:
+        success = True
+
+        def lines(self):
+            return ["study: ok"]
+
+    def fake_run(root, **kw):
+        calls.append((root, kw))
+        return Ran()
+
+    monkeypatch.setattr(runner, "run_pipeline", fake_run)
+    data = (tmp_path / "data").resolve()
+    monkeypatch.setenv("IBD_DATA_DIR", str(data))  # the demo sets it for its process
+    monkeypatch.delenv("IBD_PSEUDONYM_KEY_FILE", raising=False)
+    assert cli_main(["--data-dir", str(data), "demo"]) == 0
+    out = capsys.readouterr().out
+    assert f"synthetic deliveries of 122 screened patients written to {data / 'inbox'}" in out
+    for center in load_centers():
+        assert list((data / "inbox" / center).iterdir()), center
+    truth = json.loads((data / "ground_truth" / "truth.json").read_text())
+    assert sum(len(v["mrns"]) for v in truth["centers"].values()) == 122
+    assert len((data / "secrets" / "pseudonym.key").read_text().strip()) >= 32
+    assert calls == [(data, {"settle_seconds": 0})]  # no worklist in an outbox yet: one run
 
 
 def q(con, sql):

@@ -5,7 +5,7 @@ middle of extraction (when the second center's ``staging_tables`` step starts) a
 in the middle of the study job (when the SQL model ``core.patients`` starts); after each
 kill the warehouse opens and every center is either fully loaded or not at all; a third
 run to completion gives exactly the tables of an uninterrupted run on the same
-deliveries (the session's reference run), and every delivery is in the archive under
+deliveries (the session's ``reference_run``, tests/conftest.py), and every delivery is in the archive under
 its SHA-256.
 
 (b) Rebuild: with the warehouse deleted, ``rebuild`` (the archive alone) gives the same
@@ -32,10 +32,7 @@ from tests.support.fullrun import (
     PROJECT,
     clean_env,
     cli_command,
-    deliveries,
     differences,
-    new_data_dir,
-    reference_run,
     run_cli,
     snapshot_contents,
     warehouse_contents,
@@ -123,8 +120,8 @@ def cells(path):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    return reference_run(tmp_path_factory)
+def reference(reference_run):
+    return reference_run
 
 
 @pytest.fixture(scope="module")
@@ -133,14 +130,14 @@ def expected(reference):
 
 
 @pytest.fixture(scope="module")
-def crashed(tmp_path_factory, reference):
+def crashed(new_data_dir, deliveries, reference):
     """The same deliveries in a second data directory: killed in extraction, killed in
     the study job, then run to completion (states captured after every step)."""
-    paths = new_data_dir(tmp_path_factory, "faults")
+    paths = new_data_dir("faults")
     out = {"paths": paths}
     out["kill1"] = run_and_kill(paths, "staging_tables", 2)
     out["after_kill1"] = warehouse_contents(paths.warehouse) if paths.warehouse.exists() else {}
-    out["archive_after_kill1"] = archive_problems(paths, deliveries(tmp_path_factory) / "inbox")
+    out["archive_after_kill1"] = archive_problems(paths, deliveries / "inbox")
     out["kill2"] = run_and_kill(paths, "core__patients", 1)
     out["after_kill2"] = warehouse_contents(paths.warehouse)
     t0 = time.time()
@@ -187,8 +184,8 @@ def test_rerunning_after_the_kills_gives_the_tables_of_an_uninterrupted_run(cras
     assert differences(snapshot_contents(reference.data.snapshot), snapshot_contents(crashed["paths"].snapshot)) == []
 
 
-def test_every_delivery_is_archived_under_its_hash_with_one_manifest_record(crashed, reference, tmp_path_factory):
-    src = deliveries(tmp_path_factory) / "inbox"
+def test_every_delivery_is_archived_under_its_hash_with_one_manifest_record(crashed, reference, deliveries):
+    src = deliveries / "inbox"
     for paths in (crashed["paths"], reference.data):
         assert archive_problems(paths, src) == []
         for c in CENTERS:
@@ -236,14 +233,14 @@ def test_rebuild_from_the_archive_alone_gives_the_same_tables(crashed, expected)
     assert n > 0
 
 
-def test_a_crash_between_commit_and_the_delivery_reports_still_gets_the_coordinator_a_report(tmp_path, tmp_path_factory, monkeypatch):
+def test_a_crash_between_commit_and_the_delivery_reports_still_gets_the_coordinator_a_report(tmp_path, deliveries, monkeypatch):
     import shutil
 
     import ibd_pipeline.loading as loading
     from ibd_pipeline.config import data_paths
     from ibd_pipeline.intake import drain_inbox
 
-    src = deliveries(tmp_path_factory) / "inbox" / "zcmu1" / "A_surgeries_20250401.csv"
+    src = deliveries / "inbox" / "zcmu1" / "A_surgeries_20250401.csv"
     paths = data_paths(tmp_path / "data").ensure()
     shutil.copy(src, paths.inbox("zcmu1") / src.name)
     shutil.copy(src.with_name("A_patients_20250401.csv"), paths.inbox("zcmu1") / "A_patients_20250401.csv")  # its patients

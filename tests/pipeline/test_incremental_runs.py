@@ -12,7 +12,7 @@ import pytest
 from ibd_pipeline import fingerprint as fp
 from ibd_pipeline.config import data_paths
 
-from tests.support.fullrun import reference_run, run_cli, truth_dir, warehouse_contents, differences
+from tests.support.fullrun import copy_data_dir, differences, run_cli, warehouse_contents
 
 FPS = {"a": "fa", "b": "fb", "study": "fs"}
 OUT = {"warehouse.duckdb": [10, 1]}
@@ -70,13 +70,10 @@ def _sha(path):
 
 
 @pytest.fixture(scope="module")
-def copied(tmp_path_factory):
+def copied(reference_run, tmp_path_factory):
     """A copy of the session's reference data directory (modification times kept, no
     Dagster instance)."""
-    ref = reference_run(tmp_path_factory)
-    root = tmp_path_factory.mktemp("incremental") / "data"
-    shutil.copytree(ref.data.root, root, ignore=shutil.ignore_patterns("dagster_home"))
-    return data_paths(root)
+    return copy_data_dir(reference_run.data, tmp_path_factory.mktemp("incremental"))
 
 
 def test_a_run_with_nothing_new_runs_no_job_and_changes_nothing(copied):
@@ -128,12 +125,12 @@ def test_a_delivery_that_changes_no_table_recomputes_no_statistics(copied):
     assert _statistics_state(copied.warehouse)[0] == computed0  # inputs identical: reported, not recomputed
 
 
-def test_a_one_center_update_reruns_that_center_and_the_study_and_equals_a_full_rerun(copied, tmp_path_factory):
+def test_a_one_center_update_reruns_that_center_and_the_study_and_equals_a_full_rerun(copied, truth_dir):
     from ibd_pipeline.cli import adjudicate_outboxes
 
     computed0, inputs0 = _statistics_state(copied.warehouse)
     assert set(computed0) == set(STAT_INPUTS)
-    dropped = adjudicate_outboxes(copied, truth_dir(tmp_path_factory))
+    dropped = adjudicate_outboxes(copied, truth_dir)
     for f in dropped:  # keep only hzfph's reviewed worklist
         if f.parent.name != "hzfph":
             f.unlink()

@@ -14,7 +14,7 @@ import warnings
 import dagster as dg
 import pytest
 import yaml
-from tests.support.fullrun import PROJECT, clean_env, reference_run
+from tests.support.fullrun import PROJECT, clean_env
 
 from ibd_pipeline.config import data_paths
 from ibd_pipeline.definitions import build_definitions
@@ -74,8 +74,8 @@ def test_the_definitions_load_and_resolve_without_any_warning(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    return reference_run(tmp_path_factory)
+def reference(reference_run):
+    return reference_run
 
 
 def test_the_cli_and_an_instance_from_dagster_home_see_the_same_runs(reference):

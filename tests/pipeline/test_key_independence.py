@@ -15,7 +15,7 @@ import secrets
 
 import pandas as pd
 
-from tests.support.fullrun import KEY_TEXT, new_data_dir, reference_run, run_cli, truth_dir, warehouse_contents
+from tests.support.fullrun import run_cli, warehouse_contents
 from ibd_pipeline.pseudonym import patient_id
 
 PID = re.compile(r"P[0-9a-f]{20}")
@@ -44,16 +44,16 @@ def _mapped(contents: dict, mapping: dict) -> dict:
             for t, (cols, rows) in contents.items()}
 
 
-def test_two_pseudonymization_keys_give_the_same_analytics_tables(tmp_path_factory):
-    ref = reference_run(tmp_path_factory)
+def test_two_pseudonymization_keys_give_the_same_analytics_tables(reference_run, new_data_dir, pseudonym_key, truth_dir):
+    ref = reference_run
     other_key = secrets.token_hex(32)
-    assert other_key != KEY_TEXT
-    paths = new_data_dir(tmp_path_factory, "other_key")
+    assert other_key != pseudonym_key
+    paths = new_data_dir("other_key")
     (paths.secrets / "pseudonym.key").write_text(other_key + "\n")
     run = run_cli(paths, "run", "--settle", "0")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
 
-    mapping = _id_map(other_key.encode(), KEY_TEXT.encode(), truth_dir(tmp_path_factory))
+    mapping = _id_map(other_key.encode(), pseudonym_key.encode(), truth_dir)
     assert len(mapping) > 100
     schemas = ("core", "analytics")
     first = warehouse_contents(ref.data.warehouse, schemas)

@@ -31,7 +31,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from tests.support.fullrun import KEY_TEXT, PROJECT, new_data_dir, reference_run, run_cli, truth_dir
+from tests.support.fullrun import PROJECT, run_cli
 from ibd_pipeline.config import load_centers
 from ibd_pipeline.snapshot import connect_snapshot
 
@@ -79,14 +79,14 @@ def _static_text() -> str:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    return reference_run(tmp_path_factory)
+def reference(reference_run):
+    return reference_run
 
 
 @pytest.fixture(scope="module")
-def phi(tmp_path_factory) -> dict[str, pd.DataFrame]:
+def phi(truth_dir) -> dict[str, pd.DataFrame]:
     return {
-        c: pd.read_csv(truth_dir(tmp_path_factory) / c / "phi.csv", dtype=str, keep_default_na=False) for c in CENTERS
+        c: pd.read_csv(truth_dir / c / "phi.csv", dtype=str, keep_default_na=False) for c in CENTERS
     }
 
 
@@ -248,9 +248,9 @@ def test_no_identifier_in_the_dagster_instance_or_the_cli_output(reference, ever
 
 
 # ------------------------------------------------------------------ the key
-def test_the_pseudonymization_key_is_written_nowhere(reference):
+def test_the_pseudonymization_key_is_written_nowhere(reference, pseudonym_key):
     key = (reference.data.secrets / "pseudonym.key").read_text().strip()
-    assert key == KEY_TEXT
+    assert key == pseudonym_key
     found = []
     con = duckdb.connect(str(reference.data.warehouse), read_only=True)
     try:
@@ -350,8 +350,8 @@ def _seed_center(inbox: Path, center: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def seeded(tmp_path_factory):
-    paths = new_data_dir(tmp_path_factory, "seeded")
+def seeded(new_data_dir):
+    paths = new_data_dir("seeded")
     for center in CENTERS:
         assert _seed_center(paths.inbox(center), center) >= 1
     run = run_cli(paths, "run", "--settle", "0", IBD_LOG_LEVEL="DEBUG")

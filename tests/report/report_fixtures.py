@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from functools import lru_cache
 from pathlib import Path
 
 import duckdb
@@ -31,9 +30,9 @@ def _pid(center: str, i: int) -> str:
     return patient_id(KEY, center, f"MRN{i:05d}")
 
 
-@lru_cache(maxsize=1)
-def tables() -> dict[str, pd.DataFrame]:
-    """Every analytics table of the fixture warehouse (cached: computed once)."""
+def build_tables() -> dict[str, pd.DataFrame]:
+    """Every analytics table of the fixture warehouse (the session fixture
+    ``report_tables`` of tests/report/conftest.py computes them once)."""
     settings = load_settings()
     st = settings["statistics"]
     f = example_frames(5)
@@ -166,12 +165,12 @@ def _cox_table(cands: list[str]) -> pd.DataFrame:
     return out
 
 
-def write_warehouse(path: Path, *, drop=(), empty=(), extra: dict | None = None, rename: dict | None = None,
+def write_warehouse(path: Path, tables: dict[str, pd.DataFrame], *, drop=(), empty=(), extra: dict | None = None, rename: dict | None = None,
                     settings: dict | None = None) -> Path:
-    """The fixture warehouse as a DuckDB file: ``drop`` leaves tables out, ``empty``
+    """The fixture warehouse (``tables``: ``report_tables``) as a DuckDB file: ``drop`` leaves tables out, ``empty``
     writes them without rows, ``extra`` adds tables, ``rename`` {table: {old: new}}
     renames columns (e.g. to reproduce DuckDB's N -> N_1 collision)."""
-    t = dict(tables())
+    t = dict(tables)
     t.update(extra or {})
     con = duckdb.connect(str(path))
     try:
@@ -193,16 +192,16 @@ def write_warehouse(path: Path, *, drop=(), empty=(), extra: dict | None = None,
     return path
 
 
-def all_patient_ids() -> set[str]:
+def all_patient_ids(tables: dict[str, pd.DataFrame]) -> set[str]:
     ids: set[str] = set()
-    for df in tables().values():
+    for df in tables.values():
         if "patient_id" in df.columns:
             ids.update(str(x) for x in df["patient_id"].dropna())
     return ids
 
 
-def quality_results() -> pd.DataFrame:
-    pid = next(iter(sorted(all_patient_ids())))
+def quality_results(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    pid = next(iter(sorted(all_patient_ids(tables))))
     return pd.DataFrame([
         {"check_id": "patients.birth_date.not_null", "category": "completeness", "subcategory": "field",
          "table_name": "core.patients", "column_name": "birth_date", "description": "birth date present",

@@ -30,9 +30,9 @@ def _section(html: str, sid: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def full(tmp_path_factory):
+def full(tmp_path_factory, report_tables):
     d = tmp_path_factory.mktemp("report_full")
-    db = RF.write_warehouse(d / "warehouse.duckdb")
+    db = RF.write_warehouse(d / "warehouse.duckdb", report_tables)
     con = duckdb.connect(str(db), read_only=True)
     try:
         res = build_report(con, d / "reports" / "study_report.html", load_settings(), generated_at="2025-04-01 00:00 UTC")
@@ -42,16 +42,16 @@ def full(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def degraded(tmp_path_factory):
+def degraded(tmp_path_factory, report_tables):
     """Tables missing (cox, biomarkers, persistence, KM, deliveries, rates, centers),
     one empty (ae_summary), quality results present, hostile text in the settings."""
     d = tmp_path_factory.mktemp("report_degraded")
     db = RF.write_warehouse(
-        d / "warehouse.duckdb",
+        d / "warehouse.duckdb", report_tables,
         drop=("cox_model", "biomarker_summary", "persistence", "km_estimates", "deliveries", "endpoint_rates",
               "center_heterogeneity"),
         empty=("ae_summary",),
-        extra={"quality_results": RF.quality_results()},
+        extra={"quality_results": RF.quality_results(report_tables)},
     )
     settings = load_settings()
     settings["study"]["title"] = "<script>alert('x')</script> UPA & IBD"
@@ -94,9 +94,9 @@ def test_figures_are_embedded_valid_pngs(full):
     assert all(v[:8] == PNG_SIG for v in res.figures.values())
 
 
-def test_expected_figures(full):
+def test_expected_figures(full, report_tables):
     res, _ = full
-    t = RF.tables()
+    t = report_tables
     rates = t["endpoint_rates"]
     expected = {"flow_diagram", "cox_forest", "logistic_forest", "roc"}
     for ep in rates["endpoint"].unique():
@@ -141,9 +141,9 @@ def test_small_cells_flagged(full):
     assert row and row.group(1) == "97"
 
 
-def test_no_patient_id_in_report(full):
+def test_no_patient_id_in_report(full, report_tables):
     res, html = full
-    ids = RF.all_patient_ids()
+    ids = RF.all_patient_ids(report_tables)
     assert len(ids) > 90
     assert not [i for i in ids if i in html]
     assert not re.search(r"\bP[0-9a-f]{20}\b", html)
@@ -162,12 +162,12 @@ def test_the_privacy_guard_removes_whole_ids_of_any_shape_and_leaves_longer_toke
                    "<b>[id removed]</b> QQQQQQQ short")
 
 
-def test_numbers_formatted(full):
+def test_numbers_formatted(full, report_tables):
     res, html = full
     t1 = _section(html, "table1")
     assert "Overall (N = 80)" in t1 and "UC (N = 28)" in t1 and "CD (N = 52)" in t1
     # Table 1 columns in header order: overall, UC, CD
-    t = RF.tables()["table1"]
+    t = report_tables["table1"]
     age = t[t["variable"] == "age"].iloc[0]
     assert f"<td>{age['overall']}</td><td>{age['UC']}</td><td>{age['CD']}</td>" in t1
     assert re.search(r"<td>(&lt;0\.001|0\.\d{3}|1\.000)</td>", t1)
@@ -206,11 +206,11 @@ def test_missing_and_empty_tables_give_not_available(degraded):
     assert len(IMG.findall(html)) == len(res.figures)
 
 
-def test_quality_section_and_escaping(degraded):
+def test_quality_section_and_escaping(degraded, report_tables):
     res, html = degraded
     q = _section(html, "quality")
     assert "labs.value.range" in q and "warn" in q
-    assert not [i for i in RF.all_patient_ids() if i in html]  # quality examples carry an id: left out
+    assert not [i for i in RF.all_patient_ids(report_tables) if i in html]  # quality examples carry an id: left out
     assert "<script>" not in html
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; UPA &amp; IBD" in html
     # the settings given differ from ref.settings: the report says so
@@ -232,8 +232,8 @@ def test_denominator_column_collision_is_normalised(tmp_path):
 
 
 # ------------------------------------------------------------------ published figures
-def test_other_exclusions_compared_by_named_reasons():
-    t = RF.tables()
+def test_other_exclusions_compared_by_named_reasons(report_tables):
+    t = report_tables
     flow = t["patient_flow"]
     pub = {"flow": {"excluded": {"other": 10}}}
     get_with = {"patient_flow": flow}
@@ -278,7 +278,7 @@ def _rows(sec: str, caption: str) -> list[list[str]]:
             for tr in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)]
 
 
-def test_adverse_events_by_term_states_each_diagnosis_denominator(full):
+def test_adverse_events_by_term_states_each_diagnosis_denominator(full, report_tables):
     _, html = full
     sec = _section(html, "safety")
     m = re.search(r"<caption>Adverse events by term</caption>(.*?)</thead>", sec, re.S)
@@ -286,14 +286,14 @@ def test_adverse_events_by_term_states_each_diagnosis_denominator(full):
     assert "UC (N = 28)" in m.group(1) and "CD (N = 52)" in m.group(1) and "Overall (N = 80)" in m.group(1)
     # the three safety tables carry one denominator column name
     for name in ("ae_summary", "safety_serious", "safety_discontinuation"):
-        assert "n_included" in RF.tables()[name].columns and "N" not in RF.tables()[name].columns
+        assert "n_included" in report_tables[name].columns and "N" not in report_tables[name].columns
 
 
-def test_every_crf_adverse_event_term_is_listed_with_zeros(full):
+def test_every_crf_adverse_event_term_is_listed_with_zeros(full, report_tables):
     _, html = full
     from ibd_pipeline.config import load_crf
 
-    t = RF.tables()["ae_summary"]
+    t = report_tables["ae_summary"]
     terms = list(load_crf().ae_terms)
     assert list(t.loc[t["diagnosis"] == "UC", "term"]) == ["any", *terms]  # the CRF's order, zeros included
     zoster = t[(t["term"] == "herpes_zoster") & (t["diagnosis"] == "overall")].iloc[0]
@@ -306,24 +306,24 @@ def test_every_crf_adverse_event_term_is_listed_with_zeros(full):
         assert rows[label][1:3] == ["0 (0.0%)", "0"], label
 
 
-def test_jak_events_of_special_interest_are_shown_even_when_none_occurred(full):
+def test_jak_events_of_special_interest_are_shown_even_when_none_occurred(full, report_tables):
     _, html = full
     rows = {r[0]: r[1:] for r in _rows(_section(html, "safety"), "Adverse events of special interest for JAK inhibitors")}
     assert list(rows) == ["Herpes zoster", "Serious infection", "Tuberculosis", "Venous thromboembolism (VTE)",
                           "Major adverse cardiovascular event (MACE)", "Malignancy",
                           "Non-melanoma skin cancer (NMSC)"]
     assert rows["Malignancy"] == ["0 (0.0%)", "0"] * 3
-    ser = RF.tables()["safety_serious"]
+    ser = report_tables["safety_serious"]
     inf = ser[(ser["term"] == "infection") & (ser["diagnosis"] == "overall")]
     n = int(inf.iloc[0]["n_patients"]) if len(inf) else 0
     assert rows["Serious infection"][4].startswith(f"{n} (")
 
 
-def test_nri_rows_equal_to_complete_case_are_stated_once_not_listed(full):
+def test_nri_rows_equal_to_complete_case_are_stated_once_not_listed(full, report_tables):
     _, html = full
     sec = _section(html, "endpoints")
     assert "the NRI table below lists them" not in sec
-    r = RF.tables()["endpoint_rates"]
+    r = report_tables["endpoint_rates"]
     same = [ep for ep in r["endpoint"].unique()
             if r[(r["endpoint"] == ep) & (r["analysis"] == "complete_case")].set_index(["diagnosis", "timepoint"])[["n", "n_total"]].sort_index()
             .equals(r[(r["endpoint"] == ep) & (r["analysis"] == "nri")].set_index(["diagnosis", "timepoint"])[["n", "n_total"]].sort_index())]
@@ -335,7 +335,7 @@ def test_nri_rows_equal_to_complete_case_are_stated_once_not_listed(full):
     assert "NRI table rows are not repeated" in sec
 
 
-def test_km_groups_are_named_with_the_study_thresholds(full, tmp_path):
+def test_km_groups_are_named_with_the_study_thresholds(full, tmp_path, report_tables):
     from ibd_pipeline.report.build import _group_labels
     from ibd_pipeline.stats.figures import km_plot
 
@@ -348,7 +348,7 @@ def test_km_groups_are_named_with_the_study_thresholds(full, tmp_path):
     s["baseline"]["albumin_low"] = 30
     labels = _group_labels("albumin_le_35", s)
     assert (labels["yes"], labels["no"]) == ("Albumin \u2264 30 g/L", "Albumin > 30 g/L")
-    t = RF.tables()
+    t = report_tables
     fig = km_plot(t["persistence"], t["baseline_covariates"][["patient_id", "albumin_le_35"]], "albumin_le_35",
                   at_risk=False, group_labels=labels)
     legend = sorted(x.get_text() for x in fig.axes[0].get_legend().get_texts())
@@ -389,7 +389,7 @@ def test_print_stylesheet_keeps_wide_tables_whole(full):
     assert re.search(r"@page\{size:A4 landscape", pr)
 
 
-def test_published_vs_derived_compares_predictors_by_direction_and_lab_means(full):
+def test_published_vs_derived_compares_predictors_by_direction_and_lab_means(full, report_tables):
     res, html = full
     cmp_ = res.published_comparison
     pred = cmp_[cmp_["domain"] == "predictors"].set_index("quantity")
@@ -401,7 +401,7 @@ def test_published_vs_derived_compares_predictors_by_direction_and_lab_means(ful
     assert "not in the derived model" in il["derived"] and "not selected" in il["derived"]
     assert pred["match"].isna().all()  # shown with direction, never counted as a reproduced count
     labs = cmp_[cmp_["domain"] == "lab means"].set_index("quantity")
-    b = RF.tables()["biomarkers"]
+    b = report_tables["biomarkers"]
     crp = b[(b["test"] == "CRP") & (b["timepoint"] == "baseline")]["value"].mean()
     assert labs.loc["mean CRP_mg_L", "published"] == 5.3
     assert labs.loc["mean CRP_mg_L", "derived"] == round(crp, 1)
@@ -411,12 +411,12 @@ def test_published_vs_derived_compares_predictors_by_direction_and_lab_means(ful
     assert "<h3>Lab means</h3>" in sec and "direction agrees" in sec
 
 
-def test_the_not_estimable_note_appears_only_when_an_estimate_is_highlighted(full, tmp_path):
+def test_the_not_estimable_note_appears_only_when_an_estimate_is_highlighted(full, tmp_path, report_tables):
     _, html = full
     assert "Highlighted estimates are not estimable" in _section(html, "cox")  # prior_jak: monotone likelihood
-    cox = RF.tables()["cox_model"]
+    cox = report_tables["cox_model"]
     cox = cox[cox["variable"] != "prior_jak"]  # every estimate finite
-    db = RF.write_warehouse(tmp_path / "warehouse.duckdb", extra={"cox_model": cox})
+    db = RF.write_warehouse(tmp_path / "warehouse.duckdb", report_tables, extra={"cox_model": cox})
     con = duckdb.connect(str(db), read_only=True)
     try:
         res = build_report(con, tmp_path / "study_report.html", load_settings(), workers=1)

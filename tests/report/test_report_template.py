@@ -25,9 +25,9 @@ HOSTILE = "<script>alert('x')</script> & \"co\""
 
 
 @pytest.fixture(scope="module")
-def page(tmp_path_factory):
+def page(tmp_path_factory, report_tables):
     d = tmp_path_factory.mktemp("report_template")
-    db = RF.write_warehouse(d / "warehouse.duckdb")
+    db = RF.write_warehouse(d / "warehouse.duckdb", report_tables)
     settings = load_settings()
     settings["study"]["title"] = HOSTILE
     sections = [Section(s.id, HOSTILE, s.build) if s.id == "roc" else s for s in SECTIONS]

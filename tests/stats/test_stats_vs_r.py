@@ -29,7 +29,6 @@ from ibd_pipeline.stats.contingency import CHI2, FISHER_2X2, FISHER_EXACT_RXC
 from ibd_pipeline.stats.survival import DEFAULT_GROUPS, ML_METHOD, _group_labels
 from ibd_pipeline.stats.table1 import WILCOXON, _to_binary
 
-from tests.support.fullrun import reference_run
 
 TOL = 1e-6
 R_PACKAGES = ("survival", "metafor", "pROC")
@@ -140,10 +139,10 @@ writeLines(toJSON(out, digits = NA, na = "null"), file.path(d, "r_results.json")
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
+def demo(reference_run):
     """The inputs of the statistics assets in the reference run, and what the product
     computes from them (the same calls, with the same settings, as ibd_pipeline/defs/statistics.py)."""
-    con = duckdb.connect(str(reference_run(tmp_path_factory).data.warehouse), read_only=True)
+    con = duckdb.connect(str(reference_run.data.warehouse), read_only=True)
     try:
         t = {n: con.execute(f"SELECT * FROM analytics.{n}").df() for n in ("persistence", "baseline_covariates", "endpoints")}
     finally:

@@ -1,22 +1,19 @@
-"""Full pipeline runs shared by the fault, snapshot and security tests.
+"""Helpers of the full pipeline runs (the runs themselves are session fixtures in
+tests/conftest.py: ``deliveries``, ``pseudonym_key``, ``reference_run``, ``new_data_dir``).
 
 A full run of the default 122-patient synthetic study costs ~40 s on the test machine,
 so the *reference run* (an uninterrupted ``ibd-pipeline run`` in a subprocess, with the
-Dagster console log at DEBUG) is made once per pytest session and only read by its users:
-``test_faults`` compares interrupted runs against it, ``test_snapshot_concurrency`` runs
-again on a copy of it, ``test_security`` scans it (warehouse, snapshot, reports,
-outboxes, Dagster logs, and the CLI's own stdout/stderr).
+Dagster console log at DEBUG) is made once per pytest session and only read by its users.
 
-Every data directory made here gets byte-identical deliveries (generated once) and the
-same pseudonymization key, so delivery ids (SHA-256 of the files) and patient ids agree
-between directories.
+Every data directory made from the session's deliveries gets byte-identical deliveries
+(generated once) and the same pseudonymization key, so delivery ids (SHA-256 of the
+files) and patient ids agree between directories.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -29,13 +26,11 @@ import duckdb
 from ibd_pipeline.config import DataPaths, data_paths
 
 PROJECT = Path(__file__).resolve().parents[2]
-SEED = 20250401
-KEY_TEXT = secrets.token_hex(32)  # per test session, like `init-key` writes (never in git)
+SEED = 20250401  # the default synthetic study (`ibd-pipeline demo`'s default seed)
+N_PATIENTS = 122
 COMPARED_SCHEMAS = ("staging", "reconciled", "ref", "core", "analytics")
 # columns that record when something happened, not what: they differ between two runs
 RUN_TIME_COLUMNS = {"received_at"}
-
-_CACHE: dict = {}
 
 
 @dataclass
@@ -65,33 +60,23 @@ def cli_command(data_dir: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "ibd_pipeline.cli", "--data-dir", str(data_dir), *args]
 
 
-def deliveries(tmp_path_factory) -> Path:
-    """The default synthetic study's deliveries (``inbox/<center>/``) and ground truth
-    (``truth/``), generated once per session; never modified."""
-    if "deliveries" not in _CACHE:
-        from ibd_pipeline.synth import generate_deliveries
-
-        root = tmp_path_factory.mktemp("deliveries")
-        generate_deliveries(root / "inbox", n_patients=122, seed=SEED, truth_dir=root / "truth")
-        _CACHE["deliveries"] = root
-    return _CACHE["deliveries"]
-
-
-def new_data_dir(tmp_path_factory, name: str) -> DataPaths:
-    """A fresh data directory holding the shared deliveries in its inboxes and the
-    shared pseudonymization key."""
-    src = deliveries(tmp_path_factory)
-    paths = data_paths(tmp_path_factory.mktemp(name) / "data").ensure()
-    for center_dir in (src / "inbox").iterdir():
+def make_data_dir(root: Path, deliveries: Path, key_text: str) -> DataPaths:
+    """A fresh data directory under ``root`` holding the deliveries of ``deliveries``
+    (``inbox/<center>/``) in its inboxes and ``key_text`` as its pseudonymization key."""
+    paths = data_paths(root / "data").ensure()
+    for center_dir in (deliveries / "inbox").iterdir():
         for f in center_dir.iterdir():
             shutil.copy2(f, paths.inbox(center_dir.name) / f.name)
     paths.secrets.mkdir(parents=True, exist_ok=True)
-    (paths.secrets / "pseudonym.key").write_text(KEY_TEXT + "\n")
+    (paths.secrets / "pseudonym.key").write_text(key_text + "\n")
     return paths
 
 
-def truth_dir(tmp_path_factory) -> Path:
-    return deliveries(tmp_path_factory) / "truth"
+def copy_data_dir(src: DataPaths, root: Path) -> DataPaths:
+    """A copy of a finished run's data directory (modification times kept, no Dagster
+    instance): much cheaper than a run, for tests that change a run."""
+    shutil.copytree(src.root, root / "data", ignore=shutil.ignore_patterns("dagster_home"))
+    return data_paths(root / "data")
 
 
 def run_cli(paths: DataPaths, *args: str, timeout: float = 600, **env) -> CliRun:
@@ -101,17 +86,6 @@ def run_cli(paths: DataPaths, *args: str, timeout: float = 600, **env) -> CliRun
         capture_output=True, text=True, timeout=timeout,
     )
     return CliRun(paths, p.returncode, p.stdout, p.stderr, time.time() - t0)
-
-
-def reference_run(tmp_path_factory) -> CliRun:
-    """One uninterrupted ``ibd-pipeline run --settle 0`` of the shared deliveries in a
-    subprocess (DEBUG console log), once per session. Read-only for its users."""
-    if "reference" not in _CACHE:
-        paths = new_data_dir(tmp_path_factory, "reference")
-        run = run_cli(paths, "run", "--settle", "0", IBD_LOG_LEVEL="DEBUG")
-        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-        _CACHE["reference"] = run
-    return _CACHE["reference"]
 
 
 # ------------------------------------------------------------------ comparing warehouses

@@ -17,6 +17,7 @@ import pytest
 
 from ibd_pipeline.config import load_crf, load_published, load_settings
 from ibd_pipeline.synth import generate_deliveries
+from tests.support.fullrun import N_PATIENTS, SEED
 
 PUBLISHED = load_published()
 TABLES = ["patients", "medications", "surgeries", "assessments", "labs", "adverse_events"]
@@ -392,10 +393,13 @@ class Reference:
 
 
 # ------------------------------------------------------------------- tests
-@pytest.fixture(scope="module", params=[20250401, 7])
+@pytest.fixture(scope="module", params=[SEED, 7])
 def ref(request, tmp_path_factory):
-    root = tmp_path_factory.mktemp(f"calib{request.param}")
-    truth = generate_deliveries(root / "inbox", n_patients=122, seed=request.param)
+    if request.param == SEED:  # the session's default study (tests/conftest.py)
+        truth = request.getfixturevalue("truth_dir")
+    else:
+        root = tmp_path_factory.mktemp(f"calib{request.param}")
+        truth = generate_deliveries(root / "inbox", n_patients=N_PATIENTS, seed=request.param)
     r = Reference(load_pooled(truth))
     r.reason = r.eligibility()
     r.included = r.P.index[r.reason.isna()]

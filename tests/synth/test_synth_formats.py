@@ -23,10 +23,9 @@ DATE_FORMATS = ["%Y-%m-%d", "%Y/%m/%d", "%Y年%m月%d日"]
 
 
 @pytest.fixture(scope="module")
-def gen(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synth")
-    truth_dir = generate_deliveries(root / "inbox", n_patients=122, seed=20250401)
-    return root / "inbox", truth_dir, load_truth(truth_dir)
+def gen(deliveries):
+    """The session's default study (122 patients, seed 20250401; tests/conftest.py)."""
+    return deliveries / "inbox", deliveries / "truth", load_truth(deliveries / "truth")
 
 
 def read_csv(path: Path, profile) -> pd.DataFrame:
