@@ -19,10 +19,9 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/ibd-pipeline demo
 
-## test: the test suite, on two workers (pytest-xdist; tests/conftest.py groups the tests
-## that share a session full run on one worker; `pytest -q` alone runs it in one process)
+## test: the test suite
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 ## dev: the Dagster UI (sensor on) for the data directory
 dev: $(STAMP)

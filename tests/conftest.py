@@ -9,11 +9,8 @@ Full runs (each made once per session, read-only for their users): ``reference_r
 the uninterrupted ``ibd-pipeline run`` of ``deliveries``; ``new_data_dir(name)`` gives a
 fresh data directory holding those deliveries and that key, for a test's own run.
 
-Under pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``) every worker has its
-own session, hence its own copies: ``pytest_collection_modifyitems`` below keeps each
-test module on one worker (its module fixtures are made once) and puts the tests that
-read a session full run into one of two groups (``FULLRUN_GROUPS``), each group on one
-worker with its own reference run, scheduled first (they are the longest).
+One process runs the suite (``make test``): pytest-xdist was measured and left out
+(docs/ARCHITECTURE.md, "Tests").
 """
 
 from __future__ import annotations
@@ -24,42 +21,6 @@ from pathlib import Path
 import pytest
 
 from tests.support.fullrun import N_PATIENTS, SEED, CliRun, make_data_dir, run_cli
-
-FULLRUN_FIXTURES = {"reference_run", "demo_run"}
-# test module -> xdist group of its tests that read a session full run; the two groups
-# are about equally long (measured: ~4 min each on a loaded 2-core machine). A module not
-# listed goes to the first group.
-FULLRUN_GROUPS = {
-    "tests/pipeline/test_faults.py": "fullrun-1",
-    "tests/pipeline/test_key_independence.py": "fullrun-1",
-    "tests/pipeline/test_instance.py": "fullrun-1",
-    "tests/stats/test_stats_vs_r.py": "fullrun-1",
-    "tests/pipeline/test_security_scan.py": "fullrun-2",
-    "tests/pipeline/test_incremental_runs.py": "fullrun-2",
-    "tests/pipeline/test_demo_study.py": "fullrun-2",
-    "tests/pipeline/test_snapshot_concurrency.py": "fullrun-2",
-}
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
-def pytest_collection_modifyitems(config, items):
-    """xdist groups: a full-run group (above) for the tests that read ``reference_run`` or
-    ``demo_run``, else the test's module; full-run groups first (stable sort: within a
-    group the collection order, e.g. test_faults' rebuild last, is kept)."""
-    for item in items:
-        module = item.nodeid.split("::")[0]
-        if item.get_closest_marker("xdist_group") is None:
-            if FULLRUN_FIXTURES & set(getattr(item, "fixturenames", ())):
-                group = FULLRUN_GROUPS.get(module, "fullrun-1")
-            else:
-                group = module
-            item.add_marker(pytest.mark.xdist_group(group))
-    items.sort(key=lambda it: not _group(it).startswith("fullrun"))
-
-
-def _group(item) -> str:
-    mark = item.get_closest_marker("xdist_group")
-    return str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
 
 
 @pytest.fixture(scope="session")
