@@ -1,5 +1,5 @@
 """The quality suite alone at scale, both paths side by side: a clean synthetic cohort of
-N patients with ~100 lab rows each (``tests/test_quality_scale.synthetic_core``) written
+N patients with ~100 lab rows each (``tests/quality/test_quality_scale.synthetic_core``) written
 to a DuckDB warehouse, then validated
 
 * ``pandas`` - as before: the core tables read into pandas (``SELECT *``, as
@@ -28,14 +28,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
 
 def _write_warehouse(path: Path, patients: int) -> dict:
     import duckdb
 
-    from test_quality_scale import synthetic_core
+    from tests.quality.test_quality_scale import synthetic_core
 
     tables = synthetic_core(patients)
     con = duckdb.connect(str(path))
