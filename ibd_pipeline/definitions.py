@@ -20,16 +20,19 @@ import dagster as dg
 
 from . import config
 from .config import data_paths, load_crf, load_settings
-from .defs import ingest, reconcile, warehouse_models
-from .defs.keys import AGREEMENT, DELIVERIES, DISCREPANCIES
-from .defs.publication import build_snapshot_asset
-from .defs.report import build_report_asset
-from .defs.resources import build_resources
-from .defs.sensors import build_sensors
-from .defs.study_assets import study_asset_checks, study_assets
+
+# The assets (ibd_pipeline.defs) are imported when a study's definitions are first built,
+# after the process was switched to that study (study_definitions): their keys carry the
+# study (defs/keys.py), so the import must not come before.
 
 def study_graph(settings: dict) -> tuple[list, list]:
     """(center assets, pooled assets incl. the report and the snapshot) of a study."""
+    from .defs import ingest, reconcile, warehouse_models
+    from .defs.keys import AGREEMENT, DELIVERIES, DISCREPANCIES
+    from .defs.publication import build_snapshot_asset
+    from .defs.report import build_report_asset
+    from .defs.study_assets import study_assets
+
     center = [ingest.staging_tables, *reconcile.build_center_assets(settings)]
     pooled = [warehouse_models.reference_tables, *warehouse_models.sql_model_assets, *study_assets(settings)]
     pooled_keys = sorted({k for a in pooled for k in a.keys}, key=lambda k: k.to_user_string())
@@ -58,6 +61,10 @@ def build_definitions(
     executor: str | None = None,
 ) -> dg.Definitions:
     """The study's Definitions for one data directory (tests build their own)."""
+    from .defs.resources import build_resources
+    from .defs.sensors import build_sensors
+    from .defs.study_assets import study_asset_checks
+
     paths = data_paths(data_dir)
     settings_file = settings_file or os.environ.get("IBD_STUDY_SETTINGS")
     settings = load_settings(settings_file)
@@ -89,7 +96,13 @@ def study_definitions(name: str) -> dg.Definitions:
     switched to it (``IBD_STUDY`` set; ``IBD_DATA_DIR``, ``IBD_STUDY_SETTINGS`` and
     ``IBD_CENTERS_DIR``, which belong to the other study, dropped), so every module reads
     this study's settings, centers and data directory."""
+    import sys
+
     name = config.study_name(name)
+    keys = sys.modules.get(f"{__package__}.defs.keys")
+    if keys is not None and keys.STUDY != name:
+        raise RuntimeError(f"this process defined the assets of study {keys.STUDY!r}; the definitions of {name!r} "
+                           "need their own process (one code location per study, workspace.yaml)")
     if name != (os.environ.get("IBD_STUDY") or config.DEFAULT_STUDY):
         for var in ("IBD_DATA_DIR", "IBD_STUDY_SETTINGS", "IBD_CENTERS_DIR"):
             os.environ.pop(var, None)

@@ -30,8 +30,8 @@ _specs = [
     )
     for t in TABLES
 ] + [
-    dg.AssetSpec(key, description=description(key.path[1]), kinds={"duckdb"}, group_name="ingest",
-                 metadata={"dagster/column_schema": documented_schema(sm.model_by_name(f"analytics.{key.path[1]}"))})
+    dg.AssetSpec(key, description=description(key.path[-1]), kinds={"duckdb"}, group_name="ingest",
+                 metadata={"dagster/column_schema": documented_schema(sm.model_by_name(f"analytics.{key.path[-1]}"))})
     for key in (DELIVERIES, QUARANTINE)
 ]
 

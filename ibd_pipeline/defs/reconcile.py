@@ -17,7 +17,7 @@ from ..reconcile.sample import ORDER_FIELDS
 from ..outbox_lists import write_center_rejected_rows, write_reabstraction_list
 from ..spreadsheet import set_outbox_modes
 from .ingest import CRF
-from .keys import AGREEMENT, DISCREPANCIES, SAMPLE, reconciled_key, staging_key
+from .keys import AGREEMENT, DISCREPANCIES, SAMPLE, reconciled_key, staging_key, table_of
 from .partitions import center_check_spec, center_partitions
 from .resources import StudyResource
 from .tables import description, documented_schema, table_metadata
@@ -55,10 +55,10 @@ def reabstraction_sample(context: dg.AssetExecutionContext, study: StudyResource
     with warehouse.get_connection() as con:
         # the draw order comes from these fields, never from the (keyed) patient_id
         pats = reads.round_a_patients(con, center, list(dict.fromkeys(["center", "patient_id", *ORDER_FIELDS, "source_row"])))
-        prev = reads.center_rows(con, ".".join(SAMPLE.path), center, missing_ok=True)
+        prev = reads.center_rows(con, table_of(SAMPLE), center, missing_ok=True)
         sample = rc.draw_sample(pats, prev, s["sample_fraction"], s["sample_seed"], s["min_per_stratum"])
-        _replace_center_rows(con, ".".join(SAMPLE.path), center, sample)
-        table_meta = table_metadata(con, *SAMPLE.path, rows=len(sample))
+        _replace_center_rows(con, table_of(SAMPLE), center, sample)
+        table_meta = table_metadata(con, *SAMPLE.path[-2:], rows=len(sample))
         mrns = mrn_map(con, paths, study.profile(center), study.key(), CRF)
     listing = rc.reviewer_list(sample, mrns)
     path = write_reabstraction_list(listing, study.profile(center), paths.outbox(center), CRF)
@@ -105,16 +105,16 @@ def reconciliation(context: dg.AssetExecutionContext, study: StudyResource, ware
         # only the sampled patients' rows are compared (compare_rounds keeps no other)
         a = reads.round_frames(con, center, "A", DATA_TABLES, patients="sampled")
         b = reads.round_frames(con, center, "B", DATA_TABLES, patients="sampled")
-        sample = reads.center_rows(con, ".".join(SAMPLE.path), center)
+        sample = reads.center_rows(con, table_of(SAMPLE), center)
         adj = reads.center_rows(con, "staging.adjudications", center)
-        prev = reads.center_rows(con, ".".join(DISCREPANCIES.path), center, missing_ok=True)
+        prev = reads.center_rows(con, table_of(DISCREPANCIES), center, missing_ok=True)
         comparison = rc.compare_rounds(a, b, sample, CRF)
         agreement = rc.agreement_table(comparison, CRF)
         disc = rc.discrepancies(comparison, prev, adj, crf=CRF)
-        _replace_center_rows(con, ".".join(AGREEMENT.path), center, agreement)
-        _replace_center_rows(con, ".".join(DISCREPANCIES.path), center, disc)
-        agreement_meta = table_metadata(con, *AGREEMENT.path, rows=len(agreement))
-        discrepancies_meta = table_metadata(con, *DISCREPANCIES.path, rows=len(disc))
+        _replace_center_rows(con, table_of(AGREEMENT), center, agreement)
+        _replace_center_rows(con, table_of(DISCREPANCIES), center, disc)
+        agreement_meta = table_metadata(con, *AGREEMENT.path[-2:], rows=len(agreement))
+        discrepancies_meta = table_metadata(con, *DISCREPANCIES.path[-2:], rows=len(disc))
         mrns = mrn_map(con, paths, profile, study.key(), CRF)
     open_disc = disc[disc["status"] == "open"] if len(disc) else disc
     worklist = None
@@ -190,7 +190,7 @@ def reconciled_tables(context: dg.AssetExecutionContext, study: StudyResource, w
         # and the table keeps round A's row order (added records last, as before).
         a = reads.round_frames(con, center, "A", DATA_TABLES, patients="touched", order=True)
         adj = reads.center_rows(con, "staging.adjudications", center)
-        disc = reads.center_rows(con, ".".join(DISCREPANCIES.path), center)
+        disc = reads.center_rows(con, table_of(DISCREPANCIES), center)
         b = reads.round_frames(con, center, "B", DATA_TABLES, patients="touched")
         reconciled, rejected, resolved = rc.apply_adjudications(a, adj, disc, CRF, round_b=b)
         store_rc.write_reconciled(con, center, {t: reconciled[t] for t in DATA_TABLES}, rejected, CRF)
