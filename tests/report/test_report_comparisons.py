@@ -68,7 +68,7 @@ def test_a_missing_table_is_not_available_not_a_crash(tmp_path, query):
 
 @pytest.mark.parametrize("text, message", [
     ("- {figure: flow.included, compare: value, sql: 'SELECT 1 AS value'}", "needs a tolerance"),
-    ("- {figure: flow.included, compare: guess, sql: 'SELECT 1'}", "needs compare (one of count, value, summary, estimate)"),
+    ("- {figure: flow.included, compare: guess, sql: 'SELECT 1'}", "needs compare (one of count, value, summary, estimate, p, text)"),
     ("- {figure: flow.included, compare: value, tolerance: 0, sql: 'SELECT 1', tolerence: 1}", "unknown keys ['tolerence']"),
 ])
 def test_a_broken_entry_names_the_file_entry_and_figure(tmp_path, text, message):
