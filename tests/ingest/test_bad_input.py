@@ -326,7 +326,8 @@ def row_mutation(draw, center: str, bases_of: list[Base]):
         # a stop before its start, an event before birth, or a date far in the future
         state = base.outcome.get((table, sheet_key, i + 1))
         assume(state is not None and state[0] == "valid")
-        values = dict(state[1])
+        # only the fields this center delivers (a CRF field it does not collect has no column)
+        values = {f: v for f, v in dict(state[1]).items() if profile.header_for(table, f) in header}
         pairs = [(stop, start) for stop, start in (("upa_stop_date", "upa_start_date"), ("stop_date", "start_date"))
                  if stop in values and values.get(start) is not None]
         pairs += [(d, "birth_date") for d in ("diagnosis_date", "upa_start_date") if d in values and values.get("birth_date") is not None]
