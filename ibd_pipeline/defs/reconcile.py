@@ -110,7 +110,7 @@ def reconciliation(context: dg.AssetExecutionContext, study: StudyResource, ware
         prev = reads.center_rows(con, table_of(DISCREPANCIES), center, missing_ok=True)
         comparison = rc.compare_rounds(a, b, sample, CRF)
         agreement = rc.agreement_table(comparison, CRF)
-        disc = rc.discrepancies(comparison, prev, adj, crf=CRF)
+        disc = rc.discrepancies(comparison, prev, adj, crf=CRF, profiles=study.centers())
         _replace_center_rows(con, table_of(AGREEMENT), center, agreement)
         _replace_center_rows(con, table_of(DISCREPANCIES), center, disc)
         agreement_meta = table_metadata(con, *AGREEMENT.path[-2:], rows=len(agreement))
@@ -192,7 +192,7 @@ def reconciled_tables(context: dg.AssetExecutionContext, study: StudyResource, w
         adj = reads.center_rows(con, "staging.adjudications", center)
         disc = reads.center_rows(con, table_of(DISCREPANCIES), center)
         b = reads.round_frames(con, center, "B", DATA_TABLES, patients="touched")
-        reconciled, rejected, resolved = rc.apply_adjudications(a, adj, disc, CRF, round_b=b)
+        reconciled, rejected, resolved = rc.apply_adjudications(a, adj, disc, CRF, round_b=b, profiles=study.centers())
         store_rc.write_reconciled(con, center, {t: reconciled[t] for t in DATA_TABLES}, rejected, CRF)
         for t in DATA_TABLES:
             sm.document_table(con, "reconciled", t)

@@ -8,9 +8,9 @@ settings' ``reconciliation`` section)::
     comparison = compare_rounds(round_a, round_b, sample, crf)
     agreement = agreement_table(comparison, crf)
     passed, message = agreement_gate(agreement, center, threshold_pct)
-    disc = discrepancies(comparison, previous_discrepancies, adjudications, crf=crf)  # ADJ staging frame
+    disc = discrepancies(comparison, previous_discrepancies, adjudications, crf=crf, profiles=profiles)  # ADJ staging frame
     write_worklist(disc, center, profile, mrn_of, outbox, yyyymmdd, crf=crf)       # open rows, center's terms (.xlsx)
-    reconciled, rejected, resolved = apply_adjudications(round_a, adjudications, disc, crf, round_b=round_b)
+    reconciled, rejected, resolved = apply_adjudications(round_a, adjudications, disc, crf, round_b=round_b, profiles=profiles)
 
 Conventions: ``record_key`` = the CRF key fields other than mrn, canonical text (dates
 ISO, codes canonical), joined by '|' (``patients``: ``patient``); a record present in

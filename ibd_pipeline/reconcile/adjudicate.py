@@ -47,7 +47,7 @@ def apply_adjudications(
     crf: Crf,
     *,
     round_b: Mapping[str, pd.DataFrame] | None = None,
-    profiles: Mapping[str, CenterProfile] | None = None,
+    profiles: Mapping[str, CenterProfile],
 ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, pd.DataFrame]:
     """Apply the reviewer's decisions to round A.
 
@@ -59,7 +59,7 @@ def apply_adjudications(
     listed rows already ``resolved`` that no accepted adjudication names (decided in an
     earlier run) are applied with their resolved_value. ``round_b``: needed to add a record
     that only round B has (``*`` resolved as existing). ``profiles``: the center
-    profiles whose vocabularies give extra code spellings (default: all).
+    profiles whose vocabularies give extra code spellings (the study's centers; passed, never loaded here).
 
     An adjudication is rejected (quarantine layout, round ADJ) with rule
     ``no_open_discrepancy`` when it names no listed discrepancy; ``required``, ``type``,

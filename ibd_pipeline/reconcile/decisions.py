@@ -9,7 +9,7 @@ from typing import Any, Callable, Collection, Mapping
 
 import pandas as pd
 
-from ibd_pipeline.config import CenterProfile, Crf, load_centers, load_unit_aliases
+from ibd_pipeline.config import CenterProfile, Crf, load_unit_aliases
 from ibd_pipeline.reconcile.values import (
     ABSENT,
     PRESENT,
@@ -58,9 +58,8 @@ def _s(v: Any) -> str:
     return "" if is_missing(v) else str(v).strip()
 
 
-def vocabulary_maps(profiles: Mapping[str, CenterProfile] | None = None) -> dict[str, dict[str, Any]]:
+def vocabulary_maps(profiles: Mapping[str, CenterProfile]) -> dict[str, dict[str, Any]]:
     """Every center vocabulary's code spellings, per field (``bool`` for booleans)."""
-    profiles = load_centers() if profiles is None else profiles
     maps: dict[str, dict[str, Any]] = {}
     for p in profiles.values():
         for fname, m in ((p.vocabulary or {}).get("codes") or {}).items():
@@ -107,7 +106,7 @@ def read_adjudications(
     adjudications: pd.DataFrame | None,
     listed: Collection[tuple],
     crf: Crf,
-    profiles: Mapping[str, CenterProfile] | None = None,
+    profiles: Mapping[str, CenterProfile],
 ) -> tuple[dict[tuple, Decision], list[dict]]:
     """The accepted decision per discrepancy target, and the rejected rows (quarantine
     dicts). ``listed``: the targets (TARGET tuples, trimmed text) that may be decided.

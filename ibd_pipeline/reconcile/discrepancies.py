@@ -25,7 +25,7 @@ def discrepancies(
     adjudications: pd.DataFrame | None = None,
     *,
     crf: Crf,
-    profiles: Mapping[str, CenterProfile] | None = None,
+    profiles: Mapping[str, CenterProfile],
 ) -> pd.DataFrame:
     """One row per disagreeing field; a record present in one round only is ONE row with
     field ``*`` and value_a/value_b ``present``/``absent``.

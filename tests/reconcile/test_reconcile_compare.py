@@ -4,7 +4,7 @@ discrepancy list; the adjudication of round A."""
 import pandas as pd
 import pytest
 
-from ibd_pipeline.config import load_crf
+from ibd_pipeline.config import load_centers, load_crf
 from ibd_pipeline.reconcile import (
     CELL_COLUMNS,
     DISCREPANCY_COLUMNS,
@@ -16,6 +16,7 @@ from ibd_pipeline.reconcile import (
 )
 
 CRF = load_crf()
+PROFILES = load_centers()  # their vocabularies: the extra code spellings a decision may use
 C = "zcmu1"
 _DTYPES = {"date": "datetime64[ns]", "int": "Int64", "float": "float64", "bool": "boolean"}
 
@@ -161,7 +162,7 @@ def test_sampled_patient_without_round_b_is_listed_separately(comparison):
 
 
 def test_discrepancies_one_row_per_field_and_one_per_missing_record(comparison):
-    d = discrepancies(comparison, None, None, crf=CRF)
+    d = discrepancies(comparison, None, None, crf=CRF, profiles=PROFILES)
     assert list(d.columns) == DISCREPANCY_COLUMNS
     rows = {tuple(r) for r in d[["patient_id", "table_name", "record_key", "field", "value_a", "value_b"]].to_numpy()}
     assert rows == {
@@ -203,8 +204,8 @@ ADJ = adjudication_rows([
 @pytest.fixture(scope="module")
 def adjudicated(comparison):
     a, b = rounds()
-    listed = discrepancies(comparison, None, None, crf=CRF)
-    return apply_adjudications(a, ADJ, listed, CRF, round_b=b)
+    listed = discrepancies(comparison, None, None, crf=CRF, profiles=PROFILES)
+    return apply_adjudications(a, ADJ, listed, CRF, round_b=b, profiles=PROFILES)
 
 
 def test_adjudication_applies_values_to_round_a(adjudicated):
@@ -254,7 +255,7 @@ def test_rejections_are_quarantine_rows(adjudicated):
 
 def test_resolved_marks_the_discrepancy_list_and_carries_over(comparison, adjudicated):
     _, _, resolved = adjudicated
-    final = discrepancies(comparison, None, resolved, crf=CRF)
+    final = discrepancies(comparison, None, resolved, crf=CRF, profiles=PROFILES)
     status = {(r.record_key, r.field): (r.status, r.resolved_value) for r in final.itertuples()}
     assert status == {
         ("patient", "birth_date"): ("resolved", "1990-01-03"),
@@ -266,11 +267,11 @@ def test_resolved_marks_the_discrepancy_list_and_carries_over(comparison, adjudi
         ("2023-03-01|ALB", "value"): ("open", None),
     }
     # next run: the earlier list carries the resolutions (same values on both sides) ...
-    again = discrepancies(comparison, final, None, crf=CRF)
+    again = discrepancies(comparison, final, None, crf=CRF, profiles=PROFILES)
     pd.testing.assert_frame_equal(again, final)
     # ... and they are applied again without the reviewer re-sending them
     a, b = rounds()
-    reconciled, rejected, resolved2 = apply_adjudications(a, None, again, CRF, round_b=b)
+    reconciled, rejected, resolved2 = apply_adjudications(a, None, again, CRF, round_b=b, profiles=PROFILES)
     assert rejected.empty and set(resolved2["source"]) == {"previous"}
     assert sorted(reconciled["medications"]["drug"]) == ["infliximab", "ustekinumab"]
     assert reconciled["assessments"]["hbi_pain"].tolist() == [3]
@@ -280,11 +281,11 @@ def test_raw_adjudications_mark_only_valid_decisions_resolved(comparison, adjudi
     # the ADJ staging frame itself may be given to discrepancies(): values that do not
     # parse (smoking 'sometimes', ALB 'abc') leave their discrepancy open
     _, _, resolved = adjudicated
-    from_raw = discrepancies(comparison, None, ADJ, crf=CRF)
-    pd.testing.assert_frame_equal(from_raw, discrepancies(comparison, None, resolved, crf=CRF))
+    from_raw = discrepancies(comparison, None, ADJ, crf=CRF, profiles=PROFILES)
+    pd.testing.assert_frame_equal(from_raw, discrepancies(comparison, None, resolved, crf=CRF, profiles=PROFILES))
     # and applying the adjudications against that list gives the same reconciled tables
     a, b = rounds()
-    reconciled, rejected, _ = apply_adjudications(a, ADJ, from_raw, CRF, round_b=b)
+    reconciled, rejected, _ = apply_adjudications(a, ADJ, from_raw, CRF, round_b=b, profiles=PROFILES)
     for t, df in adjudicated[0].items():
         pd.testing.assert_frame_equal(reconciled[t], df)
     assert sorted(rejected["rule"]) == ["code", "no_open_discrepancy", "type"]
@@ -292,18 +293,18 @@ def test_raw_adjudications_mark_only_valid_decisions_resolved(comparison, adjudi
 
 def test_changed_values_reopen_a_resolved_discrepancy(comparison, adjudicated):
     _, _, resolved = adjudicated
-    final = discrepancies(comparison, None, resolved, crf=CRF)
+    final = discrepancies(comparison, None, resolved, crf=CRF, profiles=PROFILES)
     stale = final.copy()
     stale.loc[stale["field"] == "hbi_pain", "value_b"] = "4"  # round B said something else then
-    again = discrepancies(comparison, stale, None, crf=CRF)
+    again = discrepancies(comparison, stale, None, crf=CRF, profiles=PROFILES)
     assert again.set_index("field").loc["hbi_pain", "status"] == "open"
 
 
 def test_adjudication_of_a_vanished_discrepancy_is_rejected():
     a, b = rounds()
     b["patients"].loc[b["patients"]["patient_id"] == "P1", "birth_date"] = pd.Timestamp("1990-01-02")
-    listed = discrepancies(compare_rounds(a, b, SAMPLE, CRF), None, None, crf=CRF)
-    _, rejected, _ = apply_adjudications(a, ADJ.iloc[:1], listed, CRF, round_b=b)
+    listed = discrepancies(compare_rounds(a, b, SAMPLE, CRF), None, None, crf=CRF, profiles=PROFILES)
+    _, rejected, _ = apply_adjudications(a, ADJ.iloc[:1], listed, CRF, round_b=b, profiles=PROFILES)
     assert rejected["rule"].tolist() == ["no_open_discrepancy"]
 
 
@@ -314,7 +315,7 @@ def test_later_adjudication_of_the_same_discrepancy_wins(comparison):
              decided_on=pd.Timestamp("2025-04-12")),
         dict(patient_id="P1", table_name="assessments", record_key="2023-03-01", field="hbi_pain", resolved_value="1"),
     ])
-    reconciled, rejected, _ = apply_adjudications(a, adj, discrepancies(comparison, crf=CRF), CRF, round_b=b)
+    reconciled, rejected, _ = apply_adjudications(a, adj, discrepancies(comparison, crf=CRF, profiles=PROFILES), CRF, round_b=b, profiles=PROFILES)
     assert reconciled["assessments"]["hbi_pain"].tolist() == [3]  # decided 2025-04-12, after 2025-04-10
     assert rejected[["rule", "row_number"]].values.tolist() == [["unique_key", 3]]
     assert a["assessments"]["hbi_pain"].tolist() == [2] and "round" in a["assessments"]  # input untouched
@@ -338,7 +339,7 @@ def test_resolved_value_parsing_rules(field, text, rule):
     comp = compare_rounds(a, b, SAMPLE, CRF)
     adj = adjudication_rows([dict(patient_id="P1", table_name="assessments", record_key="2023-03-01", field=field,
                                   resolved_value=text)])
-    reconciled, rejected, _ = apply_adjudications(a, adj, discrepancies(comp, crf=CRF), CRF, round_b=b)
+    reconciled, rejected, _ = apply_adjudications(a, adj, discrepancies(comp, crf=CRF, profiles=PROFILES), CRF, round_b=b, profiles=PROFILES)
     if rule is None:
         assert rejected.empty
         v = reconciled["assessments"][field].iloc[0]

@@ -30,6 +30,7 @@ from ibd_pipeline.reconcile.values import compared_fields, record_keys, to_text
 from ibd_pipeline.reconcile.worklist import worklist_headers, worklist_sheet
 
 CENTERS = load_centers()
+PROFILES = CENTERS
 CRF = load_crf()
 SETTINGS = load_settings()
 KEY = b"worklist-return-test-key-0123456"
@@ -83,7 +84,7 @@ def test_a_worklist_written_filled_in_returned_and_applied(center, study, tmp_pa
     drain_inbox(paths, profile, settle_seconds=0)
     a, b, _, _, mrns = _load(paths, center, paths.warehouse)
     comparison = rc.compare_rounds(a, b, a["patients"][["center", "patient_id", "diagnosis"]], CRF)
-    disc = rc.discrepancies(comparison, crf=CRF)
+    disc = rc.discrepancies(comparison, crf=CRF, profiles=PROFILES)
     assert len(disc) >= 8, len(disc)
 
     wl = rc.write_worklist(disc, center, profile, mrns, paths.outbox(center), "20250415",
@@ -178,7 +179,7 @@ def test_a_worklist_written_filled_in_returned_and_applied(center, study, tmp_pa
     assert quarantine.empty
     assert set(adj["source_file"]) == {wl.name} and set(adj["reviewer_id"]) == {"REV07"}
     assert set(adj["table_name"]) <= set(CRF.data_tables)  # canonical, whatever the center calls them
-    decided = rc.discrepancies(comparison, None, adj, crf=CRF)
+    decided = rc.discrepancies(comparison, None, adj, crf=CRF, profiles=PROFILES)
     by_row = dict(zip(range(2, 2 + len(disc)), decided.to_dict("records")))
     assert by_row[undecided]["status"] == "open"
     assert by_row[bad_row]["status"] == "open"  # a value that is not a code decides nothing
@@ -191,7 +192,7 @@ def test_a_worklist_written_filled_in_returned_and_applied(center, study, tmp_pa
             assert math.isclose(float(r["resolved_value"]), float(want), rel_tol=1e-12), (i, r, want)
         else:
             assert r["resolved_value"] == want, (i, r, want)
-    reconciled, rejected, resolved = rc.apply_adjudications(a, adj, decided, CRF, round_b=b)
+    reconciled, rejected, resolved = rc.apply_adjudications(a, adj, decided, CRF, round_b=b, profiles=PROFILES)
     assert len(resolved) == len(expected)
     assert len(rejected) == 1 and rejected["rule"].iloc[0] in ("code", "type")  # a code, or a boolean
     assert rejected["row_number"].tolist() == [bad_row] and rejected["field"].tolist() == ["resolved_value"]
