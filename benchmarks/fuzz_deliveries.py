@@ -45,6 +45,7 @@ MUTATIONS = (
 
 def _baseline(work: Path, patients: int):
     from ibd_pipeline.config import data_paths, ensure_pseudonym_key, load_centers, load_crf, load_settings, read_pseudonym_key
+    from ibd_pipeline.ingest import delivery_name_check
     from ibd_pipeline.intake import drain_inbox
     from ibd_pipeline.loading import load_center
     from ibd_pipeline.synth import generate_deliveries
@@ -59,7 +60,7 @@ def _baseline(work: Path, patients: int):
     shutil.copytree(base / "inbox", work / "source", dirs_exist_ok=True)
     profiles, crf, key, settings = load_centers(), load_crf(), read_pseudonym_key(paths), load_settings()
     for c, p in profiles.items():
-        drain_inbox(paths, p, 0.0, max_wait=5)
+        drain_inbox(paths, p, 0.0, delivery_name_check(crf), max_wait=5)
         with wh.connect(paths.warehouse) as con:
             load_center(con, paths, p, crf, key, settings)
     return base
@@ -219,6 +220,7 @@ def _keep(case_dir: Path, dst: Path) -> None:
 
 def run(cases: int, seed: int, work: Path, progress: Path | None = None, patients: int = 122) -> dict:
     from ibd_pipeline.config import data_paths, load_centers, load_crf, load_settings, read_pseudonym_key
+    from ibd_pipeline.ingest import delivery_name_check
     from ibd_pipeline.intake import drain_inbox
     from ibd_pipeline.loading import load_center
     from ibd_pipeline.store import warehouse as wh
@@ -252,7 +254,7 @@ def run(cases: int, seed: int, work: Path, progress: Path | None = None, patient
         try:
             name, data = _mutate(src, fmt, enc, kind, rng)
             (paths.inbox(c) / name).write_bytes(data)
-            for o in drain_inbox(paths, p, 0.0, max_wait=2):  # the line `ibd-pipeline run` prints
+            for o in drain_inbox(paths, p, 0.0, delivery_name_check(crf), max_wait=2):  # the line `ibd-pipeline run` prints
                 texts.append(f"intake {o.center}/{o.file_name}: {o.status}{' - ' + o.message if o.message else ''}")
             with wh.connect(paths.warehouse) as con:
                 rep = load_center(con, paths, p, crf, read_pseudonym_key(paths), settings)

@@ -182,6 +182,17 @@ class CenterProfile:
     raw: dict
     vocabulary: dict = field(default_factory=dict)
     path: Path | None = None  # the profile file (named in messages that ask for a profile update)
+    unit_spellings: dict = field(default_factory=dict)  # its centers folder's units.yaml
+
+    @property
+    def unit_aliases(self) -> dict[str, str]:
+        """Shared unit spellings -> canonical unit (``centers/units.yaml`` ``aliases``)."""
+        return self.unit_spellings.get("aliases") or {}
+
+    @property
+    def qualifiers(self) -> tuple[str, ...]:
+        """Detection-limit qualifiers a lab value may carry (``units.yaml`` ``qualifiers``)."""
+        return tuple(self.unit_spellings.get("qualifiers") or ())
 
     @property
     def format(self) -> str:
@@ -260,6 +271,7 @@ def _shared_file(root: Path, relative: str) -> Path:
 @lru_cache(maxsize=4)
 def _load_centers(path: str) -> dict[str, CenterProfile]:
     root = Path(path)
+    units = yaml.safe_load(_shared_file(root, "units.yaml").read_text(encoding="utf-8")) or {}
     out = {}
     for f in sorted(root.glob("*.yaml")):
         raw = yaml.safe_load(f.read_text(encoding="utf-8"))
@@ -271,7 +283,7 @@ def _load_centers(path: str) -> dict[str, CenterProfile]:
                 _shared_file(root, f"vocabularies/{raw['vocabulary']}.yaml").read_text(encoding="utf-8")
             )
         cid = raw.get("id", f.stem)
-        out[cid] = CenterProfile(id=cid, raw=raw, vocabulary=vocab, path=f)
+        out[cid] = CenterProfile(id=cid, raw=raw, vocabulary=vocab, path=f, unit_spellings=units)
     return out
 
 
@@ -355,17 +367,6 @@ def load_centers(path: str | Path | None = None) -> dict[str, CenterProfile]:
 
 def center_ids() -> list[str]:
     return list(load_centers().keys())
-
-
-@lru_cache(maxsize=4)
-def _load_units(path: str) -> dict:
-    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-
-
-def load_unit_aliases() -> dict:
-    """Shared unit spellings (``centers/units.yaml``): {'aliases': {...}, 'qualifiers': [...]}
-    (the project's own when the centers directory, e.g. a study's, has none)."""
-    return _load_units(str(_shared_file(centers_dir(), "units.yaml")))
 
 
 # ------------------------------------------------------------------ settings

@@ -317,7 +317,7 @@ def accept_file(
     paths: DataPaths,
     profile: CenterProfile,
     name: str,
-    name_check=None,
+    name_check,
 ) -> IntakeOutcome:
     """Take one complete file from a center's inbox into its archive (under the
     center's intake lock; see :func:`_accept_file`)."""
@@ -333,19 +333,9 @@ def accept_file(
         )
 
 
-def _default_name_check(profile: CenterProfile, name: str) -> None:
-    """``ingest.parse_delivery_name`` with the study's CRF. The intake entry points
-    (``drain_inbox``, ``accept_file``) take no CRF of their own: the file names are
-    checked against the project's ``schemas/crf.yaml`` here, in one place."""
-    from .config import load_crf
-    from .ingest import parse_delivery_name
-
-    parse_delivery_name(profile, name, crf=load_crf())
-
-
-def _accept_file(paths: DataPaths, profile: CenterProfile, name: str, name_check=None) -> IntakeOutcome:
+def _accept_file(paths: DataPaths, profile: CenterProfile, name: str, name_check) -> IntakeOutcome:
     """``name_check(profile, name)`` raises ``ValueError`` with a message when the name does
-    not follow the center's pattern (defaults to ``ingest.parse_delivery_name``)."""
+    not follow the center's pattern (the study's ``ingest.delivery_name_check(crf)``)."""
     center = profile.id
     inbox = paths.inbox(center)
     src = inbox / name
@@ -362,7 +352,7 @@ def _accept_file(paths: DataPaths, profile: CenterProfile, name: str, name_check
     reason = unsafe_name_reason(name)
     if reason is None:
         try:
-            (name_check or _default_name_check)(profile, name)
+            name_check(profile, name)
         except ValueError as exc:
             reason = str(exc)
     if reason is not None:  # the name itself is never repeated unless it passed the PHI check
@@ -489,12 +479,13 @@ def take_complete_files(
     profile: CenterProfile,
     previous: dict[str, list[int]] | None,
     settle_seconds: float,
+    name_check,
 ) -> tuple[list[IntakeOutcome], dict[str, list[int]]]:
     """One look at a center's inbox: accept the complete files, return the outcomes
     (a file taken by a concurrent run is not reported) and the snapshot to compare
     with at the next look."""
     snap = inbox_snapshot(paths.inbox(profile.id))
-    outcomes = [accept_file(paths, profile, n) for n in complete_files(snap, previous, settle_seconds)]
+    outcomes = [accept_file(paths, profile, n, name_check) for n in complete_files(snap, previous, settle_seconds)]
     taken = {o.inbox_name or o.file_name for o in outcomes if o.status in SETTLED}
     return [o for o in outcomes if o.status != "gone"], {k: v for k, v in snap.items() if k not in taken}
 
@@ -510,7 +501,9 @@ def inbox_blocked(paths: DataPaths, center: str) -> str | None:
     return None
 
 
-def drain_inbox(paths: DataPaths, profile: CenterProfile, settle_seconds: float, max_wait: float = 60.0) -> list[IntakeOutcome]:
+def drain_inbox(
+    paths: DataPaths, profile: CenterProfile, settle_seconds: float, name_check, max_wait: float = 60.0
+) -> list[IntakeOutcome]:
     """Headless intake: take every complete file now in the inbox, waiting (up to
     ``max_wait``) for files that are still settling (never for held, unreadable or
     blocked ones)."""
@@ -521,7 +514,7 @@ def drain_inbox(paths: DataPaths, profile: CenterProfile, settle_seconds: float,
     previous = None
     deadline = time.time() + max_wait
     while True:
-        got, previous = take_complete_files(paths, profile, previous, settle_seconds)
+        got, previous = take_complete_files(paths, profile, previous, settle_seconds, name_check)
         outcomes.extend(got)
         if not previous or time.time() > deadline:
             return outcomes

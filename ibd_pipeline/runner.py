@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 
 from . import fingerprint as fp
-from .config import DataPaths, data_paths, load_centers, load_settings
+from .config import DataPaths, data_paths, load_centers, load_crf, load_settings
 from .intake import accepted_deliveries, drain_inbox, stray_entries
 from .privacy import redact
 
@@ -208,9 +208,12 @@ def run_pipeline(
     settle = load_settings()["ingestion"]["settle_seconds"] if settle_seconds is None else settle_seconds
     summary = RunSummary()
     if take_inbox:
+        from .ingest.names import delivery_name_check
+
         summary.intake += stray_entries(paths, profiles)
+        check = delivery_name_check(load_crf())
         for c in centers:
-            summary.intake += drain_inbox(paths, profiles[c], settle)
+            summary.intake += drain_inbox(paths, profiles[c], settle, check)
     stop = clear_stop(paths, [c for c in centers if accepted_deliveries(paths, c)])
     if stop is not None:  # one message naming cause and fix; no job runs on nothing
         summary.notes.append(stop)

@@ -202,7 +202,7 @@ def mechanism_of(drug_class: str, settings: dict) -> str:
     return drug_class
 
 
-def reference_frames(crf: Crf, settings: dict, centers: dict | None = None) -> dict[str, pd.DataFrame]:
+def reference_frames(crf: Crf, settings: dict, centers: dict) -> dict[str, pd.DataFrame]:
     """ref.* tables from the CRF, the study settings and the center profiles."""
     drugs = pd.DataFrame(
         [
@@ -222,10 +222,6 @@ def reference_frames(crf: Crf, settings: dict, centers: dict | None = None) -> d
             for t, s in crf.lab_tests.items()
         ]
     ).astype({"normal_low": "float64", "normal_high": "float64"})
-    if centers is None:
-        from .config import load_centers
-
-        centers = load_centers()
     ctr = pd.DataFrame([{"center": c, "name": p.raw.get("name", c), "format": p.format} for c, p in centers.items()])
     return {"drugs": drugs, "procedures": procs, "lab_tests": labs, "settings": settings_frame(settings), "centers": ctr}
 

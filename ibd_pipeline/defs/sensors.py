@@ -42,10 +42,13 @@ def build_sensors(center_job, study_job):
         paths = study.paths()
         settle = float(study.settings()["ingestion"]["settle_seconds"])
         requests, new_cursor, notes = [], {}, []
+        from ..ingest.names import delivery_name_check
+
+        check = delivery_name_check(study.crf())
         for center, profile in study.centers().items():
             paths.ensure([center])
             state = cursor.get(center, {})
-            outcomes, snapshot = take_complete_files(paths, profile, state.get("snapshot"), settle)
+            outcomes, snapshot = take_complete_files(paths, profile, state.get("snapshot"), settle, check)
             notes += [f"{center}/{o.file_name}: {o.status} {o.message}".strip() for o in outcomes]
             # the newest accepted delivery in the archive, not only this tick's: a tick that
             # archived a file and then failed is made good by the next one

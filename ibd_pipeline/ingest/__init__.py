@@ -10,7 +10,7 @@ from .crosstable import HBI_FIELDS, MAYO_FIELDS, SCORE_FIELDS_DEFAULT, cross_tab
 from .errors import UnreadableFileError
 from .extract import ExtractChunk, TableExtract, extract_file, iter_extract, read_fields, source_file_of
 from .frames import empty_canonical
-from .names import DeliveryName, parse_delivery_name
+from .names import DeliveryName, delivery_name_check, parse_delivery_name
 from .readers import DEFAULT_CHUNK_ROWS
 from .report import report_name, write_delivery_report
 from .rules import QUARANTINE_COLUMNS, RULES, empty_quarantine
@@ -20,6 +20,7 @@ __all__ = [
     "UnreadableFileError",
     "DeliveryName",
     "parse_delivery_name",
+    "delivery_name_check",
     "TableExtract",
     "ExtractChunk",
     "extract_file",

@@ -54,6 +54,17 @@ def _pattern_regex(pattern: str) -> re.Pattern:
     return re.compile("".join(out))
 
 
+def delivery_name_check(crf: Crf):
+    """The intake's name check for a study: ``check(profile, name)`` raises ``ValueError``
+    with the coordinator's sentence when :func:`parse_delivery_name` rejects the name
+    (``intake.accept_file`` and ``drain_inbox`` take it; the study's CRF names the tables)."""
+
+    def check(profile: CenterProfile, file_name: str) -> None:
+        parse_delivery_name(profile, file_name, crf=crf)
+
+    return check
+
+
 def parse_delivery_name(profile: CenterProfile, file_name: str, *, crf: Crf) -> DeliveryName:
     """Parse a delivered file's name through the center's ``files`` pattern.
 

@@ -22,7 +22,7 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from ibd_pipeline.config import CenterProfile, Crf, FieldSpec, TableSpec, load_unit_aliases
+from ibd_pipeline.config import CenterProfile, Crf, FieldSpec, TableSpec
 from ibd_pipeline.pseudonym import patient_ids
 
 from .frames import FAILURE_COLUMNS, empty_canonical
@@ -318,8 +318,7 @@ class _UnitLookup:
     """Unit spellings -> canonical unit, and the profile's conversion factors."""
 
     def __init__(self, profile: CenterProfile, crf: Crf):
-        units = load_unit_aliases()
-        self.aliases = {_squash(k): _squash(v) for k, v in (units.get("aliases") or {}).items()}
+        self.aliases = {_squash(k): _squash(v) for k, v in profile.unit_aliases.items()}
         self.crf = crf
         self.profile_units: dict[str, dict[str, float]] = {}
         for test, conv in (profile.units or {}).items():

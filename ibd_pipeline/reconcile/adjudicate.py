@@ -83,7 +83,7 @@ def apply_adjudications(
     for key, r in listed.items():  # resolutions carried over from an earlier run
         if key in decisions or str(r.get("status")) != RESOLVED:
             continue
-        parse = parse or field_parser(crf, vocabulary_maps(profiles))
+        parse = parse or field_parser(crf, profiles)
         origin = {"center": key[0], "round": "ADJ", "delivery_id": None, "table_name": "adjudications",
                   "file_name": None, "row_number": None, "patient_id": key[1]}
         try:

@@ -9,7 +9,7 @@ from typing import Any, Callable, Collection, Mapping
 
 import pandas as pd
 
-from ibd_pipeline.config import CenterProfile, Crf, load_unit_aliases
+from ibd_pipeline.config import CenterProfile, Crf
 from ibd_pipeline.reconcile.values import (
     ABSENT,
     PRESENT,
@@ -67,9 +67,11 @@ def vocabulary_maps(profiles: Mapping[str, CenterProfile]) -> dict[str, dict[str
     return maps
 
 
-def field_parser(crf: Crf, vocab: Mapping[str, Mapping[str, Any]]) -> Callable[[str, str, Any], tuple[Any, str | None]]:
-    """parse(table, field, text) -> (value, canonical text); raises ParseError."""
-    qualifiers = tuple(load_unit_aliases().get("qualifiers", ["<", ">"]))
+def field_parser(crf: Crf, profiles: Mapping[str, CenterProfile]) -> Callable[[str, str, Any], tuple[Any, str | None]]:
+    """parse(table, field, text) -> (value, canonical text); raises ParseError. The code
+    spellings are the centers' vocabularies, the lab qualifiers their ``units.yaml``'s."""
+    vocab = vocabulary_maps(profiles)
+    qualifiers = tuple(dict.fromkeys(q for p in profiles.values() for q in p.qualifiers))
 
     def parse(table: str, field: str, text: Any) -> tuple[Any, str | None]:
         if field == WHOLE_RECORD:
@@ -118,7 +120,7 @@ def read_adjudications(
     if adjudications is None or len(adjudications) == 0:
         return decisions, rejected
     vocab = vocabulary_maps(profiles)
-    parse = field_parser(crf, vocab)
+    parse = field_parser(crf, profiles)
     table_alias = vocab.get("table", {})
     listed = set(listed)
     adj = adjudications.reset_index(drop=True)

@@ -40,6 +40,7 @@ from ibd_pipeline.ingest import UnreadableFileError, extract_file, write_deliver
 from ibd_pipeline.ingest.rules import CROSS_FIELD_RULES, RULES
 from ibd_pipeline.intake import drain_inbox, read_manifest
 from ibd_pipeline.loading import load_center
+from tests.support.intake import NAME_CHECK
 
 KEY = b"bad-input-test-key-0123456789abcdef"
 DELIVERY = "b" * 64
@@ -591,7 +592,7 @@ def loaded(study, tmp_path_factory) -> dict[str, Loaded]:
         paths = data_paths(root / "data").ensure([center])
         for f in (study / "inbox" / center).iterdir():
             shutil.copy(f, paths.inbox(center) / f.name)
-        drain_inbox(paths, profile, settle_seconds=0)
+        drain_inbox(paths, profile, settle_seconds=0, name_check=NAME_CHECK)
         con = duckdb.connect(str(root / "w.duckdb"))
         rep = load_center(con, paths, profile, CRF, KEY, SETTINGS)
         assert rep.errors == []
@@ -627,7 +628,7 @@ def test_a_bad_later_file_never_costs_the_center_its_earlier_data(center, bases,
             problem = None
         except UnreadableFileError as e:
             direct, problem = None, e.problem
-        (o,) = drain_inbox(paths, CENTERS[center], settle_seconds=0)
+        (o,) = drain_inbox(paths, CENTERS[center], settle_seconds=0, name_check=NAME_CHECK)
         if o.status == "duplicate":
             return  # the same bytes as a loaded file: nothing new
         if o.status == "held":  # looks like an incomplete copy (issue 18): not archived, the coordinator told
@@ -683,7 +684,7 @@ def test_a_later_file_whose_every_row_is_rejected_does_not_replace_the_good_data
     src = doc.write(paths.inbox(center))
     t = time.time() - 60
     os.utime(src, (t, t))
-    drain_inbox(paths, CENTERS[center], settle_seconds=0)
+    drain_inbox(paths, CENTERS[center], settle_seconds=0, name_check=NAME_CHECK)
     con = duckdb.connect(str(root / "w.duckdb"))
     try:
         load_center(con, paths, CENTERS[center], CRF, KEY, SETTINGS)
@@ -831,7 +832,7 @@ def test_the_reviewer_list_neutralises_formulas_in_record_numbers(tmp_path):
     rows = [[m, "a1", "F", "1990-01-01", dx, "2015-01-01", "2024-01-01", "2024-12-01"] for dx, m in mrns.items()]
     doc = Doc("zcmu1", "A_patients_20250401.csv", {"patients": [cols] + rows}, "utf-8-sig")
     _age(doc.write(paths.inbox("zcmu1")))
-    drain_inbox(paths, CENTERS["zcmu1"], settle_seconds=0)
+    drain_inbox(paths, CENTERS["zcmu1"], settle_seconds=0, name_check=NAME_CHECK)
     result = dg.materialize(
         [staging_tables, reabstraction_sample], partition_key="zcmu1",
         resources=build_resources(paths.root, key_file=key_file), instance=dg.DagsterInstance.ephemeral(),

@@ -17,6 +17,7 @@ from ibd_pipeline.intake import (
     take_complete_files,
     unsafe_name_reason,
 )
+from tests.support.intake import NAME_CHECK
 
 
 def _ok_name(profile, name):
@@ -91,7 +92,7 @@ def test_a_freshly_modified_file_waits_for_the_settle_time(paths):
 def test_editor_lock_and_temporary_files_are_ignored(paths, zcmu1):
     for name in ("~$A_20250401.xlsx", ".~lock.A_labs.csv#", "A_labs_20250401.csv.tmp", "A_labs_20250401.csv.part", ".hidden"):
         _drop(paths, "zcmu1", name, b"partial")
-    outcomes, _ = take_complete_files(paths, zcmu1, None, settle_seconds=0)
+    outcomes, _ = take_complete_files(paths, zcmu1, None, settle_seconds=0, name_check=NAME_CHECK)
     assert outcomes == []
     assert len(list(paths.inbox("zcmu1").iterdir())) == 5
 
@@ -130,7 +131,7 @@ def test_drain_inbox_takes_every_complete_file(paths, zcmu1):
     orig = intake.accept_file
     intake.accept_file = lambda p, prof, n, name_check=None: orig(p, prof, n, name_check=_ok_name)
     try:
-        outcomes = drain_inbox(paths, zcmu1, settle_seconds=1)
+        outcomes = drain_inbox(paths, zcmu1, settle_seconds=1, name_check=NAME_CHECK)
     finally:
         intake.accept_file = orig
     assert sorted(o.status for o in outcomes) == ["accepted", "accepted"]
@@ -145,7 +146,7 @@ def test_names_pointing_outside_the_inbox_are_rejected_without_touching_their_ta
     secret = tmp_path / "secret.txt"
     secret.write_bytes(b"secret")
     for name in ("../A_patients_20250401.csv", "..", ".", "../../../secret.txt", "sub/A_patients_20250401.csv", ""):
-        o = accept_file(paths, profile, name)
+        o = accept_file(paths, profile, name, name_check=NAME_CHECK)
         assert o.status == "rejected", name
     assert outside.read_bytes() == b"precious"
     assert secret.read_bytes() == b"secret"
@@ -155,7 +156,7 @@ def test_names_pointing_outside_the_inbox_are_rejected_without_touching_their_ta
     # a name with a backslash is a plain file name on POSIX: it stays inside this inbox
     p = paths.inbox("zcmu1") / "..\\..\\A_patients_20250401.csv"
     p.write_bytes(b"x")
-    assert accept_file(paths, profile, p.name).status == "rejected"
+    assert accept_file(paths, profile, p.name, name_check=NAME_CHECK).status == "rejected"
     assert not p.exists() and outside.read_bytes() == b"precious"
 
 
@@ -166,7 +167,7 @@ def test_a_file_name_that_is_not_utf8_is_rejected_and_recorded(tmp_path):
     os.write(fd, b"x")
     os.close(fd)
     (name,) = os.listdir(paths.inbox("zcmu1"))
-    o = accept_file(paths, load_centers()["zcmu1"], name)
+    o = accept_file(paths, load_centers()["zcmu1"], name, name_check=NAME_CHECK)
     assert o.status == "rejected" and "control" in o.message
     (rec,) = read_manifest(paths, "zcmu1")
     assert rec.file_name == "A_pat\\xffients_20250401.csv"
@@ -178,19 +179,19 @@ def test_a_file_name_that_is_not_utf8_is_rejected_and_recorded(tmp_path):
 def test_a_file_gone_before_it_is_taken_is_left_for_the_next_look(paths, zcmu1):
     """The scan listed it, the coordinator deleted or renamed it before it was taken: no
     exception (the sensor must not fail), nothing recorded."""
-    out = accept_file(paths, zcmu1, "A_patients_20250401.csv")
+    out = accept_file(paths, zcmu1, "A_patients_20250401.csv", name_check=NAME_CHECK)
     assert out.status == "gone"  # not reported in the run output (another run may have taken it)
     assert read_manifest(paths, "zcmu1") == []
-    outcomes, snap = take_complete_files(paths, zcmu1, {"A_patients_20250401.csv": [1, 0]}, settle_seconds=0)
+    outcomes, snap = take_complete_files(paths, zcmu1, {"A_patients_20250401.csv": [1, 0]}, settle_seconds=0, name_check=NAME_CHECK)
     assert outcomes == [] and snap == {}
 
 
 @pytest.mark.parametrize("name", ["A_patients\x85_20250401.csv", "A_patients\u2028_20250401.csv", "A_pat\x1eients_20250401.csv"])
 def test_a_name_with_a_line_break_is_rejected_and_its_record_stays_readable(paths, zcmu1, name):
     _drop(paths, "zcmu1", name, b"x")
-    assert accept_file(paths, zcmu1, name).status == "rejected"
+    assert accept_file(paths, zcmu1, name, name_check=NAME_CHECK).status == "rejected"
     _drop(paths, "zcmu1", "A_patients_20250401.csv", b"y")
-    assert accept_file(paths, zcmu1, "A_patients_20250401.csv").status == "accepted"
+    assert accept_file(paths, zcmu1, "A_patients_20250401.csv", name_check=NAME_CHECK).status == "accepted"
     records = read_manifest(paths, "zcmu1")
     assert [(r.seq, r.status) for r in records] == [(1, "rejected"), (2, "accepted")]
     assert records[0].file_name == name

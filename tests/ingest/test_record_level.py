@@ -21,6 +21,7 @@ from ibd_pipeline.intake import drain_inbox
 from ibd_pipeline.loading import confirm_delivery, load_center
 from ibd_pipeline.pseudonym import patient_id
 from ibd_pipeline.store.snapshot import publish_snapshot
+from tests.support.intake import NAME_CHECK
 
 CENTERS = load_centers()
 CRF = load_crf()
@@ -97,7 +98,7 @@ def setup(center: str, study: Path, root: Path):
     paths = data_paths(root / "data").ensure([center])
     for f in (study / "inbox" / center).iterdir():
         shutil.copy(f, paths.inbox(center) / f.name)
-    drain_inbox(paths, CENTERS[center], settle_seconds=0)
+    drain_inbox(paths, CENTERS[center], settle_seconds=0, name_check=NAME_CHECK)
     return paths
 
 
@@ -114,7 +115,7 @@ def load(paths, center: str, root: Path):
 
 def deliver(paths, center: str, name: str, sheets) -> None:
     write_rows(center, paths.inbox(center), name, sheets)
-    (o,) = drain_inbox(paths, CENTERS[center], settle_seconds=0)
+    (o,) = drain_inbox(paths, CENTERS[center], settle_seconds=0, name_check=NAME_CHECK)
     assert o.status == "accepted", o
 
 
@@ -210,7 +211,7 @@ def test_a_new_patient_whose_row_fails_lists_the_affected_rows_of_other_tables(c
             shutil.copy(f, paths2.inbox(center) / f.name)
     if CENTERS[center].format == "xlsx":
         pytest.skip("zju2 delivers one workbook per round: covered by the CSV centers")
-    drain_inbox(paths2, CENTERS[center], settle_seconds=0)
+    drain_inbox(paths2, CENTERS[center], settle_seconds=0, name_check=NAME_CHECK)
     load(paths2, center, root2)
     body[0][bd] = "1991/13/45"
     name = patients_name(center, "20250501")
@@ -325,7 +326,7 @@ def test_a_withdrawal_list_removes_the_patient_everywhere_audits_it_and_keeps_th
     archived = sorted(p.name for p in paths.archive(center).iterdir())
     name, sheets = withdrawal_sheets(center, mrn)
     write_rows(center, paths.inbox(center), name, sheets)
-    (o,) = drain_inbox(paths, CENTERS[center], settle_seconds=0)
+    (o,) = drain_inbox(paths, CENTERS[center], settle_seconds=0, name_check=NAME_CHECK)
     assert o.status == "accepted", o
     rep, after = load(paths, center, tmp_path)
     assert rep.withdrawn == 1

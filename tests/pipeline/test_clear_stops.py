@@ -12,6 +12,7 @@ from ibd_pipeline.config import MissingKeyError, data_paths, load_centers, read_
 from ibd_pipeline.intake import accept_file, manifest_path
 from ibd_pipeline.runner import RunSummary, run_pipeline
 from ibd_pipeline.verify import verify
+from tests.support.intake import NAME_CHECK
 
 CENTERS = load_centers()
 
@@ -27,7 +28,7 @@ def _archive_one(paths, name="A_patients_20250401.csv", data=b"mrn,sex\nM1,M\n")
     p.write_bytes(data)
     t = time.time() - 10
     os.utime(p, (t, t))
-    assert accept_file(paths, CENTERS["zcmu1"], name).status == "accepted"
+    assert accept_file(paths, CENTERS["zcmu1"], name, name_check=NAME_CHECK).status == "accepted"
 
 
 @pytest.mark.parametrize("key", [None, b"short\n"])

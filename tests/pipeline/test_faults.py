@@ -39,6 +39,7 @@ from tests.support.fullrun import (
 )
 from ibd_pipeline.config import load_centers, load_crf, load_settings
 from ibd_pipeline.intake import accepted_deliveries, read_manifest, sha256_file
+from tests.support.intake import NAME_CHECK
 
 CENTERS = list(load_centers())  # the order the runner takes them in
 CENTER_TABLES = [f"staging.{t}" for t in load_crf().tables] + ["analytics.deliveries", "analytics.quarantine"]
@@ -245,7 +246,7 @@ def test_a_crash_between_commit_and_the_delivery_reports_still_gets_the_coordina
     shutil.copy(src, paths.inbox("zcmu1") / src.name)
     shutil.copy(src.with_name("A_patients_20250401.csv"), paths.inbox("zcmu1") / "A_patients_20250401.csv")  # its patients
     profile = load_centers()["zcmu1"]
-    drain_inbox(paths, profile, settle_seconds=0)
+    drain_inbox(paths, profile, settle_seconds=0, name_check=NAME_CHECK)
     key = b"k" * 32
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
 

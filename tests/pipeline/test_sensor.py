@@ -9,6 +9,7 @@ import dagster as dg
 from ibd_pipeline.config import data_paths
 from ibd_pipeline.definitions import build_definitions
 from ibd_pipeline.defs.resources import StudyResource
+from tests.support.intake import NAME_CHECK
 
 
 def _tick(sensor, data, cursor, instance=None):
@@ -78,6 +79,6 @@ def test_a_delivery_archived_by_an_interrupted_tick_is_requested_by_the_next(tmp
     sensor = build_definitions(data).resolve_sensor_def("inbox_sensor")
     _, cursor = _tick(sensor, data, None)  # nothing yet
     _drop(paths.inbox("zcmu1") / "A_labs_20250401.csv", b"mrn,test\n1,CRP\n")
-    accept_file(paths, load_centers()["zcmu1"], "A_labs_20250401.csv")  # archived, but no run was requested
+    accept_file(paths, load_centers()["zcmu1"], "A_labs_20250401.csv", name_check=NAME_CHECK)  # archived, but no run was requested
     result, cursor = _tick(sensor, data, cursor)
     assert [(r.partition_key, r.run_key) for r in result.run_requests] == [("zcmu1", "zcmu1:1")]

@@ -8,7 +8,7 @@ import pandas as pd
 from ibd_pipeline import sqlmodels as sm
 from ibd_pipeline.store import reads
 from ibd_pipeline.store import warehouse as wh
-from ibd_pipeline.config import load_crf, load_settings
+from ibd_pipeline.config import load_centers, load_crf, load_settings
 from ibd_pipeline.quality import run_quality_suite
 from tests.quality.test_quality_cohort import cohort, reconciled_rows
 
@@ -17,7 +17,7 @@ def test_core_tables_from_the_sql_models_pass_the_suite():
     crf, settings = load_crf(), load_settings()
     con = duckdb.connect()
     wh.ensure_warehouse(con, crf)
-    for name, df in sm.reference_frames(crf, settings).items():
+    for name, df in sm.reference_frames(crf, settings, load_centers()).items():
         wh.replace_table(con, f"ref.{name}", df)
     for table, rows in reconciled_rows().items():
         wh.insert_frame(con, f"reconciled.{table}", pd.DataFrame(rows), wh.reconciled_columns(table, crf))

@@ -7,7 +7,7 @@ import pytest
 from ibd_pipeline import sqlmodels as sm
 from ibd_pipeline.store import warehouse as wh
 from ibd_pipeline.store.snapshot import publish_snapshot
-from ibd_pipeline.config import load_crf, load_settings, with_overrides
+from ibd_pipeline.config import load_centers, load_crf, load_settings, with_overrides
 
 
 def test_upstream_tables_are_read_from_the_sql_and_ctes_are_not_tables():
@@ -32,7 +32,7 @@ def con():
 
 
 def _load_refs(con, settings):
-    for n, df in sm.reference_frames(load_crf(), settings).items():
+    for n, df in sm.reference_frames(load_crf(), settings, load_centers()).items():
         wh.replace_table(con, f"ref.{n}", df)
 
 

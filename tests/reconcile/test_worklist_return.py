@@ -28,6 +28,7 @@ from ibd_pipeline.loading import load_center, mrn_map
 from ibd_pipeline.spreadsheet import OUTBOX_FILE_MODE
 from ibd_pipeline.reconcile.values import compared_fields, record_keys, to_text
 from ibd_pipeline.reconcile.worklist import worklist_headers, worklist_sheet
+from tests.support.intake import NAME_CHECK
 
 CENTERS = load_centers()
 PROFILES = CENTERS
@@ -81,7 +82,7 @@ def test_a_worklist_written_filled_in_returned_and_applied(center, study, tmp_pa
     paths = data_paths(tmp_path / "data").ensure([center])
     for f in (study / "inbox" / center).iterdir():
         shutil.copy(f, paths.inbox(center) / f.name)
-    drain_inbox(paths, profile, settle_seconds=0)
+    drain_inbox(paths, profile, settle_seconds=0, name_check=NAME_CHECK)
     a, b, _, _, mrns = _load(paths, center, paths.warehouse)
     comparison = rc.compare_rounds(a, b, a["patients"][["center", "patient_id", "diagnosis"]], CRF)
     disc = rc.discrepancies(comparison, crf=CRF, profiles=PROFILES)
@@ -165,7 +166,7 @@ def test_a_worklist_written_filled_in_returned_and_applied(center, study, tmp_pa
     returned = paths.inbox(center) / wl.name
     wb.save(returned)
     _age(returned)
-    (outcome,) = drain_inbox(paths, profile, settle_seconds=0)
+    (outcome,) = drain_inbox(paths, profile, settle_seconds=0, name_check=NAME_CHECK)
     assert outcome.status == "accepted", outcome
 
     # ---- read back through the profile (round ADJ) and applied

@@ -20,6 +20,7 @@ from ibd_pipeline.loading import load_center
 from ibd_pipeline.store import reconciled as store_rc
 from ibd_pipeline.store import staging as stg
 from ibd_pipeline.store import warehouse as wh
+from tests.support.intake import NAME_CHECK
 
 CENTERS = load_centers()
 CRF = load_crf()
@@ -49,7 +50,7 @@ def test_a_write_failing_inside_a_load_leaves_the_previous_accepted_rows(deliver
     paths = data_paths(tmp_path / "data").ensure([CENTER])
     for f in deliveries.iterdir():
         shutil.copy(f, paths.inbox(CENTER) / f.name)
-    drain_inbox(paths, CENTERS[CENTER], settle_seconds=0)
+    drain_inbox(paths, CENTERS[CENTER], settle_seconds=0, name_check=NAME_CHECK)
     con = duckdb.connect(str(paths.warehouse))
     try:
         load_center(con, paths, CENTERS[CENTER], CRF, KEY, SETTINGS)
@@ -65,7 +66,7 @@ def test_a_write_failing_inside_a_load_leaves_the_previous_accepted_rows(deliver
         newer.write_bytes(b"".join(lines[:-1]))
         t = time.time() - 60
         os.utime(newer, (t, t))
-        drain_inbox(paths, CENTERS[CENTER], settle_seconds=0)
+        drain_inbox(paths, CENTERS[CENTER], settle_seconds=0, name_check=NAME_CHECK)
 
         real = stg.replace_center_records
 
