@@ -11,6 +11,7 @@ import html
 from pathlib import Path
 
 from . import sqlmodels as sm
+from .store import reads
 
 CATALOG_FILE = "catalog.html"
 SCHEMAS = ("ref", "staging", "reconciled", "core", "analytics")
@@ -41,11 +42,7 @@ def _link(qualified: str) -> str:
 
 def catalog_tables(con) -> list[tuple[str, str, str | None]]:
     """(schema, table, comment) of every table of the catalog's schemas, sorted."""
-    return con.execute(
-        "SELECT schema_name, table_name, comment FROM duckdb_tables() WHERE database_name = current_database() "
-        "AND schema_name IN (SELECT unnest(?::VARCHAR[])) ORDER BY schema_name, table_name",
-        [list(SCHEMAS)],
-    ).fetchall()
+    return reads.schema_tables(con, SCHEMAS)
 
 
 def build_catalog(con, out: Path) -> list[str]:
@@ -60,10 +57,7 @@ def build_catalog(con, out: Path) -> list[str]:
             downstream.setdefault(f"{s}.{n}", set()).add(m.qualified)
     quality = {}
     if "analytics.quality_results" in present:
-        for tname, n, failed in con.execute(
-            "SELECT table_name, count(*), count(*) FILTER (WHERE severity <> 'ok') FROM analytics.quality_results GROUP BY ALL"
-        ).fetchall():
-            quality[tname] = (n, failed)
+        quality = reads.quality_counts(con)
     nav, body = [], []
     for schema in SCHEMAS:
         names = [(t, c) for s, t, c in tables if s == schema]
@@ -73,11 +67,8 @@ def build_catalog(con, out: Path) -> list[str]:
         for t, comment in names:
             q = f"{schema}.{t}"
             m = models.get(q)
-            rows = con.execute(f'SELECT count(*) FROM {schema}."{t}"').fetchone()[0]
-            cols = con.execute(
-                "SELECT column_name, data_type, comment FROM duckdb_columns() WHERE database_name = current_database() "
-                "AND schema_name = ? AND table_name = ? ORDER BY column_index", [schema, t],
-            ).fetchall()
+            rows = reads.count_rows(con, f'{schema}."{t}"')
+            cols = reads.table_columns(con, schema, t)
             results = {}
             if m is not None:
                 names = {c for c, _, _ in cols}

@@ -5,37 +5,12 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from .. import cohort
+from ..store.reads import core_frames
 from .keys import analytics_key, core_key
 from .resources import StudyResource
 from .tables import md_image, md_table, publish, read, save_figure, table_checks, table_spec
 
 CORE_INPUTS = [core_key(t) for t in ("patients", "medications", "surgeries", "assessments", "labs")]
-
-
-CORE_TABLES = ("patients", "medications", "surgeries", "assessments", "labs", "adverse_events")
-INCLUDED = "patient_id IN (SELECT patient_id FROM analytics.eligibility WHERE included)"
-
-
-def core_frames(con, tables=CORE_TABLES, lab_tests=None, included_only: bool = False, patients=None) -> dict:
-    """The core tables as frames, filtered inside DuckDB to what a step reads: the lab
-    rows of ``lab_tests`` only, and with ``included_only`` the rows of the included
-    patients only (analytics.eligibility). Rows keep the table's order (``rowid``), so
-    the pure code sees exactly the rows - in the order - it would pick from the whole
-    table. ``patients``: only these patient ids' rows."""
-    out = {}
-    for t in tables:
-        where, params = [], []
-        if t == "labs" and lab_tests is not None:
-            where.append("test IN (SELECT unnest(?::VARCHAR[]))")
-            params.append(list(lab_tests))
-        if included_only:
-            where.append(INCLUDED)
-        if patients is not None:
-            where.append("patient_id IN (SELECT unnest(?::VARCHAR[]))")
-            params.append(list(patients))
-        sql = f"SELECT * FROM core.{t}" + (" WHERE " + " AND ".join(where) if where else "")
-        out[t] = con.execute(sql + (" ORDER BY rowid" if where else ""), params).df()
-    return out
 
 
 def uses_dtt(settings: dict) -> bool:

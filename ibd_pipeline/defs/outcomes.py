@@ -4,13 +4,12 @@
 import os
 
 import dagster as dg
-import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from .. import endpoints as ep
 from .. import stats
 from ..stats import analyses
-from .cohort import core_frames
+from ..store.reads import core_frames, endpoint_status_counts, included_patients
 from .keys import analytics_key, core_key
 from .resources import StudyResource
 from .tables import BatchWriter, md_table, publish, read, table_checks, table_spec
@@ -21,13 +20,6 @@ TABLES = ["endpoints", "biomarkers", "adverse_events", "exposure", "persistence"
 BATCH_PATIENTS = int(os.environ.get("IBD_OUTCOME_BATCH_PATIENTS", "10000"))
 # tables the pure code sorts by patient_id (the others follow the patients' order)
 SORTED_BY_PATIENT = {"biomarkers": "patient_id", "adverse_events": "patient_id"}
-
-
-def included_patients(con) -> pd.DataFrame:
-    """core.patients of the included patients (analytics.eligibility.included)."""
-    return con.execute(
-        "SELECT p.* FROM core.patients p JOIN analytics.eligibility e USING (patient_id) WHERE e.included ORDER BY p.center, p.patient_id"
-    ).df()
 
 
 @dg.multi_asset(
@@ -68,10 +60,7 @@ def outcome_tables(study: StudyResource, warehouse: DuckDBResource):
         for name, w in writers.items():
             meta = {}
             if name == "endpoints" and w.rows:
-                counts = con.execute(
-                    "SELECT timepoint, status, count(*) AS n FROM analytics.endpoints GROUP BY ALL ORDER BY timepoint, status"
-                ).df()
-                meta["status_counts"] = md_table(counts)
+                meta["status_counts"] = md_table(endpoint_status_counts(con))
             r, c = w.publish(extra_meta=meta)
             results.append(r)
             checks += c

@@ -12,6 +12,7 @@ from dagster_duckdb import DuckDBResource
 
 from .. import stats
 from ..store import warehouse as wh
+from ..store.reads import biomarker_rows
 from ..stats import analyses
 from .keys import analytics_key
 from .resources import StudyResource
@@ -94,10 +95,7 @@ def biomarker_statistics(context: dg.AssetExecutionContext, study: StudyResource
     params = stats.params_from_settings(s)
     with warehouse.get_connection() as con:
         def compute():
-            b = con.execute(
-                "SELECT patient_id, diagnosis, test, timepoint, value FROM analytics.biomarkers ORDER BY rowid"
-            ).df()
-            return analyses.biomarker_statistics(b, params).tables(), None
+            return analyses.biomarker_statistics(biomarker_rows(con), params).tables(), None
 
         out = _materialize(context, con, "biomarker_statistics", BIOMARKER_TABLES_IN, BIOMARKER_TABLES, s, compute)
     yield from out

@@ -188,3 +188,78 @@ def has_staged_patients(path) -> bool:
         return False
     finally:
         con.close()
+
+
+# ------------------------------------------------------------------ the analyses' inputs
+CORE_TABLES = ("patients", "medications", "surgeries", "assessments", "labs", "adverse_events")
+INCLUDED = "patient_id IN (SELECT patient_id FROM analytics.eligibility WHERE included)"
+
+
+def core_frames(con: duckdb.DuckDBPyConnection, tables=CORE_TABLES, lab_tests=None, included_only: bool = False, patients=None) -> dict:
+    """The core tables as frames, filtered inside DuckDB to what a step reads: the lab
+    rows of ``lab_tests`` only, and with ``included_only`` the rows of the included
+    patients only (analytics.eligibility). Rows keep the table's order (``rowid``), so
+    the pure code sees exactly the rows - in the order - it would pick from the whole
+    table. ``patients``: only these patient ids' rows."""
+    out = {}
+    for t in tables:
+        where, params = [], []
+        if t == "labs" and lab_tests is not None:
+            where.append("test IN (SELECT unnest(?::VARCHAR[]))")
+            params.append(list(lab_tests))
+        if included_only:
+            where.append(INCLUDED)
+        if patients is not None:
+            where.append("patient_id IN (SELECT unnest(?::VARCHAR[]))")
+            params.append(list(patients))
+        sql = f"SELECT * FROM core.{t}" + (" WHERE " + " AND ".join(where) if where else "")
+        out[t] = con.execute(sql + (" ORDER BY rowid" if where else ""), params).df()
+    return out
+
+
+def included_patients(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """core.patients of the included patients (analytics.eligibility.included)."""
+    return con.execute(
+        "SELECT p.* FROM core.patients p JOIN analytics.eligibility e USING (patient_id) WHERE e.included ORDER BY p.center, p.patient_id"
+    ).df()
+
+
+def endpoint_status_counts(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """analytics.endpoints: patients per time point and status (the asset's metadata)."""
+    return con.execute(
+        "SELECT timepoint, status, count(*) AS n FROM analytics.endpoints GROUP BY ALL ORDER BY timepoint, status"
+    ).df()
+
+
+def biomarker_rows(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """analytics.biomarkers' values (patient, diagnosis, test, time point), in table order."""
+    return con.execute(
+        "SELECT patient_id, diagnosis, test, timepoint, value FROM analytics.biomarkers ORDER BY rowid"
+    ).df()
+
+
+def schema_tables(con: duckdb.DuckDBPyConnection, schemas) -> list[tuple[str, str, str | None]]:
+    """(schema, table, comment) of every table of these schemas of the open database, sorted."""
+    return con.execute(
+        "SELECT schema_name, table_name, comment FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name IN (SELECT unnest(?::VARCHAR[])) ORDER BY schema_name, table_name",
+        [list(schemas)],
+    ).fetchall()
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[tuple[str, str, str | None]]:
+    """(column, SQL type, comment) of one table, in column order."""
+    return con.execute(
+        "SELECT column_name, data_type, comment FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND schema_name = ? AND table_name = ? ORDER BY column_index", [schema, table],
+    ).fetchall()
+
+
+def quality_counts(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, int]]:
+    """analytics.quality_results per table: (expectations, not ok)."""
+    return {
+        t: (n, failed)
+        for t, n, failed in con.execute(
+            "SELECT table_name, count(*), count(*) FILTER (WHERE severity <> 'ok') FROM analytics.quality_results GROUP BY ALL"
+        ).fetchall()
+    }

@@ -312,3 +312,28 @@ def test_checker_names_each_offending_import(tmp_path):
     ]
     third = third_party_violations(imps, "toy", pure=(), dagster_allowed=("defs",))
     assert third == ["toy/stats.py:1: import of dagster: only defs may import dagster, not stats"]
+
+
+
+def sql_calls(path: Path, root: Path = ROOT) -> list[str]:
+    """``<x>.execute(...)`` / ``.executemany`` / ``.sql(...)`` calls in a module: SQL run on a connection."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [
+        f"{path.relative_to(root)}:{n.lineno}: .{n.func.attr}(...)"
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in ("execute", "executemany", "sql")
+    ]
+
+
+def test_the_dagster_layer_and_the_catalog_read_the_warehouse_only_through_the_store():
+    """defs/ wires assets to pure code and the store (docs/ARCHITECTURE.md): no query of
+    its own, so every SQL read and write of the layers above lives in store/."""
+    modules = sorted((ROOT / PACKAGE / "defs").glob("*.py")) + [ROOT / PACKAGE / "catalog.py"]
+    problems = [c for m in modules for c in sql_calls(m)]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_sql_call_finder_names_each_query(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text("def f(con):\n    con.execute('SELECT 1')\n    return con.sql('SELECT 2')\n", encoding="utf-8")
+    assert sql_calls(f, tmp_path) == ["m.py:2: .execute(...)", "m.py:3: .sql(...)"]
