@@ -269,6 +269,13 @@ class Heterogeneity(_Strict):
     endpoints: list[str] = Field(min_length=1)
 
 
+class Pharmacokinetics(_Strict):
+    """A PK substudy: concentration by the groups of these endpoints at this time point."""
+
+    timepoint: str
+    endpoints: list[str] = Field(min_length=1)
+
+
 class Table1Variable(_Strict):
     name: str
     diagnoses: list[Literal["UC", "CD"]] | None = None
@@ -291,6 +298,7 @@ class Statistics(_Strict):
     small_cell_below: int = Field(ge=0)
     predictor_outcome: Outcome
     heterogeneity: Heterogeneity | None = None  # None: one center, no center effects
+    pharmacokinetics: Pharmacokinetics | None = None  # None: no PK substudy (no core.pk_samples analysis)
     table1_variables: list[Table1Variable]
     covariates: list[str]
     cox_covariates: list[str] | None = None  # the Cox models' candidates (None: covariates)
@@ -441,6 +449,13 @@ class StudySettings(_Strict):
         for where, tp in checks:
             if tp not in clinical:
                 raise ValueError(f"{where}: {tp!r} is not a clinical time point ({sorted(clinical)})")
+        pk = self.statistics.pharmacokinetics
+        if pk is not None:
+            if pk.timepoint not in self.timepoints.targets:
+                raise ValueError(f"statistics.pharmacokinetics.timepoint: {pk.timepoint!r} is not a time point")
+            unknown = [e for e in pk.endpoints if e not in self.endpoints.clinical_endpoints]
+            if unknown:
+                raise ValueError(f"statistics.pharmacokinetics.endpoints: {unknown} are not clinical_endpoints")
         if self.ingestion.quarantine_share_error < self.ingestion.quarantine_share_warn:
             raise ValueError("ingestion.quarantine_share_error is below quarantine_share_warn")
         return self

@@ -14,7 +14,7 @@ from .. import stats
 from ..store import warehouse as wh
 from ..store.reads import biomarker_rows
 from ..stats import analyses
-from .keys import analytics_key
+from .keys import analytics_key, core_key
 from .resources import StudyResource
 from .tables import inputs_unchanged, md_table, publish, read, table_checks, table_spec
 
@@ -213,6 +213,30 @@ def safety_tables(context: dg.AssetExecutionContext, study: StudyResource, wareh
     yield from out
 
 
+PK_TABLES = ["pk_concentrations"]
+
+
+@dg.multi_asset(specs=[table_spec("pk_concentrations", [core_key("pk_samples"), analytics_key("endpoints")], "statistics")],
+                check_specs=table_checks(PK_TABLES), name="pk_statistics")
+def pk_statistics(context: dg.AssetExecutionContext, study: StudyResource, warehouse: DuckDBResource):
+    """PK substudy (statistics.pharmacokinetics): plasma upadacitinib concentration by the
+    settings' endpoint groups at their time point, median (IQR), Wilcoxon rank-sum test."""
+    s = study.settings()
+    with warehouse.get_connection() as con:
+        def compute():
+            t = analyses.pk_analysis(read(con, "core.pk_samples"), read(con, "analytics.endpoints"), s)
+            return {"pk_concentrations": t}, {"pk_concentrations": {"table": md_table(t)}}
+
+        fp, results = inputs_unchanged(context, con, "pk_statistics", ["core.pk_samples", "analytics.endpoints"],
+                                       PK_TABLES, s)
+        if results is None:
+            out, extra = compute()
+            results, checks = _run(out, con, extra, fp)
+            wh.record_inputs(con, "pk_statistics", fp)
+            results = results + checks
+    yield from results
+
+
 def build_statistics_assets(settings: dict) -> list:
     """The statistics assets of the study: its predictor method's model
     (``statistics.predictor_method``) and the center heterogeneity only when the study
@@ -222,4 +246,6 @@ def build_statistics_assets(settings: dict) -> list:
     out = [table1, endpoint_tests, biomarker_statistics, predictors, persistence_models]
     if st.get("heterogeneity"):
         out.append(center_heterogeneity)
+    if st.get("pharmacokinetics"):  # a PK substudy (core.pk_samples)
+        out.append(pk_statistics)
     return out + [safety_tables]

@@ -13,6 +13,7 @@ import pandas as pd
 
 from .biomarkers import biomarker_summary, biomarker_tests
 from .meta import center_heterogeneity
+from .pk import pk_by_outcome
 from .predictors import outcome_from_endpoints, predictor_analysis
 from .rates import cochran_q, endpoint_rates, uc_vs_cd_tests
 from .safety import DECIMALS, ae_tables
@@ -476,3 +477,16 @@ __all__ = [
     "endpoint_tests", "heterogeneity_analysis", "model_candidates", "outcome_rows", "persistence_analysis",
     "predictor_tables", "safety_tables", "table1_analysis",
 ]
+
+
+def pk_analysis(pk_samples: pd.DataFrame, endpoints: pd.DataFrame, settings: dict) -> pd.DataFrame:
+    """The PK substudy table (``analytics.pk_concentrations``): concentration by the
+    groups of ``statistics.pharmacokinetics.endpoints`` at its time point, median (IQR)
+    and the Wilcoxon rank-sum p (:func:`ibd_pipeline.stats.pk.pk_by_outcome`).
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#statistics: only a study with ``statistics.pharmacokinetics``.
+    """
+    pk = settings["statistics"]["pharmacokinetics"]
+    return pk_by_outcome(pk_samples, endpoints, pk["endpoints"], pk["timepoint"])

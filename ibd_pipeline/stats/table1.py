@@ -19,6 +19,7 @@ import pandas as pd
 from scipy import stats
 
 from .contingency import NOT_TESTED, chi_square_or_fisher
+from .ranksum import wilcoxon_rank_sum
 
 GROUPS = ("UC", "CD")
 TABLE1_COLUMNS = ["variable", "level", "overall", "UC", "CD", "statistic", "p_value", "test"]
@@ -143,12 +144,8 @@ def rank_sum_test(a, b, exact_below: int = 50) -> tuple[float, float]:
        stochastically larger than the other. Ann Math Stat 1947;18:50-60. R
        ``stats::wilcox.test``.
     """
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    pooled = np.concatenate([a, b])
-    exact = a.size < exact_below and b.size < exact_below and np.unique(pooled).size == pooled.size
-    res = stats.mannwhitneyu(a, b, alternative="two-sided", use_continuity=True,
-                             method="exact" if exact else "asymptotic")
-    return float(res.statistic), float(res.pvalue)
+    res = wilcoxon_rank_sum(a, b, exact_below)
+    return res.statistic, res.p
 
 
 def _continuous_rows(df, name, normal, digits):

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..context import ReportContext
-from . import (biomarkers, centers, cox, endpoints, flow, persistence, predictors, provenance, published, quality,
+from . import (biomarkers, centers, cox, endpoints, flow, persistence, pk, predictors, provenance, published, quality,
                roc, safety, settings, table1)
 
 
@@ -30,10 +30,11 @@ SECTIONS: list[Section] = [
     Section("predictors", "Predictors of the primary outcome (logistic model)", predictors.build),
     Section("roc", "ROC curve of the logistic model", roc.build),
     Section("centers", "Center heterogeneity", centers.build),
+    Section("pk", "Pharmacokinetic substudy", pk.build),
     Section("safety", "Safety", safety.build),
     Section("quality", "Data quality checks", quality.build),
     Section("published", "Published vs derived", published.build),
     Section("settings", "Appendix: settings this report ran with", settings.build),
 ]
 SECTION_IDS = [s.id for s in SECTIONS]
-OPTIONAL_SECTIONS = {"quality": "quality_results"}  # only when the table exists
+OPTIONAL_SECTIONS = {"quality": "quality_results", "pk": "pk_concentrations"}  # only when the table exists
