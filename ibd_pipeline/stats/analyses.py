@@ -484,6 +484,21 @@ def pk_analysis(pk_samples: pd.DataFrame, endpoints: pd.DataFrame, settings: dic
     groups of ``statistics.pharmacokinetics.endpoints`` at its time point, median (IQR)
     and the Wilcoxon rank-sum p (:func:`ibd_pipeline.stats.pk.pk_by_outcome`).
 
+    Parameters
+    ----------
+    pk_samples : pandas.DataFrame
+        ``core.pk_samples``: one row per patient and sample (concentration, time point).
+    endpoints : pandas.DataFrame
+        ``analytics.endpoints``: the per-patient status of each endpoint and time point.
+    settings : dict
+        The study settings; ``statistics.pharmacokinetics`` names the endpoints and the
+        time point that group the concentrations.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per endpoint and group: n, median, quartiles and the rank-sum p.
+
     Notes
     -----
     docs/STUDY_RULES.md#statistics: only a study with ``statistics.pharmacokinetics``.

@@ -18,6 +18,7 @@ from ibd_pipeline.config import load_settings
 from ibd_pipeline.report import SECTION_IDS, Warehouse, build_report, compare_published, load_published
 from ibd_pipeline.report import fmt as F
 from ibd_pipeline.report.data import Unavailable
+from ibd_pipeline.report.sections import OPTIONAL_SECTIONS
 
 PNG_SIG = b"\x89PNG\r\n\x1a\n"
 IMG = re.compile(r'<img src="data:image/png;base64,([^"]*)"')
@@ -66,7 +67,8 @@ def degraded(tmp_path_factory, report_tables):
 # ------------------------------------------------------------------ structure and figures
 def test_every_section_present(full):
     res, html = full
-    assert res.sections == [s for s in SECTION_IDS if s != "quality"]  # no quality_results table here
+    # the optional sections (quality, the PK substudy) need tables this warehouse has not got
+    assert res.sections == [s for s in SECTION_IDS if s not in OPTIONAL_SECTIONS]
     for sid in res.sections:
         assert f'<section id="{sid}">' in html
         assert re.search(r'<section id="%s">\s*<h2>[^<]+</h2>' % sid, html), f"{sid} has no heading"
@@ -191,8 +193,9 @@ def test_settings_section_lists_every_rule(full):
 # ------------------------------------------------------------------ robustness
 def test_missing_and_empty_tables_give_not_available(degraded):
     res, html = degraded
-    assert res.sections == SECTION_IDS  # quality_results present -> quality section included
-    for sid in SECTION_IDS:
+    assert res.sections == [s for s in SECTION_IDS if s != "pk"]  # quality_results present -> quality included; no PK table
+    assert '<section id="pk">' not in html
+    for sid in res.sections:
         assert f'<section id="{sid}">' in html
     cox = _section(html, "cox")
     assert "Not available: table analytics.cox_model not found in the warehouse" in cox

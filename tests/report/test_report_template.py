@@ -17,7 +17,7 @@ from ibd_pipeline.config import load_settings
 from ibd_pipeline.report import SECTION_IDS, Warehouse, build_report
 from ibd_pipeline.report import build as B
 from ibd_pipeline.report.context import ReportContext
-from ibd_pipeline.report.sections import SECTIONS, Section
+from ibd_pipeline.report.sections import OPTIONAL_SECTIONS, SECTIONS, Section
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "ibd_pipeline" / "report" / "templates"
@@ -47,7 +47,7 @@ def page(tmp_path_factory, report_tables):
 
 def test_every_section_id_has_its_module_exposing_build():
     assert SECTION_IDS == [s.id for s in SECTIONS]
-    assert len(set(SECTION_IDS)) == len(SECTION_IDS) == 14
+    assert len(set(SECTION_IDS)) == len(SECTION_IDS) == 15
     for sid, sec in zip(SECTION_IDS, SECTIONS):
         mod = importlib.import_module(f"ibd_pipeline.report.sections.{sid}")
         assert callable(mod.build), sid
@@ -80,7 +80,7 @@ def test_autoescape_escapes_a_hostile_title_and_section_label(page):
     assert f'<a href="#roc">{esc}</a>' in html and f'<section id="roc">\n<h2>{esc}</h2>' in html
     # section bodies are Markup: their own markup is kept, not escaped twice
     assert "&lt;table" not in html and "&amp;lt;" not in html
-    assert res.sections == [s for s in SECTION_IDS if s != "quality"]  # quality: no quality_results here
+    assert res.sections == [s for s in SECTION_IDS if s not in OPTIONAL_SECTIONS]  # no quality_results, no PK table
 
 
 def test_templates_ship_with_the_package():
