@@ -19,7 +19,9 @@ REDCap's 18 columns).
   extraction path (extract.py: normalise, validate, quarantine) handles like any other
   file. Values that are not a choice of their REDCap field come with their own failure
   (rule ``code``, naming the REDCap field and its choices); row numbers are the records
-  file's (header = row 1), so a laboratory instance's results share its row.
+  file's (header = row 1), so a laboratory instance's results share its row. A
+  checkbox's 0 is "not ticked" only where its instrument was entered in that row (a
+  value, a tick or form status 1/2); elsewhere it is missing (:func:`_instruments_entered`).
 
 Identifiers (``redcap.identifiers``, REDCap's ``record_id``, and any field the profile does
 not map) are never read; ``mrn`` is pseudonymized like every center's record number.
@@ -596,12 +598,12 @@ def _table_part(path, profile, spec: RedcapSpec, crf: Crf, table, insts, col, go
             if not len(sel):
                 continue
             v, rows = v[sel], rows[sel]
-            own = [col[c] for f in fields if f.variable not in refused
-                   for c in ([f"{f.variable}___{k}" for k in f.options] if f.options else [f.variable]) if c in col]
-            filled = (v[:, own] != "").any(axis=1) if own else np.zeros(len(v), dtype=bool)
+            entered = _instruments_entered(v, col, fields, insts, refused)
+            filled = np.logical_or.reduce(list(entered.values())) if entered else np.zeros(len(v), dtype=bool)
             if repeating and not filled.all():
                 empty_instances += int((~filled).sum())
                 v, rows = v[filled], rows[filled]
+                entered = {k: m[filled] for k, m in entered.items()}
             if not len(v):
                 continue
             out: dict[str, np.ndarray] = {}
@@ -613,6 +615,7 @@ def _table_part(path, profile, spec: RedcapSpec, crf: Crf, table, insts, col, go
                 elif kind == "option":
                     raw = v[:, col[f"{f.variable}___{code}"]]
                     txt, bad = _translate(raw, {"1": "true", "0": "false"})
+                    txt[~entered[f.instrument] & ~bad] = ""  # a form never entered: not abstracted (NULL), not "not ticked"
                     out[crf_f] = txt
                     if bad.any():
                         fails.append(_fail(np.flatnonzero(bad), crf_f, (
@@ -641,6 +644,37 @@ def _table_part(path, profile, spec: RedcapSpec, crf: Crf, table, insts, col, go
             warnings.append(f"records export: {empty_instances} empty instance(s) of instrument {inst} skipped (no value in any field)")
 
     return RawPart(table=table, sheet=None, header=header, header_row=1, chunks=chunks())
+
+
+def _instruments_entered(v: np.ndarray, col: dict, fields: list[MappedField], insts: list[str], refused: dict) -> dict[str, np.ndarray]:
+    """Per instrument, the rows in which it was entered (docs/STUDY_RULES.md#extraction,
+    REDCap checkboxes). REDCap exports an unticked checkbox as 0 whether or not the form
+    was ever opened, so a 0 alone says nothing: an instrument counts as entered in a row
+    when one of its other fields holds a value, one of its checkboxes is ticked, or its
+    ``<instrument>_complete`` status is 1 (unverified) or 2 (complete). Where it was not,
+    its checkboxes are read as missing rather than as "not ticked"."""
+    out: dict[str, np.ndarray] = {}
+    for inst in insts:
+        m = np.zeros(len(v), dtype=bool)
+        for f in fields:
+            if f.instrument != inst or f.variable in refused:
+                continue
+            if f.options:
+                for k in f.options:
+                    c = f"{f.variable}___{k}"
+                    if c in col:
+                        m |= ~np.isin(_stripped(v[:, col[c]]), ("0", ""))  # ticked, or a value the checkbox check refuses
+            elif f.variable in col:
+                m |= v[:, col[f.variable]] != ""
+        status = f"{inst}_complete"
+        if status in col:
+            m |= np.isin(_stripped(v[:, col[status]]), ("1", "2"))
+        out[inst] = m
+    return out
+
+
+def _stripped(a: np.ndarray) -> np.ndarray:
+    return np.array([str(x).strip() for x in a], dtype=object)
 
 
 def _delivered_choices(got: dict, f: MappedField):

@@ -378,3 +378,44 @@ def test_rows_the_profile_cannot_read_are_reported_not_dropped_silently(tmp_path
     q = got["pk_samples"].quarantine
     assert q[["row_number", "field", "rule"]].to_dict("records") == [{"row_number": len(rows) + 1, "field": "mrn", "rule": "required"}, {"row_number": len(rows) + 1, "field": "abstractor_id", "rule": "required"}]
     assert got["pk_samples"].rows_valid == 1 and got["assessments"].rows_valid == 3
+
+
+def test_checkboxes_of_a_form_never_entered_are_missing_not_unticked(tmp_path, profile):
+    """REDCap exports an unticked checkbox as 0 whether or not its form was ever opened
+    (docs/STUDY_RULES.md#extraction): the extraintestinal form's options are false where
+    the form was entered (a value, a tick, or form status 1/2) and missing where it was not."""
+    import yaml
+
+    raw = yaml.safe_load(profile.path.read_text(encoding="utf-8"))
+    insts = raw["redcap"]["instruments"]
+    eim = insts["baseline"]["fields"].pop("eim")
+    insts = {"baseline": insts.pop("baseline"), "extraintestinal": {"table": "patients", "fields": {"eim": eim}}, **insts}
+    raw["redcap"]["instruments"] = insts
+    (tmp_path / "centers").mkdir()
+    (tmp_path / "centers" / "ahmu.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    split = load_centers(tmp_path / "centers")["ahmu"]
+
+    ex = write_redcap_export(_frames(), None, tmp_path / "inbox", DATE)
+    d = pd.read_csv(ex.dictionary, dtype=str, keep_default_na=False)
+    d.loc[d["Variable / Field Name"] == "eim", "Form Name"] = "extraintestinal"
+    d.to_csv(ex.dictionary, index=False, lineterminator="\n")
+    rows = _records(ex.records)
+    status = {"1": "0", "2": "", "3": "2"}  # 1: incomplete, skin ticked; 2: never entered; 3: complete, nothing ticked
+    for r in rows:
+        r["extraintestinal_complete"] = status[r["record_id"]] if r["redcap_repeat_instrument"] == "" else ""
+        if r["redcap_repeat_instrument"] == "" and r["record_id"] == "2":
+            r.update({f"eim___{k}": "0" for k in "1234"})  # REDCap's 0s of a form never opened
+    _write_records(ex.records, rows)
+
+    got = _extract(split, ex.records)
+    te = got["patients"]
+    assert len(te.quarantine) == 0 and te.rows_valid == 3
+    assert not any("dictionary" in w and "eim" in w for w in te.warnings), te.warnings
+    ids = patient_ids(KEY, "ahmu", pd.Series(["ZY2400101", "ZY2400102", "ZY2400103"])).tolist()
+    pats = te.valid.set_index("patient_id").loc[ids, ["eim_eye", "eim_skin", "eim_joint", "eim_other"]]
+    pats = pats.astype(object).where(pats.notna(), None)
+    assert pats.iloc[0].tolist() == [False, True, False, False]  # a tick shows the form was entered: 0 = not ticked
+    assert pats.iloc[1].tolist() == [None, None, None, None]  # never entered (no tick, no status): not abstracted
+    assert pats.iloc[2].tolist() == [False, False, False, False]  # form status complete: 0 = not ticked
+    # the baseline form of record 2 was entered: its own values are read as delivered
+    assert te.valid.set_index("patient_id").loc[ids[1], "smoking"] == "never"
