@@ -113,21 +113,29 @@ def endpoint_order(settings: dict) -> list[str]:
     return [*(e.get("clinical_endpoints") or {}), *(e.get("biomarker_endpoints") or {})]
 
 
+# the CRF's canonical units of the biomarker tests (crf.yaml lab_tests; endpoints.evaluate
+# refuses labs in any other unit), printed after the thresholds
+BIOMARKER_UNITS = {"CRP": "mg/L", "FC": "\u00b5g/g"}
+
+
 def endpoint_label(ep: str, settings: dict) -> str:
-    """An endpoint's label: its ``label`` in the settings, the biomarker rules with their
-    thresholds (``endpoints.biochemical``), else the readable name."""
+    """An endpoint's label: its ``label`` in the settings, a biomarker endpoint's with its
+    rule and thresholds (``endpoints.biochemical``, e.g. "CRP normal (< 8 mg/L)"),
+    else the readable name."""
     e = settings.get("endpoints") or {}
     spec = {**(e.get("clinical_endpoints") or {}), **(e.get("biomarker_endpoints") or {})}.get(ep) or {}
     label = spec.get("label") or F.label(ep)
-    bio = e.get("biochemical") or {}
-    crp, fc = bio.get("crp_below", DASH), bio.get("fc_below", DASH)
-    rule = spec.get("rule")
-    if rule == "fc_or_crp_normal":
-        return f"{label} (FC < {fc} \u00b5g/g or CRP < {crp} mg/L)"
-    if rule == "crp_normal":
-        return f"{label} (< {crp} mg/L)"
-    if rule == "fc_normal":
-        return f"{label} (< {fc} \u00b5g/g)"
+    if ep in (e.get("biomarker_endpoints") or {}) and e.get("biochemical"):
+        from ibd_pipeline.endpoints.definitions import biomarker_text
+        from ibd_pipeline.endpoints.evaluate import EndpointSpec
+
+        try:
+            rule = biomarker_text(EndpointSpec(ep, spec.get("rule")), e["biochemical"], BIOMARKER_UNITS)
+        except (KeyError, ValueError):  # a rule or threshold the settings lack: the plain label
+            return label
+        if " or " not in rule and " and " not in rule:  # one test: "CRP normal (< 8 mg/L)"
+            rule = rule.split(" ", 1)[1]
+        return f"{label} ({rule})"
     return label
 
 

@@ -454,6 +454,9 @@ def test_labels_and_orders_come_from_the_study_settings_not_from_code():
     assert endpoint_order(s) == ["clinical_remission", "clinical_response", "biomarker_remission"]
     assert endpoint_label("clinical_remission", s) == "Clinical remission"
     assert endpoint_label("biomarker_remission", s) == "Biomarker remission (FC < 250 \u00b5g/g or CRP < 5 mg/L)"
+    s["endpoints"]["biomarker_endpoints"]["crp_remission"] = {"rule": "crp_normal", "label": "CRP remission"}
+    s["endpoints"]["biochemical"] = {"crp_max": 5, "fc_max": 250}  # at most, not below
+    assert endpoint_label("crp_remission", s) == "CRP remission (\u2264 5 mg/L)"
     # the flag's column name is the covariate's; its label is the threshold of the settings
     assert var_label("albumin_le_35", s) == "Albumin \u2264 30 g/L"
     assert km_title("albumin_le_35", s) == "By baseline albumin (30 g/L)"

@@ -37,6 +37,8 @@ def test_the_second_study_runs_end_to_end_from_its_redcap_export(second_study):
     html = (data / "reports" / "study_report.html").read_text(encoding="utf-8")
     assert "published figures compared with the pipeline" in html
     assert "Center heterogeneity" not in html  # a section the study's report leaves out
+    assert "Clinical response (HBI decrease \u2265 3 points from baseline)" in html  # its rules, from its settings
+    assert "CRP remission (\u2264 5 mg/L)" in html
     assert '<section id="pk">' in html  # its PK substudy (statistics.pharmacokinetics) has its section
     con = duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
     try:

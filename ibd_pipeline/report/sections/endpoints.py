@@ -8,7 +8,7 @@ from .. import fmt as F
 from ..context import ReportContext
 from ..data import Unavailable
 from ..fmt import DASH, Cell, fmt_int, fmt_num, fmt_p, para, table
-from ..labels import ANALYSES, DIAGNOSES, endpoint_label, endpoint_order, order, timepoints, tp_key, tp_label
+from ..labels import ANALYSES, BIOMARKER_UNITS, DIAGNOSES, endpoint_label, endpoint_order, order, timepoints, tp_key, tp_label
 
 
 def _rates(c: ReportContext) -> pd.DataFrame:
@@ -104,21 +104,28 @@ def _cochran_table(c: ReportContext) -> str:
                          "every time point")
 
 
+def _definitions(c: ReportContext) -> str:
+    """The endpoint rules in words, written from the settings (endpoints/definitions.py)."""
+    from ibd_pipeline.endpoints.definitions import endpoint_definitions, missing_data_text
+
+    defs = endpoint_definitions(c.settings, BIOMARKER_UNITS)
+    parts = []
+    for ep in dict.fromkeys(d.endpoint for d in defs):
+        mine = [d for d in defs if d.endpoint == ep]
+        if mine[0].kind == "biomarker":
+            continue  # its label carries its rule (labels.endpoint_label)
+        rule = "; ".join(f"{d.diagnosis}: {d.text}" if len(mine) > 1 else d.text for d in mine)
+        parts.append(f"{endpoint_label(ep, c.settings)} ({rule})")
+    bio = [endpoint_label(d.endpoint, c.settings) for d in defs if d.kind == "biomarker"]
+    text = "Endpoints: " + "; ".join(parts) + "." if parts else ""
+    if bio:
+        text += " Biomarker endpoints: " + "; ".join(bio) + "."
+    return para(text.strip() + " " + missing_data_text(c.settings, lambda n: endpoint_label(n, c.settings)))
+
+
 def build(c: ReportContext) -> str:
     out = []
-    ep_set = c.settings.get("endpoints") or {}
-    cd, uc = ep_set.get("CD"), ep_set.get("UC")
-    if cd and uc:
-        out.append(para(
-            f"CD: steroid-free clinical remission HBI \u2264 {cd['remission_hbi_max']}; clinical response HBI "
-            f"decrease \u2265 {cd['response_hbi_drop_points']} or \u2265 {cd['response_hbi_drop_pct']}%; "
-            f"endoscopic remission SES-CD \u2264 {cd['endoscopic_remission_ses_cd_max']} (or Rutgeerts "
-            f"{'/'.join(cd['endoscopic_remission_rutgeerts'])}). UC: steroid-free clinical "
-            f"remission adapted Mayo \u2264 {uc['remission_adapted_mayo_max']} with no subscore > "
-            f"{uc['remission_subscore_max']}; clinical response decrease \u2265 {uc['response_drop_points']} "
-            f"points and \u2265 {uc['response_drop_pct']}%. Stopping UPA or an IBD-related bowel resection before "
-            "a time point counts as non-response (both analyses); otherwise a missing component is not evaluable "
-            "(complete case, primary) or a non-response (NRI, sensitivity)."))
+    out.append(c.part(_definitions, c))
     try:
         r = _rates(c)
     except Unavailable as e:
