@@ -26,7 +26,6 @@ import pandas as pd
 import yaml
 from markupsafe import Markup
 
-from ..config import load_settings
 from .context import ReportContext
 from .data import Warehouse
 from .figures import DPI, place_figures, render_all, workers_for
@@ -84,8 +83,8 @@ def build_report(
     ``analytics`` tables to ``out``.
 
     ``settings``: the study settings (``study.yaml``) the report states and uses for
-    labels, orderings and thresholds; when empty, the warehouse's ``ref.settings``, and
-    without those the study settings file (the one place of every value).
+    labels, orderings and thresholds; when empty, the warehouse's ``ref.settings`` (the
+    settings its tables were built with); neither raises ValueError.
     ``published``: the published study's figures (default :func:`load_published`; pass
     ``{}`` to leave the comparison out). ``generated_at``: the timestamp printed (default
     now, UTC). ``workers``: processes drawing the figures (default
@@ -95,7 +94,9 @@ def build_report(
     t0 = time.perf_counter()
     out = Path(out)
     wh = Warehouse(con)
-    settings = settings or wh.settings_from_ref() or load_settings()
+    settings = settings or wh.settings_from_ref()
+    if not settings:  # no hidden default study: the caller's settings or the warehouse's own
+        raise ValueError("build_report needs the study settings: pass them, or a warehouse with ref.settings")
     published_error = ""
     if published is None:
         try:
