@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from statistics import NormalDist
 
@@ -226,10 +227,24 @@ def _source_value(src: str, cols: dict) -> np.ndarray:
 
 # ---------------------------------------------------------------------------- fits
 def logit_fit(X: np.ndarray, y: np.ndarray, iters: int = 60):
-    """Maximum-likelihood logistic regression (intercept added): (coef, Wald z) of the
-    columns of ``X``, or None when a binary column has an empty cell against ``y``
-    (separation: the pipeline fits Firth), the fit does not converge or an estimate is
-    beyond ``MAX_LOG_ODDS``."""
+    """Maximum-likelihood logistic regression with an intercept (Newton-Raphson / IRLS).
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, k)
+        Covariate columns (no constant).
+    y : ndarray, shape (n,)
+        0/1 outcome.
+    iters : int, default 60
+        Newton steps at most.
+
+    Returns
+    -------
+    tuple of ndarray or None
+        (coefficients, Wald z) of the columns of ``X``, as statsmodels ``Logit``; None when
+        a binary column has an empty cell against ``y`` (separation: the pipeline fits
+        Firth), the fit does not converge or an estimate is beyond ``MAX_LOG_ODDS``.
+    """
     for c in range(X.shape[1]):
         col = X[:, c]
         if np.all((col == 0) | (col == 1)):
@@ -279,9 +294,24 @@ class CoxRisk:
 
 
 def cox_fit(X: np.ndarray, risk: CoxRisk, iters: int = 60):
-    """Cox partial likelihood with Efron ties, Newton-Raphson with step halving: (coef,
-    Wald z), or None when it does not converge or the likelihood is monotone (|coef| or
-    SE beyond ``MONOTONE``: the pipeline fits Firth)."""
+    """Cox proportional hazards by partial likelihood, Efron ties (as lifelines and R
+    ``coxph``), Newton-Raphson with step halving.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, k)
+        Covariate columns.
+    risk : CoxRisk
+        Risk and event sets of the persistence.
+    iters : int, default 60
+        Newton steps at most.
+
+    Returns
+    -------
+    tuple of ndarray or None
+        (coefficients, Wald z); None when the fit does not converge or the likelihood is
+        monotone (a coefficient or SE beyond ``MONOTONE``: the pipeline fits Firth).
+    """
     n, k = X.shape
     beta = np.zeros(k)
     R, D, d = risk.R, risk.D, risk.d
@@ -481,7 +511,7 @@ class Unit:
     name: str
     columns: tuple
     eligible: np.ndarray
-    valid: object = None
+    valid: Callable[[dict, int, int], bool] | None = None
 
 
 def calibrate_covariates(rng, cols: dict, s: dict, targets: list[Target], y_index, y, time, event,

@@ -28,8 +28,12 @@ How the figures are met (rules of the study's STUDY.md applied exactly):
 * clinical states per week: a latent responsiveness ``g`` (log odds ratios of the published
   multivariable week-12 model for BMI, behaviour and albumin, plus logistic noise) ranks the
   evaluated patients; the top ``n`` remit, the next respond; stopped patients are
-  non-responders (the week-12 model's directions are checked and the noise redrawn until
-  they hold);
+  non-responders (the noise is redrawn until the week-12 terms of those covariates hold in
+  direction and side of alpha);
+* model terms (:mod:`.sc_calibrate`): the other covariates' values are swapped between
+  patients (every Table 1 count, median and quartile kept) until each published week-12
+  logistic and discontinuation Cox term holds in direction and side of alpha as the
+  pipeline fits it (``design["model_terms"]``);
 * endoscopy, biomarkers, safety, surgery and PK: exact-count assignments.
 """
 
@@ -54,7 +58,7 @@ from .sc_calibrate import (
     penalty,
 )
 from .sc_timeline import design_timeline
-from .sc_values import designed_sample, exact_subset, hbi_items, logistic_coef
+from .sc_values import designed_sample, exact_subset, hbi_items
 
 CENTER = "ahmu"
 
@@ -100,10 +104,12 @@ READINGS = {
     "patients with a follow-up endoscopy",
     "safety.ae_leading_to_discontinuation": "n as printed (one patient per adverse_event term of the stop "
     "reasons); Table 4's percentage is not reproduced (the pipeline prints n / 108)",
-    "cox_discontinuation.multivariable": "both printed covariates entered together (the printed model), not "
-    "forward stepwise (which would stop after albumin)",
+    "cox_discontinuation.multivariable": "the printed model has albumin and BMI with BMI's p 0.066: forward "
+    "selection at p < 0.05 (the pipeline's) enters BMI only with a p below 0.05, so that p is not reproduced; the "
+    "cohort's BMI and albumin strata (the timeline's Kaplan-Meier design) give BMI p < 0.05 given albumin, so "
+    "both are entered as printed",
     "logistic_week12_clinical_remission": "the univariate p < 0.05 variables entered together; albumin's printed "
-    "CI is impossible next to its OR, so only directions are reproduced",
+    "CI is impossible next to its OR, so only directions and sides of p 0.05 are reproduced (as for every term)",
     "persistence.km_by_bmi": "no BMI lies within 0.2 of the threshold, so '<=' (text, tables) and '<' (Figure 5 "
     "legend) give the same groups; the two published BMI curves, mixed in the published group sizes, lie a few "
     "points below the overall curve at month 9, so they are followed only roughly (the overall curve is kept)",
