@@ -1,5 +1,6 @@
 """Value helpers of the single-center CD generator: samples with a designed median and
-quartiles, exact counts below a threshold, HBI items, a small logistic fit (numpy only).
+quartiles, exact counts below a threshold, HBI items (numpy only; the model fits are in
+:mod:`.sc_calibrate`).
 """
 
 from __future__ import annotations
@@ -89,19 +90,3 @@ def hbi_items(rng: np.random.Generator, total: int) -> tuple[int, int, int, int,
     m = min(total - w - p, int(rng.random() < min(0.05 * total, 0.5)))
     c = min(total - w - p - m, int(rng.integers(0, 3)) if total >= 8 else 0)
     return w, p, total - w - p - m - c, m, c
-
-
-def logistic_coef(X: np.ndarray, y: np.ndarray, iters: int = 50) -> np.ndarray:
-    """Maximum-likelihood logistic regression coefficients (intercept first), Newton steps
-    with a tiny ridge so that separation does not diverge."""
-    X1 = np.column_stack([np.ones(len(X)), X])
-    beta = np.zeros(X1.shape[1])
-    for _ in range(iters):
-        p = 1 / (1 + np.exp(-X1 @ beta))
-        W = p * (1 - p)
-        H = X1.T @ (X1 * W[:, None]) + 1e-6 * np.eye(X1.shape[1])
-        step = np.linalg.solve(H, X1.T @ (y - p))
-        beta += step
-        if np.max(np.abs(step)) < 1e-8:
-            break
-    return beta

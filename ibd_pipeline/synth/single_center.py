@@ -28,8 +28,12 @@ How the figures are met (rules of the study's STUDY.md applied exactly):
 * clinical states per week: a latent responsiveness ``g`` (log odds ratios of the published
   multivariable week-12 model for BMI, behaviour and albumin, plus logistic noise) ranks the
   evaluated patients; the top ``n`` remit, the next respond; stopped patients are
-  non-responders (the week-12 model's directions are checked and the noise redrawn until
-  they hold);
+  non-responders (the noise is redrawn until the week-12 terms of those covariates hold in
+  direction and side of alpha);
+* model terms (:mod:`.sc_calibrate`): the other covariates' values are swapped between
+  patients (every Table 1 count, median and quartile kept) until each published week-12
+  logistic and discontinuation Cox term holds in direction and side of alpha as the
+  pipeline fits it (``design["model_terms"]``);
 * endoscopy, biomarkers, safety, surgery and PK: exact-count assignments.
 """
 
@@ -43,8 +47,18 @@ import pandas as pd
 from ..config import load_crf
 from ._util import day_of, largest_remainder, rng_for, years_before
 from .names import chinese_names, mobile_numbers, record_numbers
+from .sc_calibrate import (
+    PUBLISHED_TERMS,
+    ModelTerms,
+    Target,
+    Unit,
+    calibrate_covariates,
+    covariate,
+    model_targets,
+    penalty,
+)
 from .sc_timeline import design_timeline
-from .sc_values import designed_sample, exact_subset, hbi_items, logistic_coef
+from .sc_values import designed_sample, exact_subset, hbi_items
 
 CENTER = "ahmu"
 
@@ -52,7 +66,8 @@ CENTER = "ahmu"
 # (none is a figure of the paper; each shapes the synthetic patients only)
 NOISE_SD_WEEK = 0.6        # per-week noise added to g when ranking the clinical states
 INEFFICACY_SHIFT = 3.0     # inefficacy stoppers rank lower at their visits and endoscopy before the stop
-DIRECTION_TRIES = 40       # redraws of the latent noise until the week-12 model's directions hold
+DIRECTION_TRIES = 200      # redraws of the latent noise until the week-12 model's designed terms hold
+CALIBRATION_STEPS = 6000   # swaps tried at most by the model-term calibration (sc_calibrate)
 STOP_AE_LEAD_DAYS = (0, 3)  # an AE that ends UPA starts this many days before the stop
 EXCLUDED_FU_DAYS = (120, 400)
 EXCLUSION_RULES = ("outside_age_range", "no_prior_class_failure", "baseline_hbi_below", "incomplete_baseline",
@@ -89,10 +104,12 @@ READINGS = {
     "patients with a follow-up endoscopy",
     "safety.ae_leading_to_discontinuation": "n as printed (one patient per adverse_event term of the stop "
     "reasons); Table 4's percentage is not reproduced (the pipeline prints n / 108)",
-    "cox_discontinuation.multivariable": "both printed covariates entered together (the printed model), not "
-    "forward stepwise (which would stop after albumin)",
+    "cox_discontinuation.multivariable": "the printed model has albumin and BMI with BMI's p 0.066: forward "
+    "selection at p < 0.05 (the pipeline's) enters BMI only with a p below 0.05, so that p is not reproduced; the "
+    "cohort's BMI and albumin strata (the timeline's Kaplan-Meier design) give BMI p < 0.05 given albumin, so "
+    "both are entered as printed",
     "logistic_week12_clinical_remission": "the univariate p < 0.05 variables entered together; albumin's printed "
-    "CI is impossible next to its OR, so only directions are reproduced",
+    "CI is impossible next to its OR, so only directions and sides of p 0.05 are reproduced (as for every term)",
     "persistence.km_by_bmi": "no BMI lies within 0.2 of the threshold, so '<=' (text, tables) and '<' (Figure 5 "
     "legend) give the same groups; the two published BMI curves, mixed in the published group sizes, lie a few "
     "points below the overall curve at month 9, so they are followed only roughly (the overall curve is kept)",
@@ -176,6 +193,15 @@ def flat_settings(settings: dict) -> dict:
         "assay_limits": {k: tuple(v) for k, v in get("synth", "assay_limits").items()},
         "pk_hours": [float(x) for x in get("synth", "pk_hours_since_dose")],
         "abstractor_id": str(get("synth", "abstractor_id")),
+        # the model terms (sc_calibrate): covariates, flags and their thresholds, the entry rules
+        "model_flags": dict(get("baseline", "flags")),
+        "thresholds": {k: v for k, v in get("baseline").items() if isinstance(v, (int, float))},
+        "logistic_covariates": list(get("statistics", "covariates")),
+        "cox_covariates": list((settings.get("statistics") or {}).get("cox_covariates") or get("statistics", "covariates")),
+        "alpha": float(get("statistics", "alpha")),
+        "entry_p": float(get("statistics", "cox_entry_p")),
+        "events_per_variable": float(get("statistics", "events_per_variable")),
+        "predictor_timepoint": str(get("statistics", "predictor_outcome", "timepoint")),
     }
 
 
@@ -272,6 +298,9 @@ def generate_single_center(published: dict, settings: dict, seed: int) -> Single
     # 5. clinical states per week (latent g), checked against the week-12 model directions
     states, g = _design_states(seed, published, s, P)
     P["g"] = g
+    # 5b. the other covariates of the models: values moved between patients until the
+    # published logistic and Cox terms hold (direction, side of alpha)
+    model_terms = _calibrate_terms(R("model_terms"), published, s, P, states, surg)
 
     # 6. endoscopy, biomarkers, AEs and dose episodes, PK
     endo = _design_endoscopy(R("endoscopy"), published, s, P)
@@ -290,6 +319,7 @@ def generate_single_center(published: dict, settings: dict, seed: int) -> Single
         "excluded": len(excluded),
         "patient_years": round(years, 1),
         "stops_per_100_patient_years": round(100 * float(P["stopped"].sum()) / years, 1),
+        "model_terms": model_terms,
         "readings": {
             **READINGS,
             "persistence.discontinuation_per_100_patient_years": (
@@ -373,6 +403,7 @@ def _design_covariates(rng, pub: dict, s: dict, P: pd.DataFrame, surg: list[dict
     w = np.round(bmi * (h / 100) ** 2, 1)
     P["height_cm"], P["weight_kg"] = h, w
     real = w / (h / 100) ** 2
+    P["bmi"] = real
     if not np.array_equal(real <= thr, P["bmi_low"].to_numpy()):
         raise AssertionError("BMI design crossed the threshold")
     # baseline labs: designed samples; albumin exactly the designed low group <= threshold
@@ -494,18 +525,50 @@ def _assign_latest(rng, exp: list[set], quota: dict[str, int], tries: int = 200)
 
 
 # ---------------------------------------------------------------- clinical states
+def _outcome_week(s: dict) -> int:
+    """The week of the logistic model's outcome (``statistics.predictor_outcome``)."""
+    tp = str(s["predictor_timepoint"])
+    w = int(tp.removeprefix("week")) if tp.startswith("week") else -1
+    if w not in s["weeks"]:
+        raise ValueError(f"statistics.predictor_outcome.timepoint {tp!r} is not a clinical week {s['weeks']}")
+    return w
+
+
+def _week_outcome(states: dict, week: int) -> tuple[np.ndarray, np.ndarray]:
+    """(patients of the week's set, 1 = remission) of the logistic model (NRI: a stop
+    before the week is not a remission)."""
+    st = states[week]
+    idx = np.flatnonzero(np.array([x is not None for x in st]))
+    return idx, (st[idx] == "R").astype(float)
+
+
+def _designed_model(pub: dict, s: dict, P: pd.DataFrame):
+    """(covariates, targets, settings) of the week-12 logistic terms of the covariates
+    that drive the latent responsiveness (``COVARIATE_COLUMNS``): the published model of
+    those covariates, univariate and multivariable."""
+    names = {PUBLISHED_TERMS[k][0] for k in COVARIATE_COLUMNS}
+    covs = [c for c in s["logistic_covariates"] if c in names]
+    cols = {c: P[c].to_numpy() for c in P.columns}
+    design = {c: covariate(c, cols, s) for c in covs}
+    targets = [t for t in model_targets(pub, s["alpha"]) if t.model == "logistic" and t.covariate in names]
+    return design, targets, {**s, "logistic_covariates": covs, "cox_covariates": []}
+
+
 def _design_states(seed: int, pub: dict, s: dict, P: pd.DataFrame):
     """State per (patient, week): 'R' remission, 'P' response only, 'N' neither, 'S' stopped
-    before the week, None not reached (not in the week's set)."""
+    before the week, None not reached (not in the week's set). Of ``DIRECTION_TRIES``
+    draws of the latent noise, the first whose week-12 logistic terms of the designed
+    covariates hold in direction and side of alpha (else the closest one)."""
     weeks = s["weeks"]
     ep = pub["endpoints"]
     mv = pub["logistic_week12_clinical_remission"]["multivariable"]
-    uv = pub["logistic_week12_clinical_remission"]["univariate"]
     beta = {COVARIATE_COLUMNS[k]: np.log(float(v["or"])) for k, v in mv.items() if k in COVARIATE_COLUMNS}
     X = P[list(beta)].to_numpy(dtype=float)
     lin = X @ np.array(list(beta.values()))
     n = len(P)
-    w12 = weeks.index(12) if 12 in weeks else len(weeks) - 1
+    week = _outcome_week(s)
+    design, targets, s_model = _designed_model(pub, s, P)
+    best = None
     for attempt in range(DIRECTION_TRIES):
         rng = rng_for(seed, "single_center", "states", attempt)
         g = lin + rng.logistic(0, 1, n)
@@ -526,20 +589,80 @@ def _design_states(seed: int, pub: dict, s: dict, P: pd.DataFrame):
             st[idx[r:p]] = "P"
             st[idx[p:]] = "N"
             states[w] = st
-        # the week-12 set: published directions of the model's covariates, alone and together
-        in_set = np.array([x is not None for x in states[weeks[w12]]])
-        y = (states[weeks[w12]][in_set] == "R").astype(float)
-        Xs = X[in_set]
-        signs_ok = True
-        coef = logistic_coef(Xs, y)[1:]
-        for c, (k, col) in enumerate((k, COVARIATE_COLUMNS[k]) for k in mv if k in COVARIATE_COLUMNS):
-            want = np.sign(np.log(float(mv[k]["or"])))
-            want_u = np.sign(np.log(float(uv[k]["or"])))
-            uni = logistic_coef(Xs[:, [c]], y)[1]
-            signs_ok &= bool(np.sign(coef[c]) == want and np.sign(uni) == want_u)
-        if signs_ok:
-            return states, g
-    raise RuntimeError("week-12 remission: the published directions did not hold in any draw")
+        # the week's set: published directions and sides of alpha of the designed covariates
+        y_idx, y = _week_outcome(states, week)
+        terms = ModelTerms(design, y_idx, y, P["day"].to_numpy(), P["stopped"].to_numpy(), s_model).terms()
+        pen = penalty(terms, targets, s["alpha"])
+        if best is None or pen < best[0]:
+            best = (pen, states, g)
+        if pen == 0:
+            break
+    return best[1], best[2]
+
+
+# ------------------------------------------------------------------- model terms
+def cox_reachable(t: Target, s: dict) -> bool:
+    """Whether the pipeline can print ``t`` as published: a multivariable Cox term comes
+    out of forward selection at ``statistics.cox_entry_p`` (at most ``events_per_variable``
+    events per variable) only with a p below the entry level at its step, so a published
+    multivariable p at or above it cannot be reproduced (the paper's printed model is not
+    its stated forward stepwise one: READINGS ``cox_discontinuation.multivariable``)."""
+    entered_only_below_alpha = float(s["entry_p"]) <= float(s["alpha"])
+    return not (t.model == "cox" and t.kind == "multivariable" and not t.significant and entered_only_below_alpha)
+
+
+def _calibrate_terms(rng, pub: dict, s: dict, P: pd.DataFrame, states: dict, surg: list[dict]) -> dict:
+    """Move covariate values between patients (:func:`.sc_calibrate.calibrate_covariates`)
+    until the published week-12 logistic and discontinuation Cox terms hold in direction
+    and side of alpha; ``P`` is changed in place. The Table 1 counts, medians and
+    quartiles stay (values are swapped within a column); the designed strata (BMI and
+    albumin: the timeline's) never move; a penetrating (B3) elective fistula surgery
+    keeps its behaviour and the operated patients their prior biologics (the published
+    2+ count of the surgery patients); age and disease duration keep duration <= age - 10;
+    sex moves with a height of that sex and the weight follows the patient's BMI."""
+    n = len(P)
+    everyone = np.ones(n, bool)
+
+    def but(ix) -> np.ndarray:
+        m = np.ones(n, bool)
+        m[sorted(ix)] = False
+        return m
+
+    def duration_fits(c, i, j) -> bool:
+        return bool(all(c["duration_years"][k] <= c["age"][k] - 10 for k in (i, j)))
+
+    elective = {x["i"] for x in surg if x["urgency"] == "elective"}
+    operated = {x["i"] for x in surg}
+    units = [
+        Unit("sex", ("male", "height_cm"), everyone),
+        Unit("age", ("age",), everyone, duration_fits),
+        Unit("duration", ("duration_years",), everyone, duration_fits),
+        Unit("location", ("cd_location",), everyone),
+        Unit("behaviour", ("cd_behavior", "b2", "b3"), but(elective)),
+        Unit("perianal", ("perianal",), everyone),
+        Unit("resection", ("resection_history",), everyone),
+        Unit("steroid", ("steroid",), everyone),
+        Unit("immunomodulator", ("immunomodulator",), everyone),
+        Unit("eim", ("eim_any", "eim_joint", "eim_skin", "eim_eye", "eim_other"), everyone),
+        Unit("biologics", ("biologics", "latest"), but(operated)),
+        *(Unit(c, (c,), everyone) for c in ("HB", "CRP", "FC", "hbi0")),
+    ]
+    moved = sorted({c for u in units for c in u.columns})
+    cols = {c: P[c].to_numpy().copy() for c in P.columns}
+    targets = model_targets(pub, s["alpha"])
+    kept = [t for t in targets if cox_reachable(t, s)]
+    y_idx, y = _week_outcome(states, _outcome_week(s))
+    res = calibrate_covariates(rng, cols, s, kept, y_idx, y, P["day"].to_numpy(), P["stopped"].to_numpy(), units,
+                               CALIBRATION_STEPS)
+    for c in moved:
+        P[c] = cols[c]
+    P["weight_kg"] = np.round(P["bmi"] * (P["height_cm"] / 100) ** 2, 1)
+    if not np.array_equal(P["weight_kg"] / (P["height_cm"] / 100) ** 2 <= s["bmi_le"], P["bmi_low"].to_numpy()):
+        raise AssertionError("the sex swaps moved a BMI across the threshold")
+    return {"steps": res.steps, "swaps": res.swaps, "penalty_before": round(res.penalty_before, 3),
+            "penalty_after": round(res.penalty_after, 3), "not_reproduced_before": res.unmatched_before,
+            "not_reproduced": res.unmatched_after,
+            "not_reachable": [t.figure for t in targets if not cox_reachable(t, s)]}
 
 
 # -------------------------------------------------------------------- endoscopy
