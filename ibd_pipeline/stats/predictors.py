@@ -245,6 +245,39 @@ def _binary_separation(X: pd.DataFrame, y: np.ndarray) -> list[str]:
     return flagged
 
 
+def neg_log_loss(estimator, X, y) -> float:
+    """scikit-learn's ``"neg_log_loss"`` scorer, value for value, without its input checks.
+
+    Parameters
+    ----------
+    estimator : fitted classifier with ``predict_proba``
+    X : array
+        The fold's held-out rows.
+    y : array
+        Their outcome (the classes of ``estimator.classes_``).
+
+    Returns
+    -------
+    float
+        Minus the mean of -log(p of the true class), p clipped to [eps, 1 - eps], as
+        ``sklearn.metrics.log_loss`` on ``predict_proba``.
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#statistics (predictors: the elastic net's 10-fold CV by log loss).
+    The scorer's checks cost more than the fits (1,000 calls per cross-validation: about
+    6 ms each against 50 us here; issue 14). Raises ValueError, as log_loss does, when the
+    fold holds a different number of classes than the model.
+    """
+    p = estimator.predict_proba(X)
+    classes = np.unique(y)
+    if len(classes) != p.shape[1]:
+        raise ValueError(f"y_true and y_prob contain different number of classes: {len(classes)} vs {p.shape[1]}")
+    eps = np.finfo(p.dtype).eps
+    true = np.clip(p[np.arange(len(y)), np.searchsorted(classes, y)], eps, 1 - eps)
+    return -float(np.mean(-np.log(true)))
+
+
 def _fit_enet(Xs, y, cv, seed, l1_ratios, Cs, max_iter, workers=1):
     """The elastic-net CV; with ``workers`` > 1 its (fold, l1_ratio) paths run in that
     many processes (joblib, each path computed exactly as in-process)."""
@@ -257,7 +290,7 @@ def _fit_enet(Xs, y, cv, seed, l1_ratios, Cs, max_iter, workers=1):
     with warnings.catch_warnings(), par:
         warnings.simplefilter("ignore")
         m = LogisticRegressionCV(Cs=Cs, l1_ratios=list(l1_ratios), solver="saga", cv=cv,
-                                 scoring="neg_log_loss", max_iter=max_iter, tol=1e-4,
+                                 scoring=neg_log_loss, max_iter=max_iter, tol=1e-4,
                                  random_state=seed, use_legacy_attributes=False).fit(Xs, y)
     return m
 
@@ -430,6 +463,34 @@ def _boruta_job(state, _item):
     return _run_boruta(X, y, seed, max_iter, alpha)
 
 
+def _capped_variables(variables: list[str], strength: dict, max_vars: int, min_class: int,
+                      events_per_variable: float) -> tuple[list[str], str | None]:
+    """Events per variable (Peduzzi 1996): the smaller outcome class caps the model's size;
+    the ``max_vars`` variables of largest ``strength`` stay (in their order), with a note."""
+    if not variables or len(variables) <= max_vars:
+        return variables, None
+    kept = sorted(variables, key=lambda v: -strength[v])[:max_vars]
+    kept = [v for v in variables if v in kept]
+    return kept, (f"events-per-variable limit {events_per_variable:g}: {min_class} patients in the smaller "
+                  f"outcome class support {max_vars} variable(s); dropped "
+                  f"{', '.join(v for v in variables if v not in kept)}")
+
+
+def _model_and_optimism(X, y, center, variables, center_handling, alpha, boot_enet, bootstrap, seed, max_iter,
+                        workers, max_vars):
+    """The multivariable fit of ``variables`` (ML, else Firth) and its bootstrap optimism:
+    (separated variables, fit, optimism values)."""
+    if not variables:
+        return [], None, np.array([])
+    sep = _binary_separation(X[variables], y)
+    fit = _fit_logit(y, X[variables], center, center_handling, alpha)
+    fe = center_handling == "fixed" and center.nunique() > 1
+    firth = fit["method"].startswith("Firth")
+    opt = _bootstrap_optimism(X, y, center, variables, fe, boot_enet, bootstrap, seed, max_iter, workers,
+                              max_vars=max_vars, firth=firth) if bootstrap else np.array([])
+    return sep, fit, opt
+
+
 # -------------------------------------------------------------------- main
 def predictor_analysis(
     covariates: pd.DataFrame,
@@ -541,38 +602,51 @@ def predictor_analysis(
         notes.append(f"{folds}-fold CV (fewer patients in the smaller outcome class than {cv_folds} folds)")
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     Xs = StandardScaler().fit_transform(X.to_numpy(float))
+    max_vars = int(min_class // events_per_variable)
+    early = None
     with Forked((X.to_numpy(float), y, seed, boruta_max_iter, alpha), workers) as pool:
         boruta = pool.submit(_boruta_job, None)  # 2. Boruta, beside the elastic net
         enet = _fit_enet(Xs, y, cv, seed, l1_ratios, Cs, max_iter, pool.workers)
+        coef = enet.coef_[0]
+        sel = np.abs(coef) > 1e-10
+        enet_params = EnetTuning(C=float(np.ravel(enet.C_)[0]), l1_ratio=float(np.ravel(enet.l1_ratio_)[0]),
+                                 cv_folds=folds, scoring="neg_log_loss")
+        if sel.any() and max_vars > 0:
+            # the model's variables are the elastic net's: its fit and bootstrap do not wait
+            # for Boruta (the same computations, while Boruta runs; issue 14)
+            variables, cap_note = _capped_variables([c for c, x in zip(X.columns, sel) if x],
+                                                    dict(zip(X.columns, np.abs(coef))), max_vars, min_class,
+                                                    events_per_variable)
+            early = (variables, cap_note, *_model_and_optimism(X, y, center, variables, center_handling, alpha,
+                                                               enet_params, bootstrap, seed, max_iter, workers,
+                                                               max_vars))
         decision, ranking = boruta.get()
-    coef = enet.coef_[0]
-    sel = np.abs(coef) > 1e-10
-    enet_params = EnetTuning(C=float(np.ravel(enet.C_)[0]), l1_ratio=float(np.ravel(enet.l1_ratio_)[0]),
-                             cv_folds=folds, scoring="neg_log_loss")
 
     selection = pd.DataFrame({"variable": X.columns, "enet_coef": coef, "selected_by_enet": sel,
                               "boruta_decision": decision, "boruta_rank": ranking.astype(int)})
     for c in const:
         selection.loc[len(selection)] = [c, 0.0, False, "rejected", np.nan]
 
-    variables = [c for c, s in zip(X.columns, sel) if s]
-    boot_enet = enet_params
-    strength = dict(zip(X.columns, np.abs(coef)))
-    if not variables:
-        variables = [c for c, d in zip(X.columns, decision) if d == "confirmed"]
-        boot_enet = None
-        strength = {c: -float(r) for c, r in zip(X.columns, ranking)}
+    if early is not None:
+        variables, cap_note, sep, fit, opt = early
+        if cap_note:
+            notes.append(cap_note)
+    else:
+        variables = [c for c, s in zip(X.columns, sel) if s]
+        boot_enet = enet_params
+        strength = dict(zip(X.columns, np.abs(coef)))
+        if not variables:
+            variables = [c for c, d in zip(X.columns, decision) if d == "confirmed"]
+            boot_enet = None
+            strength = {c: -float(r) for c, r in zip(X.columns, ranking)}
+            if variables:
+                notes.append("elastic net selected no variable: model on the Boruta-confirmed variables")
+        variables, cap_note = _capped_variables(variables, strength, max_vars, min_class, events_per_variable)
+        if cap_note:
+            notes.append(cap_note)
         if variables:
-            notes.append("elastic net selected no variable: model on the Boruta-confirmed variables")
-    # events per variable (Peduzzi 1996): the smaller outcome class caps the model's size
-    max_vars = int(min_class // events_per_variable)
-    if variables and len(variables) > max_vars:
-        kept = sorted(variables, key=lambda v: -strength[v])[:max_vars]
-        kept = [v for v in variables if v in kept]
-        notes.append(f"events-per-variable limit {events_per_variable:g}: {min_class} patients in the smaller "
-                     f"outcome class support {max_vars} variable(s); dropped "
-                     f"{', '.join(v for v in variables if v not in kept)}")
-        variables = kept
+            sep, fit, opt = _model_and_optimism(X, y, center, variables, center_handling, alpha, boot_enet,
+                                                bootstrap, seed, max_iter, workers, max_vars)
     if not variables:
         if max_vars == 0:
             notes.append(f"{_not_estimable(events, n)}: fewer than {events_per_variable:g} patients in the "
@@ -585,10 +659,8 @@ def predictor_analysis(
         return PredictorAnalysis(selection=selection, logistic_model=model, enet=enet_params, note="; ".join(notes))
 
     # 3. multivariable logistic: ML when it converges without separation, else Firth
-    sep = _binary_separation(X[variables], y)
     if sep:
         notes.append(f"empty cell against the outcome for {', '.join(sep)}")
-    fit = _fit_logit(y, X[variables], center, center_handling, alpha)
     notes += fit["notes"]
     method = fit["method"]
     rows = []
@@ -617,10 +689,6 @@ def predictor_analysis(
     fpr, tpr, thr = roc_curve(y, p_hat)
     roc = pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": thr})
     d = delong_auc(y, p_hat, alpha)
-    fe = center_handling == "fixed" and center.nunique() > 1
-    firth = method.startswith("Firth")
-    opt = _bootstrap_optimism(X, y, center, variables, fe, boot_enet, bootstrap, seed, max_iter, workers,
-                              max_vars=max_vars, firth=firth) if bootstrap else np.array([])
     mean_opt = float(opt.mean()) if opt.size else np.nan
     auc = pd.DataFrame([{
         "auc": d.auc, "ci_low": d.ci_low, "ci_high": d.ci_high, "ci_method": "DeLong",

@@ -162,7 +162,9 @@ def test_biomarker_summary_and_tests_equal_scipy(frames):
 def test_predictor_analysis_reproducible_and_shaped(frames):
     cands = load_settings()["statistics"]["covariates"]
     a = predictor_analysis(frames["covariates"], frames["outcome"], seed=20250401, candidates=cands, **FAST)
-    b = predictor_analysis(frames["covariates"], frames["outcome"], seed=20250401, candidates=cands, **FAST)
+    # in worker processes (the model and its bootstrap while Boruta runs): the same tables
+    b = predictor_analysis(frames["covariates"], frames["outcome"], seed=20250401, candidates=cands,
+                           **{**FAST, "workers": 2})
     pd.testing.assert_frame_equal(a.logistic_model, b.logistic_model)
     pd.testing.assert_frame_equal(a.selection, b.selection)
     pd.testing.assert_frame_equal(a.auc, b.auc)
@@ -559,3 +561,23 @@ def test_every_public_stats_function_has_a_numpydoc_docstring_citing_the_study_r
             need = ["Parameters\n----------", "Returns\n-------", "Notes\n-----", "docs/STUDY_RULES.md#"]
             missing += [f"{mod.__name__}.{name}: {k.splitlines()[0]}" for k in need if k not in doc]
     assert missing == []
+
+
+def test_the_fast_log_loss_scorer_equals_scikit_learns_value_for_value():
+    """predictors.neg_log_loss (the elastic net's CV scorer) gives exactly sklearn's
+    "neg_log_loss", extreme probabilities (clipping) included, and refuses a one-class fold."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import get_scorer
+
+    from ibd_pipeline.stats.predictors import neg_log_loss
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(80, 3))
+    y = (X[:, 0] + rng.normal(size=80) > 0).astype(int)
+    ref = get_scorer("neg_log_loss")
+    for C in (1e-4, 1.0, 1e6):
+        m = LogisticRegression(C=C, max_iter=5000).fit(X * (50 if C == 1e6 else 1), y)
+        for Xt, yt in ((X[:40], y[:40]), (X[40:] * 50, y[40:])):
+            assert neg_log_loss(m, Xt, yt) == ref(m, Xt, yt)
+    with pytest.raises(ValueError):
+        neg_log_loss(m, X[y == 1], y[y == 1])
