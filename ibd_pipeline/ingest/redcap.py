@@ -599,7 +599,9 @@ def _table_part(path, profile, spec: RedcapSpec, crf: Crf, table, insts, col, go
                 continue
             v, rows = v[sel], rows[sel]
             entered = _instruments_entered(v, col, fields, insts, refused)
-            filled = np.logical_or.reduce(list(entered.values())) if entered else np.zeros(len(v), dtype=bool)
+            # an instance with no value and no tick holds nothing to read, whatever its form status
+            data = _instruments_entered(v, col, fields, insts, refused, status=False)
+            filled = np.logical_or.reduce(list(data.values())) if data else np.zeros(len(v), dtype=bool)
             if repeating and not filled.all():
                 empty_instances += int((~filled).sum())
                 v, rows = v[filled], rows[filled]
@@ -646,13 +648,15 @@ def _table_part(path, profile, spec: RedcapSpec, crf: Crf, table, insts, col, go
     return RawPart(table=table, sheet=None, header=header, header_row=1, chunks=chunks())
 
 
-def _instruments_entered(v: np.ndarray, col: dict, fields: list[MappedField], insts: list[str], refused: dict) -> dict[str, np.ndarray]:
+def _instruments_entered(v: np.ndarray, col: dict, fields: list[MappedField], insts: list[str], refused: dict,
+                         status: bool = True) -> dict[str, np.ndarray]:
     """Per instrument, the rows in which it was entered (docs/STUDY_RULES.md#extraction,
     REDCap checkboxes). REDCap exports an unticked checkbox as 0 whether or not the form
     was ever opened, so a 0 alone says nothing: an instrument counts as entered in a row
     when one of its other fields holds a value, one of its checkboxes is ticked, or its
     ``<instrument>_complete`` status is 1 (unverified) or 2 (complete). Where it was not,
-    its checkboxes are read as missing rather than as "not ticked"."""
+    its checkboxes are read as missing rather than as "not ticked". ``status=False``: by
+    the values and ticks alone (whether a row holds anything to read)."""
     out: dict[str, np.ndarray] = {}
     for inst in insts:
         m = np.zeros(len(v), dtype=bool)
@@ -666,9 +670,9 @@ def _instruments_entered(v: np.ndarray, col: dict, fields: list[MappedField], in
                         m |= ~np.isin(_stripped(v[:, col[c]]), ("0", ""))  # ticked, or a value the checkbox check refuses
             elif f.variable in col:
                 m |= v[:, col[f.variable]] != ""
-        status = f"{inst}_complete"
-        if status in col:
-            m |= np.isin(_stripped(v[:, col[status]]), ("1", "2"))
+        form_status = f"{inst}_complete"
+        if status and form_status in col:
+            m |= np.isin(_stripped(v[:, col[form_status]]), ("1", "2"))
         out[inst] = m
     return out
 

@@ -366,7 +366,8 @@ def test_rows_the_profile_cannot_read_are_reported_not_dropped_silently(tmp_path
     rows = _records(ex.records)
     blank = dict.fromkeys(rows[0], "")
     rows.append({**blank, "record_id": "1", "redcap_repeat_instrument": "quality_of_life", "redcap_repeat_instance": "1"})
-    rows.append({**blank, "record_id": "2", "redcap_repeat_instrument": "visit", "redcap_repeat_instance": "9"})
+    rows.append({**blank, "record_id": "2", "redcap_repeat_instrument": "visit", "redcap_repeat_instance": "9",
+                 "visit_complete": "2"})  # marked complete, nothing in it: still empty
     rows.append({**blank, "record_id": "99", "redcap_repeat_instrument": "pk_sample", "redcap_repeat_instance": "1",
                  "pk_date": "2024-08-01", "pk_conc": "10.5"})
     _write_records(ex.records, rows)
