@@ -34,7 +34,10 @@ How the figures are met (rules of the study's STUDY.md applied exactly):
   patients (every Table 1 count, median and quartile kept) until each published week-12
   logistic and discontinuation Cox term holds in direction and side of alpha as the
   pipeline fits it (``design["model_terms"]``);
-* endoscopy, biomarkers, safety, surgery and PK: exact-count assignments.
+* endoscopy, biomarkers, safety, surgery and PK: exact-count assignments; the PK
+  concentrations by the published medians and quartiles per group, their unpublished tails
+  drawn inward from the Tukey fences until the two published rank-sum comparisons
+  (remission p 0.023, response p 0.436) hold on their side of alpha (``PK_FENCES``).
 """
 
 from __future__ import annotations
@@ -751,16 +754,54 @@ def _design_endoscopy(rng, pub: dict, s: dict, P: pd.DataFrame) -> dict:
         "EP": (nonrem["iqr"][0], resp["iqr"][0], resp["median"]),
         "EN": (nonresp["iqr"][0], nonresp["median"], nonresp["iqr"][1]),
     }
-    pkv = {}
+    picks = {}
     for st, k in group_n.items():
         members = [i for i in chosen if state[int(i)] == st]
         if k > len(members):
             raise ValueError(f"{k} PK samples of {st} but {len(members)} patients")
-        pick = rng.choice(members, size=k, replace=False)
-        v = rng.permutation(designed_sample(rng, k, *qs[st], log=True, decimals=2))
-        for i, x in zip(pick, v):
-            pkv[int(i)] = float(x)
+        picks[st] = rng.choice(members, size=k, replace=False)
+    # the published rank-sum comparisons on their side of alpha (remitters vs the others,
+    # responders vs non-responders): the quartiles fix the middle of each group, the tails
+    # are not published (inferred: from the Tukey fences, 1.5 IQR on the log scale, inward
+    # until both p values keep a margin from alpha; PK_TRIES draws per fence)
+    tests = [(("ER",), ("EP", "EN"), float(conc["by_remission"]["p"])),
+             (("ER", "EP"), ("EN",), float(conc["by_response"]["p"]))]
+
+    def draw(fence):
+        out = {}
+        for st, k in group_n.items():
+            q1, _, q3 = np.log(qs[st])
+            lo, hi = np.exp(q1 - fence * (q3 - q1)), np.exp(q3 + fence * (q3 - q1))
+            out[st] = rng.permutation(designed_sample(rng, k, *qs[st], lo=lo, hi=hi, log=True, decimals=2))
+        return out
+
+    found = False
+    for fence in PK_FENCES:
+        for _attempt in range(PK_TRIES):
+            vals = draw(fence)
+            if all(_rank_sum_side_ok(np.concatenate([vals[g] for g in a]), np.concatenate([vals[g] for g in b]), p,
+                                     s["alpha"]) for a, b, p in tests):
+                found = True
+                break
+        if found:
+            break
+    pkv = {int(i): float(x) for st in group_n for i, x in zip(picks[st], vals[st])}
     return {"baseline": bl, "baseline_day": bday, "followup": fu, "followup_day": day_of_e, "state": state, "pk": pkv}
+
+
+PK_FENCES = (1.5, 1.25, 1.0, 0.75, 0.5, 0.35, 0.25)  # tails of the PK groups, in IQRs beyond the quartiles
+PK_TRIES = 20
+PK_MARGIN = 0.8  # a p of the side below alpha is at most 0.8 x alpha, above at least alpha / 0.8
+
+
+def _rank_sum_side_ok(x: np.ndarray, y: np.ndarray, published_p: float, alpha: float) -> bool:
+    """Whether the two-sided Wilcoxon rank-sum p of ``x`` vs ``y`` (exact, as R's
+    wilcox.test for small samples without ties) is on the published p's side of
+    ``alpha``, with the margin PK_MARGIN."""
+    from scipy.stats import mannwhitneyu
+
+    p = float(mannwhitneyu(x, y, alternative="two-sided", method="exact").pvalue)
+    return p <= PK_MARGIN * alpha if published_p < alpha else p >= alpha / PK_MARGIN
 
 
 # ------------------------------------------------------------------- biomarkers
