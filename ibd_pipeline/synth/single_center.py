@@ -37,7 +37,7 @@ How the figures are met (rules of the study's STUDY.md applied exactly):
 * endoscopy, biomarkers, safety, surgery and PK: exact-count assignments; the PK
   concentrations by the published medians and quartiles per group, their unpublished tails
   drawn inward from the Tukey fences until the two published rank-sum comparisons
-  (remission p 0.023, response p 0.436) hold on their side of alpha (``PK_FENCES``).
+  (by remission, by response) hold on their side of alpha (``PK_FENCES``).
 """
 
 from __future__ import annotations
