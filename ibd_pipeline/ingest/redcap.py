@@ -598,9 +598,8 @@ def _table_part(path, profile, spec: RedcapSpec, crf: Crf, table, insts, col, go
             if not len(sel):
                 continue
             v, rows = v[sel], rows[sel]
-            entered = _instruments_entered(v, col, fields, insts, refused)
             # an instance with no value and no tick holds nothing to read, whatever its form status
-            data = _instruments_entered(v, col, fields, insts, refused, status=False)
+            entered, data = _instruments_entered(v, col, fields, insts, refused)
             filled = np.logical_or.reduce(list(data.values())) if data else np.zeros(len(v), dtype=bool)
             if repeating and not filled.all():
                 empty_instances += int((~filled).sum())
@@ -648,16 +647,18 @@ def _table_part(path, profile, spec: RedcapSpec, crf: Crf, table, insts, col, go
     return RawPart(table=table, sheet=None, header=header, header_row=1, chunks=chunks())
 
 
-def _instruments_entered(v: np.ndarray, col: dict, fields: list[MappedField], insts: list[str], refused: dict,
-                         status: bool = True) -> dict[str, np.ndarray]:
-    """Per instrument, the rows in which it was entered (docs/STUDY_RULES.md#extraction,
-    REDCap checkboxes). REDCap exports an unticked checkbox as 0 whether or not the form
-    was ever opened, so a 0 alone says nothing: an instrument counts as entered in a row
-    when one of its other fields holds a value, one of its checkboxes is ticked, or its
-    ``<instrument>_complete`` status is 1 (unverified) or 2 (complete). Where it was not,
-    its checkboxes are read as missing rather than as "not ticked". ``status=False``: by
-    the values and ticks alone (whether a row holds anything to read)."""
-    out: dict[str, np.ndarray] = {}
+def _instruments_entered(v: np.ndarray, col: dict, fields: list[MappedField], insts: list[str],
+                         refused: dict) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per instrument, (the rows in which it was entered, the rows holding a value or a
+    tick) (docs/STUDY_RULES.md#extraction, REDCap checkboxes). REDCap exports an unticked
+    checkbox as 0 whether or not the form was ever opened, so a 0 alone says nothing: an
+    instrument counts as entered in a row when one of its other fields holds a value, one
+    of its checkboxes is ticked, or its ``<instrument>_complete`` status is 1 (unverified)
+    or 2 (complete). Where it was not, its checkboxes are read as missing rather than as
+    "not ticked". The second mask (values and ticks alone) says whether a row holds
+    anything to read."""
+    entered: dict[str, np.ndarray] = {}
+    data: dict[str, np.ndarray] = {}
     for inst in insts:
         m = np.zeros(len(v), dtype=bool)
         for f in fields:
@@ -670,11 +671,10 @@ def _instruments_entered(v: np.ndarray, col: dict, fields: list[MappedField], in
                         m |= ~np.isin(_stripped(v[:, col[c]]), ("0", ""))  # ticked, or a value the checkbox check refuses
             elif f.variable in col:
                 m |= v[:, col[f.variable]] != ""
+        data[inst] = m
         form_status = f"{inst}_complete"
-        if status and form_status in col:
-            m |= np.isin(_stripped(v[:, col[form_status]]), ("1", "2"))
-        out[inst] = m
-    return out
+        entered[inst] = m | np.isin(_stripped(v[:, col[form_status]]), ("1", "2")) if form_status in col else m
+    return entered, data
 
 
 def _stripped(a: np.ndarray) -> np.ndarray:

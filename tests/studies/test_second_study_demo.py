@@ -50,7 +50,9 @@ def test_the_second_study_runs_end_to_end_from_its_redcap_export(second_study):
         con.close()
 
 
-def test_the_second_studys_published_counts_and_km_are_reproduced(second_study):
+@pytest.fixture(scope="module")
+def compared(second_study):
+    """(published figures, declared comparisons, their published-vs-derived rows) of the demo's warehouse."""
     data, _ = second_study
     published = yaml.safe_load((STUDY_DIR / "published_figures.yaml").read_text(encoding="utf-8"))
     comparisons = load_comparisons(STUDY_DIR / "comparisons.yaml")
@@ -59,6 +61,12 @@ def test_the_second_studys_published_counts_and_km_are_reproduced(second_study):
         out = compare_declared(published, comparisons, lambda sql: con.execute(sql).df())
     finally:
         con.close()
+    return published, comparisons, out
+
+
+def test_the_second_studys_published_counts_and_km_are_reproduced(compared):
+    _, comparisons, out = compared
+    out = out.copy()
     kinds = {c.figure: c.compare for c in comparisons}
     out["kind"] = [kinds[f"{d}.{q}" if q else d] for d, q in zip(out["domain"], out["quantity"])]
     counts = out[out["kind"] == "count"]
@@ -73,22 +81,16 @@ def test_the_second_studys_published_counts_and_km_are_reproduced(second_study):
     assert "8/108" in rows.loc[("safety", "ae_leading_to_discontinuation.pct"), "note"]
 
 
-def test_the_second_studys_model_terms_are_reproduced_in_direction_and_side_of_alpha(second_study):
+def test_the_second_studys_model_terms_are_reproduced_in_direction_and_side_of_alpha(compared):
     """Every published week-12 logistic and discontinuation Cox term the pipeline can print
     holds (same side of 1, same side of p 0.05); the one it cannot - a multivariable Cox p
     at or above the forward-selection entry level - is the only estimate left."""
     from ibd_pipeline.synth.sc_calibrate import model_targets
     from ibd_pipeline.synth.single_center import cox_reachable, flat_settings
 
-    data, _ = second_study
-    published = yaml.safe_load((STUDY_DIR / "published_figures.yaml").read_text(encoding="utf-8"))
+    published, comparisons, out = compared
     settings = yaml.safe_load((STUDY_DIR / "study.yaml").read_text(encoding="utf-8"))
-    comparisons = load_comparisons(STUDY_DIR / "comparisons.yaml")
-    con = duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
-    try:
-        out = compare_declared(published, comparisons, lambda sql: con.execute(sql).df())
-    finally:
-        con.close()
+    out = out.copy()
     out["figure"] = [f"{d}.{q}" if q else d for d, q in zip(out["domain"], out["quantity"])]
     kinds = {c.figure: c.compare for c in comparisons}
     estimates = out[out["figure"].map(kinds) == "estimate"]
