@@ -281,13 +281,19 @@ def cmd_studies(args) -> int:
     return status
 
 
+# seconds Dagster's own shutdown gets after a stop signal before what is left is killed
+# (the UI stops within 10 s of a signal: tests/pipeline/test_instance.py)
+UI_STOP_GRACE_SECONDS = 7.0
+
+
 def cmd_ui(args) -> int:
-    """Replace this process by ``dagster dev`` (webserver, daemon with the sensors, code
-    server): a signal to the process group reaches Dagster's own shutdown."""
+    """``dagster dev`` (webserver, daemon with the sensors, code servers) under
+    :func:`ibd_pipeline.supervise.run_supervised`: a stop signal becomes Dagster's own
+    Ctrl-C shutdown, and whatever has not stopped ``UI_STOP_GRACE_SECONDS`` later is killed."""
+    from .supervise import run_supervised
+
     cmd, env = ui_command(_paths(args).ensure(), args.host, args.port)
-    os.chdir(PROJECT_ROOT)
-    os.execvpe(cmd[0], cmd, env)
-    return 0
+    return run_supervised(cmd, env=env, cwd=str(PROJECT_ROOT), grace_seconds=UI_STOP_GRACE_SECONDS)
 
 
 def main(argv: list[str] | None = None) -> int:

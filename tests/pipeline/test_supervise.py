@@ -1,0 +1,77 @@
+"""``ibd-pipeline ui`` runs ``dagster dev`` under ``supervise.run_supervised``: a stop
+signal becomes one SIGINT to the command's process group, and what has not stopped after
+the grace period is killed; the supervisor returns only when the group has gone."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import psutil
+import pytest
+
+# a command that starts a grandchild, then either exits on SIGINT (graceful) or ignores it
+CHILD = textwrap.dedent("""
+    import signal, subprocess, sys, time
+    stubborn = sys.argv[1] == "stubborn"
+    if stubborn:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    grandchild = subprocess.Popen([sys.executable, "-c",
+        "import signal, sys, time; signal.signal(signal.SIGINT, signal.SIG_IGN) if sys.argv[1] == 'stubborn' else None; time.sleep(600)",
+        sys.argv[1]])
+    print("ready", flush=True)
+    try:
+        time.sleep(600)
+    except KeyboardInterrupt:
+        grandchild.wait()
+        sys.exit(0)
+""")
+
+SUPERVISOR = textwrap.dedent("""
+    import sys
+    from ibd_pipeline.supervise import run_supervised
+    sys.exit(run_supervised([sys.executable, "-c", sys.argv[1], sys.argv[2]], grace_seconds=float(sys.argv[3])))
+""")
+
+
+def _start(tmp_path, mode: str, grace: float):
+    log = open(tmp_path / "out.log", "w+")
+    p = subprocess.Popen([sys.executable, "-c", SUPERVISOR, CHILD, mode, str(grace)], stdout=log,
+                         stderr=subprocess.STDOUT, start_new_session=True,
+                         env=dict(os.environ, PYTHONPATH=os.getcwd()))
+    deadline = time.time() + 60
+    while len(psutil.Process(p.pid).children(recursive=True)) < 2:  # the command and its grandchild
+        assert time.time() < deadline and p.poll() is None
+        time.sleep(0.1)
+    return p, psutil.Process(p.pid).children(recursive=True), log
+
+
+def _stop(p, descendants, sig) -> float:
+    t0 = time.time()
+    os.killpg(p.pid, sig)  # the supervisor's own group: the command is in another one
+    p.wait(timeout=30)
+    gone, alive = psutil.wait_procs(descendants, timeout=5)
+    assert alive == []
+    return time.time() - t0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_becomes_the_commands_own_ctrl_c_and_everything_stops(tmp_path, sig):
+    p, descendants, log = _start(tmp_path, "graceful", grace=20)
+    seconds = _stop(p, descendants, sig)
+    assert seconds < 10  # the graceful shutdown, not the 20 s grace period
+    assert p.returncode == 128 + sig
+    log.seek(0)
+    assert "killed" not in log.read()
+
+
+def test_a_command_that_ignores_the_signal_is_killed_after_the_grace_period(tmp_path):
+    p, descendants, log = _start(tmp_path, "stubborn", grace=1.5)
+    seconds = _stop(p, descendants, signal.SIGTERM)
+    assert 1.5 <= seconds < 8
+    log.seek(0)
+    assert "had not stopped 1.5 s after the signal: killed" in log.read()
