@@ -14,7 +14,6 @@ from ibd_pipeline.stats.settings import timepoint_order
 from . import fmt as F
 from .fmt import DASH
 
-DIAGNOSES = ("UC", "CD", "overall")
 OVERALL = "overall"  # the warehouse's rows of every diagnosis pooled
 DX_LABELS = {"UC": "UC", "CD": "CD", "overall": "Overall", "all": "All"}
 ANALYSES = {"complete_case": "Complete case", "nri": "Non-responder imputation (NRI)"}
