@@ -31,6 +31,7 @@ from .data import Warehouse
 from .figures import DPI, place_figures, render_all, workers_for
 from .fmt import DASH
 from .key_numbers import key_items, key_numbers
+from .labels import DX_LABELS, study_diagnoses
 from .labels import group_labels as _group_labels  # noqa: F401 - the name tests and callers import from here
 from .privacy import privacy_guard
 from .privacy import privacy_guard as _privacy_guard  # noqa: F401 - the name tests and callers import from here
@@ -52,6 +53,13 @@ def _page() -> jinja2.Template:
     env = jinja2.Environment(loader=jinja2.PackageLoader("ibd_pipeline.report", "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined)
     return env.get_template(TEMPLATE)
+
+
+def _diagnoses_scope(settings: dict) -> str:
+    """What the results are given for: "by UC, CD and overall", or "CD patients" in a study
+    of one diagnosis."""
+    dxs = [DX_LABELS.get(d, d) for d in study_diagnoses(settings)]
+    return f"by {', '.join(dxs)} and overall" if len(dxs) > 1 else f"{dxs[0]} patients"
 
 
 def _text(v) -> str:
@@ -144,7 +152,7 @@ def build_report(
     text = _page().render(
         title=_text(st.get("title", "Study report")), period_start=_text(period.get("start", DASH)),
         period_end=_text(period.get("end", DASH)),
-        generated_at=generated_at, key_items=key_items(key, settings),
+        generated_at=generated_at, key_items=key_items(key, settings), diagnoses=_diagnoses_scope(settings),
         sections=[{"id": sid, "title": title, "body": Markup(body)} for sid, title, body in bodies])
 
     t_fig = time.perf_counter()

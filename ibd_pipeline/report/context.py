@@ -14,7 +14,7 @@ from . import fmt as F
 from .data import Unavailable, Warehouse
 from .figures import Job
 from .fmt import DASH, Cell, fmt_int, fmt_p, not_available
-from .labels import var_label
+from .labels import OVERALL, diagnosis_columns, study_diagnoses, var_label
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,30 @@ class ReportContext:
         self.comparison: pd.DataFrame | None = None
         self.comparisons: list | None = None  # a study's declared comparisons (report/comparisons.py)
         self.published_error = ""
+
+    # diagnoses ----------------------------------------------------
+    @property
+    def diagnoses(self) -> list[str]:
+        """The report's diagnosis columns (:func:`labels.diagnosis_columns`)."""
+        return diagnosis_columns(self.settings)
+
+    def dx_rows(self, df: pd.DataFrame, dx: str, col: str = "diagnosis") -> pd.DataFrame:
+        """The rows of ``df`` shown in the diagnosis column ``dx``: the diagnosis' own rows;
+        in a study of one diagnosis, whose "overall" rows are the same patients, the
+        "overall" rows when the table has none of the diagnosis itself."""
+        x = df[df[col] == dx]
+        if x.empty and dx != OVERALL and len(study_diagnoses(self.settings)) == 1:
+            x = df[df[col] == OVERALL]
+        return x
+
+    def by_study_diagnosis(self, df: pd.DataFrame, col: str = "diagnosis") -> pd.DataFrame:
+        """``df`` for the figures, which draw one line per diagnosis of the study: as it is,
+        or in a study of one diagnosis whose rows the table holds only as "overall", with
+        those rows also under the diagnosis' name."""
+        dxs = study_diagnoses(self.settings)
+        if len(dxs) == 1 and not (df[col] == dxs[0]).any():
+            return pd.concat([df, df[df[col] == OVERALL].assign(**{col: dxs[0]})], ignore_index=True)
+        return df
 
     # figures ------------------------------------------------------
     def figure(self, name: str, func, args=(), kwargs=None, *, alt: str, caption: str = "", tight: bool = True,

@@ -7,7 +7,7 @@ import math
 from . import fmt as F
 from .context import ReportContext
 from .fmt import DASH
-from .labels import DIAGNOSES, endpoint_label, tp_label
+from .labels import DX_LABELS, endpoint_label, study_diagnoses, tp_label
 
 
 def key_numbers(c: ReportContext) -> dict:
@@ -26,14 +26,14 @@ def key_numbers(c: ReportContext) -> dict:
             s = a[(a["step"] == step) & (a["reason"].isna() if reason is None else a["reason"] == reason)]
             return int(s["n"].sum()) if len(s) else None
 
-        k.update(screened=n("screened"), excluded=n("excluded"), included=n("included"),
-                 included_uc=n("included_by_diagnosis", "UC"), included_cd=n("included_by_diagnosis", "CD"))
+        k.update(screened=n("screened"), excluded=n("excluded"), included=n("included"))
+        k.update({f"included_{dx.lower()}": n("included_by_diagnosis", dx) for dx in study_diagnoses(c.settings)})
     r = wh.try_get("endpoint_rates", ["diagnosis", "timepoint", "endpoint", "analysis", "n", "n_total", "pct"])
     if r is not None:
         po = c.settings["statistics"]["predictor_outcome"]
         ep, tp = po["endpoint"], po["timepoint"]
-        for dx in DIAGNOSES:
-            x = r[(r["endpoint"] == ep) & (r["timepoint"] == tp) & (r["diagnosis"] == dx) & (r["analysis"] == po["analysis"])]
+        for dx in c.diagnoses:
+            x = c.dx_rows(r[(r["endpoint"] == ep) & (r["timepoint"] == tp) & (r["analysis"] == po["analysis"])], dx)
             if len(x):
                 k[f"{ep}_{tp}_{dx.lower()}_pct"] = round(F.num(x.iloc[0]["pct"]), 1)
                 k[f"{ep}_{tp}_{dx.lower()}"] = f"{int(x.iloc[0]['n'])}/{int(x.iloc[0]['n_total'])}"
@@ -78,14 +78,19 @@ def key_items(k: dict, settings: dict) -> list[tuple[str, str]]:
             items.append((lbl, str(val)))
 
     add("Screened", k.get("screened"))
-    add("Included (UC / CD)", None if k.get("included") is None else f"{k['included']} ({k.get('included_uc')} / {k.get('included_cd')})")
+    dxs = study_diagnoses(settings)
+    if len(dxs) > 1:
+        add(f"Included ({' / '.join(DX_LABELS.get(dx, dx) for dx in dxs)})", None if k.get("included") is None else
+            f"{k['included']} ({' / '.join(str(k.get(f'included_{dx.lower()}')) for dx in dxs)})")
+    else:
+        add(f"Included ({DX_LABELS.get(dxs[0], dxs[0])})", k.get("included"))
     po = settings["statistics"]["predictor_outcome"]
     ep, tp = po["endpoint"], po["timepoint"]
     what = f"{endpoint_label(ep, settings)}, {tp_label(tp).lower()}"
-    for dx in ("uc", "cd"):
-        v = k.get(f"{ep}_{tp}_{dx}")
+    for dx in dxs:
+        v = k.get(f"{ep}_{tp}_{dx.lower()}")
         if v:
-            add(f"{what}, {dx.upper()}", f"{v} ({k.get(f'{ep}_{tp}_{dx}_pct')}%)")
+            add(f"{what}, {DX_LABELS.get(dx, dx)}", f"{v} ({k.get(f'{ep}_{tp}_{dx.lower()}_pct')}%)")
     month = _last_month(settings)
     if k.get(f"km_{month:g}m_persistence_pct") is not None:
         add(f"On UPA at {month:g} months (KM)", f"{k[f'km_{month:g}m_persistence_pct']}%")

@@ -1,7 +1,8 @@
 """The report's labels and orderings: time points, diagnoses, endpoints, biomarkers, adverse
 events, Table 1 variables, settings groups and the baseline flags. What is a study term
-(the time points and their order, the endpoints, their labels, the Kaplan-Meier groupings,
-the flags' thresholds) is read from the settings (study.yaml) the report is built with:
+(the diagnoses it enrols and so the report's diagnosis columns and comparison, the time
+points and their order, the endpoints, their labels, the Kaplan-Meier groupings, the
+flags' thresholds) is read from the settings (study.yaml) the report is built with:
 no study's names are written here."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from ibd_pipeline.stats.settings import timepoint_order
 from . import fmt as F
 from .fmt import DASH
 
-DIAGNOSES = ("UC", "CD", "overall")
+OVERALL = "overall"  # the warehouse's rows of every diagnosis pooled
 DX_LABELS = {"UC": "UC", "CD": "CD", "overall": "Overall", "all": "All"}
 ANALYSES = {"complete_case": "Complete case", "nri": "Non-responder imputation (NRI)"}
 BIOMARKER_ORDER = ["CRP", "FC", "ESR", "ALB", "VITD25", "WBC", "HB", "PLT", "ALT", "AST", "HDL_TC_RATIO", "LDL"]
@@ -52,6 +53,41 @@ SETTINGS_GROUPS = {
 }
 COMPARE_TEXT = {"<=": "\u2264", ">": ">"}
 OPPOSITE = {"<=": ">", ">": "<="}
+
+
+def study_diagnoses(settings: dict) -> list[str]:
+    """The diagnoses the study enrols, in the settings' order (``study.diagnoses``; the
+    study model's default when the settings leave it out)."""
+    from ibd_pipeline.study_model import StudyInfo
+
+    dxs = (settings.get("study") or {}).get("diagnoses")
+    return [str(d) for d in (dxs or StudyInfo.model_fields["diagnoses"].default)]
+
+
+def diagnosis_columns(settings: dict, overall_first: bool = False) -> list[str]:
+    """The report's diagnosis columns: a study of several diagnoses has each of them (in
+    the settings' order) and "overall" (last, or first with ``overall_first``); a study of
+    one diagnosis has that one alone - its "overall" rows are the same patients, so the
+    same numbers are not shown twice (:meth:`ReportContext.dx_rows` reads its column
+    from the "overall" rows when a table has no rows of the diagnosis itself)."""
+    dxs = study_diagnoses(settings)
+    if len(dxs) == 1:
+        return dxs
+    return [OVERALL, *dxs] if overall_first else [*dxs, OVERALL]
+
+
+def diagnoses_text(settings: dict) -> str:
+    """The study's diagnoses in words: "UC and CD", "CD"."""
+    dxs = [DX_LABELS.get(d, d) for d in study_diagnoses(settings)]
+    return dxs[0] if len(dxs) == 1 else ", ".join(dxs[:-1]) + " and " + dxs[-1]
+
+
+def comparison_text(settings: dict) -> str | None:
+    """The between-diagnosis comparison of the report ("UC vs CD"): only a study of
+    exactly two diagnoses has one (None otherwise: no comparison column, heading or
+    text)."""
+    dxs = study_diagnoses(settings)
+    return " vs ".join(DX_LABELS.get(d, d) for d in dxs) if len(dxs) == 2 else None
 
 
 def timepoints(settings: dict) -> list[str]:
@@ -159,7 +195,7 @@ def group_labels(gv: str, settings: dict) -> dict[str, str]:
     if gv == "overall":
         return {"all": "All patients"}
     if gv == "diagnosis":
-        return {k: v for k, v in DX_LABELS.items() if k in ("UC", "CD")}
+        return {k: DX_LABELS.get(k, k) for k in study_diagnoses(settings)}
     parts = _flag_parts(gv, settings)
     if parts:
         what, t, unit, compare = parts

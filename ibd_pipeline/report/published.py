@@ -19,6 +19,8 @@ from .data import Unavailable
 from .fmt import fmt_p, fmt_ratio, leading_int, missing
 
 COMPARISON_COLUMNS = ["domain", "quantity", "diagnosis", "timepoint", "published", "derived", "match", "note"]
+# the diagnosis keys of the published-figures file (a baseline entry {UC: n, CD: n, overall: n}),
+# its vocabulary - not the study's diagnoses (labels.study_diagnoses)
 DIAGNOSES = ("UC", "CD", "overall")
 # published baseline keys whose Table 1 variable has another name
 BASELINE_ALIASES = {"ibd_surgery_history": "surgery_history", "cd_perianal": "perianal", "age_years": "age"}

@@ -7,7 +7,7 @@ import pandas as pd
 from .. import fmt as F
 from ..context import ReportContext
 from ..fmt import Cell, fmt_int, fmt_num, fmt_p, para, table
-from ..labels import DIAGNOSES, DX_LABELS, endpoint_label, endpoint_order, order, tp_label
+from ..labels import OVERALL, DX_LABELS, diagnoses_text, endpoint_label, endpoint_order, order, study_diagnoses, tp_label
 
 
 def _center_flag(c: ReportContext, r) -> tuple[bool, bool, bool]:
@@ -22,16 +22,21 @@ def build(c: ReportContext) -> str:
 
     h = c.wh.get("center_heterogeneity", ["diagnosis", "endpoint", "center", "n", "n_total", "pct", "ci_low", "ci_high"])
     tp = c.settings["statistics"]["heterogeneity"]["timepoint"]
+    dxs = diagnoses_text(c.settings)
+    several = len(study_diagnoses(c.settings)) > 1
     out = [para(f"Per-center rates at {tp_label(tp)} (complete case) with 95% Wilson CIs; random-effects "
-                "pooled estimate (DerSimonian-Laird on the logit scale), I\u00b2 and Cochran's Q. Forest plots show "
-                "UC and CD pooled ('overall'); the table gives UC and CD separately.")]
+                "pooled estimate (DerSimonian-Laird on the logit scale), I\u00b2 and Cochran's Q. "
+                + (f"Forest plots show {dxs} pooled ('overall'); the table gives {dxs} separately." if several
+                   else f"Forest plots and the table show the {dxs} patients."))]
     for ep in order(h["endpoint"], endpoint_order(c.settings)):
         e = h[h["endpoint"] == ep]
         label = endpoint_label(ep, c.settings)
         out.append(F.heading(3, label))
-        plot_dx = "overall" if (e["diagnosis"] == "overall").any() else e["diagnosis"].iloc[0]
+        plot_dx = OVERALL if (e["diagnosis"] == OVERALL).any() else e["diagnosis"].iloc[0]
+        # a study of one diagnosis: its 'overall' rows are its patients, named by the diagnosis
+        plot_name = DX_LABELS.get(plot_dx, plot_dx) if several else diagnoses_text(c.settings)
 
-        def fig(e=e, ep=ep, label=label, plot_dx=plot_dx):
+        def fig(e=e, ep=ep, label=label, plot_dx=plot_dx, plot_name=plot_name):
             d = e[e["diagnosis"] == plot_dx].sort_values("center")
             flags = [_center_flag(c, r)[2] for _, r in d.iterrows()]
             labels = [f"{r['center']} ({fmt_int(r['n'])}/{fmt_int(r['n_total'])}){' ' + F.DAGGER if f else ''}"
@@ -43,7 +48,7 @@ def build(c: ReportContext) -> str:
             w = pd.to_numeric(d["weight"], errors="coerce") if "weight" in d else None
             weights = w.to_numpy() if w is not None and w.notna().any() else None
             i2 = f"I\u00b2 = {fmt_num(r0.get('i2'), 1)}%" if not F.missing(r0.get("i2")) else "I\u00b2 n/a"
-            title = f"{label} \u2014 {DX_LABELS.get(plot_dx, plot_dx)}, {tp_label(tp)}: {i2}"
+            title = f"{label} \u2014 {plot_name}, {tp_label(tp)}: {i2}"
             return c.figure(f"center_{ep}_{plot_dx}", forest_plot,
                             (labels, d["pct"].to_numpy(float), d["ci_low"].to_numpy(float), d["ci_high"].to_numpy(float)),
                             {"weights": weights, "pooled": pooled, "title": title,
@@ -53,8 +58,8 @@ def build(c: ReportContext) -> str:
 
         out.append(c.part(fig))
         rows = []
-        for dx in order(e["diagnosis"], list(DIAGNOSES)):
-            d = e[e["diagnosis"] == dx].sort_values("center")
+        for dx in [x for x in c.diagnoses if not c.dx_rows(e, x).empty]:
+            d = c.dx_rows(e, dx).sort_values("center")
             for _, r in d.iterrows():
                 fn, fN, _ = _center_flag(c, r)
                 c.flags += int(fn) + int(fN)

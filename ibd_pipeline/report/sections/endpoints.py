@@ -1,4 +1,5 @@
-"""Endpoints: rates over time with Wilson CIs, UC vs CD tests, Cochran's Q."""
+"""Endpoints: rates over time with Wilson CIs per diagnosis of the study, the test between
+its two diagnoses (UC vs CD) when it has two, Cochran's Q."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from .. import fmt as F
 from ..context import ReportContext
 from ..data import Unavailable
 from ..fmt import DASH, Cell, fmt_int, fmt_num, fmt_p, para, table
-from ..labels import ANALYSES, BIOMARKER_UNITS, DIAGNOSES, endpoint_label, endpoint_order, order, timepoints, tp_key, tp_label
+from ..labels import (ANALYSES, BIOMARKER_UNITS, DX_LABELS, comparison_text, diagnoses_text, endpoint_label,
+                      endpoint_order, order, study_diagnoses, timepoints, tp_key, tp_label)
 
 
 def _rates(c: ReportContext) -> pd.DataFrame:
@@ -37,8 +39,9 @@ def _endpoint_figures(c: ReportContext, r: pd.DataFrame, ep: str) -> str:
         from ibd_pipeline.stats.figures import endpoint_plot
 
         tps = timepoints(c.settings)
-        figs.append(c.figure(f"endpoint_{ep}_{a}", endpoint_plot, (r[r["endpoint"] == ep], ep, a),
-                             {"diagnoses": ("UC", "CD"), "title": f"{label} \u2014 {ANALYSES[a]}",
+        dxs = study_diagnoses(c.settings)
+        figs.append(c.figure(f"endpoint_{ep}_{a}", endpoint_plot, (c.by_study_diagnosis(r[r["endpoint"] == ep]), ep, a),
+                             {"diagnoses": tuple(dxs), "title": f"{label} \u2014 {ANALYSES[a]}",
                               "timepoint_order": tps, "timepoint_labels": {t: tp_label(t) for t in tps}},
                              alt=f"{label}, {ANALYSES[a]}",
                              caption=f"{label}: % of patients (n/N) with 95% Wilson CI, {ANALYSES[a].lower()}"))
@@ -46,7 +49,8 @@ def _endpoint_figures(c: ReportContext, r: pd.DataFrame, ep: str) -> str:
 
 
 def _rates_table(c: ReportContext, r: pd.DataFrame, analysis: str) -> str:
-    comp = c.wh.try_get("endpoint_comparisons", ["timepoint", "endpoint", "analysis", "p_value"])
+    vs = comparison_text(c.settings)  # the test between the study's two diagnoses, if it has two
+    comp = c.wh.try_get("endpoint_comparisons", ["timepoint", "endpoint", "analysis", "p_value"]) if vs else None
     sub = r[r["analysis"] == analysis]
     if sub.empty:
         raise Unavailable(f"no {analysis} rates")
@@ -61,22 +65,27 @@ def _rates_table(c: ReportContext, r: pd.DataFrame, analysis: str) -> str:
         first = True
         for tp in sorted(e["timepoint"].unique(), key=lambda t: tp_key(t, c.settings)):
             cells = [Cell(endpoint_label(ep, c.settings) if first else "", cls="lbl"), tp_label(tp)]
-            for dx in DIAGNOSES:
-                x = e[(e["timepoint"] == tp) & (e["diagnosis"] == dx)]
+            for dx in c.diagnoses:
+                x = c.dx_rows(e[e["timepoint"] == tp], dx)
                 cells.append(DASH if x.empty else F.fmt_rate_cell(*x.iloc[0][["n", "n_total", "pct", "ci_low", "ci_high"]]))
-            p = test = DASH
-            if comp is not None:
-                y = comp[(comp["endpoint"] == ep) & (comp["timepoint"] == tp) & (comp["analysis"] == analysis)]
-                if len(y):
-                    p, test = fmt_p(y.iloc[0]["p_value"]), str(y.iloc[0].get("test", DASH))
-            cells += [p, test]
+            if vs:
+                p = test = DASH
+                if comp is not None:
+                    y = comp[(comp["endpoint"] == ep) & (comp["timepoint"] == tp) & (comp["analysis"] == analysis)]
+                    if len(y):
+                        p, test = fmt_p(y.iloc[0]["p_value"]), str(y.iloc[0].get("test", DASH))
+                cells += [p, test]
             rows.append({"cls": "first" if first else "sub", "cells": cells})
             first = False
     notes = ["n/N (%; 95% Wilson CI)."]
-    if comp is None:
-        notes.append("UC vs CD tests not available: table analytics.endpoint_comparisons not found or empty.")
-    return table(["Endpoint", "Time point", "UC", "CD", "Overall", "UC vs CD p", "Test"], rows,
+    if vs and comp is None:
+        notes.append(f"{vs} tests not available: table analytics.endpoint_comparisons not found or empty.")
+    return table(["Endpoint", "Time point", *_dx_headers(c), *([f"{vs} p", "Test"] if vs else [])], rows,
                  caption=f"Endpoint rates \u2014 {ANALYSES[analysis]}", notes=notes)
+
+
+def _dx_headers(c: ReportContext) -> list[str]:
+    return [DX_LABELS.get(dx, dx) for dx in c.diagnoses]
 
 
 def _cochran_table(c: ReportContext) -> str:
@@ -85,8 +94,8 @@ def _cochran_table(c: ReportContext) -> str:
     for ep in order(q["endpoint"], endpoint_order(c.settings)):
         for a in order(q.loc[q["endpoint"] == ep, "analysis"], list(ANALYSES)):
             cells = [Cell(endpoint_label(ep, c.settings), cls="lbl"), ANALYSES.get(a, a)]
-            for dx in DIAGNOSES:
-                x = q[(q["endpoint"] == ep) & (q["analysis"] == a) & (q["diagnosis"] == dx)]
+            for dx in c.diagnoses:
+                x = c.dx_rows(q[(q["endpoint"] == ep) & (q["analysis"] == a)], dx)
                 if x.empty:
                     cells.append(DASH)
                     continue
@@ -99,7 +108,7 @@ def _cochran_table(c: ReportContext) -> str:
                                  f"(n = {fmt_int(x['n_patients'])})")
             rows.append(cells)
     tps = q["timepoints"].dropna().astype(str).iloc[0] if "timepoints" in q and q["timepoints"].notna().any() else ""
-    return table(["Endpoint", "Analysis", "UC", "CD", "Overall"], rows,
+    return table(["Endpoint", "Analysis", *_dx_headers(c)], rows,
                  caption=f"Change across time points: Cochran's Q ({tps.replace(',', ', ')}) on patients with "
                          "every time point")
 
@@ -134,13 +143,15 @@ def build(c: ReportContext) -> str:
     if r is not None:
         c.nri_same = []
         figs = [c.part(_endpoint_figures, c, r, ep) for ep in order(r["endpoint"], endpoint_order(c.settings))]
-        out.append(F.heading(3, "Rates over time, UC and CD"))
+        dxs = study_diagnoses(c.settings)
+        out.append(F.heading(3, "Rates over time" + (f", {diagnoses_text(c.settings)}" if len(dxs) > 1 else "")))
         out.append('<div class="grid">' + "".join(figs) + "</div>")
         if c.nri_same:
             out.append(para("Non-responder imputation gives exactly the complete-case n/N at every time point for: "
                             + "; ".join(c.nri_same) + " (no result was 'not evaluable'), so their NRI figures and "
                             "NRI table rows are not repeated: read the complete-case ones.", "note"))
-        out.append(F.heading(3, "Rates and UC vs CD comparisons"))
+        vs = comparison_text(c.settings)
+        out.append(F.heading(3, f"Rates and {vs} comparisons" if vs else "Rates"))
         for a in ANALYSES:
             out.append(c.part(_rates_table, c, r, a))
     out.append(F.heading(3, "Cochran's Q across time points"))

@@ -7,7 +7,7 @@ import pandas as pd
 from .. import fmt as F
 from ..context import ReportContext
 from ..fmt import Cell, fmt_int, table
-from ..labels import DX_LABELS, flow_label
+from ..labels import DX_LABELS, flow_label, study_diagnoses
 
 
 def _flow_table(c: ReportContext, flow: pd.DataFrame) -> str:
@@ -42,6 +42,8 @@ def _flow_table(c: ReportContext, flow: pd.DataFrame) -> str:
 
 def build(c: ReportContext) -> str:
     flow = c.wh.get("patient_flow", ["step", "reason", "center", "n"])
+    # the included patients by the diagnoses the study enrols (a CD-only study has no 'UC: 0' row)
+    flow = flow[(flow["step"] != "included_by_diagnosis") | flow["reason"].isin(study_diagnoses(c.settings))]
 
     def diagram():
         from ibd_pipeline.cohort.flow import flow_diagram

@@ -8,13 +8,18 @@ from .. import fmt as F
 from ..context import ReportContext
 from ..data import Unavailable
 from ..fmt import DASH, EN, Cell, fmt_int, fmt_num, fmt_pct, para, table
-from ..labels import DIAGNOSES, DX_LABELS, ae_label, order
+from ..labels import OVERALL, DX_LABELS, ae_label
+
+
+def _columns(c: ReportContext, t: pd.DataFrame) -> list[str]:
+    """The diagnosis columns (labels.diagnosis_columns) the table has rows for."""
+    return [dx for dx in c.diagnoses if not c.dx_rows(t, dx).empty]
 
 
 def _ae_table(c: ReportContext, name: str, caption: str) -> str:
     t = c.wh.get(name, ["term", "diagnosis", "n_patients", "n_included", "n_events"])
-    dxs = order(t["diagnosis"], list(DIAGNOSES))
-    ns = {dx: t.loc[t["diagnosis"] == dx, "n_included"].max() for dx in dxs}
+    dxs = _columns(c, t)
+    ns = {dx: c.dx_rows(t, dx)["n_included"].max() for dx in dxs}
     terms = list(dict.fromkeys(["any", *t["term"]]))  # the table's order: any, the CRF terms, others
     if "any" not in set(t["term"]):
         terms.remove("any")
@@ -22,7 +27,7 @@ def _ae_table(c: ReportContext, name: str, caption: str) -> str:
     for term in terms:
         cells = [Cell(ae_label(term), cls="lbl")]
         for dx in dxs:
-            x = t[(t["term"] == term) & (t["diagnosis"] == dx)]
+            x = c.dx_rows(t[t["term"] == term], dx)
             if x.empty:
                 cells += [DASH, DASH, DASH]
                 continue
@@ -43,8 +48,8 @@ def _special_interest_table(c: ReportContext) -> str:
         raise Unavailable("no events of special interest in the settings (safety.special_interest)")
     t = c.wh.get("ae_summary", ["term", "diagnosis", "n_patients", "n_included", "n_events"])
     ser = c.wh.try_get("safety_serious", ["term", "diagnosis", "n_patients", "n_included", "n_events"])
-    dxs = order(t["diagnosis"], list(DIAGNOSES))
-    ns = {dx: t.loc[t["diagnosis"] == dx, "n_included"].max() for dx in dxs}
+    dxs = _columns(c, t)
+    ns = {dx: c.dx_rows(t, dx)["n_included"].max() for dx in dxs}
     rows = []
     for item in spec:
         item = item if isinstance(item, dict) else {"name": item}
@@ -59,7 +64,7 @@ def _special_interest_table(c: ReportContext) -> str:
             src = ser  # a serious table lists the terms with an event: an absent term had none
         cells = [Cell(label, cls="lbl")]
         for dx in dxs:
-            x = src[(src["term"] == term) & (src["diagnosis"] == dx)]
+            x = c.dx_rows(src[src["term"] == term], dx)
             n_pat = int(x.iloc[0]["n_patients"]) if len(x) else 0
             n_ev = int(x.iloc[0]["n_events"]) if len(x) else 0
             cells += [f"{n_pat} ({fmt_pct(100.0 * n_pat / ns[dx] if ns[dx] else None)})", fmt_int(n_ev)]
@@ -73,8 +78,8 @@ def _special_interest_table(c: ReportContext) -> str:
 def _exposure(c: ReportContext) -> str:
     e = c.wh.get("exposure", ["diagnosis", "exposure_years"])
     rows = []
-    for dx in ["UC", "CD"] + sorted(set(e["diagnosis"].dropna()) - {"UC", "CD"}) + ["overall"]:
-        g = e if dx == "overall" else e[e["diagnosis"] == dx]
+    for dx in c.diagnoses:
+        g = e if dx == OVERALL else c.dx_rows(e, dx)
         if g.empty:
             continue
         yrs = pd.to_numeric(g["exposure_years"], errors="coerce")
