@@ -24,7 +24,7 @@ PACKAGE = "ibd_pipeline"
 # (units of one layer are independent of each other).
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("study model", ("study_model",)),
-    ("foundation", ("ibd_pipeline", "config", "forking")),
+    ("foundation", ("ibd_pipeline", "config", "forking", "supervise")),
     ("basic services", ("pseudonym", "privacy", "spreadsheet")),
     ("clinical and extraction", ("clinical", "ingest", "quality")),
     ("reconciliation", ("reconcile",)),

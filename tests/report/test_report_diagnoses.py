@@ -185,3 +185,18 @@ def test_the_multicenter_report_keeps_uc_cd_overall_and_the_uc_vs_cd_test(multic
                      "p vs baseline", "Overall median [IQR] (n)", "p vs baseline"]]
     head, _ = _table(_section(multicenter_html, "safety"), "Adverse events by term")
     assert head[0] == ["", "UC (N = 28)", "CD (N = 52)", "Overall (N = 80)"]
+
+
+def test_the_flow_note_on_the_published_exclusions_comes_from_the_published_figures():
+    from ibd_pipeline.report.sections.flow import _published_flow_note
+
+    counted_reasons = {"flow": {"screened": 122, "included": 80,
+                                "excluded": {"not_dtt": 8, "under_18": 1, "insufficient_data": 23,
+                                             "concomitant_biologic": 2, "other": 10}}}
+    note = _published_flow_note(counted_reasons)
+    assert "adds up to 44 exclusions for 42 excluded patients" in note
+    assert "its 10 'other' count named reasons, not patients" in note
+    # exclusions that add up, or a paper without exclusion counts (the single-center study): no note
+    assert _published_flow_note({"flow": {"screened": 10, "included": 7, "excluded": {"not_dtt": 3}}}) is None
+    assert _published_flow_note({"flow": {"screened": None, "excluded_by_reason": None, "included": 108}}) is None
+    assert _published_flow_note(None) is None

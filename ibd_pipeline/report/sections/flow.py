@@ -10,6 +10,25 @@ from ..fmt import Cell, fmt_int, table
 from ..labels import DX_LABELS, flow_label, study_diagnoses
 
 
+def _published_flow_note(published: dict | None) -> str | None:
+    """When the published exclusions add up to more than screened - included (a paper
+    counting reasons, not patients, under 'other'), say so; None when they agree or the
+    paper gives no counts."""
+    flow = (published or {}).get("flow") or {}
+    excluded, screened, included = flow.get("excluded"), flow.get("screened"), flow.get("included")
+    if not isinstance(excluded, dict) or screened is None or included is None:
+        return None
+    counts = {k: v for k, v in excluded.items() if isinstance(v, (int, float))}
+    total, patients = int(sum(counts.values())), int(screened) - int(included)
+    if total == patients:
+        return None
+    parts = ", ".join(f"{fmt_int(v)} {flow_label('excluded_by_reason', k).strip().lower()}" for k, v in counts.items())
+    extra = (f": its {fmt_int(counts['other'])} 'other' count named reasons, not patients" if "other" in counts
+             and total > patients else "")
+    return (f"The published flow ({fmt_int(screened)} screened: {parts}; {fmt_int(included)} included) adds up to "
+            f"{fmt_int(total)} exclusions for {fmt_int(patients)} excluded patients{extra} (see Published vs derived).")
+
+
 def _flow_table(c: ReportContext, flow: pd.DataFrame) -> str:
     centers = ["all"] + sorted(x for x in flow["center"].astype(str).unique() if x != "all")
     keys = list(dict.fromkeys((r.step, None if F.missing(r.reason) else r.reason) for r in flow.itertuples()))
@@ -33,9 +52,9 @@ def _flow_table(c: ReportContext, flow: pd.DataFrame) -> str:
         notes.append("'Other' exclusions: each excluded patient is counted once under the first reason; the "
                      "named 'other' reasons below it count every reason a patient excluded as 'other' has "
                      "(a patient can have more than one).")
-    notes.append("The published flow (122 screened: 8 not DTT, 1 under 18, 23 incomplete data, 2 concomitant "
-                 "biologics, 10 other; 80 included) adds up to 44 exclusions for 42 excluded patients: its "
-                 "10 'other' count named reasons, not patients (see Published vs derived).")
+    note = _published_flow_note(c.published)
+    if note:
+        notes.append(note)
     return table(["Step"] + [DX_LABELS.get(x, x) if x == "all" else x for x in centers], rows,
                  caption="Patient flow overall and per center", notes=notes)
 
