@@ -4,7 +4,9 @@ What has been processed is one notion for the sensor and the headless runner
 (``ibd-pipeline run``): every center run is tagged with the archive position
 (``ibd/archive_seq``, the manifest's ``seq`` of the newest accepted delivery) it read,
 and the sensor requests a center only when its archive holds a newer delivery than any
-run of that center in the instance. Starting the UI after headless runs requests nothing."""
+run of that center in the instance and than the analysts' published snapshot holds
+(``analytics.deliveries``). Starting the UI after headless runs, or with a new Dagster
+instance on a data directory that has been run, requests nothing."""
 
 
 import json
@@ -12,6 +14,7 @@ import json
 import dagster as dg
 
 from ..intake import accepted_deliveries, take_complete_files
+from ..store.snapshot import published_archive_seq
 from .resources import StudyResource
 
 
@@ -54,7 +57,11 @@ def build_sensors(center_job, study_job):
             # archived a file and then failed is made good by the next one
             accepted = accepted_deliveries(paths, center)
             seq = accepted[-1].seq if accepted else 0
-            done = max(state.get("seq", 0), processed_seq(context.instance, center_job.name, center) if seq > state.get("seq", 0) else 0)
+            done = state.get("seq", 0)
+            if seq > done:  # runs of this instance; else what the published snapshot already holds
+                done = max(done, processed_seq(context.instance, center_job.name, center))
+            if seq > done:  # (a new DAGSTER_HOME on a data directory that has been run)
+                done = max(done, published_archive_seq(paths.snapshot, center))
             if seq > done:
                 requests.append(dg.RunRequest(
                     run_key=f"{center}:{seq}", partition_key=center,

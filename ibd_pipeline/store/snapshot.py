@@ -130,3 +130,24 @@ def publish_snapshot(
 
 def _esc(s: str) -> str:
     return str(s).replace("'", "''")
+
+
+def published_archive_seq(path: str | Path, center: str) -> int:
+    """The newest archive position of ``center`` whose delivery the published snapshot
+    holds (``analytics.deliveries.seq``): what the pipeline has processed whatever Dagster
+    instance ran it. 0 when there is no snapshot or it cannot be read. Read from the
+    snapshot, never the working warehouse: a reader there would block the next run."""
+    p = Path(path)
+    if not p.exists():
+        return 0
+    try:
+        con = connect_snapshot(p)
+    except (duckdb.Error, OSError):
+        return 0
+    try:
+        row = con.execute("SELECT max(seq) FROM analytics.deliveries WHERE center = ?", [center]).fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+    except duckdb.Error:
+        return 0
+    finally:
+        con.close()

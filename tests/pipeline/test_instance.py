@@ -105,6 +105,36 @@ def test_a_sensor_evaluation_after_a_headless_run_requests_nothing(reference):
     assert "no complete new files" in tick.skip_message
 
 
+def test_a_new_dagster_instance_on_a_data_directory_that_has_been_run_requests_only_new_deliveries(reference, tmp_path):
+    """A new DAGSTER_HOME (deleted, or pointed elsewhere) knows no run: the sensor reads what
+    the published snapshot holds, so it requests no center again - until one delivers."""
+    from tests.support.fullrun import copy_data_dir
+
+    paths = copy_data_dir(reference.data, tmp_path)  # no dagster_home
+    defs = build_definitions(paths.root)
+    sensor = defs.resolve_sensor_def("inbox_sensor")
+    instance = dg.DagsterInstance.ephemeral()
+
+    def tick(cursor):
+        with dg.build_sensor_context(cursor=cursor, instance=instance, repository_def=defs.get_repository_def(),
+                                     resources={"study": StudyResource(data_dir=str(paths.root))}) as ctx:
+            return ctx, sensor.evaluate_tick(ctx)
+
+    _, first = tick(None)
+    assert first.run_requests == [], [r.partition_key for r in first.run_requests]
+    from ibd_pipeline.intake import accepted_deliveries
+
+    labs = next(d for d in accepted_deliveries(paths, "zcmu1") if d.file_name.startswith("A_labs_"))
+    new = paths.inbox("zcmu1") / "A_labs_20250402.csv"
+    new.write_bytes(labs.archive_path(paths).read_bytes() + b"\r\n")  # other bytes: a new delivery
+    old = time.time() - 30
+    os.utime(new, (old, old))
+    _, seen = tick(first.cursor)  # first seen: taken when unchanged at the next look
+    assert seen.run_requests == []
+    _, second = tick(seen.cursor)
+    assert [r.partition_key for r in second.run_requests] == ["zcmu1"], second.skip_message
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
