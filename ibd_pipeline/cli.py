@@ -187,6 +187,19 @@ def cmd_verify(args) -> int:
     return 0 if r.ok else 1
 
 
+def ui_hint(paths) -> str:
+    """The command that opens the UI on this study and data directory: ``make dev`` for the
+    default study in its default data directory, else ``ibd-pipeline [--study S]
+    [--data-dir D] ui`` (the same supervised ``dagster dev``)."""
+    import shlex
+
+    study = config.study_name()
+    opts = [] if study == config.DEFAULT_STUDY else ["--study", study]
+    if Path(paths.root).resolve() != config.default_data_dir(study).resolve():
+        opts += ["--data-dir", str(paths.root)]
+    return "make dev" if not opts else " ".join([".venv/bin/ibd-pipeline", *map(shlex.quote, opts), "ui"])
+
+
 def cmd_demo(args) -> int:
     """Synthetic deliveries -> the whole study (two runs around the reviewer's
     adjudication) -> where the warehouse, the report and the UI are."""
@@ -214,7 +227,7 @@ def cmd_demo(args) -> int:
     print(f"analysts' snapshot   : {paths.snapshot}")
     print(f"study report         : {paths.reports / 'study_report.html'}")
     print(f"coordinator outboxes : {paths.root / 'outbox'}")
-    print(f"Dagster UI           : make dev  (or: DAGSTER_HOME={dagster_home(paths)} IBD_DATA_DIR={paths.root} .venv/bin/dagster dev) -> http://127.0.0.1:3000")
+    print(f"Dagster UI           : {ui_hint(paths)} -> http://127.0.0.1:3000 (instance {dagster_home(paths)})")
     steps = next_step_lines(paths)
     if steps:
         print()

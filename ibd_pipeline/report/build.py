@@ -55,11 +55,20 @@ def _page() -> jinja2.Template:
     return env.get_template(TEMPLATE)
 
 
-def _diagnoses_scope(settings: dict) -> str:
-    """What the results are given for: "by UC, CD and overall", or "CD patients" in a study
-    of one diagnosis."""
+def _scope(settings: dict, centers: list[str]) -> str:
+    """What the results are given for: "Pooled across centers, by UC, CD and overall", or
+    "One center (ahmu), CD patients" in a single-center study of one diagnosis."""
     dxs = [DX_LABELS.get(d, d) for d in study_diagnoses(settings)]
-    return f"by {', '.join(dxs)} and overall" if len(dxs) > 1 else f"{dxs[0]} patients"
+    where = f"One center ({centers[0]})" if len(centers) == 1 else "Pooled across centers"
+    return where + ", " + (f"by {', '.join(dxs)} and overall" if len(dxs) > 1 else f"{dxs[0]} patients")
+
+
+def _centers(wh) -> list[str]:
+    """The centers of the patient flow (its 'all' rows left out), [] when it is missing."""
+    flow = wh.try_get("patient_flow", ["center"])
+    if flow is None:
+        return []
+    return sorted(c for c in flow["center"].dropna().astype(str).unique() if c != "all")
 
 
 def _text(v) -> str:
@@ -152,7 +161,7 @@ def build_report(
     text = _page().render(
         title=_text(st.get("title", "Study report")), period_start=_text(period.get("start", DASH)),
         period_end=_text(period.get("end", DASH)),
-        generated_at=generated_at, key_items=key_items(key, settings), diagnoses=_diagnoses_scope(settings),
+        generated_at=generated_at, key_items=key_items(key, settings), scope=_scope(settings, _centers(wh)),
         sections=[{"id": sid, "title": title, "body": Markup(body)} for sid, title, body in bodies])
 
     t_fig = time.perf_counter()

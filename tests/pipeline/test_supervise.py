@@ -75,3 +75,16 @@ def test_a_command_that_ignores_the_signal_is_killed_after_the_grace_period(tmp_
     assert 1.5 <= seconds < 8
     log.seek(0)
     assert "had not stopped 1.5 s after the signal: killed" in log.read()
+
+
+def test_the_demo_names_the_ui_command_of_its_study_and_data_directory(tmp_path, monkeypatch):
+    from ibd_pipeline.cli import ui_hint
+    from ibd_pipeline.config import data_paths
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("IBD_STUDY", raising=False)
+    assert ui_hint(data_paths(tmp_path / "data")) == "make dev"
+    assert ui_hint(data_paths(tmp_path / "elsewhere")) == f".venv/bin/ibd-pipeline --data-dir {tmp_path / 'elsewhere'} ui"
+    monkeypatch.setenv("IBD_STUDY", "single_center_cd")
+    assert ui_hint(data_paths(tmp_path / "data" / "studies" / "single_center_cd")) == \
+        ".venv/bin/ibd-pipeline --study single_center_cd ui"

@@ -200,3 +200,11 @@ def test_the_flow_note_on_the_published_exclusions_comes_from_the_published_figu
     assert _published_flow_note({"flow": {"screened": 10, "included": 7, "excluded": {"not_dtt": 3}}}) is None
     assert _published_flow_note({"flow": {"screened": None, "excluded_by_reason": None, "included": 108}}) is None
     assert _published_flow_note(None) is None
+
+
+def test_the_page_says_one_center_or_pooled_across_centers():
+    from ibd_pipeline.report.build import _scope
+
+    assert _scope({"study": {"diagnoses": ["UC", "CD"]}}, ["hzfph", "zcmu1", "zju2"]) == \
+        "Pooled across centers, by UC, CD and overall"
+    assert _scope({"study": {"diagnoses": ["CD"]}}, ["ahmu"]) == "One center (ahmu), CD patients"

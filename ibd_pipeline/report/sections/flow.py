@@ -22,10 +22,10 @@ def _published_flow_note(published: dict | None) -> str | None:
     total, patients = int(sum(counts.values())), int(screened) - int(included)
     if total == patients:
         return None
-    parts = ", ".join(f"{fmt_int(v)} {flow_label('excluded_by_reason', k).strip().lower()}" for k, v in counts.items())
+    parts = ", ".join(f"{flow_label('excluded_by_reason', k).strip()} {fmt_int(v)}" for k, v in counts.items())
     extra = (f": its {fmt_int(counts['other'])} 'other' count named reasons, not patients" if "other" in counts
              and total > patients else "")
-    return (f"The published flow ({fmt_int(screened)} screened: {parts}; {fmt_int(included)} included) adds up to "
+    return (f"The published flow ({fmt_int(screened)} screened; excluded: {parts}; {fmt_int(included)} included) adds up to "
             f"{fmt_int(total)} exclusions for {fmt_int(patients)} excluded patients{extra} (see Published vs derived).")
 
 
