@@ -21,7 +21,7 @@ demo: $(STAMP)
 
 ## test: the test suite
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=30
 
 ## dev: the Dagster UI (sensor on) for the data directory
 dev: $(STAMP)
