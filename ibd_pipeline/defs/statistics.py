@@ -4,8 +4,9 @@ biomarker trajectories, predictors of the settings' primary outcome, persistence
 calls one function of ``stats/analyses.py`` with the settings and publishes the result.
 
 Each asset computes only when its inputs changed (``tables.inputs_unchanged``: the
-content of the tables it reads, the settings and the code); otherwise it reports its
-tables as they are, with the time of the computation they come from."""
+content of the tables it reads - for the predictor and persistence models, of the part
+of them the models read -, the settings and the code); otherwise it reports its tables
+as they are, with the time of the computation they come from."""
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
@@ -28,11 +29,14 @@ def _run(names_and_frames: dict, con, extra: dict | None = None, data_version: s
     return results, checks
 
 
-def _materialize(context, con, asset: str, inputs: list[str], outputs: list[str], settings: dict, compute) -> list:
+def _materialize(context, con, asset: str, inputs: list[str], outputs: list[str], settings: dict, compute,
+                 content: str | None = None) -> list:
     """The asset's materializations and checks: its tables as they are when the inputs
-    are unchanged (``inputs_unchanged``), else ``compute()`` -> ({table: frame}, {table:
-    extra metadata}) published and the inputs recorded."""
-    fp, results = inputs_unchanged(context, con, asset, [f"analytics.{i}" for i in inputs], outputs, settings)
+    are unchanged (``inputs_unchanged``; ``content``: the hash of what it reads of them,
+    else the whole tables), else ``compute()`` -> ({table: frame}, {table: extra
+    metadata}) published and the inputs recorded."""
+    fp, results = inputs_unchanged(context, con, asset, [f"analytics.{i}" for i in inputs], outputs, settings,
+                                   content=content)
     if results is not None:
         return results
     out, extra = compute()
@@ -116,14 +120,17 @@ def predictor_models(context: dg.AssetExecutionContext, study: StudyResource, wa
     s = study.settings()
     params = stats.params_from_settings(s)
     with warehouse.get_connection() as con:
+        cov, e = read(con, "analytics.baseline_covariates"), read(con, "analytics.endpoints")
+
         def compute():
-            cov, e = read(con, "analytics.baseline_covariates"), read(con, "analytics.endpoints")
             # independent fits on every CPU
             res = analyses.predictor_tables(cov, e, params, workers=None)
             return res.tables(), {"logistic_model": {"model": md_table(res.logistic_model), "note": res.note},
                                   "model_auc": {"auc": md_table(res.model_auc)}}
 
-        out = _materialize(context, con, "predictor_models", PREDICTOR_TABLES_IN, PREDICTOR_TABLES, s, compute)
+        # refitted only when the design it fits changed (the candidates, the outcome, the center)
+        out = _materialize(context, con, "predictor_models", PREDICTOR_TABLES_IN, PREDICTOR_TABLES, s, compute,
+                           content=analyses.predictor_inputs_hash(cov, e, params))
     yield from out
 
 
@@ -164,13 +171,17 @@ def persistence_models(context: dg.AssetExecutionContext, study: StudyResource, 
     s = study.settings()
     params = stats.params_from_settings(s)
     with warehouse.get_connection() as con:
+        # what the models read: the persistence table and the covariates they use
+        persistence, cov = analyses.persistence_inputs(read(con, "analytics.persistence"),
+                                                       read(con, "analytics.baseline_covariates"), params)
+
         def compute():
-            res = analyses.persistence_analysis(read(con, "analytics.persistence"),
-                                                read(con, "analytics.baseline_covariates"), params, workers=None)
+            res = analyses.persistence_analysis(persistence, cov, params, workers=None)
             km = res.km_estimates
             return res.tables(), {"km_estimates": {"overall": md_table(km[km["group_var"] == "overall"])}}
 
-        out = _materialize(context, con, "persistence_models", SURVIVAL_TABLES_IN, SURVIVAL_TABLES, s, compute)
+        out = _materialize(context, con, "persistence_models", SURVIVAL_TABLES_IN, SURVIVAL_TABLES, s, compute,
+                           content=analyses.content_hash(persistence, cov))
     yield from out
 
 

@@ -243,17 +243,21 @@ RECOMPUTE_TAG = "ibd/recompute"
 
 
 def inputs_unchanged(context, con, asset: str, inputs: list[str], outputs: list[str], settings: dict,
-                     schema: str = "analytics"):
+                     schema: str = "analytics", content: str | None = None):
     """Skip a derived asset whose inputs are unchanged (issue 14: only what changed is
     recomputed): returns (fingerprint, results). ``results`` is None when the asset must
     compute (inputs, settings or code changed; an output is missing; the run is tagged
     ``RECOMPUTE_TAG``); then the asset calls ``wh.record_inputs(con, asset, fingerprint)``
     after publishing. Otherwise ``results`` are the materializations and column checks of
     the tables as they are, with the time of the computation they come from; the
-    fingerprint is their data version."""
+    fingerprint is their data version. ``content``: the hash of what the computation
+    reads of ``inputs`` (e.g. ``stats.analyses.predictor_inputs_hash``), used instead of
+    the whole tables' content - a change to a column it does not read recomputes nothing."""
     from ..fingerprint import code_and_config
 
-    fp = wh.inputs_fingerprint(con, inputs, json.dumps(settings, sort_keys=True, default=str) + code_and_config())
+    config = json.dumps(settings, sort_keys=True, default=str) + code_and_config()
+    fp = (wh.inputs_fingerprint(con, inputs, config) if content is None
+          else wh.inputs_fingerprint(con, [], config + "|reads:" + ",".join(sorted(inputs)) + ":" + content))
     last = wh.last_inputs(con, asset)
     if (context.run.tags.get(RECOMPUTE_TAG) == "true" or last is None or last[0] != fp
             or not all(wh.table_exists(con, f"{schema}.{o}") for o in outputs)):

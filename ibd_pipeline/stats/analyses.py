@@ -7,6 +7,7 @@ Dagster layer in ``defs/`` only reads, calls and publishes; ``tables()`` gives
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, fields
 
 import pandas as pd
@@ -14,7 +15,7 @@ import pandas as pd
 from .biomarkers import biomarker_summary, biomarker_tests
 from .meta import center_heterogeneity
 from .pk import pk_by_outcome
-from .predictors import outcome_from_endpoints, predictor_analysis
+from .predictors import outcome_from_endpoints, predictor_analysis, predictor_design
 from .rates import cochran_q, endpoint_rates, uc_vs_cd_tests
 from .safety import DECIMALS, ae_tables
 from .settings import Outcome, StatsParams
@@ -249,6 +250,96 @@ def model_candidates(covariates: pd.DataFrame, params: StatsParams) -> list[str]
     baseline covariates of the settings.
     """
     return [c for c in params.covariates if c in covariates.columns]
+
+
+def content_hash(*parts) -> str:
+    """One SHA-256 of frames and series: a data version of what an analysis reads.
+
+    Parameters
+    ----------
+    *parts : DataFrame, Series or None
+        Hashed in order: column names, dtypes, row count and values row by row (the index
+        left out); None stands for itself.
+
+    Returns
+    -------
+    str
+        Hex digest.
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#statistics (issue 14): an asset whose inputs hash the same is not
+    recomputed.
+    """
+    h = hashlib.sha256()
+    for part in parts:
+        if part is None:
+            h.update(b"none;")
+            continue
+        frame = part.to_frame() if isinstance(part, pd.Series) else part
+        h.update(repr([(str(c), str(t)) for c, t in frame.dtypes.items()]).encode() + f":{len(frame)};".encode())
+        h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+def predictor_inputs_hash(covariates: pd.DataFrame, endpoints: pd.DataFrame, params: StatsParams) -> str:
+    """The data version of :func:`predictor_tables` on these tables.
+
+    Parameters
+    ----------
+    covariates : DataFrame
+        ``analytics.baseline_covariates``.
+    endpoints : DataFrame
+        ``analytics.endpoints``.
+    params : StatsParams
+
+    Returns
+    -------
+    str
+        :func:`content_hash` of the design the analysis fits
+        (:func:`ibd_pipeline.stats.predictors.predictor_design`: the candidate covariates,
+        the outcome and the center, in the analysis' row order).
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#statistics (issue 14): a correction of a column the models do not
+    read (a lab value that changes no baseline flag and no row order) leaves it unchanged,
+    so the models are not refitted.
+    """
+    po = params.predictor_outcome
+    y = outcome_from_endpoints(endpoints, po.endpoint, po.timepoint, po.analysis)
+    d = predictor_design(covariates, y, candidates=list(params.covariates))
+    return content_hash(d.X, d.y, d.center)
+
+
+def persistence_inputs(persistence: pd.DataFrame, covariates: pd.DataFrame,
+                       params: StatsParams) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What :func:`persistence_analysis` reads of its tables.
+
+    Parameters
+    ----------
+    persistence : DataFrame
+        ``analytics.persistence``.
+    covariates : DataFrame
+        ``analytics.baseline_covariates``.
+    params : StatsParams
+
+    Returns
+    -------
+    tuple of DataFrame
+        The persistence frame, and of the covariates patient_id and the columns the Cox
+        candidates, Kaplan-Meier and log-rank groupings take from there
+        (``survival.with_covariates``).
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#persistence (issue 14): the analysis of these frames is the
+    analysis of the whole tables; their :func:`content_hash` is its data version.
+    """
+    offered = params.cox_covariates if params.cox_covariates is not None else params.covariates
+    wanted = [*offered, *params.km_groups, *params.logrank_groups]
+    keep = ["patient_id", *dict.fromkeys(c for c in wanted if c in covariates.columns and c != "patient_id")]
+    return persistence, covariates[keep]
 
 
 def persistence_analysis(persistence: pd.DataFrame, covariates: pd.DataFrame, params: StatsParams,

@@ -491,6 +491,44 @@ def _model_and_optimism(X, y, center, variables, center_handling, alpha, boot_en
     return sep, fit, opt
 
 
+@dataclass(frozen=True)
+class PredictorDesign:
+    """What :func:`predictor_analysis` reads of its inputs, in the order it reads it: the
+    candidates' values (numeric), the outcome and the center of every patient, rows in
+    the stable order of :func:`ibd_pipeline.stats.order.stable_order` on the whole
+    covariates frame. The same design gives the same analysis (the seeds and settings
+    aside): its content hash is the analysis' data version (issue 14)."""
+
+    X: pd.DataFrame
+    y: pd.Series
+    center: pd.Series | None
+
+
+def predictor_design(covariates: pd.DataFrame, outcome: pd.Series, candidates=None,
+                     center_col: str = "center") -> PredictorDesign:
+    """What :func:`predictor_analysis` reads of its inputs.
+
+    Parameters
+    ----------
+    covariates, outcome, candidates, center_col
+        As :func:`predictor_analysis`.
+
+    Returns
+    -------
+    PredictorDesign
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#statistics: rows in the stable, non-secret order (issue 13).
+    """
+    if candidates is None:
+        candidates = [c for c in covariates.columns if c not in ("patient_id", center_col, "diagnosis")]
+    # folds, resamples and the forest follow the row order: a stable one, not the keyed ids'
+    ordered = stable_order(covariates.assign(_outcome=_align_outcome(covariates, outcome)))
+    return PredictorDesign(X=_numeric(ordered[list(candidates)]), y=ordered["_outcome"],
+                           center=ordered[center_col] if center_col in ordered else None)
+
+
 # -------------------------------------------------------------------- main
 def predictor_analysis(
     covariates: pd.DataFrame,
@@ -572,20 +610,15 @@ def predictor_analysis(
     .. [5] Harrell FE, Lee KL, Mark DB. Multivariable prognostic models. Stat Med
        1996;15:361-387 (bootstrap optimism).
     """
-    if candidates is None:
-        candidates = [c for c in covariates.columns if c not in ("patient_id", center_col, "diagnosis")]
-    candidates = list(candidates)
+    design = predictor_design(covariates, outcome, candidates, center_col)
+    X_all, y_all = design.X, design.y
     notes: list[str] = []
-    # folds, resamples and the forest follow the row order: a stable one, not the keyed ids'
-    covariates = stable_order(covariates.assign(_outcome=_align_outcome(covariates, outcome)))
-    y_all = covariates.pop("_outcome")
-    X_all = _numeric(covariates[candidates])
     ok = y_all.notna() & X_all.notna().all(axis=1)
     if (~ok).sum():
         notes.append(f"{int((~ok).sum())} patient(s) left out for a missing outcome or covariate")
     X = X_all[ok]
     y = y_all[ok].astype(int).to_numpy()
-    center = covariates.loc[ok, center_col] if center_col in covariates else pd.Series("all", index=X.index)
+    center = design.center[ok] if design.center is not None else pd.Series("all", index=X.index)
     n, events = int(len(y)), int(y.sum())
     const = [c for c in X.columns if X[c].nunique() < 2]
     if const:

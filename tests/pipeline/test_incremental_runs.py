@@ -94,6 +94,10 @@ STAT_INPUTS = {"table1": ["baseline_covariates"], "endpoint_tests": ["endpoints"
                "safety_tables": ["adverse_events", "exposure"]}
 
 
+# assets whose data version is what they read of their tables (defs/statistics.py)
+READ_SUBSET = {"predictor_models", "persistence_models"}
+
+
 def _statistics_state(db) -> tuple[dict, dict]:
     """(asset -> when its tables were computed, table -> content fingerprint)."""
     import duckdb
@@ -140,11 +144,17 @@ def test_a_one_center_update_reruns_that_center_and_the_study_and_equals_a_full_
     assert "center hzfph: ok" in lines and "study: ok" in lines, lines
     assert any(ln.startswith("center zcmu1: unchanged") for ln in lines), lines
     assert any(ln.startswith("center zju2: unchanged") for ln in lines), lines
-    # a statistics asset is recomputed exactly when a table it reads changed
+    # a statistics asset is recomputed exactly when a table it reads changed - the models
+    # when what they read of them changed (a subset: unchanged tables, no refit; the
+    # equality with the full rerun below proves nothing was skipped that mattered)
     computed1, inputs1 = _statistics_state(copied.warehouse)
     for asset, tables in STAT_INPUTS.items():
         changed = any(inputs0[t] != inputs1[t] for t in tables)
-        assert (computed1[asset] != computed0[asset]) == changed, (asset, changed)
+        recomputed = computed1[asset] != computed0[asset]
+        if asset in READ_SUBSET:
+            assert changed or not recomputed, asset
+        else:
+            assert recomputed == changed, (asset, changed)
     incremental = warehouse_contents(copied.warehouse)
     full = run_cli(copied, "run", "--settle", "0", "--force")
     assert full.returncode == 0 and "center zju2: ok" in full.stdout.splitlines(), full.stdout + full.stderr

@@ -536,6 +536,44 @@ def test_predictor_tables_model_the_settings_outcome(frames):
     assert int(m["events"].iloc[0]) == int((sub["status_nri"] == "achieved").sum())
 
 
+def test_the_persistence_models_of_what_they_read_equal_those_of_the_whole_tables(frames):
+    from ibd_pipeline.stats.analyses import persistence_analysis, persistence_inputs
+
+    params = replace(params_from_settings(load_settings()), covariates=("age", "male", "albumin_le_35"),
+                     km_groups=("overall", "diagnosis", "bmi_le_18_5"))
+    persistence, cov = persistence_inputs(frames["persistence"], frames["covariates"], params)
+    assert list(cov.columns) == ["patient_id", "age", "male", "albumin_le_35", "diagnosis", "bmi_le_18_5"]
+    whole = persistence_analysis(frames["persistence"], frames["covariates"], params, workers=1).tables()
+    part = persistence_analysis(persistence, cov, params, workers=1).tables()
+    for name, table in whole.items():
+        pd.testing.assert_frame_equal(part[name], table, obj=name)
+
+
+def test_the_predictor_data_version_follows_the_design_and_nothing_else(frames):
+    from ibd_pipeline.stats.analyses import predictor_inputs_hash
+
+    cov, ep = frames["covariates"], frames["endpoints"]
+    params = replace(params_from_settings(load_settings()), covariates=("age", "male", "albumin_le_35"),
+                     predictor_outcome=Outcome("clinical_response", "month6", "nri"))
+    base = predictor_inputs_hash(cov, ep, params)
+    assert predictor_inputs_hash(cov.copy(), ep.copy(), params) == base
+    # a column the models do not read (disease duration), changed so the rows keep their order
+    from ibd_pipeline.stats.order import stable_order
+
+    unused = cov.assign(disease_duration_years=cov["disease_duration_years"] + 0.01)
+    assert stable_order(unused).index.equals(stable_order(cov).index)  # the rows keep their order
+    assert predictor_inputs_hash(unused, ep, params) == base
+    # a candidate's value, the outcome of one patient, the candidates: a new version
+    changed = cov.copy()
+    changed.loc[changed.index[0], "male"] = 1 - changed.loc[changed.index[0], "male"]
+    assert predictor_inputs_hash(changed, ep, params) != base
+    flip = ep.copy()
+    i = flip.index[(flip["endpoint"] == "clinical_response") & (flip["timepoint"] == "month6")][0]
+    flip.loc[i, "status_nri"] = "not_achieved" if flip.loc[i, "status_nri"] == "achieved" else "achieved"
+    assert predictor_inputs_hash(cov, flip, params) != base
+    assert predictor_inputs_hash(cov, ep, replace(params, covariates=("age", "male"))) != base
+
+
 def test_result_objects_are_frozen():
     from dataclasses import FrozenInstanceError
 
