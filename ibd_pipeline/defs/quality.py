@@ -8,7 +8,8 @@ from dagster_duckdb import DuckDBResource
 from .. import quality
 from .resources import StudyResource
 from .keys import QUALITY_RESULTS, analytics_key, core_key, qualified_key
-from .tables import publish, read, table_spec
+from ..store import warehouse as wh
+from .tables import inputs_unchanged, publish, read, table_spec
 
 QUALITY_INPUTS = ["patients", "medications", "surgeries", "assessments", "labs", "adverse_events"]
 
@@ -17,21 +18,35 @@ QUALITY_INPUTS = ["patients", "medications", "surgeries", "assessments", "labs",
     specs=[table_spec("quality_results", [core_key(t) for t in QUALITY_INPUTS] + [analytics_key("eligibility")], "quality")],
     name="quality_results",
 )
-def quality_results(study: StudyResource, warehouse: DuckDBResource):
+def quality_results(context: dg.AssetExecutionContext, study: StudyResource, warehouse: DuckDBResource):
     """Every expectation of the quality suite with its Kahn category, the share of failing
     rows, its threshold and severity, and up to ten failing rows; the GX Data Docs a
     coordinator can open are written to reports/data_docs (index.html, quality_summary.html).
     The suite runs in the database: GX's SQL engine on this run's warehouse connection
-    (quality/sql.py), so no core table is read into memory."""
+    (quality/sql.py), so no core table is read into memory. It runs again only when a
+    table it validates, the settings or the code changed (or its Data Docs are gone)."""
     docs = study.paths().reports / "data_docs"
+    settings = study.settings()
+    inputs = [f"core.{t}" for t in QUALITY_INPUTS] + ["analytics.eligibility"]
     with warehouse.get_connection() as con:
-        results = quality.run_quality_suite_sql(con, study.settings(), study.crf(), docs_dir=docs)
+        fp, unchanged = inputs_unchanged(context, con, "quality_results", inputs, ["quality_results"], settings)
+        if unchanged is not None and (docs / "index.html").exists():
+            results = read(con, "analytics.quality_results")
+            recomputed = False
+        else:
+            results = quality.run_quality_suite_sql(con, settings, study.crf(), docs_dir=docs)
+            recomputed = True
         counts = results["severity"].value_counts().to_dict()
-        result, _ = publish(con, "quality_results", results, extra_meta={
-            "ok": int(counts.get("ok", 0)), "warn": int(counts.get("warn", 0)), "error": int(counts.get("error", 0)),
-            "data_docs": dg.MetadataValue.path(str(docs / "index.html")),
-            "summary": dg.MetadataValue.path(str(docs / quality.SUMMARY_FILE)),
-        })
+        meta = {"ok": int(counts.get("ok", 0)), "warn": int(counts.get("warn", 0)), "error": int(counts.get("error", 0)),
+                "data_docs": dg.MetadataValue.path(str(docs / "index.html")),
+                "summary": dg.MetadataValue.path(str(docs / quality.SUMMARY_FILE))}
+        if recomputed:
+            result, _ = publish(con, "quality_results", results, extra_meta=meta, data_version=fp)
+            wh.record_inputs(con, "quality_results", fp)
+        else:  # the tables as they are (inputs_unchanged's materialization) with the suite's counts
+            first = next(r for r in unchanged if isinstance(r, dg.MaterializeResult))
+            result = dg.MaterializeResult(asset_key=first.asset_key, metadata={**first.metadata, **meta},
+                                          data_version=first.data_version)
     yield result
 
 

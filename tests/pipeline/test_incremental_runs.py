@@ -91,7 +91,10 @@ def test_a_run_with_nothing_new_runs_no_job_and_changes_nothing(copied):
 STAT_INPUTS = {"table1": ["baseline_covariates"], "endpoint_tests": ["endpoints"], "biomarker_statistics": ["biomarkers"],
                "predictor_models": ["baseline_covariates", "endpoints"],
                "persistence_models": ["persistence", "baseline_covariates"], "center_heterogeneity": ["endpoints"],
-               "safety_tables": ["adverse_events", "exposure"]}
+               "safety_tables": ["adverse_events", "exposure"],
+               # the quality suite (defs/quality.py) over the core tables and the eligibility
+               "quality_results": ["core.patients", "core.medications", "core.surgeries", "core.assessments",
+                                   "core.labs", "core.adverse_events", "eligibility"]}
 
 
 # assets whose data version is what they read of their tables (defs/statistics.py)
@@ -107,7 +110,7 @@ def _statistics_state(db) -> tuple[dict, dict]:
     con = duckdb.connect(str(db), read_only=True)
     try:
         computed = dict(con.execute("SELECT asset, computed_at FROM meta.asset_inputs").fetchall())
-        tables = {t: wh.table_fingerprint(con, f"analytics.{t}") for ts in STAT_INPUTS.values() for t in ts}
+        tables = {t: wh.table_fingerprint(con, t if "." in t else f"analytics.{t}") for ts in STAT_INPUTS.values() for t in ts}
     finally:
         con.close()
     return computed, tables
