@@ -8,7 +8,6 @@ from dagster_duckdb import DuckDBResource
 
 from .. import endpoints as ep
 from .. import stats
-from ..stats import analyses
 from ..store.reads import core_frames, endpoint_status_counts, included_patients
 from .keys import analytics_key, core_key
 from .resources import StudyResource
@@ -84,6 +83,8 @@ def rate_tables(study: StudyResource, warehouse: DuckDBResource):
     """Endpoint rates n/N with Wilson 95% intervals by UC, CD and overall, complete-case
     and NRI, pooled and by center; adverse events by term and diagnosis with events per
     100 patient-years (docs/STUDY_RULES.md#statistics, #safety: every CRF term listed)."""
+    from ..stats import analyses
+
     params = stats.params_from_settings(study.settings())
     with warehouse.get_connection() as con:
         rates = analyses.endpoint_rate_tables(read(con, "analytics.endpoints"), params)

@@ -14,7 +14,6 @@ from dagster_duckdb import DuckDBResource
 from .. import stats
 from ..store import warehouse as wh
 from ..store.reads import biomarker_rows
-from ..stats import analyses
 from .keys import analytics_key, core_key
 from .resources import StudyResource
 from .tables import inputs_unchanged, md_table, publish, read, table_checks, table_spec
@@ -58,6 +57,8 @@ def table1(context: dg.AssetExecutionContext, study: StudyResource, warehouse: D
     rank-sum (mean +/- SD with Welch's t for variables the settings declare normal);
     n (%) with Pearson chi-square, or Fisher's exact when an expected count is below
     statistics.fisher_expected_below."""
+    from ..stats import analyses
+
     s = study.settings()
     params = stats.params_from_settings(s)
     with warehouse.get_connection() as con:
@@ -77,6 +78,8 @@ ENDPOINT_TESTS, ENDPOINT_TESTS_IN = ["endpoint_comparisons", "cochran_q"], ["end
 def endpoint_tests(context: dg.AssetExecutionContext, study: StudyResource, warehouse: DuckDBResource):
     """UC vs CD per time point and endpoint (chi-square or Fisher by the expected-count
     rule) and Cochran's Q across the clinical time points on patients with all points."""
+    from ..stats import analyses
+
     s = study.settings()
     params = stats.params_from_settings(s)
     with warehouse.get_connection() as con:
@@ -95,6 +98,8 @@ BIOMARKER_TABLES, BIOMARKER_TABLES_IN = ["biomarker_summary", "biomarker_tests"]
 def biomarker_statistics(context: dg.AssetExecutionContext, study: StudyResource, warehouse: DuckDBResource):
     """Biomarker summaries per time point and diagnosis; Kruskal-Wallis across time
     points and Wilcoxon signed-rank of baseline vs each time point."""
+    from ..stats import analyses
+
     s = study.settings()
     params = stats.params_from_settings(s)
     with warehouse.get_connection() as con:
@@ -117,6 +122,8 @@ def predictor_models(context: dg.AssetExecutionContext, study: StudyResource, wa
     importance as confirmation, a multivariable logistic model with center as a fixed
     effect (cluster-robust errors when a center separates), ROC/AUC with a DeLong 95% CI
     and the bootstrap optimism-corrected AUC. Seeds fixed in the settings."""
+    from ..stats import analyses
+
     s = study.settings()
     params = stats.params_from_settings(s)
     with warehouse.get_connection() as con:
@@ -145,6 +152,8 @@ def logistic_models(context: dg.AssetExecutionContext, study: StudyResource, war
     on its own, then one model of those with a univariate p below statistics.cox_entry_p;
     separation checked, Firth-penalized fits where maximum likelihood fails, no numbers
     for a term that is not estimable."""
+    from ..stats import analyses
+
     s = study.settings()
     params = stats.params_from_settings(s)
     with warehouse.get_connection() as con:
@@ -168,6 +177,8 @@ def persistence_models(context: dg.AssetExecutionContext, study: StudyResource, 
     with log-rank tests; Cox models univariate then multivariable by forward selection
     (entry p < statistics.cox_entry_p) stratified by center with the proportional-hazards
     test; discontinuations per 100 patient-years."""
+    from ..stats import analyses
+
     s = study.settings()
     params = stats.params_from_settings(s)
     with warehouse.get_connection() as con:
@@ -195,6 +206,8 @@ def center_heterogeneity(context: dg.AssetExecutionContext, study: StudyResource
     (statistics.heterogeneity), the DerSimonian-Laird random-effects pooled estimate on
     the logit scale, I-squared and Cochran's Q; cells under statistics.small_cell_below
     patients flagged."""
+    from ..stats import analyses
+
     s = study.settings()
     params = stats.params_from_settings(s)
     with warehouse.get_connection() as con:
@@ -213,6 +226,8 @@ SAFETY_TABLES, SAFETY_TABLES_IN = ["safety_serious", "safety_discontinuation"], 
 def safety_tables(context: dg.AssetExecutionContext, study: StudyResource, warehouse: DuckDBResource):
     """Serious adverse events and adverse events leading to discontinuation, by term and
     diagnosis, with events per 100 patient-years (exact Poisson intervals)."""
+    from ..stats import analyses
+
     s = study.settings()
     params = stats.params_from_settings(s)
     with warehouse.get_connection() as con:
@@ -232,6 +247,8 @@ PK_TABLES = ["pk_concentrations"]
 def pk_statistics(context: dg.AssetExecutionContext, study: StudyResource, warehouse: DuckDBResource):
     """PK substudy (statistics.pharmacokinetics): plasma upadacitinib concentration by the
     settings' endpoint groups at their time point, median (IQR), Wilcoxon rank-sum test."""
+    from ..stats import analyses
+
     s = study.settings()
     with warehouse.get_connection() as con:
         def compute():

@@ -12,34 +12,41 @@ dataclasses otherwise (:class:`PooledEffect`, :class:`AucResult`, :class:`Predic
 
 from __future__ import annotations
 
-from .biomarkers import biomarker_summary, biomarker_tests
-from .contingency import ContingencyResult, chi_square_or_fisher, expected_counts, fisher_exact_2xk
-from .meta import PooledEffect, PooledProportion, center_heterogeneity, dersimonian_laird, dl_pool, logit_effects
-from .predictors import AucResult, EnetTuning, PredictorAnalysis, delong_auc, outcome_from_endpoints, predictor_analysis
-from .rates import cochran_q, endpoint_rates, sort_timepoints, uc_vs_cd_tests, wilson_ci
-from .safety import AeTables, ae_tables
 from .settings import Outcome, StatsParams, params_from_settings, timepoint_order
-from .survival import (
-    cox_models,
-    discontinuation_rate,
-    km_at,
-    km_estimates,
-    logrank_tests,
-    poisson_exact_ci,
-    with_covariates,
-)
-from .table1 import table1
 
-_FIGURES = ("forest_plot", "km_plot", "roc_plot", "endpoint_plot", "biomarker_trajectory_plot",
-            "figure_to_png")
+# every other name is imported from its module on first use (PEP 562; no module is named
+# like one of its names: an imported submodule would shadow the name). Importing the
+# package - for its settings, as the Dagster definitions and the report do - does not load
+# scipy, scikit-learn, lifelines or statsmodels (start-up, issue 14)
+_LAZY = {
+    "biomarkers": ("biomarker_summary", "biomarker_tests"),
+    "contingency": ("ContingencyResult", "chi_square_or_fisher", "expected_counts", "fisher_exact_2xk"),
+    "meta": ("PooledEffect", "PooledProportion", "center_heterogeneity", "dersimonian_laird", "dl_pool",
+             "logit_effects"),
+    "predictors": ("AucResult", "EnetTuning", "PredictorAnalysis", "delong_auc", "outcome_from_endpoints",
+                   "predictor_analysis"),
+    "rates": ("cochran_q", "endpoint_rates", "sort_timepoints", "uc_vs_cd_tests", "wilson_ci"),
+    "safety": ("AeTables", "ae_tables"),
+    "baseline_table": ("table1",),
+    "survival": ("cox_models", "discontinuation_rate", "km_at", "km_estimates", "logrank_tests",
+                 "poisson_exact_ci", "with_covariates"),
+    # figures select matplotlib's Agg backend
+    "figures": ("forest_plot", "km_plot", "roc_plot", "endpoint_plot", "biomarker_trajectory_plot",
+                "figure_to_png"),
+}
+_MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
+_FIGURES = _LAZY["figures"]
 
 
 def __getattr__(name):
-    if name in _FIGURES:
-        from . import figures
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(name)
+    import importlib
 
-        return getattr(figures, name)
-    raise AttributeError(name)
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
 
 
 __all__ = [

@@ -20,7 +20,7 @@ from .rates import cochran_q, endpoint_rates, uc_vs_cd_tests
 from .safety import DECIMALS, ae_tables
 from .settings import Outcome, StatsParams
 from .survival import cox_models, discontinuation_rate, km_estimates, logrank_tests, with_covariates
-from .table1 import table1
+from .baseline_table import table1
 
 
 class _Tables:
@@ -72,7 +72,7 @@ def table1_analysis(covariates: pd.DataFrame, params: StatsParams) -> pd.DataFra
     Returns
     -------
     DataFrame
-        :func:`ibd_pipeline.stats.table1.table1`.
+        :func:`ibd_pipeline.stats.baseline_table.table1`.
 
     Notes
     -----

@@ -337,3 +337,18 @@ def test_the_sql_call_finder_names_each_query(tmp_path):
     f = tmp_path / "m.py"
     f.write_text("def f(con):\n    con.execute('SELECT 1')\n    return con.sql('SELECT 2')\n", encoding="utf-8")
     assert sql_calls(f, tmp_path) == ["m.py:2: .execute(...)", "m.py:3: .sql(...)"]
+
+
+def test_building_the_definitions_loads_no_heavy_library(tmp_path):
+    """Start-up (issue 14: heavy libraries imported where they are used): the Dagster
+    definitions, the CLI and a run with nothing to do load no statistics, plotting or
+    quality library; the asset that needs one imports it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, ibd_pipeline.definitions as d, ibd_pipeline.cli, ibd_pipeline.report; "
+            f"d.build_definitions({str(tmp_path / 'data')!r}); "
+            "print(sorted(m for m in ('sklearn', 'lifelines', 'statsmodels', 'scipy', 'matplotlib', "
+            "'great_expectations', 'boruta', 'firthmodels') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr[-2000:]

@@ -359,7 +359,7 @@ def test_km_groups_are_named_with_the_study_thresholds(full, tmp_path, report_ta
 
 
 def test_integer_counts_print_without_decimals(full):
-    from ibd_pipeline.stats.table1 import fmt_median_iqr
+    from ibd_pipeline.stats.baseline_table import fmt_median_iqr
 
     assert fmt_median_iqr([2, 2, 2, 3, 2]) == "2 [2-2]"
     assert fmt_median_iqr([20, 30, 40, 50]) == "35.0 [27.5-42.5]"  # quartiles between counts keep decimals

@@ -16,7 +16,7 @@ import pytest
 
 from ibd_pipeline.stats import cox_models, delong_auc, dl_pool, km_estimates, logrank_tests, with_covariates
 from tests.support.stats_examples import example_frames
-from ibd_pipeline.stats.table1 import rank_sum_test
+from ibd_pipeline.stats.baseline_table import rank_sum_test
 
 TOL = 1e-6
 

@@ -28,7 +28,7 @@ from ibd_pipeline.config import load_settings
 from ibd_pipeline.stats.contingency import CHI2, FISHER_2X2, FISHER_EXACT_RXC
 from ibd_pipeline.stats import analyses
 from ibd_pipeline.stats.survival import ML_METHOD, _group_labels
-from ibd_pipeline.stats.table1 import WILCOXON, _to_binary
+from ibd_pipeline.stats.baseline_table import WILCOXON, _to_binary
 
 
 TOL = 1e-6
