@@ -27,10 +27,9 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import sqlglot
-import yaml
 from sqlglot import exp
 
-from .config import PROJECT_ROOT, Crf, study_dir
+from .config import PROJECT_ROOT, Crf, read_yaml, study_dir
 
 MODELS_DIR = PROJECT_ROOT / "dbt_like_sql"
 
@@ -96,7 +95,7 @@ def _parse_tests(col: str, tests: list) -> list[ColumnTest]:
 
 
 def _read_model(yml: Path, sql_path: Path) -> Model:
-    doc = yaml.safe_load(yml.read_text(encoding="utf-8")) or {}
+    doc = read_yaml(yml) or {}
     sql = sql_path.read_text(encoding="utf-8") if sql_path.exists() else None
     cols, tests = {}, []
     for col, spec in (doc.get("columns") or {}).items():

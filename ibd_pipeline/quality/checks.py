@@ -29,9 +29,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
 
-from ibd_pipeline.config import Crf, with_overrides
+from ibd_pipeline.config import Crf, read_yaml, with_overrides
 
 CHECKS_FILE = Path(__file__).with_name("checks.yaml")
 
@@ -147,7 +146,7 @@ class QualityCheck:
 # --------------------------------------------------------------------------- config
 @lru_cache(maxsize=4)
 def _read_yaml(path: str, mtime: float) -> dict:
-    return yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    return read_yaml(path) or {}
 
 
 def load_check_config(settings: dict | None = None, path: str | Path | None = None) -> dict:

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Callable
 
 import pandas as pd
-import yaml
+from ..config import read_yaml
 
 COMPARISON_COLUMNS = ["domain", "quantity", "diagnosis", "timepoint", "published", "derived", "match", "note"]
 KINDS = ("count", "value", "summary", "estimate", "p", "text")
@@ -72,7 +72,7 @@ class Comparison:
 
 def load_comparisons(path: Path) -> list[Comparison]:
     """The entries of a study's comparisons.yaml, each checked for its keys."""
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or []
+    raw = read_yaml(path) or []
     out = []
     for i, e in enumerate(raw, 1):
         where = f"{path}: entry {i}"
