@@ -19,9 +19,16 @@ def build_report_asset(upstream: list[dg.AssetKey]) -> dg.AssetsDefinition:
         numbers at risk, Cox and logistic forest plots, ROC curve, center forest plot,
         safety tables, data quality, and the published figures beside the derived ones.
         Per-center cells under 5 patients are flagged; only pseudonymous data is used."""
-        out = study.paths().reports / "study_report.html"
+        from ..fingerprint import code_and_config
+        from ..report.figures import FigureCache
+
+        reports = study.paths().reports
+        out = reports / "study_report.html"
+        # figures whose inputs did not change are not drawn again (the code and library
+        # versions are part of every figure's key)
+        cache = FigureCache(reports / "figures" / "cache", code_and_config())
         with warehouse.get_connection() as con:
-            res = report.build_report(con, out, study.settings())
+            res = report.build_report(con, out, study.settings(), figure_cache=cache)
         meta = {k: v for k, v in res.key_numbers.items() if isinstance(v, (int, float, str)) and v is not None}
         meta["path"] = dg.MetadataValue.path(str(res.path))
         meta["sections"] = dg.MetadataValue.json(list(res.sections))

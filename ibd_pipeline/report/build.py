@@ -28,7 +28,7 @@ from markupsafe import Markup
 
 from .context import ReportContext
 from .data import Warehouse
-from .figures import DPI, place_figures, render_all, workers_for
+from .figures import DPI, FigureCache, place_figures, render_all, workers_for
 from .fmt import DASH
 from .key_numbers import key_items, key_numbers
 from .labels import DX_LABELS, study_diagnoses
@@ -95,6 +95,7 @@ def build_report(
     published: dict | None = None,
     generated_at: str | None = None,
     workers: int | None = None,
+    figure_cache: FigureCache | None = None,
 ) -> ReportResult:
     """Write the study report (one self-contained HTML file) from the warehouse's
     ``analytics`` tables to ``out``.
@@ -105,7 +106,9 @@ def build_report(
     ``published``: the published study's figures (default :func:`load_published`; pass
     ``{}`` to leave the comparison out). ``generated_at``: the timestamp printed (default
     now, UTC). ``workers``: processes drawing the figures (default
-    ``$IBD_REPORT_WORKERS`` or min(4, CPUs); 1 = in-process). A missing or empty table
+    ``$IBD_REPORT_WORKERS`` or min(4, CPUs); 1 = in-process). ``figure_cache``: figures
+    drawn before from the same inputs are taken from it (:class:`figures.FigureCache`).
+    A missing or empty table
     gives its section or part a "Not available: <reason>" note; the report is always
     written."""
     t0 = time.perf_counter()
@@ -165,7 +168,7 @@ def build_report(
         sections=[{"id": sid, "title": title, "body": Markup(body)} for sid, title, body in bodies])
 
     t_fig = time.perf_counter()
-    rendered = render_all(ctx.jobs, workers_for(workers))
+    rendered = render_all(ctx.jobs, workers_for(workers), figure_cache)
     text = place_figures(text, ctx.jobs, rendered, ctx.figures, ctx.unavailable)
     key["figures"] = len(ctx.figures)
     key["figure_seconds"] = round(time.perf_counter() - t_fig, 2)

@@ -5,13 +5,16 @@ worker processes where possible, and the placeholders become <figure> blocks or 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import multiprocessing
 import os
+import pickle
 import re
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from .fmt import esc, not_available
 
@@ -49,6 +52,49 @@ def render(func, args, kwargs, tight: bool, raw: bool) -> bytes:
     return buf.getvalue()
 
 
+class FigureCache:
+    """Figures drawn before, by what they were drawn from (issue 14: what did not change is
+    not recomputed): a figure's key is the SHA-256 of ``version`` (the code, configuration
+    and library versions), its plotting function and its pickled arguments, so the same
+    key can only mean the same inputs and the same drawing code. ``folder`` holds one
+    ``<key>.png`` per figure of the last report; the others are removed after each build."""
+
+    def __init__(self, folder: str | Path, version: str):
+        self.folder, self.version = Path(folder), version
+
+    def key(self, job: Job) -> str | None:
+        try:
+            payload = pickle.dumps((job.func.__module__, job.func.__qualname__, job.args, job.kwargs, job.tight,
+                                    job.raw, DPI), protocol=5)
+        except Exception:  # noqa: BLE001 - an argument that does not pickle: drawn every time
+            return None
+        return hashlib.sha256(self.version.encode() + b"\0" + payload).hexdigest()
+
+    def get(self, key: str | None) -> bytes | None:
+        if key is None:
+            return None
+        try:
+            png = (self.folder / f"{key}.png").read_bytes()
+        except OSError:
+            return None
+        return png if png[:8] == b"\x89PNG\r\n\x1a\n" else None
+
+    def put(self, key: str | None, png: bytes) -> None:
+        if key is None:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.folder / f".{key}.{os.getpid()}.tmp"
+        tmp.write_bytes(png)
+        os.replace(tmp, self.folder / f"{key}.png")
+
+    def keep_only(self, keys) -> None:
+        wanted = {f"{k}.png" for k in keys if k}
+        if self.folder.is_dir():
+            for p in self.folder.iterdir():
+                if p.name not in wanted:
+                    p.unlink(missing_ok=True)
+
+
 def workers_for(requested: int | None) -> int:
     if requested is None:
         env = os.environ.get("IBD_REPORT_WORKERS", "").strip()
@@ -56,10 +102,20 @@ def workers_for(requested: int | None) -> int:
     return max(1, int(requested))
 
 
-def render_all(jobs: list[Job], workers: int) -> dict[str, bytes | Exception]:
+def render_all(jobs: list[Job], workers: int, cache: FigureCache | None = None) -> dict[str, bytes | Exception]:
     """Render every figure; with ``workers`` > 1 in forked worker processes (the
     figure functions are pure), falling back to in-process rendering for anything the
-    pool could not do."""
+    pool could not do. With a ``cache``, a figure drawn before from the same inputs is
+    taken from it, and what is drawn is added to it."""
+    if cache is not None:
+        keys = {j.name: cache.key(j) for j in jobs}
+        cached = {j.name: png for j in jobs if (png := cache.get(keys[j.name])) is not None}
+        drawn = render_all([j for j in jobs if j.name not in cached], workers)
+        for name, res in drawn.items():
+            if isinstance(res, (bytes, bytearray)) and res[:8] == b"\x89PNG\r\n\x1a\n":
+                cache.put(keys[name], bytes(res))
+        cache.keep_only(keys.values())
+        return {j.name: cached[j.name] if j.name in cached else drawn[j.name] for j in jobs}
     results: dict[str, bytes | Exception] = {}
     # fork (Linux only: macOS system frameworks are not fork-safe) keeps the imported
     # matplotlib / lifelines, so workers start in milliseconds
