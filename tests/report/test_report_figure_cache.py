@@ -23,6 +23,7 @@ def _build(db, out, cache, settings):
 def test_unchanged_figures_come_from_the_cache_and_a_changed_table_redraws_only_its_own(tmp_path, report_tables,
                                                                                         monkeypatch):
     settings = load_settings()
+    settings.setdefault("report", {})["sections"] = ["persistence", "roc"]  # a few figures: a fast test
     drawn: list[str] = []
     real = FIG.render
 
@@ -35,7 +36,7 @@ def test_unchanged_figures_come_from_the_cache_and_a_changed_table_redraws_only_
     cache = FigureCache(tmp_path / "cache", "code-v1")
     first = _build(db, tmp_path / "first.html", cache, settings)
     n = len(first.figures)
-    assert n > 10 and len(drawn) == n
+    assert n >= 3 and len(drawn) == n
     assert len(list((tmp_path / "cache").glob("*.png"))) == n
 
     drawn.clear()
