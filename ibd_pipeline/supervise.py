@@ -43,24 +43,35 @@ def run_supervised(cmd: list[str], env: dict | None = None, cwd: str | None = No
                    poll_seconds: float = 0.1) -> int:
     """Run ``cmd`` in its own process group until it exits or a stop signal (module
     docstring); return its exit status (128 + the signal's number when it was stopped)."""
-    child = subprocess.Popen(cmd, env=env, cwd=cwd, start_new_session=True)
-    pgid = child.pid
-    state: dict = {"signal": None, "deadline": None, "killed": False}
+    state: dict = {"signal": None, "deadline": None, "killed": False, "pgid": None}
 
     def on_signal(signum, _frame):
         if state["signal"] is None:
             state["signal"] = signum
             state["deadline"] = time.monotonic() + grace_seconds
-            _signal_group(pgid, signal.SIGINT)
+            if state["pgid"] is not None:
+                _signal_group(state["pgid"], signal.SIGINT)
         else:  # a second signal: stop now
             state["deadline"] = time.monotonic()
 
+    # handled here before the command starts, so it starts with their default dispositions:
+    # a process started in the background (`cmd &`, nohup) inherits SIGINT ignored, and
+    # dagster dev maps SIGTERM to SIGINT's disposition - it would ignore both
     previous = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS}
+    try:
+        child = subprocess.Popen(cmd, env=env, cwd=cwd, start_new_session=True)
+    except BaseException:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        raise
+    pgid = state["pgid"] = child.pid
+    if state["signal"] is not None:  # a signal came while it was starting
+        _signal_group(pgid, signal.SIGINT)
     try:
         # until the command has exited and (after a stop signal) its group has gone
         while child.poll() is None or (state["signal"] is not None and _group_alive(pgid)):
             now = time.monotonic()
-            if state["killed"] and now >= state["deadline"] + 2.0:
+            if state["killed"] and now >= state["deadline"] + 1.0:
                 break  # killed; what still answers is a zombie its new parent has not reaped yet
             if state["deadline"] is not None and now >= state["deadline"] and not state["killed"]:
                 print(f"ibd-pipeline: the processes of `{os.path.basename(cmd[0])}` had not stopped "

@@ -38,11 +38,17 @@ SUPERVISOR = textwrap.dedent("""
 """)
 
 
-def _start(tmp_path, mode: str, grace: float):
+def _ignore_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _start(tmp_path, mode: str, grace: float, background: bool = False):
+    """``background``: started as `cmd &` from a script is (SIGINT ignored, inherited)."""
     log = open(tmp_path / "out.log", "w+")
     p = subprocess.Popen([sys.executable, "-c", SUPERVISOR, CHILD, mode, str(grace)], stdout=log,
                          stderr=subprocess.STDOUT, start_new_session=True,
-                         env=dict(os.environ, PYTHONPATH=os.getcwd()))
+                         env=dict(os.environ, PYTHONPATH=os.getcwd()),
+                         preexec_fn=_ignore_sigint if background else None)
     deadline = time.time() + 60
     while len(psutil.Process(p.pid).children(recursive=True)) < 2:  # the command and its grandchild
         assert time.time() < deadline and p.poll() is None
@@ -65,6 +71,16 @@ def test_a_signal_becomes_the_commands_own_ctrl_c_and_everything_stops(tmp_path,
     seconds = _stop(p, descendants, sig)
     assert seconds < 10  # the graceful shutdown, not the 20 s grace period
     assert p.returncode == 128 + sig
+    log.seek(0)
+    assert "killed" not in log.read()
+
+
+def test_started_in_the_background_the_command_still_gets_its_ctrl_c(tmp_path):
+    """`ibd-pipeline ui &` inherits SIGINT ignored; the command must not (dagster dev maps
+    SIGTERM to SIGINT's disposition and would ignore both)."""
+    p, descendants, log = _start(tmp_path, "graceful", grace=20, background=True)
+    seconds = _stop(p, descendants, signal.SIGTERM)
+    assert seconds < 10
     log.seek(0)
     assert "killed" not in log.read()
 
