@@ -128,16 +128,17 @@ def predictor_models(context: dg.AssetExecutionContext, study: StudyResource, wa
     params = stats.params_from_settings(s)
     with warehouse.get_connection() as con:
         cov, e = read(con, "analytics.baseline_covariates"), read(con, "analytics.endpoints")
+        design = analyses.predictor_inputs(cov, e, params)
 
         def compute():
             # independent fits on every CPU
-            res = analyses.predictor_tables(cov, e, params, workers=None)
+            res = analyses.predictor_tables(cov, e, params, workers=None, design=design)
             return res.tables(), {"logistic_model": {"model": md_table(res.logistic_model), "note": res.note},
                                   "model_auc": {"auc": md_table(res.model_auc)}}
 
         # refitted only when the design it fits changed (the candidates, the outcome, the center)
         out = _materialize(context, con, "predictor_models", PREDICTOR_TABLES_IN, PREDICTOR_TABLES, s, compute,
-                           content=analyses.predictor_inputs_hash(cov, e, params))
+                           content=analyses.predictor_inputs_hash(design))
     yield from out
 
 

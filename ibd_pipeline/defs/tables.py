@@ -256,8 +256,9 @@ def inputs_unchanged(context, con, asset: str, inputs: list[str], outputs: list[
     from ..fingerprint import code_and_config
 
     config = json.dumps(settings, sort_keys=True, default=str) + code_and_config()
-    fp = (wh.inputs_fingerprint(con, inputs, config) if content is None
-          else wh.inputs_fingerprint(con, [], config + "|reads:" + ",".join(sorted(inputs)) + ":" + content))
+    if content is not None:  # what it reads of the tables, named with them
+        config += "|reads:" + ",".join(sorted(inputs)) + ":" + content
+    fp = wh.inputs_fingerprint(con, [] if content is not None else inputs, config)
     last = wh.last_inputs(con, asset)
     if (context.run.tags.get(RECOMPUTE_TAG) == "true" or last is None or last[0] != fp
             or not all(wh.table_exists(con, f"{schema}.{o}") for o in outputs)):

@@ -31,7 +31,7 @@ from .data import Warehouse
 from .figures import DPI, FigureCache, place_figures, render_all, workers_for
 from .fmt import DASH
 from .key_numbers import key_items, key_numbers
-from .labels import DX_LABELS, study_diagnoses
+from .labels import diagnosis_labels
 from .labels import group_labels as _group_labels  # noqa: F401 - the name tests and callers import from here
 from .privacy import privacy_guard
 from .privacy import privacy_guard as _privacy_guard  # noqa: F401 - the name tests and callers import from here
@@ -58,7 +58,7 @@ def _page() -> jinja2.Template:
 def _scope(settings: dict, centers: list[str]) -> str:
     """What the results are given for: "Pooled across centers, by UC, CD and overall", or
     "One center (ahmu), CD patients" in a single-center study of one diagnosis."""
-    dxs = [DX_LABELS.get(d, d) for d in study_diagnoses(settings)]
+    dxs = diagnosis_labels(settings)
     where = f"One center ({centers[0]})" if len(centers) == 1 else "Pooled across centers"
     return where + ", " + (f"by {', '.join(dxs)} and overall" if len(dxs) > 1 else f"{dxs[0]} patients")
 

@@ -7,7 +7,7 @@ import math
 from . import fmt as F
 from .context import ReportContext
 from .fmt import DASH
-from .labels import DX_LABELS, endpoint_label, study_diagnoses, tp_label
+from .labels import DX_LABELS, diagnosis_labels, endpoint_label, study_diagnoses, tp_label
 
 
 def key_numbers(c: ReportContext) -> dict:
@@ -80,7 +80,7 @@ def key_items(k: dict, settings: dict) -> list[tuple[str, str]]:
     add("Screened", k.get("screened"))
     dxs = study_diagnoses(settings)
     if len(dxs) > 1:
-        add(f"Included ({' / '.join(DX_LABELS.get(dx, dx) for dx in dxs)})", None if k.get("included") is None else
+        add(f"Included ({' / '.join(diagnosis_labels(settings))})", None if k.get("included") is None else
             f"{k['included']} ({' / '.join(str(k.get(f'included_{dx.lower()}')) for dx in dxs)})")
     else:
         add(f"Included ({DX_LABELS.get(dxs[0], dxs[0])})", k.get("included"))

@@ -64,6 +64,11 @@ def study_diagnoses(settings: dict) -> list[str]:
     return [str(d) for d in (dxs or StudyInfo.model_fields["diagnoses"].default)]
 
 
+def diagnosis_labels(settings: dict) -> list[str]:
+    """The study's diagnoses as the report names them ("UC", "CD"), in the settings' order."""
+    return [DX_LABELS.get(d, d) for d in study_diagnoses(settings)]
+
+
 def diagnosis_columns(settings: dict, overall_first: bool = False) -> list[str]:
     """The report's diagnosis columns: a study of several diagnoses has each of them (in
     the settings' order) and "overall" (last, or first with ``overall_first``); a study of
@@ -78,7 +83,7 @@ def diagnosis_columns(settings: dict, overall_first: bool = False) -> list[str]:
 
 def diagnoses_text(settings: dict) -> str:
     """The study's diagnoses in words: "UC and CD", "CD"."""
-    dxs = [DX_LABELS.get(d, d) for d in study_diagnoses(settings)]
+    dxs = diagnosis_labels(settings)
     return dxs[0] if len(dxs) == 1 else ", ".join(dxs[:-1]) + " and " + dxs[-1]
 
 
@@ -86,8 +91,8 @@ def comparison_text(settings: dict) -> str | None:
     """The between-diagnosis comparison of the report ("UC vs CD"): only a study of
     exactly two diagnoses has one (None otherwise: no comparison column, heading or
     text)."""
-    dxs = study_diagnoses(settings)
-    return " vs ".join(DX_LABELS.get(d, d) for d in dxs) if len(dxs) == 2 else None
+    dxs = diagnosis_labels(settings)
+    return " vs ".join(dxs) if len(dxs) == 2 else None
 
 
 def timepoints(settings: dict) -> list[str]:

@@ -15,7 +15,7 @@ import pandas as pd
 from .biomarkers import biomarker_summary, biomarker_tests
 from .meta import center_heterogeneity
 from .pk import pk_by_outcome
-from .predictors import outcome_from_endpoints, predictor_analysis, predictor_design
+from .predictors import PredictorDesign, outcome_from_endpoints, predictor_analysis, predictor_design
 from .rates import cochran_q, endpoint_rates, uc_vs_cd_tests
 from .safety import DECIMALS, ae_tables
 from .settings import Outcome, StatsParams
@@ -282,8 +282,8 @@ def content_hash(*parts) -> str:
     return h.hexdigest()
 
 
-def predictor_inputs_hash(covariates: pd.DataFrame, endpoints: pd.DataFrame, params: StatsParams) -> str:
-    """The data version of :func:`predictor_tables` on these tables.
+def predictor_inputs(covariates: pd.DataFrame, endpoints: pd.DataFrame, params: StatsParams) -> PredictorDesign:
+    """What :func:`predictor_tables` fits of these tables.
 
     Parameters
     ----------
@@ -295,21 +295,40 @@ def predictor_inputs_hash(covariates: pd.DataFrame, endpoints: pd.DataFrame, par
 
     Returns
     -------
-    str
-        :func:`content_hash` of the design the analysis fits
-        (:func:`ibd_pipeline.stats.predictors.predictor_design`: the candidate covariates,
-        the outcome and the center, in the analysis' row order).
+    PredictorDesign
+        :func:`ibd_pipeline.stats.predictors.predictor_design` of the settings' outcome and
+        candidates: the candidate covariates, the outcome and the center, in the analysis'
+        row order. Its :func:`content_hash` is the analysis' data version.
 
     Notes
     -----
     docs/STUDY_RULES.md#statistics (issue 14): a correction of a column the models do not
-    read (a lab value that changes no baseline flag and no row order) leaves it unchanged,
-    so the models are not refitted.
+    read (a lab value that changes no baseline flag and no row order) leaves the design
+    unchanged, so the models are not refitted.
     """
     po = params.predictor_outcome
     y = outcome_from_endpoints(endpoints, po.endpoint, po.timepoint, po.analysis)
-    d = predictor_design(covariates, y, candidates=list(params.covariates))
-    return content_hash(d.X, d.y, d.center)
+    return predictor_design(covariates, y, candidates=list(params.covariates))
+
+
+def predictor_inputs_hash(design: PredictorDesign) -> str:
+    """The data version of a predictor design.
+
+    Parameters
+    ----------
+    design : PredictorDesign
+        :func:`predictor_inputs`.
+
+    Returns
+    -------
+    str
+        :func:`content_hash` of its covariates, outcome and centers.
+
+    Notes
+    -----
+    docs/STUDY_RULES.md#statistics (issue 14).
+    """
+    return content_hash(design.X, design.y, design.center)
 
 
 def persistence_inputs(persistence: pd.DataFrame, covariates: pd.DataFrame,
@@ -405,7 +424,7 @@ class PredictorTables(_Tables):
 
 
 def predictor_tables(covariates: pd.DataFrame, endpoints: pd.DataFrame, params: StatsParams,
-                     workers: int | None = None) -> PredictorTables:
+                     workers: int | None = None, design: PredictorDesign | None = None) -> PredictorTables:
     """Predictors of the settings' primary outcome.
 
     Parameters
@@ -417,6 +436,8 @@ def predictor_tables(covariates: pd.DataFrame, endpoints: pd.DataFrame, params: 
     params : StatsParams
     workers : int or None, default None
         Processes of the independent fits (None = ``$IBD_STATS_WORKERS`` or the CPUs).
+    design : PredictorDesign, optional
+        :func:`predictor_inputs` of these tables, when the caller made it already.
 
     Returns
     -------
@@ -433,7 +454,8 @@ def predictor_tables(covariates: pd.DataFrame, endpoints: pd.DataFrame, params: 
     y = outcome_from_endpoints(endpoints, po.endpoint, po.timepoint, po.analysis)
     res = predictor_analysis(covariates, y, seed=params.seed, cv_folds=params.cv_folds,
                              bootstrap=params.bootstrap_samples, candidates=list(params.covariates),
-                             alpha=params.alpha, events_per_variable=params.events_per_variable, workers=workers)
+                             alpha=params.alpha, events_per_variable=params.events_per_variable, workers=workers,
+                             design=design)
     return PredictorTables(predictor_selection=res.selection, logistic_model=res.logistic_model,
                            roc_curve=res.roc, model_auc=res.auc, note=str(res.note or ""))
 

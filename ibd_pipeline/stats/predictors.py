@@ -546,6 +546,7 @@ def predictor_analysis(
     max_iter: int = 10000,
     workers: int | None = 1,
     events_per_variable: float = 10,
+    design: PredictorDesign | None = None,
 ) -> PredictorAnalysis:
     """Predictors of a binary outcome: elastic-net selection, Boruta confirmation, a
     multivariable logistic model and its ROC curve.
@@ -587,6 +588,9 @@ def predictor_analysis(
         The model takes at most floor(smaller outcome class / this) variables (largest
         |elastic-net coefficient|, else best Boruta rank); none supportable: no model,
         "not estimable (events / n)" (``statistics.events_per_variable``).
+    design : PredictorDesign, optional
+        :func:`predictor_design` of these inputs when the caller made it already (e.g. to
+        hash it); made here otherwise.
 
     Returns
     -------
@@ -610,7 +614,8 @@ def predictor_analysis(
     .. [5] Harrell FE, Lee KL, Mark DB. Multivariable prognostic models. Stat Med
        1996;15:361-387 (bootstrap optimism).
     """
-    design = predictor_design(covariates, outcome, candidates, center_col)
+    if design is None:
+        design = predictor_design(covariates, outcome, candidates, center_col)
     X_all, y_all = design.X, design.y
     notes: list[str] = []
     ok = y_all.notna() & X_all.notna().all(axis=1)

@@ -550,28 +550,45 @@ def test_the_persistence_models_of_what_they_read_equal_those_of_the_whole_table
 
 
 def test_the_predictor_data_version_follows_the_design_and_nothing_else(frames):
-    from ibd_pipeline.stats.analyses import predictor_inputs_hash
+    from ibd_pipeline.stats.analyses import predictor_inputs, predictor_inputs_hash
 
     cov, ep = frames["covariates"], frames["endpoints"]
     params = replace(params_from_settings(load_settings()), covariates=("age", "male", "albumin_le_35"),
                      predictor_outcome=Outcome("clinical_response", "month6", "nri"))
-    base = predictor_inputs_hash(cov, ep, params)
-    assert predictor_inputs_hash(cov.copy(), ep.copy(), params) == base
+
+    def version(cov, ep, params):
+        return predictor_inputs_hash(predictor_inputs(cov, ep, params))
+
+    base = version(cov, ep, params)
+    assert version(cov.copy(), ep.copy(), params) == base
     # a column the models do not read (disease duration), changed so the rows keep their order
     from ibd_pipeline.stats.order import stable_order
 
     unused = cov.assign(disease_duration_years=cov["disease_duration_years"] + 0.01)
     assert stable_order(unused).index.equals(stable_order(cov).index)  # the rows keep their order
-    assert predictor_inputs_hash(unused, ep, params) == base
+    assert version(unused, ep, params) == base
     # a candidate's value, the outcome of one patient, the candidates: a new version
     changed = cov.copy()
     changed.loc[changed.index[0], "male"] = 1 - changed.loc[changed.index[0], "male"]
-    assert predictor_inputs_hash(changed, ep, params) != base
+    assert version(changed, ep, params) != base
     flip = ep.copy()
     i = flip.index[(flip["endpoint"] == "clinical_response") & (flip["timepoint"] == "month6")][0]
     flip.loc[i, "status_nri"] = "not_achieved" if flip.loc[i, "status_nri"] == "achieved" else "achieved"
-    assert predictor_inputs_hash(cov, flip, params) != base
-    assert predictor_inputs_hash(cov, ep, replace(params, covariates=("age", "male"))) != base
+    assert version(cov, flip, params) != base
+    assert version(cov, ep, replace(params, covariates=("age", "male"))) != base
+
+
+def test_the_predictor_tables_of_a_design_made_beforehand_equal_those_made_inside(frames):
+    from ibd_pipeline.stats.analyses import predictor_inputs, predictor_tables
+
+    cov, ep = frames["covariates"], frames["endpoints"]
+    params = replace(params_from_settings(load_settings()), covariates=("age", "male", "albumin_le_35"), cv_folds=5,
+                     bootstrap_samples=4, predictor_outcome=Outcome("clinical_response", "month6", "nri"))
+    inside = predictor_tables(cov, ep, params, workers=1).tables()
+    given = predictor_tables(cov, ep, params, workers=1, design=predictor_inputs(cov, ep, params)).tables()
+    assert len(inside["predictor_selection"]) == 3
+    for name, table in inside.items():
+        pd.testing.assert_frame_equal(given[name], table, obj=name)
 
 
 def test_result_objects_are_frozen():
