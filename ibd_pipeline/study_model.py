@@ -293,6 +293,9 @@ class Statistics(_Strict):
     cv_folds: int | None = Field(default=None, ge=2)
     bootstrap_samples: int | None = Field(default=None, ge=0)
     cox_entry_p: float = Field(gt=0, le=1)
+    # the multivariable Cox model: forward selection at cox_entry_p, or the candidates of
+    # univariate p < cox_entry_p entered together
+    cox_selection: Literal["forward", "univariate"] = "forward"
     events_per_variable: float = Field(gt=0)
     cox_tolerance: float = Field(gt=0)
     small_cell_below: int = Field(ge=0)

@@ -175,8 +175,9 @@ SURVIVAL_TABLES_IN = ["persistence", "baseline_covariates"]
 def persistence_models(context: dg.AssetExecutionContext, study: StudyResource, warehouse: DuckDBResource):
     """Persistence on upadacitinib: Kaplan-Meier rates at the settings' months
     (persistence.km_months) overall and by the settings' groupings (persistence.km_groups),
-    with log-rank tests; Cox models univariate then multivariable by forward selection
-    (entry p < statistics.cox_entry_p) stratified by center with the proportional-hazards
+    with log-rank tests; Cox models univariate then one multivariable model
+    (statistics.cox_selection: forward selection, or the candidates of univariate
+    p < statistics.cox_entry_p together) stratified by center with the proportional-hazards
     test; discontinuations per 100 patient-years."""
     from ..stats import analyses
 

@@ -385,7 +385,7 @@ def persistence_analysis(persistence: pd.DataFrame, covariates: pd.DataFrame, pa
     ``persistence.km_months`` and log-rank tests by ``persistence.km_groups``; Cox models
     of the candidate covariates the cohort has (``statistics.cox_covariates``, default
     ``statistics.covariates``), univariate then
-    forward selection (``cox_entry_p``) stratified by center; discontinuations per 100
+    one multivariable model (``statistics.cox_selection`` at ``cox_entry_p``) stratified by center; discontinuations per 100
     patient-years of 12 x ``days_per_month`` days.
     """
     offered = params.cox_covariates if params.cox_covariates is not None else params.covariates
@@ -397,7 +397,7 @@ def persistence_analysis(persistence: pd.DataFrame, covariates: pd.DataFrame, pa
         logrank_tests=logrank_tests(persistence, covariates, group_vars=params.logrank_groups),
         cox_model=cox_models(data, candidates, strata="center", entry_p=params.cox_entry_p, alpha=params.alpha,
                              events_per_variable=params.events_per_variable, tolerance=params.cox_tolerance,
-                             workers=workers),
+                             selection=params.cox_selection, workers=workers),
         discontinuation_rates=discontinuation_rate(persistence, days_per_year=params.days_per_year,
                                                    alpha=params.alpha),
     )

@@ -82,7 +82,10 @@ class StatsParams:
     events_per_variable : float
         A multivariable model takes at most floor(events / this) variables.
     cox_entry_p : float
-        Entry p of the Cox forward selection.
+        Entry p of the Cox multivariable model.
+    cox_selection : str
+        ``forward`` (forward selection at ``cox_entry_p``) or ``univariate`` (the
+        candidates of univariate p < ``cox_entry_p`` entered together).
     cox_tolerance : float
         Convergence rule of the Cox fits (R coxph's relative change of the log partial likelihood).
     small_cell_below : int
@@ -138,6 +141,7 @@ class StatsParams:
     km_groups: tuple[str, ...]
     predictor_method: str = "elastic_net_boruta"
     cox_covariates: tuple[str, ...] | None = None
+    cox_selection: str = "forward"
 
     @property
     def days_per_year(self) -> float:
@@ -148,6 +152,11 @@ class StatsParams:
     def logrank_groups(self) -> tuple[str, ...]:
         """The Kaplan-Meier groupings that compare groups (all but ``overall``)."""
         return tuple(g for g in self.km_groups if g != "overall")
+
+
+# how ``statistics.cox_selection`` chooses the multivariable Cox model's variables, in words
+SELECTION_TEXT = {"forward": "forward selection",
+                  "univariate": "the candidates of univariate p below the entry level, entered together"}
 
 
 def params_from_settings(settings: Mapping) -> StatsParams:
@@ -195,6 +204,7 @@ def params_from_settings(settings: Mapping) -> StatsParams:
         km_months=tuple(pers["km_months"]), days_per_month=pers["days_per_month"],
         km_groups=tuple(pers["km_groups"]), predictor_method=m.statistics.predictor_method,
         cox_covariates=tuple(st["cox_covariates"]) if st.get("cox_covariates") is not None else None,
+        cox_selection=m.statistics.cox_selection,
     )
 
-__all__ = ["BASELINE", "Outcome", "StatsParams", "params_from_settings", "timepoint_order"]
+__all__ = ["BASELINE", "SELECTION_TEXT", "Outcome", "StatsParams", "params_from_settings", "timepoint_order"]

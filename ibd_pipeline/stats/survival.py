@@ -27,6 +27,7 @@ from scipy import stats
 
 from ..forking import Forked
 from .order import stable_order
+from .settings import SELECTION_TEXT
 
 KM_COLUMNS = ["group_var", "group", "month", "survival", "ci_low", "ci_high", "n_at_risk"]
 LOGRANK_COLUMNS = ["group_var", "groups", "n", "events", "test_statistic", "df", "p_value", "test"]
@@ -455,9 +456,11 @@ def cox_models(
     workers: int | None = 1,
     events_per_variable: float = 10,
     tolerance: float = 1e-9,
+    selection: str = "forward",
 ) -> pd.DataFrame:
-    """Cox models of persistence: univariate per candidate, then multivariable by forward
-    selection, stratified by center.
+    """Cox models of persistence: univariate per candidate, then one multivariable model
+    (forward selection, or the univariately significant candidates together), stratified
+    by center.
 
     Parameters
     ----------
@@ -468,7 +471,8 @@ def cox_models(
     strata : str or None, default "center"
         A separate baseline hazard per level (lifelines strata).
     entry_p : float, default 0.05
-        Forward selection adds the candidate of smallest Wald p while p < this
+        Forward selection adds the candidate of smallest Wald p while p < this; with
+        ``selection="univariate"`` the candidates of univariate p < this enter together
         (``statistics.cox_entry_p``).
     duration_col, event_col : str
     alpha : float, default 0.05
@@ -482,6 +486,11 @@ def cox_models(
     tolerance : float, default 1e-9
         Convergence: relative change of the log partial likelihood (R coxph's rule;
         ``statistics.cox_tolerance``).
+    selection : {"forward", "univariate"}, default "forward"
+        How the multivariable model's variables are chosen (``statistics.cox_selection``):
+        forward selection on the Wald p of each candidate added, or every candidate of
+        univariate p < ``entry_p`` entered together (the most significant first when the
+        events-per-variable limit allows fewer).
 
     Returns
     -------
@@ -521,7 +530,13 @@ def cox_models(
             if p is not None:
                 uni_p[v] = p
         selected: list[str] = []
-        remaining = [v for v in candidates if v in uni_p]
+        remaining = [v for v in candidates if v in uni_p] if selection == "forward" else []
+        if selection == "univariate":
+            significant = sorted((v for v in candidates if v in uni_p and uni_p[v] < entry_p), key=lambda v: uni_p[v])
+            capped = len(significant) > max_vars
+            selected = significant[:max_vars]
+        elif selection != "forward":
+            raise ValueError(f"statistics.cox_selection: {selection!r} is neither 'forward' nor 'univariate'")
         while remaining:
             best, best_p = None, np.inf
             for v, p in zip(remaining, pool.map(_candidate_p, [(tuple(selected), v) for v in remaining])):
@@ -536,8 +551,9 @@ def cox_models(
                 break
             selected.append(best)
             remaining.remove(best)
+    stop = "forward selection stopped there" if selection == "forward" else "the most significant entered"
     cap_note = (f"events-per-variable limit {events_per_variable:g}: {events} events support {max_vars} "
-                f"variable(s); forward selection stopped there") if capped else None
+                f"variable(s); {stop}") if capped else None
     if selected:
         fit, d, note = _fit_cox(data, selected, duration_col, event_col, strata, alpha, tolerance)
         note = "; ".join(x for x in (note, cap_note) if x) or None
@@ -553,7 +569,7 @@ def cox_models(
                      "estimable": False, "note": f"{_not_estimable(events, int(len(data)))}; {cap_note}"})
     else:
         rows.append({"model": "multivariable", "variable": None,
-                     "note": f"no candidate entered (forward selection, entry p < {entry_p})"})
+                     "note": f"no candidate entered ({SELECTION_TEXT[selection]}, entry p < {entry_p})"})
     out = pd.DataFrame(rows, columns=COX_COLUMNS)
     out["step"] = out["step"].astype("Int64")
     out["n"] = out["n"].astype("Int64")

@@ -16,8 +16,11 @@ and every day from the study settings (``studies/single_center_cd/study.yaml``):
   <= 18.5) are chosen by a seeded local search so that the Kaplan-Meier persistence at the
   published months lies within a fraction of a percentage point of the published curve, the
   follow-up median and quartiles are close to the published ones, the albumin and BMI strata
-  follow their published curves as closely as the search gets and the low strata stop at a
-  higher rate. The search is deterministic per seed and raises if the overall curve misses.
+  follow their published curves as closely as the search gets, the low strata stop at a
+  higher rate and the published Cox terms of the two strata flags (univariate, and the
+  multivariable model of both) hold in direction and side of alpha as the pipeline derives
+  them (:mod:`.sc_calibrate`). The search is deterministic per seed and raises if the overall
+  curve misses.
 """
 
 from __future__ import annotations
@@ -26,10 +29,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .sc_calibrate import CoxRisk, Target, cox_fit, term_penalty
+
 # tolerance (percentage points) the overall Kaplan-Meier curve must meet at every published month
 KM_TOLERANCE = 0.4
 SEARCH_STEPS = 4000
 RESTARTS = 8
+STRATA_STEPS = 6000  # stage-2 annealing steps (the strata and their Cox terms)
+# the pipeline's Cox covariates (baseline flags) that are the strata of the timeline
+STRATA_COVARIATES = {"albumin_le_35": "alb", "bmi_le_18_5": "bmi"}
+COX_WEIGHT = 200.0
+STRATA_TOLERANCE = 1.5  # points of a stratum's Kaplan-Meier curve from the published one, before the wall
+STRATA_RAMP = 0.4       # points over which the wall rises to its height
+STRATA_WALL = 40.0  # stage-2 loss per unit of the strata's Cox-term penalty (Wald z scale, squared)
 
 
 @dataclass
@@ -37,7 +49,8 @@ class Timeline:
     """Per included patient (arrays of length n): ``day`` = stop day (stoppers) or censoring
     day (= follow-up, days from the start to last_followup_date), ``stopped``, ``gap`` (index of
     the gap the day lies in; ``gap`` g means weeks 0..g-1 were reached), ``alb_low``,
-    ``bmi_low``; ``lo``/``hi`` the allowed day range of each patient."""
+    ``bmi_low``; ``lo``/``hi`` the allowed day range of each patient; ``cox_penalty`` the
+    strata's Cox-term penalty left (0: every term holds with its margin)."""
 
     day: np.ndarray
     stopped: np.ndarray
@@ -47,6 +60,7 @@ class Timeline:
     lo: np.ndarray
     hi: np.ndarray
     km: dict
+    cox_penalty: float = 0.0
 
 
 def km_at(day: np.ndarray, event: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -105,9 +119,49 @@ def _ranges(gap: np.ndarray, stopped: np.ndarray, tdays: list[int], hw: int, min
     return lo, hi
 
 
-def design_timeline(rng: np.random.Generator, pub: dict, s: dict, n: int, n_alb_low: int, n_bmi_low: int) -> Timeline:
+def strata_cox_penalty(day: np.ndarray, stopped: np.ndarray, flags: dict, targets, alpha: float,
+                       memo: dict | None = None) -> float:
+    """Sum of :func:`.sc_calibrate.term_penalty` of the published Cox terms ``targets``
+    whose covariates are the strata ``flags`` ({covariate: bool array}): a univariate term
+    from the flag alone, a multivariable one from the model of every flag with a
+    multivariable target (the univariately significant strata entered together).
+    ``memo`` (a dict kept between calls) reuses the fits of unchanged inputs and starts
+    each fit from the last one of its model."""
+    if not targets:
+        return 0.0
+    memo = {} if memo is None else memo
+    if len(memo) > 50000:
+        memo.clear()
+    day_key = day.tobytes()
+    risk = memo.get(("risk", day_key))
+    if risk is None:
+        risk = memo[("risk", day_key)] = CoxRisk(day, stopped)
+    multi = tuple(c for c in flags if any(t.kind == "multivariable" and t.covariate == c for t in targets))
+    fits: dict = {}
+    out = 0.0
+    for t in targets:
+        names = (t.covariate,) if t.kind == "univariate" else multi
+        if names not in fits:
+            key = (names, day_key, *(flags[c].tobytes() for c in names))
+            if key not in memo:
+                res = cox_fit(np.column_stack([flags[c] for c in names]).astype(float), risk,
+                              init=memo.get(("last", names)))
+                memo[key] = res
+                if res is not None:
+                    memo[("last", names)] = res[0]
+            fits[names] = memo[key]
+        fit = fits[names]
+        k = names.index(t.covariate)
+        out += term_penalty(None if fit is None else (fit[0][k], fit[1][k]), t, alpha)
+    return float(out)
+
+
+def design_timeline(rng: np.random.Generator, pub: dict, s: dict, n: int, n_alb_low: int, n_bmi_low: int,
+                    cox_targets: list[Target] = ()) -> Timeline:
     """The calibrated timeline (see the module docstring). ``s`` is the flat settings dict of
-    :func:`ibd_pipeline.synth.single_center.flat_settings`."""
+    :func:`ibd_pipeline.synth.single_center.flat_settings`; ``cox_targets`` the published Cox
+    terms of the two strata flags (covariates ``albumin_le_35`` and ``bmi_le_18_5``, the
+    pipeline's names) to hold."""
     stops, ends = gap_counts(pub, n)
     tdays = [7 * w for w in s["weeks"]]
     hw = s["window_halfwidth_days"]
@@ -181,20 +235,37 @@ def design_timeline(rng: np.random.Generator, pub: dict, s: dict, n: int, n_alb_
     bmi = np.zeros(n, bool)
     bmi[rng.choice(n, n_bmi_low, replace=False)] = True
 
-    def loss2(day, alb, bmi):
+    strata_of = STRATA_COVARIATES
+    cox_targets = [t for t in cox_targets if t.covariate in strata_of]
+    cox_memo: dict = {}
+
+    def cox_pen(day, alb, bmi):
+        flags = {"alb": alb, "bmi": bmi}
+        return strata_cox_penalty(day, stopped, {c: flags[strata_of[c]] for c in strata_of}, cox_targets,
+                                  float(s["alpha"]), cox_memo)
+
+    def loss2_curves(day, alb, bmi):
+        """The stage-2 loss without the Cox terms (:func:`loss2` = this + the Cox part >= it)."""
         out = float(np.sum(((_quantiles(day / dpm) - fu_target) / 0.3) ** 2))
         for flag, (lo_c, hi_c) in ((alb, strata["alb"]), (bmi, strata["bmi"])):
             # published order: the low (<= threshold) group first
-            out += float(np.sum(((km_at(day[flag], stopped[flag], at) - lo_c) / 4.0) ** 2))
-            out += float(np.sum(((km_at(day[~flag], stopped[~flag], at) - hi_c) / 4.0) ** 2))
+            for err in (km_at(day[flag], stopped[flag], at) - lo_c, km_at(day[~flag], stopped[~flag], at) - hi_c):
+                out += float(np.sum((err / 4.0) ** 2))
+                # a month beyond STRATA_TOLERANCE (the report compares the strata within 2 points)
+                # costs up to STRATA_WALL, whatever the distance: where the published curves cannot
+                # all hold (their mix misses the overall curve), one month misses, not several
+                out += STRATA_WALL * float(np.sum(np.clip(np.abs(err) - STRATA_TOLERANCE, 0, STRATA_RAMP)))
             r_lo = stopped[flag].sum() / max(day[flag].sum(), 1)
             r_hi = stopped[~flag].sum() / max(day[~flag].sum(), 1)
             out += 200.0 * max(0.0, 1.8 - r_lo / max(r_hi, 1e-12)) ** 2  # the low stratum stops more
         return out
 
+    def loss2(day, alb, bmi):
+        return loss2_curves(day, alb, bmi) + COX_WEIGHT * cox_pen(day, alb, bmi) ** 2
+
     cur = loss2(day, alb, bmi)
     best = (cur, day, alb, bmi)
-    for T in np.geomspace(3.0, 0.01, SEARCH_STEPS // 2):
+    for T in np.geomspace(3.0, 0.01, STRATA_STEPS):
         u = rng.random()
         nd, na, nb = day, alb, bmi
         if u < 0.2:
@@ -207,8 +278,14 @@ def design_timeline(rng: np.random.Generator, pub: dict, s: dict, n: int, n_alb_
             f2[int(rng.choice(np.flatnonzero(flag)))] = False
             f2[int(rng.choice(np.flatnonzero(~flag)))] = True
             na, nb = (f2, bmi) if u < 0.6 else (alb, f2)
-        new = loss2(nd, na, nb)
-        if new <= cur or rng.random() < np.exp(-(new - cur) / T):
+        # Metropolis: accept when new <= cur - T log(a), a uniform; the Cox fits only when the
+        # curves alone leave the state acceptable (the Cox part is >= 0)
+        bound = cur - T * np.log(1.0 - rng.random())
+        new = loss2_curves(nd, na, nb)
+        if new > bound:
+            continue
+        new += COX_WEIGHT * cox_pen(nd, na, nb) ** 2
+        if new <= bound:
             day, alb, bmi, cur = nd, na, nb, new
             if cur < best[0]:
                 best = (cur, day, alb, bmi)
@@ -229,4 +306,5 @@ def design_timeline(rng: np.random.Generator, pub: dict, s: dict, n: int, n_alb_
         "bmi_high": dict(zip(keys, np.round(km_at(day[~bmi], stopped[~bmi], at), 2).tolist())),
         "followup_months_quartiles": np.round(_quantiles(day / dpm), 2).tolist(),
     }
-    return Timeline(day=day, stopped=stopped, gap=gap, alb_low=alb, bmi_low=bmi, lo=lo, hi=hi, km=km)
+    return Timeline(day=day, stopped=stopped, gap=gap, alb_low=alb, bmi_low=bmi, lo=lo, hi=hi, km=km,
+                    cox_penalty=round(cox_pen(day, alb, bmi), 4))

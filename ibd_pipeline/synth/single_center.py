@@ -60,7 +60,7 @@ from .sc_calibrate import (
     model_targets,
     penalty,
 )
-from .sc_timeline import design_timeline
+from .sc_timeline import STRATA_COVARIATES, design_timeline
 from .sc_values import designed_sample, exact_subset, hbi_items
 
 CENTER = "ahmu"
@@ -107,10 +107,9 @@ READINGS = {
     "patients with a follow-up endoscopy",
     "safety.ae_leading_to_discontinuation": "n as printed (one patient per adverse_event term of the stop "
     "reasons); Table 4's percentage is not reproduced (the pipeline prints n / 108)",
-    "cox_discontinuation.multivariable": "the printed model has albumin and BMI with BMI's p 0.066: forward "
-    "selection at p < 0.05 (the pipeline's) enters BMI only with a p below 0.05, so that p is not reproduced; the "
-    "cohort's BMI and albumin strata (the timeline's Kaplan-Meier design) give BMI p < 0.05 given albumin, so "
-    "both are entered as printed",
+    "cox_discontinuation.multivariable": "the printed model: albumin and BMI (the univariate p < 0.05 variables) "
+    "entered together, BMI's p given albumin at or above 0.05 (forward selection at 0.05 would leave BMI out); the "
+    "timeline's BMI and albumin strata are chosen so that the four Cox terms of the two hold",
     "logistic_week12_clinical_remission": "the univariate p < 0.05 variables entered together; albumin's printed "
     "CI is impossible next to its OR, so only directions and sides of p 0.05 are reproduced (as for every term)",
     "persistence.km_by_bmi": "no BMI lies within 0.2 of the threshold, so '<=' (text, tables) and '<' (Figure 5 "
@@ -203,6 +202,7 @@ def flat_settings(settings: dict) -> dict:
         "cox_covariates": list((settings.get("statistics") or {}).get("cox_covariates") or get("statistics", "covariates")),
         "alpha": float(get("statistics", "alpha")),
         "entry_p": float(get("statistics", "cox_entry_p")),
+        "cox_selection": str((settings.get("statistics") or {}).get("cox_selection") or "forward"),
         "events_per_variable": float(get("statistics", "events_per_variable")),
         "predictor_timepoint": str(get("statistics", "predictor_outcome", "timepoint")),
     }
@@ -259,7 +259,9 @@ def generate_single_center(published: dict, settings: dict, seed: int) -> Single
     # 1. timeline: stop / censoring days, albumin and BMI strata
     n_alb = alb_low_count(published, n)
     n_bmi = int(base["bmi_le_18_5"]["n"])
-    tl = design_timeline(R("timeline"), published, s, n, n_alb, n_bmi)
+    strata_terms = [t for t in model_targets(published, s["alpha"])
+                    if t.model == "cox" and t.covariate in STRATA_COVARIATES and cox_reachable(t, s)]
+    tl = design_timeline(R("timeline"), published, s, n, n_alb, n_bmi, strata_terms)
     P = pd.DataFrame(
         {
             "day": tl.day,
@@ -317,6 +319,7 @@ def generate_single_center(published: dict, settings: dict, seed: int) -> Single
     years = float(P["day"].sum()) / 365.25
     design = {
         "km": tl.km,
+        "timeline_cox_penalty": tl.cox_penalty,
         "n_alb_low": n_alb,
         "n_bmi_low": n_bmi,
         "excluded": len(excluded),
@@ -605,12 +608,13 @@ def _design_states(seed: int, pub: dict, s: dict, P: pd.DataFrame):
 
 # ------------------------------------------------------------------- model terms
 def cox_reachable(t: Target, s: dict) -> bool:
-    """Whether the pipeline can print ``t`` as published: a multivariable Cox term comes
-    out of forward selection at ``statistics.cox_entry_p`` (at most ``events_per_variable``
-    events per variable) only with a p below the entry level at its step, so a published
-    multivariable p at or above it cannot be reproduced (the paper's printed model is not
-    its stated forward stepwise one: READINGS ``cox_discontinuation.multivariable``)."""
-    entered_only_below_alpha = float(s["entry_p"]) <= float(s["alpha"])
+    """Whether the pipeline can print ``t`` as published: under forward selection
+    (``statistics.cox_selection: forward``) a multivariable Cox term enters only with a p
+    below ``statistics.cox_entry_p`` at its step, so a published multivariable p at or
+    above alpha cannot be reproduced; with the univariate p < entry candidates entered
+    together (``univariate``) any multivariable p can (READINGS
+    ``cox_discontinuation.multivariable``)."""
+    entered_only_below_alpha = s.get("cox_selection", "forward") == "forward" and float(s["entry_p"]) <= float(s["alpha"])
     return not (t.model == "cox" and t.kind == "multivariable" and not t.significant and entered_only_below_alpha)
 
 

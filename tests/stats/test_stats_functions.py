@@ -330,6 +330,51 @@ def test_cox_forward_selection_and_failures(frames):
     assert m2.iloc[0]["variable"] == first and m2["step"].tolist() == [1, 2]
 
 
+def _confounded_persistence(seed: int = 1, n: int = 240) -> pd.DataFrame:
+    """Stops driven by ``a`` alone; ``b`` follows ``a`` (85%), so it is significant alone
+    and not once ``a`` is in the model."""
+    rng = np.random.default_rng(seed)
+    a = (rng.random(n) < 0.4).astype(int)
+    b = np.where(rng.random(n) < 0.85, a, 1 - a)
+    t = rng.exponential(365 / np.exp(1.2 * a))
+    c = rng.uniform(100, 700, n)
+    return pd.DataFrame({"time_days": np.minimum(t, c).round(1), "event": (t <= c).astype(int), "a": a, "b": b})
+
+
+def test_cox_univariate_selection_enters_the_significant_candidates_together_where_forward_stops():
+    from lifelines import CoxPHFitter
+
+    data = _confounded_persistence()
+    fwd = cox_models(data, ["a", "b"], strata=None, events_per_variable=1)
+    uni = fwd[fwd["model"] == "univariate"].set_index("variable")
+    assert (uni["p_value"] < 0.05).all()  # each alone is significant
+    assert fwd.loc[fwd["model"] == "multivariable", "variable"].tolist() == ["a"]  # b given a is not
+    tog = cox_models(data, ["b", "a"], strata=None, events_per_variable=1, selection="univariate")
+    multi = tog[tog["model"] == "multivariable"].set_index("variable")
+    # both enter, the more significant first, and b keeps its p >= 0.05 given a
+    assert multi.index.tolist() == ["a", "b"] and multi["step"].tolist() == [1, 2]
+    assert multi.loc["b", "p_value"] >= 0.05
+    ref = CoxPHFitter().fit(data[["time_days", "event", "a", "b"]], "time_days", "event")
+    assert multi.loc["a", "hr"] == pytest.approx(float(np.exp(ref.params_["a"])), rel=1e-5)
+    assert multi.loc["b", "p_value"] == pytest.approx(float(ref.summary.loc["b", "p"]), rel=1e-4)
+    # the events-per-variable limit keeps the most significant and says so
+    events = int(data["event"].sum())
+    capped = cox_models(data, ["a", "b"], strata=None, events_per_variable=events / 1.5, selection="univariate")
+    cm = capped[capped["model"] == "multivariable"]
+    assert cm["variable"].tolist() == ["a"] and "the most significant entered" in cm["note"].iloc[0]
+    with pytest.raises(ValueError, match="cox_selection"):
+        cox_models(data, ["a", "b"], strata=None, selection="stepwise")
+
+
+def test_the_cox_selection_is_a_study_setting_and_a_wrong_value_is_rejected():
+    assert params_from_settings(load_settings()).cox_selection == "forward"
+    together = with_overrides(load_settings(), {"statistics": {"cox_selection": "univariate"}})
+    assert params_from_settings(together).cox_selection == "univariate"
+    bad = with_overrides(load_settings(), {"statistics": {"cox_selection": "stepwise"}})
+    with pytest.raises(StudySettingsError, match=r"statistics\.cox_selection"):
+        params_from_settings(bad)
+
+
 def test_discontinuation_rate_by_hand():
     pers = pd.DataFrame({"patient_id": list("abcd"), "diagnosis": ["UC", "UC", "CD", "CD"],
                          "time_days": [365.25, 365.25, 730.5, 365.25], "event": [1, 0, 1, 1]})

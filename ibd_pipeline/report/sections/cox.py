@@ -5,6 +5,7 @@ from __future__ import annotations
 from .. import fmt as F
 from ..context import ReportContext, estimable, ratio_forest, ratio_rows
 from ..fmt import DASH, fmt_int, fmt_num, para, table
+from ...stats.settings import SELECTION_TEXT
 
 
 def build(c: ReportContext) -> str:
@@ -12,8 +13,9 @@ def build(c: ReportContext) -> str:
     st = c.settings["statistics"]
     multi = cox[cox["model"] == "multivariable"]
     uni = cox[cox["model"] == "univariate"]
+    selection = SELECTION_TEXT[st.get("cox_selection", "forward")]
     out = [para(f"Cox proportional hazards models of discontinuation (lifelines, Efron ties), stratified by "
-                f"center: univariate per candidate covariate, then multivariable by forward selection "
+                f"center: univariate per candidate covariate, then one multivariable model: {selection} "
                 f"(entry p < {st['cox_entry_p']}). PH test: Schoenfeld-residual test p per variable.")]
 
     def extra(r):
