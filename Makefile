@@ -19,9 +19,10 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/ibd-pipeline demo
 
-## test: the test suite
+## test: the test suite, in TEST_WORKERS pytest-xdist workers (a module's tests in one worker)
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=30
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=30 -n $(TEST_WORKERS) --dist loadfile
 
 ## dev: the Dagster UI (sensor on) for the data directory
 dev: $(STAMP)

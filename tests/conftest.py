@@ -9,8 +9,11 @@ Full runs (each made once per session, read-only for their users): ``reference_r
 the uninterrupted ``ibd-pipeline run`` of ``deliveries``; ``new_data_dir(name)`` gives a
 fresh data directory holding those deliveries and that key, for a test's own run.
 
-One process runs the suite (``make test``): pytest-xdist was measured and left out
-(docs/ARCHITECTURE.md, "Tests").
+``make test`` runs the suite in two pytest-xdist workers (``-n 2 --dist loadfile``: a
+module's tests stay in one worker, so a module fixture is made once). The session's key,
+deliveries and reference run are made once for the whole run (``once_per_run``: the first
+worker that needs one makes it under a file lock, the other reads it), so both workers'
+data directories hold the same deliveries and key (docs/ARCHITECTURE.md, "Tests").
 """
 
 from __future__ import annotations
@@ -20,7 +23,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.fullrun import N_PATIENTS, SEED, CliRun, make_data_dir, run_cli
+from tests.support.fullrun import (
+    N_PATIENTS,
+    SEED,
+    CliRun,
+    dump_run,
+    load_run,
+    make_data_dir,
+    once_per_run,
+    run_cli,
+)
 
 
 @pytest.fixture(scope="session")
@@ -47,9 +59,10 @@ def profiles():
 
 
 @pytest.fixture(scope="session")
-def pseudonym_key() -> str:
-    """The session's pseudonymization key (as `init-key` writes it; never in git)."""
-    return secrets.token_hex(32)
+def pseudonym_key(tmp_path_factory) -> str:
+    """The session's pseudonymization key (as `init-key` writes it; never in git), the
+    same in every worker."""
+    return once_per_run(tmp_path_factory, "pseudonym-key", lambda _: secrets.token_hex(32), str, str)
 
 
 @pytest.fixture(scope="session")
@@ -58,9 +71,11 @@ def deliveries(tmp_path_factory) -> Path:
     (``truth/``), generated once per session; never modified."""
     from ibd_pipeline.synth import generate_deliveries
 
-    root = tmp_path_factory.mktemp("deliveries")
-    generate_deliveries(root / "inbox", n_patients=N_PATIENTS, seed=SEED, truth_dir=root / "truth")
-    return root
+    def make(root: Path) -> Path:
+        generate_deliveries(root / "inbox", n_patients=N_PATIENTS, seed=SEED, truth_dir=root / "truth")
+        return root
+
+    return once_per_run(tmp_path_factory, "deliveries", make, str, Path)
 
 
 @pytest.fixture(scope="session")
@@ -91,11 +106,14 @@ def new_data_dir(tmp_path_factory, deliveries, pseudonym_key):
 
 
 @pytest.fixture(scope="session")
-def reference_run(new_data_dir) -> CliRun:
+def reference_run(tmp_path_factory, deliveries, pseudonym_key) -> CliRun:
     """One uninterrupted ``ibd-pipeline run --settle 0`` of the session's deliveries in a
-    subprocess (DEBUG console log), once per session. Read-only for its users: a test
+    subprocess (DEBUG console log), once per test run. Read-only for its users: a test
     that changes it works on ``copy_data_dir(reference_run.data, tmp)``."""
-    paths = new_data_dir("reference")
-    run = run_cli(paths, "run", "--settle", "0", IBD_LOG_LEVEL="DEBUG")
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    return run
+
+    def make(root: Path) -> CliRun:
+        run = run_cli(make_data_dir(root, deliveries, pseudonym_key), "run", "--settle", "0", IBD_LOG_LEVEL="DEBUG")
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        return run
+
+    return once_per_run(tmp_path_factory, "reference", make, dump_run, load_run)

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.support.fullrun import PROJECT, clean_env, copy_data_dir
+from tests.support.fullrun import PROJECT, clean_env, copy_data_dir, once_per_run
 
 # The analyst of test_snapshot_concurrency.py: queries the snapshot in rounds, with a fresh
 # connection per round and with one connection held open all along, until the flag goes.
@@ -57,11 +57,19 @@ def demo_run(reference_run, truth_dir, tmp_path_factory) -> dict:
     the copy the demo finds them archived and generates nothing, its first run finds
     every job unchanged (asserted in test_demo_study.py), the senior reviewer adjudicates
     every center's worklist and the second run loads the adjudications - the whole
-    pipeline again, which the reader watches (test_snapshot_concurrency.py)."""
+    pipeline again, which the reader watches (test_snapshot_concurrency.py). Made once
+    per test run (``once_per_run``: its two modules may be in different workers)."""
+    from ibd_pipeline.config import data_paths
+
+    return once_per_run(tmp_path_factory, "demo", lambda root: _demo(reference_run, truth_dir, root),
+                        lambda d: {**d, "paths": str(d["paths"].root)},
+                        lambda d: {**d, "paths": data_paths(d["paths"])})
+
+
+def _demo(reference_run, truth_dir, root) -> dict:
     from ibd_pipeline.cli import main as cli_main
     from ibd_pipeline.store.snapshot import connect_snapshot
 
-    root = tmp_path_factory.mktemp("demo")
     paths = copy_data_dir(reference_run.data, root)
     shutil.copytree(truth_dir, paths.ground_truth)
     con = connect_snapshot(paths.snapshot)

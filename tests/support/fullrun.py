@@ -12,14 +12,17 @@ files) and patient ids agree between directories.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 
@@ -40,6 +43,42 @@ class CliRun:
     stdout: str
     stderr: str
     seconds: float
+
+
+T = TypeVar("T")
+
+
+def once_per_run(tmp_path_factory, name: str, make: Callable[[Path], T], dump: Callable[[T], object],
+                 load: Callable[[object], T]) -> T:
+    """``make(directory)`` once for the whole test run: in one process as a plain session
+    fixture; under pytest-xdist (``make test`` runs two workers) by the first worker that
+    asks, under a file lock in the directory the workers share, the others ``load`` what
+    it recorded (``dump``, JSON). Fixtures made this way are read-only for their users."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return make(tmp_path_factory.mktemp(name))
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent  # pytest-N/: the same for every worker of the run
+    record = shared / f"{name}.json"
+    with FileLock(str(shared / f"{name}.lock")):
+        if record.exists():
+            return load(json.loads(record.read_text()))
+        directory = shared / name
+        shutil.rmtree(directory, ignore_errors=True)  # what a worker that failed here left
+        directory.mkdir()
+        value = make(directory)
+        record.write_text(json.dumps(dump(value)))
+        return value
+
+
+def dump_run(run: "CliRun") -> dict:
+    d = asdict(run)
+    d["data"] = str(run.data.root)
+    return d
+
+
+def load_run(d: dict) -> "CliRun":
+    return CliRun(**{**d, "data": data_paths(Path(d["data"]))})
 
 
 def clean_env(data_dir: Path, **extra: str) -> dict:
