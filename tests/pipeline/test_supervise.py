@@ -23,8 +23,8 @@ CHILD = textwrap.dedent("""
     grandchild = subprocess.Popen([sys.executable, "-c",
         "import signal, sys, time; signal.signal(signal.SIGINT, signal.SIG_IGN) if sys.argv[1] == 'stubborn' else None; time.sleep(600)",
         sys.argv[1]])
-    print("ready", flush=True)
     try:
+        print("ready", flush=True)  # the grandchild runs (Popen returned after its exec)
         time.sleep(600)
     except KeyboardInterrupt:
         grandchild.wait()
@@ -50,7 +50,9 @@ def _start(tmp_path, mode: str, grace: float, background: bool = False):
                          env=dict(os.environ, PYTHONPATH=os.getcwd()),
                          preexec_fn=_ignore_sigint if background else None)
     deadline = time.time() + 60
-    while len(psutil.Process(p.pid).children(recursive=True)) < 2:  # the command and its grandchild
+    # the command and its grandchild, the grandchild past its exec: a signal to a process
+    # forked but not yet exec'd is lost with its handler, and the command would wait forever
+    while len(psutil.Process(p.pid).children(recursive=True)) < 2 or "ready" not in (tmp_path / "out.log").read_text():
         assert time.time() < deadline and p.poll() is None
         time.sleep(0.1)
     return p, psutil.Process(p.pid).children(recursive=True), log
