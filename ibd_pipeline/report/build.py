@@ -26,7 +26,7 @@ import pandas as pd
 import yaml
 from markupsafe import Markup
 
-from .context import ReportContext
+from .context import ReportContext, study_centers
 from .data import Warehouse
 from .figures import DPI, FigureCache, place_figures, render_all, workers_for
 from .fmt import DASH
@@ -61,14 +61,6 @@ def _scope(settings: dict, centers: list[str]) -> str:
     dxs = diagnosis_labels(settings)
     where = f"One center ({centers[0]})" if len(centers) == 1 else "Pooled across centers"
     return where + ", " + (f"by {', '.join(dxs)} and overall" if len(dxs) > 1 else f"{dxs[0]} patients")
-
-
-def _centers(wh) -> list[str]:
-    """The centers of the patient flow (its 'all' rows left out), [] when it is missing."""
-    flow = wh.try_get("patient_flow", ["center"])
-    if flow is None:
-        return []
-    return sorted(c for c in flow["center"].dropna().astype(str).unique() if c != "all")
 
 
 def _text(v) -> str:
@@ -164,7 +156,7 @@ def build_report(
     text = _page().render(
         title=_text(st.get("title", "Study report")), period_start=_text(period.get("start", DASH)),
         period_end=_text(period.get("end", DASH)),
-        generated_at=generated_at, key_items=key_items(key, settings), scope=_scope(settings, _centers(wh)),
+        generated_at=generated_at, key_items=key_items(key, settings), scope=_scope(settings, study_centers(wh)),
         sections=[{"id": sid, "title": title, "body": Markup(body)} for sid, title, body in bodies])
 
     t_fig = time.perf_counter()

@@ -19,6 +19,14 @@ from .labels import OVERALL, diagnosis_columns, study_diagnoses, var_label
 log = logging.getLogger(__name__)
 
 
+def study_centers(wh: Warehouse) -> list[str]:
+    """The centers of the patient flow (its 'all' rows left out), [] when it is missing."""
+    flow = wh.try_get("patient_flow", ["center"])
+    if flow is None:
+        return []
+    return sorted(c for c in flow["center"].dropna().astype(str).unique() if c != "all")
+
+
 class ReportContext:
     """What one report build shares between its sections: the warehouse, the settings, the
     published figures, the registered figure jobs, the "not available" reasons per section

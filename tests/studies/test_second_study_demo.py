@@ -40,6 +40,10 @@ def test_the_second_study_runs_end_to_end_from_its_redcap_export(second_study):
     assert "Clinical response (HBI decrease \u2265 3 points from baseline)" in html  # its rules, from its settings
     assert "CRP remission (\u2264 5 mg/L)" in html
     assert '<section id="pk">' in html  # its PK substudy (statistics.pharmacokinetics) has its section
+    cox = html[html.index('<section id="cox">'):]
+    cox = cox[:cox.index("</section>")]
+    # one center: no strata; its model as printed (statistics.cox_selection: univariate)
+    assert "stratified by center" not in cox and "entered together" in cox
     con = duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
     try:
         # one abstraction: no sample, no agreement gate

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import fmt as F
-from ..context import ReportContext, estimable, ratio_forest, ratio_rows
+from ..context import ReportContext, estimable, ratio_forest, ratio_rows, study_centers
 from ..fmt import DASH, fmt_int, fmt_num, para, table
 from ...stats.settings import SELECTION_TEXT
 
@@ -14,8 +14,10 @@ def build(c: ReportContext) -> str:
     multi = cox[cox["model"] == "multivariable"]
     uni = cox[cox["model"] == "univariate"]
     selection = SELECTION_TEXT[st.get("cox_selection", "forward")]
-    out = [para(f"Cox proportional hazards models of discontinuation (lifelines, Efron ties), stratified by "
-                f"center: univariate per candidate covariate, then one multivariable model: {selection} "
+    # one center: no strata (the models' note says so per row)
+    strata = ", stratified by center" if len(study_centers(c.wh)) != 1 else ""
+    out = [para(f"Cox proportional hazards models of discontinuation (lifelines, Efron ties){strata}: "
+                f"univariate per candidate covariate, then one multivariable model: {selection} "
                 f"(entry p < {st['cox_entry_p']}). PH test: Schoenfeld-residual test p per variable.")]
 
     def extra(r):
