@@ -281,6 +281,10 @@ class Table1Variable(_Strict):
     diagnoses: list[Literal["UC", "CD"]] | None = None
 
 
+# statistics.cox_selection where a study file (or an older warehouse's ref.settings) leaves it out
+COX_SELECTION_DEFAULT = "forward"
+
+
 class Statistics(_Strict):
     seed: int
     alpha: float = Field(gt=0, lt=1)
@@ -295,7 +299,7 @@ class Statistics(_Strict):
     cox_entry_p: float = Field(gt=0, le=1)
     # the multivariable Cox model: forward selection at cox_entry_p, or the candidates of
     # univariate p < cox_entry_p entered together
-    cox_selection: Literal["forward", "univariate"] = "forward"
+    cox_selection: Literal["forward", "univariate"] = COX_SELECTION_DEFAULT
     events_per_variable: float = Field(gt=0)
     cox_tolerance: float = Field(gt=0)
     small_cell_below: int = Field(ge=0)

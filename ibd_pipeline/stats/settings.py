@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..study_model import StudySettings
+from ..study_model import COX_SELECTION_DEFAULT, StudySettings
 
 BASELINE = "baseline"  # the time point at day 0 (docs/STUDY_RULES.md#windows); not a target
 
@@ -141,7 +141,7 @@ class StatsParams:
     km_groups: tuple[str, ...]
     predictor_method: str = "elastic_net_boruta"
     cox_covariates: tuple[str, ...] | None = None
-    cox_selection: str = "forward"
+    cox_selection: str = COX_SELECTION_DEFAULT
 
     @property
     def days_per_year(self) -> float:

@@ -516,6 +516,8 @@ def cox_models(
     .. [3] Grambsch PM, Therneau TM. Proportional hazards tests and diagnostics based on
        weighted residuals. Biometrika 1994;81:515-526.
     """
+    if selection not in SELECTION_TEXT:
+        raise ValueError(f"statistics.cox_selection: {selection!r} is none of {sorted(SELECTION_TEXT)}")
     candidates = list(candidates)
     data = stable_order(data)  # the fits do not follow the keyed ids' order
     rows = []
@@ -535,8 +537,6 @@ def cox_models(
             significant = sorted((v for v in candidates if v in uni_p and uni_p[v] < entry_p), key=lambda v: uni_p[v])
             capped = len(significant) > max_vars
             selected = significant[:max_vars]
-        elif selection != "forward":
-            raise ValueError(f"statistics.cox_selection: {selection!r} is neither 'forward' nor 'univariate'")
         while remaining:
             best, best_p = None, np.inf
             for v, p in zip(remaining, pool.map(_candidate_p, [(tuple(selected), v) for v in remaining])):

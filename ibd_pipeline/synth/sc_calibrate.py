@@ -238,9 +238,6 @@ def logit_fit(X: np.ndarray, y: np.ndarray, iters: int = 60):
         0/1 outcome.
     iters : int, default 60
         Newton steps at most.
-    init : ndarray, optional
-        Starting coefficients (default 0; a nearby fit's converge in fewer steps to the
-        same maximum).
 
     Returns
     -------
@@ -309,6 +306,9 @@ def cox_fit(X: np.ndarray, risk: CoxRisk, iters: int = 60, init: np.ndarray | No
         Risk and event sets of the persistence.
     iters : int, default 60
         Newton steps at most.
+    init : ndarray, optional
+        Starting coefficients (default 0; a nearby fit's converge in fewer steps to the
+        same maximum).
 
     Returns
     -------
@@ -390,7 +390,7 @@ class ModelTerms:
         Persistence of every patient (days, stopped).
     s : dict
         ``logistic_covariates``, ``cox_covariates``, ``entry_p``, ``events_per_variable``,
-        ``cox_selection`` (default ``forward``).
+        ``cox_selection``.
     """
 
     def __init__(self, design: dict, y_index, y, time, event, s: dict):
@@ -451,7 +451,7 @@ class ModelTerms:
                 uni_p[v] = wald_p(fit[(v, None)][1])
         max_vars = int(self.n_events // float(self.s["events_per_variable"]))
         chosen: list[str] = []
-        if self.s.get("cox_selection", "forward") == "univariate":
+        if self.s["cox_selection"] == "univariate":
             # the univariate p < entry candidates together, the most significant first
             chosen = sorted((v for v in remaining if uni_p[v] < entry), key=lambda v: uni_p[v])[:max_vars]
             remaining = []

@@ -38,10 +38,10 @@ RESTARTS = 8
 STRATA_STEPS = 6000  # stage-2 annealing steps (the strata and their Cox terms)
 # the pipeline's Cox covariates (baseline flags) that are the strata of the timeline
 STRATA_COVARIATES = {"albumin_le_35": "alb", "bmi_le_18_5": "bmi"}
-COX_WEIGHT = 200.0
+COX_WEIGHT = 200.0  # stage-2 loss per unit of the strata's Cox-term penalty (Wald z scale, squared)
 STRATA_TOLERANCE = 1.5  # points of a stratum's Kaplan-Meier curve from the published one, before the wall
 STRATA_RAMP = 0.4       # points over which the wall rises to its height
-STRATA_WALL = 40.0  # stage-2 loss per unit of the strata's Cox-term penalty (Wald z scale, squared)
+STRATA_WALL = 40.0      # stage-2 loss of one stratum month beyond the tolerance (at full height)
 
 
 @dataclass
@@ -160,8 +160,7 @@ def design_timeline(rng: np.random.Generator, pub: dict, s: dict, n: int, n_alb_
                     cox_targets: list[Target] = ()) -> Timeline:
     """The calibrated timeline (see the module docstring). ``s`` is the flat settings dict of
     :func:`ibd_pipeline.synth.single_center.flat_settings`; ``cox_targets`` the published Cox
-    terms of the two strata flags (covariates ``albumin_le_35`` and ``bmi_le_18_5``, the
-    pipeline's names) to hold."""
+    terms to hold (those of the two strata flags, ``STRATA_COVARIATES``, are used)."""
     stops, ends = gap_counts(pub, n)
     tdays = [7 * w for w in s["weeks"]]
     hw = s["window_halfwidth_days"]
@@ -235,13 +234,12 @@ def design_timeline(rng: np.random.Generator, pub: dict, s: dict, n: int, n_alb_
     bmi = np.zeros(n, bool)
     bmi[rng.choice(n, n_bmi_low, replace=False)] = True
 
-    strata_of = STRATA_COVARIATES
-    cox_targets = [t for t in cox_targets if t.covariate in strata_of]
+    cox_targets = [t for t in cox_targets if t.covariate in STRATA_COVARIATES]
     cox_memo: dict = {}
 
     def cox_pen(day, alb, bmi):
         flags = {"alb": alb, "bmi": bmi}
-        return strata_cox_penalty(day, stopped, {c: flags[strata_of[c]] for c in strata_of}, cox_targets,
+        return strata_cox_penalty(day, stopped, {c: flags[f] for c, f in STRATA_COVARIATES.items()}, cox_targets,
                                   float(s["alpha"]), cox_memo)
 
     def loss2_curves(day, alb, bmi):

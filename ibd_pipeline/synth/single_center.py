@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import load_crf
+from ..study_model import COX_SELECTION_DEFAULT
 from ._util import day_of, largest_remainder, rng_for, years_before
 from .names import chinese_names, mobile_numbers, record_numbers
 from .sc_calibrate import (
@@ -60,7 +61,7 @@ from .sc_calibrate import (
     model_targets,
     penalty,
 )
-from .sc_timeline import STRATA_COVARIATES, design_timeline
+from .sc_timeline import design_timeline
 from .sc_values import designed_sample, exact_subset, hbi_items
 
 CENTER = "ahmu"
@@ -202,7 +203,7 @@ def flat_settings(settings: dict) -> dict:
         "cox_covariates": list((settings.get("statistics") or {}).get("cox_covariates") or get("statistics", "covariates")),
         "alpha": float(get("statistics", "alpha")),
         "entry_p": float(get("statistics", "cox_entry_p")),
-        "cox_selection": str((settings.get("statistics") or {}).get("cox_selection") or "forward"),
+        "cox_selection": str((settings.get("statistics") or {}).get("cox_selection") or COX_SELECTION_DEFAULT),
         "events_per_variable": float(get("statistics", "events_per_variable")),
         "predictor_timepoint": str(get("statistics", "predictor_outcome", "timepoint")),
     }
@@ -259,9 +260,8 @@ def generate_single_center(published: dict, settings: dict, seed: int) -> Single
     # 1. timeline: stop / censoring days, albumin and BMI strata
     n_alb = alb_low_count(published, n)
     n_bmi = int(base["bmi_le_18_5"]["n"])
-    strata_terms = [t for t in model_targets(published, s["alpha"])
-                    if t.model == "cox" and t.covariate in STRATA_COVARIATES and cox_reachable(t, s)]
-    tl = design_timeline(R("timeline"), published, s, n, n_alb, n_bmi, strata_terms)
+    cox_terms = [t for t in model_targets(published, s["alpha"]) if t.model == "cox" and cox_reachable(t, s)]
+    tl = design_timeline(R("timeline"), published, s, n, n_alb, n_bmi, cox_terms)
     P = pd.DataFrame(
         {
             "day": tl.day,
@@ -614,7 +614,7 @@ def cox_reachable(t: Target, s: dict) -> bool:
     above alpha cannot be reproduced; with the univariate p < entry candidates entered
     together (``univariate``) any multivariable p can (READINGS
     ``cox_discontinuation.multivariable``)."""
-    entered_only_below_alpha = s.get("cox_selection", "forward") == "forward" and float(s["entry_p"]) <= float(s["alpha"])
+    entered_only_below_alpha = s["cox_selection"] == "forward" and float(s["entry_p"]) <= float(s["alpha"])
     return not (t.model == "cox" and t.kind == "multivariable" and not t.significant and entered_only_below_alpha)
 
 

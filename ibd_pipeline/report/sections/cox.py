@@ -6,6 +6,7 @@ from .. import fmt as F
 from ..context import ReportContext, estimable, ratio_forest, ratio_rows, study_centers
 from ..fmt import DASH, fmt_int, fmt_num, para, table
 from ...stats.settings import SELECTION_TEXT
+from ...study_model import COX_SELECTION_DEFAULT
 
 
 def build(c: ReportContext) -> str:
@@ -13,7 +14,7 @@ def build(c: ReportContext) -> str:
     st = c.settings["statistics"]
     multi = cox[cox["model"] == "multivariable"]
     uni = cox[cox["model"] == "univariate"]
-    selection = SELECTION_TEXT[st.get("cox_selection", "forward")]
+    selection = SELECTION_TEXT[st.get("cox_selection", COX_SELECTION_DEFAULT)]
     # one center: no strata (the models' note says so per row)
     strata = ", stratified by center" if len(study_centers(c.wh)) != 1 else ""
     out = [para(f"Cox proportional hazards models of discontinuation (lifelines, Efron ties){strata}: "
