@@ -514,7 +514,7 @@ def _assign_latest(rng, exp: list[set], quota: dict[str, int], tries: int = 200)
         order = sorted(range(n), key=lambda i: (len(exp[i]), rng.random()))
         ok = True
         for i in order:
-            opts = [d for d in list(exp[i]) + ["none"] if left.get(d, 0) > 0]
+            opts = [d for d in sorted(exp[i]) + ["none"] if left.get(d, 0) > 0]  # sorted: a set's order follows PYTHONHASHSEED
             if not opts:
                 ok = False
                 break

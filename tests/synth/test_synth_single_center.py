@@ -676,3 +676,36 @@ def test_same_seed_gives_the_same_frames_and_another_seed_other_patients():
         pd.testing.assert_frame_equal(first.frames[t], again.frames[t])
     other = built(SEEDS[1])["c"]
     assert not set(first.frames["patients"]["mrn"]) & set(other.frames["patients"]["mrn"])
+
+
+FRAMES_DIGEST = """
+import hashlib, sys, yaml
+from pathlib import Path
+from ibd_pipeline.synth.single_center import generate_single_center
+study = Path(sys.argv[1])
+c = generate_single_center(yaml.safe_load((study / "published_figures.yaml").read_text(encoding="utf-8")),
+                           yaml.safe_load((study / "study.yaml").read_text(encoding="utf-8")), int(sys.argv[2]))
+h = hashlib.sha256()
+for name in sorted(c.frames):
+    h.update(name.encode() + c.frames[name].to_csv(index=False).encode())
+print(h.hexdigest())
+"""
+
+
+def test_the_cohort_does_not_depend_on_the_processs_string_hashing():
+    """Two processes with different PYTHONHASHSEED (each Python process draws its own when
+    it is unset) give the same frames: no set or dict of strings steers a random draw."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONHASHSEED"}
+    procs = [subprocess.Popen([sys.executable, "-c", FRAMES_DIGEST, str(STUDY), str(SEEDS[0])], cwd=ROOT,
+                              env={**env, "PYTHONHASHSEED": h, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for h in ("1", "2")]
+    digests = []
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-2000:]
+        digests.append(out.strip())
+    assert digests[0] == digests[1]
