@@ -58,6 +58,18 @@ def init_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _one_blas_thread():
+    """One BLAS/OpenMP thread per process while work runs in forked processes (restored
+    after): the processes already use every core, and a BLAS pool of as many threads in
+    each of them made the bootstrap beside Boruta twice as slow (issue 14). None when
+    threadpoolctl is not there."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a dependency of scikit-learn
+        return None
+    return threadpool_limits(limits=1)
+
+
 def _call(job):
     fn, item = job
     return fn(_STATE, item)
@@ -71,18 +83,26 @@ class Forked:
         self.state = state
         self.workers = default_workers() if workers is None else max(1, int(workers))
         self.pool = None
+        self.blas = None
 
     def __enter__(self) -> "Forked":
         global _STATE
         if self.workers > 1 and can_fork():
             _STATE = self.state
             release_free_memory()
+            self.blas = _one_blas_thread()  # the workers inherit it
             try:
                 self.pool = multiprocessing.get_context("fork").Pool(self.workers, initializer=init_worker)
             except Exception as e:  # noqa: BLE001 - no pool: in-process
                 log.warning("stats: no worker processes (%s: %s); computing in-process", type(e).__name__, e)
                 self.pool = None
+                self._restore_blas()
         return self
+
+    def _restore_blas(self) -> None:
+        if self.blas is not None:
+            self.blas.restore_original_limits()
+            self.blas = None
 
     def __exit__(self, exc_type, *exc) -> None:
         global _STATE
@@ -93,7 +113,13 @@ class Forked:
                 self.pool.terminate()
             self.pool.join()
             self.pool = None
+        self._restore_blas()
         _STATE = None
+
+    @property
+    def forked(self) -> bool:
+        """Whether the work goes to forked processes (else it is done in-process)."""
+        return self.pool is not None
 
     def submit(self, fn, item):
         """Start ``fn(state, item)``; ``.get()`` on the result gives its value."""

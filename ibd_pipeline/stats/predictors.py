@@ -644,7 +644,11 @@ def predictor_analysis(
     early = None
     with Forked((X.to_numpy(float), y, seed, boruta_max_iter, alpha), workers) as pool:
         boruta = pool.submit(_boruta_job, None)  # 2. Boruta, beside the elastic net
-        enet = _fit_enet(Xs, y, cv, seed, l1_ratios, Cs, max_iter, pool.workers)
+        # Boruta (the longest part) keeps one process to itself: the elastic net, the fit
+        # and the bootstrap share the others (in-process on two cores; three processes on
+        # two cores made Boruta and the bootstrap each twice as slow, issue 14)
+        workers = max(1, pool.workers - 1) if pool.forked else pool.workers
+        enet = _fit_enet(Xs, y, cv, seed, l1_ratios, Cs, max_iter, workers)
         coef = enet.coef_[0]
         sel = np.abs(coef) > 1e-10
         enet_params = EnetTuning(C=float(np.ravel(enet.C_)[0]), l1_ratio=float(np.ravel(enet.l1_ratio_)[0]),

@@ -64,3 +64,26 @@ def _die(_):
 def test_a_child_that_dies_is_an_error_not_a_hang():
     with pytest.raises(RuntimeError, match="child process running _die died"):
         in_child(_die, None)
+
+
+def _blas_threads(_state, _item):
+    from threadpoolctl import threadpool_info
+
+    return sorted({p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"})
+
+
+def test_forked_work_runs_one_blas_thread_per_process_and_the_caller_gets_its_threads_back():
+    """The workers already use every core: a BLAS pool per process on top of them made the
+    bootstrap beside Boruta twice as slow (issue 14)."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def caller_threads():
+        return sorted({p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"})
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = caller_threads()
+        with Forked(None, workers=2) as f:
+            inside, workers = caller_threads(), f.map(_blas_threads, range(4))
+        assert f.forked is False  # the pool is gone
+        assert (inside, workers) == ([1], [[1]] * 4)
+        assert caller_threads() == before == [2]
