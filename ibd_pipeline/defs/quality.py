@@ -2,6 +2,8 @@
 Kahn framework of the OHDSI Data Quality Dashboard): results table, GX Data Docs under
 reports/data_docs, and one asset check per table and Kahn category, listing its expectations."""
 
+import json
+
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
@@ -9,7 +11,8 @@ from .. import quality
 from .resources import StudyResource
 from .keys import QUALITY_RESULTS, analytics_key, core_key, qualified_key
 from ..store import warehouse as wh
-from .tables import inputs_unchanged, publish, read, table_spec
+from ..fingerprint import code_and_config
+from .tables import RECOMPUTE_TAG, inputs_unchanged, publish, read, table_spec
 
 QUALITY_INPUTS = ["patients", "medications", "surgeries", "assessments", "labs", "adverse_events"]
 
@@ -24,7 +27,9 @@ def quality_results(context: dg.AssetExecutionContext, study: StudyResource, war
     coordinator can open are written to reports/data_docs (index.html, quality_summary.html).
     The suite runs in the database: GX's SQL engine on this run's warehouse connection
     (quality/sql.py), so no core table is read into memory. It runs again only when a
-    table it validates, the settings or the code changed (or its Data Docs are gone)."""
+    table it validates, the settings or the code changed (or its Data Docs are gone), and
+    then validates again only the frames whose tables changed (quality/reuse.py; all of
+    them under `--force`); the Data Docs always list every check."""
     docs = study.paths().reports / "data_docs"
     settings = study.settings()
     inputs = [f"core.{t}" for t in QUALITY_INPUTS] + ["analytics.eligibility"]
@@ -34,13 +39,18 @@ def quality_results(context: dg.AssetExecutionContext, study: StudyResource, war
             results = read(con, "analytics.quality_results")
             recomputed = False
         else:
-            results = quality.run_quality_suite_sql(con, settings, study.crf(), docs_dir=docs)
+            # frames whose tables are unchanged keep their results, unless the run recomputes everything
+            cache = quality.SuiteCache(study.paths().reports / "quality_cache",
+                                       json.dumps(settings, sort_keys=True, default=str) + code_and_config(),
+                                       enabled=context.run.tags.get(RECOMPUTE_TAG) != "true")
+            results = quality.run_quality_suite_sql(con, settings, study.crf(), docs_dir=docs, cache=cache)
             recomputed = True
         counts = results["severity"].value_counts().to_dict()
         meta = {"ok": int(counts.get("ok", 0)), "warn": int(counts.get("warn", 0)), "error": int(counts.get("error", 0)),
                 "data_docs": dg.MetadataValue.path(str(docs / "index.html")),
                 "summary": dg.MetadataValue.path(str(docs / quality.SUMMARY_FILE))}
         if recomputed:
+            meta["frames_reused"] = len(cache.reused)  # unchanged inputs: their saved results (quality/reuse.py)
             result, _ = publish(con, "quality_results", results, extra_meta=meta, data_version=fp)
             wh.record_inputs(con, "quality_results", fp)
         else:  # the tables as they are (inputs_unchanged's materialization) with the suite's counts

@@ -6,7 +6,9 @@ Dashboard). Pure: no dagster. great_expectations is imported only when the suite
 * :func:`run_quality_suite` - validate the tables, build Data Docs, return
   ``analytics.quality_results``;
 * :func:`run_quality_suite_sql` - the same in the database: GX's SQL engine on a DuckDB
-  connection (``quality/sql.py``), the same results and Data Docs.
+  connection (``quality/sql.py``), the same results and Data Docs; with a
+  :class:`SuiteCache` (``quality/reuse.py``) only the frames whose tables changed are
+  validated again.
 """
 
 from .checks import CATEGORIES, SEVERITIES, SUBCATEGORIES, QualityCheck, checks_frame, load_check_config, quality_checks
@@ -21,6 +23,7 @@ from .suite import (
     run_quality_suite,
     run_quality_suite_detailed,
 )
+from .reuse import SuiteCache, frame_inputs
 from .sql import run_quality_suite_sql, run_quality_suite_sql_detailed
 
 __all__ = [
@@ -30,9 +33,11 @@ __all__ = [
     "SEVERITIES",
     "SUBCATEGORIES",
     "SUMMARY_FILE",
+    "SuiteCache",
     "QualityCheck",
     "SuiteRun",
     "check_group_name",
+    "frame_inputs",
     "checks_frame",
     "grouped_results",
     "load_check_config",

@@ -53,6 +53,7 @@ from ibd_pipeline.config import Crf
 
 from .checks import PATIENT_COLUMNS, QualityCheck, load_check_config, quality_checks
 from .frames import ELIGIBILITY, RECOMPUTE_INPUTS, MissingInput
+from .reuse import SuiteCache
 from .suite import (
     RESULT_COLUMNS,
     SuiteRun,
@@ -597,6 +598,29 @@ class _SqlGxSession(_GxSession):
         suite.add_expectation(check.to_gx())
         return self.ctx.validation_definitions.add(gx.ValidationDefinition(name=check.check_id, data=bd, suite=suite))
 
+    def gx_results(self, checks: list[QualityCheck]) -> list:
+        """The validation results of ``checks`` stored in this run's context, as
+        ``[key tuple, result as JSON]`` (what :meth:`restore` puts back)."""
+        ids = {c.check_id for c in checks}
+        store = self.ctx.validation_results_store
+        return [[list(k.to_tuple()), store.get(k).to_json_dict()] for k in store.list_keys()
+                if getattr(getattr(k, "expectation_suite_identifier", None), "name", None) in ids]
+
+    def restore(self, checks: list[QualityCheck], gx_results: list) -> None:
+        """The suites of ``checks`` and their saved validation results (:meth:`gx_results`)
+        back in this run's context, so the Data Docs list them (quality/reuse.py)."""
+        import json
+
+        from great_expectations.data_context.types.resource_identifiers import ValidationResultIdentifier
+
+        gx = self.gx
+        for check in checks:
+            suite = self.ctx.suites.add(gx.ExpectationSuite(name=check.check_id, meta={"kahn_category": check.category}))
+            suite.add_expectation(check.to_gx())
+        store = self.ctx.validation_results_store
+        for key, value in gx_results:
+            store.set(ValidationResultIdentifier.from_tuple(tuple(key)), store.deserialize(json.dumps(value)))
+
     def validate_sql(self, check: QualityCheck, frame: str) -> dict:
         """One check on its view; the quality_results row (see :meth:`_GxSession.validate`:
         BASIC, then COMPLETE for the Data Docs when at most gx.complete_max_failures rows
@@ -699,12 +723,15 @@ def run_quality_suite_sql(
     *,
     checks: list[QualityCheck] | None = None,
     config: dict | None = None,
+    cache: SuiteCache | None = None,
 ) -> pd.DataFrame:
     """:func:`ibd_pipeline.quality.run_quality_suite` in the database: the core tables
     (``core.*``, ``analytics.eligibility``) of the DuckDB connection ``con`` are validated
     where they are (module docstring); the same ``analytics.quality_results`` rows and the
-    same Data Docs. ``con`` stays open and unchanged (a cursor of it is used and closed)."""
-    return run_quality_suite_sql_detailed(con, settings, crf, docs_dir, checks=checks, config=config).results
+    same Data Docs. ``con`` stays open and unchanged (a cursor of it is used and closed).
+    ``cache``: see :func:`run_quality_suite_sql_detailed`."""
+    return run_quality_suite_sql_detailed(con, settings, crf, docs_dir, checks=checks, config=config,
+                                          cache=cache).results
 
 
 def run_quality_suite_sql_detailed(
@@ -715,8 +742,14 @@ def run_quality_suite_sql_detailed(
     *,
     checks: list[QualityCheck] | None = None,
     config: dict | None = None,
+    cache: SuiteCache | None = None,
 ) -> SuiteRun:
-    """:func:`run_quality_suite_sql` with timings and the Data Docs index path."""
+    """:func:`run_quality_suite_sql` with timings and the Data Docs index path.
+
+    ``cache`` (:class:`ibd_pipeline.quality.reuse.SuiteCache`): a frame whose inputs and
+    checks are those of a saved run gets its saved rows and validation results back
+    instead of being validated again; every frame validated is saved (the names of the
+    reused frames end up in ``cache.reused``)."""
     t0 = time.perf_counter()
     cfg = config if config is not None else load_check_config(settings)
     checks = checks if checks is not None else quality_checks(settings, crf, cfg)
@@ -728,12 +761,30 @@ def run_quality_suite_sql_detailed(
     frame_seconds: dict[str, float] = {}
     check_seconds: dict[str, float] = {}
     try:
+        fingerprints: dict[str, str] = {}
+        if cache is not None:
+            cache.reused = []
+            for frame, group in list(by_frame.items()):
+                fingerprints[frame] = cache.fingerprint(session.cur, frame, group)
+                saved = cache.load(frame, fingerprints[frame], group)
+                if saved is not None:
+                    session.restore(group, saved["gx"])
+                    rows.update({c.check_id: saved["rows"][c.check_id] for c in group})
+                    cache.reused.append(frame)
+                    del by_frame[frame]
         with session.no_fingerprint():
             def prepare(frame, needed):
                 session.create_view(frame, frame_sql(frame, session.catalog, settings, crf, cfg, needed))
                 return frame
 
             run_frame_groups(by_frame, prepare, session.validate_sql, rows, frame_seconds, check_seconds)
+        if cache is not None:
+            for frame, group in by_frame.items():
+                done = {c.check_id: rows[c.check_id] for c in group}
+                if frame in session.views and not any('"error":' in r["examples"] for r in done.values()):
+                    cache.save(frame, fingerprints[frame], done, session.gx_results(group))
+                else:  # not run or not evaluable: validated again next time
+                    cache.forget(frame)
         results = pd.DataFrame([rows[c.check_id] for c in checks], columns=RESULT_COLUMNS)
         index = None
         if docs_dir is not None:
