@@ -621,6 +621,25 @@ class _SqlGxSession(_GxSession):
         for key, value in gx_results:
             store.set(ValidationResultIdentifier.from_tuple(tuple(key)), store.deserialize(json.dumps(value)))
 
+    def new_pages(self, groups, reused_gx: list) -> list | None:
+        """The Data Docs pages to render when frames were reused: those of the checks
+        validated in this run, if every reused validation's page is still on disk (the
+        same result renders the same page); None = every page."""
+        if not reused_gx or self.docs_dir is None:
+            return None
+        if not all((self.docs_dir / "validations" / Path(*key[:-1]) / f"{key[-1]}.html").is_file() for key, _ in reused_gx):
+            return None
+        from great_expectations.data_context.types.resource_identifiers import (
+            ExpectationSuiteIdentifier,
+            ValidationResultIdentifier,
+        )
+
+        checks = [c for group in groups for c in group]
+        if not checks:  # nothing validated: every page (GX takes an empty list for all of them)
+            return None
+        keys = [ValidationResultIdentifier.from_tuple(tuple(k)) for k, _ in self.gx_results(checks)]
+        return keys + [ExpectationSuiteIdentifier(name=c.check_id) for c in checks]
+
     def validate_sql(self, check: QualityCheck, frame: str) -> dict:
         """One check on its view; the quality_results row (see :meth:`_GxSession.validate`:
         BASIC, then COMPLETE for the Data Docs when at most gx.complete_max_failures rows
@@ -762,6 +781,7 @@ def run_quality_suite_sql_detailed(
     check_seconds: dict[str, float] = {}
     try:
         fingerprints: dict[str, str] = {}
+        reused_gx: list = []
         if cache is not None:
             cache.reused = []
             for frame, group in list(by_frame.items()):
@@ -769,6 +789,7 @@ def run_quality_suite_sql_detailed(
                 saved = cache.load(frame, fingerprints[frame], group)
                 if saved is not None:
                     session.restore(group, saved["gx"])
+                    reused_gx += saved["gx"]
                     rows.update({c.check_id: saved["rows"][c.check_id] for c in group})
                     cache.reused.append(frame)
                     del by_frame[frame]
@@ -788,7 +809,7 @@ def run_quality_suite_sql_detailed(
         results = pd.DataFrame([rows[c.check_id] for c in checks], columns=RESULT_COLUMNS)
         index = None
         if docs_dir is not None:
-            index = session.build_docs()
+            index = session.build_docs(session.new_pages(by_frame.values(), reused_gx))
             write_summary(Path(docs_dir), results)
     finally:
         session.close()

@@ -274,10 +274,12 @@ class _GxSession:
                 break
         return found
 
-    def build_docs(self) -> Path | None:
+    def build_docs(self, pages: list | None = None) -> Path | None:
+        """The Data Docs site: ``pages`` (GX resource identifiers) or every page, and the
+        index of everything in the context's stores."""
         if self.docs_dir is None:
             return None
-        self.ctx.build_data_docs(site_names=[self.site])
+        self.ctx.build_data_docs(site_names=[self.site], resource_identifiers=pages or None)
         return self.docs_dir / "index.html"
 
 

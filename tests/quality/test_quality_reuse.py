@@ -26,9 +26,16 @@ def _frames_reading(table: str) -> set[str]:
     return {c.frame for c in quality_checks(load_settings(), load_crf()) if table in frame_inputs(c.frame)}
 
 
+def _pages(docs) -> dict:
+    """Every validation page and when it was written."""
+    return {p: p.stat().st_mtime_ns for p in (docs / "validations").glob("*/*/*/*.html")}
+
+
 def _linked_validations(docs) -> set[str]:
-    """The checks the Data Docs index links a validation page of."""
-    return set(re.findall(r"validations/([^/\"]+)/", (docs / "index.html").read_text(encoding="utf-8")))
+    """The checks the Data Docs index links a validation page of (every linked page exists)."""
+    links = set(re.findall(r"validations/[^\"]+?\.html", (docs / "index.html").read_text(encoding="utf-8")))
+    assert links and all((docs / link).is_file() for link in links)
+    return {link.split("/")[1] for link in links}
 
 
 def test_a_changed_table_revalidates_only_its_frames_and_the_results_equal_a_full_run(warehouse, tmp_path):
@@ -46,13 +53,18 @@ def test_a_changed_table_revalidates_only_its_frames_and_the_results_equal_a_ful
 
     # one lab value out of its physiological range: the lab frames, and only they, run again
     warehouse.execute("UPDATE core.labs SET value = 99999 WHERE rowid = (SELECT min(rowid) FROM core.labs)")
-    changed = run_quality_suite_sql(warehouse, settings, crf, docs_dir=tmp_path / "docs3", cache=cache)
+    # into the Data Docs of the run before: only the lab frames' pages are drawn again
+    before = _pages(tmp_path / "docs2")
+    changed = run_quality_suite_sql(warehouse, settings, crf, docs_dir=tmp_path / "docs2", cache=cache)
     assert set(cache.reused) == all_frames - _frames_reading("core.labs")
     assert _frames_reading("core.labs") and _frames_reading("core.labs") != all_frames
     full = run_quality_suite_sql(warehouse, settings, crf, docs_dir=tmp_path / "docs4")
     assert changed.equals(full)  # every column, examples included
     assert not changed.equals(first)  # the change is seen
-    assert _linked_validations(tmp_path / "docs3") == _linked_validations(tmp_path / "docs4") == set(full["check_id"])
+    assert _linked_validations(tmp_path / "docs2") == _linked_validations(tmp_path / "docs4") == set(full["check_id"])
+    labs = {c.check_id for c in quality_checks(settings, crf) if c.frame in _frames_reading("core.labs")}
+    drawn = {p for p, t in _pages(tmp_path / "docs2").items() if before.get(p) != t}  # new or rewritten
+    assert {p.relative_to(tmp_path / "docs2").parts[1] for p in drawn} == labs
 
 
 def test_a_reordered_table_or_another_code_version_is_validated_again(warehouse, tmp_path):
