@@ -201,6 +201,7 @@ def _stderr_tail(err: str) -> str:
 
 
 def fresh_dir(path: Path) -> Path:
+    path = Path(path).resolve()  # DAGSTER_HOME must be absolute (an --out relative to the cwd)
     if path.exists():
         shutil.rmtree(path)
     path.mkdir(parents=True)

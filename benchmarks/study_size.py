@@ -11,7 +11,11 @@ one-center update.
    round-A labs file with one lab value changed, under the next day's date) is dropped
    into that center's inbox and `ibd-pipeline run --center C --settle 0` is measured -
    the center's staging, reconciliation and every pooled table, the report and the
-   snapshot rebuilt.
+   snapshot rebuilt. Also recorded: when the analysts' snapshot (`analytics.duckdb`) was
+   renamed into place, counted from the start of that command (the correction's latency
+   to the analysts: issue 14's first target).
+3. A run with nothing new in the inboxes (`ibd-pipeline run --settle 0` again).
+4. `ibd-pipeline --help` (start-up of the command line).
 
 `--settle 0`: intake otherwise waits until a file has been unchanged for
 `ingestion.settle_seconds` (2 s) - a deliberate wait for files still being copied, not
@@ -88,11 +92,28 @@ def one_round(work: Path, center: str, max_load: float | None, max_wait: float, 
     if inc.returncode:
         log(inc.stdout_tail + "\n" + inc.stderr_tail)
     inc_runs = B.dagster_timings(data, inc.started_at - 1)
+    snap = data / "analytics.duckdb"
+    # the snapshot is renamed into place: its mtime is when the analysts could see the correction
+    snapshot_s = round(snap.stat().st_mtime - inc.started_at, 2) if snap.exists() and snap.stat().st_mtime > inc.started_at else None
+    log(f"  drop -> analysts' snapshot: {B.fmt_s(snapshot_s)}")
+    B.wait_for_quiet(max_load, max_wait, log)
+    idle = B.run_measured(B.cli(data, "run", "--settle", "0"), env=env)
+    log(f"  run with nothing new: {idle.seconds:.1f} s (exit {idle.returncode})")
+    helped = B.run_measured([B.CLI, "--help"], env=env)
+    log(f"  ibd-pipeline --help: {helped.seconds:.2f} s (exit {helped.returncode})")
     return {
         "cold": cold.as_dict(), "cold_runs": B.timings_dict(cold_runs),
         "update": inc.as_dict(), "update_runs": B.timings_dict(inc_runs), "update_file": dropped.name,
+        "update_to_snapshot_s": snapshot_s,
+        "idle": {k: v for k, v in idle.as_dict().items() if k != "rss_series"},
+        "help": {k: v for k, v in helped.as_dict().items() if k != "rss_series"},
         "delivered": B.delivered_rows(data / "archive"),
     }
+
+
+def _median(xs: list) -> float | None:
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
 
 
 def main(argv=None) -> dict:
@@ -115,6 +136,9 @@ def main(argv=None) -> dict:
         "cold_min_s": min((r["cold"]["seconds"] for r in ok), default=None),
         "update_median_s": statistics.median(r["update"]["seconds"] for r in ok) if ok else None,
         "update_min_s": min((r["update"]["seconds"] for r in ok), default=None),
+        "update_to_snapshot_median_s": _median([r.get("update_to_snapshot_s") for r in ok]),
+        "idle_median_s": _median([r["idle"]["seconds"] for r in ok if r["idle"]["returncode"] == 0]),
+        "help_median_s": _median([r["help"]["seconds"] for r in ok if r["help"]["returncode"] == 0]),
         "measured_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
     if a.json:
