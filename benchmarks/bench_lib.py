@@ -32,6 +32,34 @@ def load() -> tuple[float, float, float]:
     return tuple(round(x, 2) for x in os.getloadavg())
 
 
+CPU_REFERENCE = """
+import time
+import numpy as np
+import pandas as pd
+best = float("inf")
+for _ in range(3):
+    t = time.perf_counter()
+    sum(i * i for i in range(6_000_000))                      # the interpreter
+    np.sort(np.random.default_rng(1).random(2_000_000))       # numpy
+    df = pd.DataFrame({"k": np.arange(1_000_000) % 1000, "v": np.arange(1_000_000.0)})
+    df.groupby("k")["v"].mean()                               # pandas
+    best = min(best, time.perf_counter() - t)
+print(round(best, 3))
+"""
+
+
+def cpu_reference() -> float | None:
+    """Seconds of a fixed single-thread workload (Python loop, numpy sort, pandas groupby;
+    best of 3, in a new process): the machine's speed at the time of a measurement. The
+    machine is shared and its speed drifts by 2x from one day to the next, so figures of
+    different days compare only through this."""
+    r = subprocess.run([sys.executable, "-c", CPU_REFERENCE], capture_output=True, text=True)
+    try:
+        return float(r.stdout.strip())
+    except ValueError:
+        return None
+
+
 def machine() -> dict:
     import importlib.metadata as md
 
@@ -65,6 +93,7 @@ def machine() -> dict:
         "python": platform.python_version(),
         "packages": versions,
         "git_commit": commit + (" (+ uncommitted changes in ibd_pipeline/)" if dirty else ""),
+        "cpu_reference_s": cpu_reference(),
     }
 
 

@@ -103,6 +103,9 @@ def render(res: dict) -> str:
         f"- CPU: {m['cpu']}, {m['logical_cpus']} logical CPUs; memory {m['memory_gib']} GiB; {m['os']}; Python {m['python']}",
         "- packages: " + ", ".join(f"{k} {v}" for k, v in m["packages"].items()),
         f"- code: {m['git_commit']}",
+        f"- machine speed: a fixed single-thread workload (`bench_lib.cpu_reference`) took "
+        f"{B.fmt_s(m.get('cpu_reference_s'))} at the start and {B.fmt_s(res.get('cpu_reference_end_s'))} at the end of this run;",
+        "  the machine's speed drifts from day to day, so compare figures of different runs through it",
         "- machine load (1-minute load average) is given with every measurement; the machine is shared, so",
         "  figures measured under load are slower than on a quiet machine.",
         "",
@@ -271,6 +274,7 @@ def main(argv=None) -> int:
         if a.keep:
             rargs.append("--keep")
         res["scale"] = registry_scale.main(rargs)
+    res["cpu_reference_end_s"] = B.cpu_reference()
     res["finished_at"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     (out / "results.json").write_text(json.dumps(res, indent=1))
     Path(a.results).write_text(render(res), encoding="utf-8")
