@@ -168,3 +168,16 @@ def test_the_reconciliation_replaces_only_the_decision_rejections_it_owns(tmp_pa
         ]
     finally:
         con.close()
+
+
+def test_the_memory_limit_setting_bounds_duckdb_on_every_warehouse_connection(tmp_path, monkeypatch):
+    from ibd_pipeline.store import warehouse as wh_
+
+    db = tmp_path / "w.duckdb"
+    with wh_.connect(db) as con:
+        default = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    monkeypatch.setenv(wh_.MEMORY_LIMIT_ENV, "300MB")
+    with wh_.connect(db) as con:
+        limited = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    assert limited != default
+    assert limited.endswith("MiB") and 280 <= float(limited.split()[0]) <= 300  # DuckDB shows 300MB as 286.1 MiB
