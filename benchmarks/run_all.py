@@ -45,15 +45,17 @@ def target_rows(res: dict) -> list[tuple[str, str, str]]:
     def add(name, value, limit, fmt, strict=False):
         if value is None:
             rows.append((name, "not measured", "-"))
+        elif limit is None:  # shown beside the targets, judged by none
+            rows.append((name, fmt(value), "no target"))
         else:
             rows.append((name, fmt(value), _ok(value < limit if strict else value <= limit)))
 
-    s = lambda x: B.fmt_s(x)  # noqa: E731
+    s = B.fmt_s
     add(f"cold study run, 122 patients, <= {TARGETS['study_cold_s']:.0f} s (median)", st.get("cold_median_s"), TARGETS["study_cold_s"], s)
     add(f"one-center correction: drop -> analysts' snapshot, <= {TARGETS['study_update_s']:.0f} s (median)",
         st.get("update_to_snapshot_median_s"), TARGETS["study_update_s"], s)
-    add(f"one-center correction: the whole update run, statistics and report included (median; no target)",
-        st.get("update_median_s"), float("inf"), s)
+    add("one-center correction: the whole update run, statistics and report included (median)",
+        st.get("update_median_s"), None, s)
     add(f"run with nothing new, <= {TARGETS['study_idle_s']:.0f} s (median)", st.get("idle_median_s"), TARGETS["study_idle_s"], s)
     add(f"`ibd-pipeline --help` < {TARGETS['help_s']:.0f} s (median)", st.get("help_median_s"), TARGETS["help_s"],
         lambda x: f"{x:.2f} s", strict=True)

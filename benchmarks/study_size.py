@@ -94,7 +94,8 @@ def one_round(work: Path, center: str, max_load: float | None, max_wait: float, 
     inc_runs = B.dagster_timings(data, inc.started_at - 1)
     snap = data / "analytics.duckdb"
     # the snapshot is renamed into place: its mtime is when the analysts could see the correction
-    snapshot_s = round(snap.stat().st_mtime - inc.started_at, 2) if snap.exists() and snap.stat().st_mtime > inc.started_at else None
+    published = snap.stat().st_mtime if snap.exists() else 0.0
+    snapshot_s = round(published - inc.started_at, 2) if published > inc.started_at else None
     log(f"  drop -> analysts' snapshot: {B.fmt_s(snapshot_s)}")
     B.wait_for_quiet(max_load, max_wait, log)
     idle = B.run_measured(B.cli(data, "run", "--settle", "0"), env=env)

@@ -110,6 +110,13 @@ def ensure_warehouse(con: duckdb.DuckDBPyConnection, crf: Crf) -> None:
 MEMORY_LIMIT_ENV = "IBD_DUCKDB_MEMORY_LIMIT"
 
 
+def _apply_memory_limit(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    limit = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
+    if limit:
+        con.execute("SET memory_limit = ?", [limit])
+    return con
+
+
 @contextmanager
 def connect(path: str | Path, read_only: bool = False, wait_seconds: float = 60.0) -> Iterator[duckdb.DuckDBPyConnection]:
     """A connection to a warehouse file; waits while another process holds the lock.
@@ -123,9 +130,7 @@ def connect(path: str | Path, read_only: bool = False, wait_seconds: float = 60.
             if "lock" not in str(exc).lower() or time.time() > deadline:
                 raise
             time.sleep(0.5)
-    limit = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
-    if limit:
-        con.execute("SET memory_limit = ?", [limit])
+    _apply_memory_limit(con)
     try:
         yield con
     finally:
@@ -139,7 +144,7 @@ DatabaseError = duckdb.Error
 def open_read_only(path: str | Path) -> duckdb.DuckDBPyConnection:
     """A read-only connection at once (no waiting for a lock; raises DatabaseError);
     the caller closes it."""
-    return duckdb.connect(str(path), read_only=True)
+    return _apply_memory_limit(duckdb.connect(str(path), read_only=True))
 
 
 @contextmanager

@@ -181,3 +181,8 @@ def test_the_memory_limit_setting_bounds_duckdb_on_every_warehouse_connection(tm
         limited = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
     assert limited != default
     assert limited.endswith("MiB") and 280 <= float(limited.split()[0]) <= 300  # DuckDB shows 300MB as 286.1 MiB
+    ro = wh_.open_read_only(db)
+    try:
+        assert ro.execute("SELECT current_setting('memory_limit')").fetchone()[0] == limited  # read-only ones too
+    finally:
+        ro.close()
